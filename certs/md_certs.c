@@ -1,0 +1,1 @@
+#include "md_certs.h"

@@ -1,0 +1,1 @@
+#include "md_audit.h"

@@ -1,0 +1,84 @@
+/*
+ * The audit log: an append-only, hash-chained table with signed checkpoints.
+ *
+ * Entry n stores hash_n = SHA-256(prev_hash || "\n" || canonical(entry_n)),
+ * where prev_hash is hash_{n-1} as 64 hex characters ("0" * 64 for the first
+ * entry) and canonical() is the compact JSON object
+ *   {"actor","detail","event","municipality","post_office","seq","session","ts"}
+ * with sorted keys, absent values as null, and detail itself canonical
+ * (jansson JSON_COMPACT | JSON_SORT_KEYS, UTF-8, no escaping of non-ASCII).
+ * Every `checkpoint_every` entries, or when `checkpoint_seconds` have passed
+ * since the last checkpoint and entries were added, the log signs
+ *   "madoguchi-audit-checkpoint\n<seq>\n<hash>"
+ * with Ed25519 and stores the signature in audit_checkpoint.
+ *
+ * md_audit_append() commits before it returns, so an action is acknowledged
+ * only after its entry is durable.  Entries hold identifiers and hashes, never
+ * personal data (no names, chat text, images, passwords or codes).
+ *
+ * An md_audit belongs to the thread that owns its store.
+ */
+#ifndef MD_AUDIT_H
+#define MD_AUDIT_H
+
+#include "md_store.h"
+
+#include <jansson.h>
+#include <stdint.h>
+#include <stdio.h>
+
+typedef struct md_audit md_audit;
+
+typedef struct md_audit_entry {
+    const char *actor;        /* "staff:alice", "device:TAB-1", "operator", "system" */
+    const char *event;        /* "login", "request", "refused", ... (docs/internals/audit.md) */
+    const char *municipality; /* nullable */
+    const char *post_office;  /* nullable */
+    const char *session;      /* nullable */
+    json_t *detail;           /* nullable, borrowed: an object of ids, codes and hashes */
+} md_audit_entry;
+
+/*
+ * Opens the audit log on a store.  The Ed25519 private key is loaded from
+ * key_path; if the file does not exist a key pair is generated there (and
+ * "<key_path>.pub").  checkpoint_every > 0, checkpoint_seconds > 0.
+ */
+int md_audit_open(md_store *st, const char *key_path, int checkpoint_every, int checkpoint_seconds,
+                  md_audit **ret);
+md_audit *md_audit_close(md_audit *a); /* writes a final checkpoint if entries are unsigned */
+
+/* Appends and commits one entry; writes a checkpoint when one is due.
+ * Returns the new entry's seq (> 0) or a negative code. */
+int64_t md_audit_append(md_audit *a, const md_audit_entry *e);
+
+/* Writes a checkpoint now if entries were added since the last one, or if the
+ * time-based interval has passed.  Call from a periodic timer. */
+int md_audit_tick(md_audit *a);
+
+/*
+ * Recomputes the whole chain and checks every checkpoint signature with the
+ * public key at pubkey_path.  Returns 0 when intact.  Otherwise returns
+ * -MD_E_AUDIT_BROKEN, sets *ret_bad_seq to the first entry that fails (a
+ * changed row, a gap from a removed row, an order change, a checkpoint whose
+ * hash or signature does not match) and writes one line saying why to report.
+ * Progress and a summary go to report too (may be NULL).
+ */
+int md_audit_verify(md_store *st, const char *pubkey_path, FILE *report, int64_t *ret_bad_seq);
+
+typedef struct md_audit_filter {
+    int64_t from_ms;          /* inclusive; 0 = unbounded */
+    int64_t until_ms;         /* exclusive; 0 = unbounded */
+    const char *municipality; /* nullable */
+    const char *post_office;  /* nullable */
+    const char *session;      /* nullable */
+} md_audit_filter;
+
+/* Writes matching entries as JSON Lines (one canonical object per line, plus
+ * "prev_hash" and "hash" so the chain can be checked from the export).
+ * Returns the number of entries written. */
+int md_audit_export(md_store *st, const md_audit_filter *filter, FILE *out);
+
+/* Same rows, as a JSON array (for the auditor API); caller owns the result. */
+int md_audit_query(md_store *st, const md_audit_filter *filter, int limit, json_t **ret_array);
+
+#endif

@@ -1,0 +1,199 @@
+/*
+ * Configuration loading (see md_config.h).  One table maps each JSON key path
+ * to a field, its type and its bounds, so the defaults, the parser and the
+ * reference in docs/configuration.md stay in step.
+ */
+#include "md_config.h"
+#include "md_err.h"
+
+#include <errno.h>
+#include <glib.h>
+#include <jansson.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum field_type { F_STRING, F_INT };
+
+struct field {
+    const char *path; /* "tls.cert" */
+    enum field_type type;
+    size_t offset;
+    const char *def_string; /* NULL: derived after loading, see fill_derived() */
+    int def_int, min, max;
+};
+
+#define S(path, member, def) {path, F_STRING, offsetof(md_config, member), def, 0, 0, 0}
+#define I(path, member, def, lo, hi) {path, F_INT, offsetof(md_config, member), NULL, def, lo, hi}
+
+static const struct field fields[] = {
+    S("data_dir", data_dir, "var"),
+    S("database", database, NULL),
+    S("web_root", web_root, MD_WEBROOT),
+    S("procedures_file", procedures_file, MD_DATADIR "/procedures.json"),
+    S("log_level", log_level, "info"),
+    S("public_url", public_url, NULL),
+    S("device_listen.address", device_listen.address, "0.0.0.0"),
+    I("device_listen.port", device_listen.port, 8444, 0, 65535),
+    S("staff_listen.address", staff_listen.address, "0.0.0.0"),
+    I("staff_listen.port", staff_listen.port, 8443, 0, 65535),
+    S("tls.cert", tls.cert, "certs/server.crt"),
+    S("tls.key", tls.key, "certs/server.key"),
+    S("tls.ca", tls.ca, "certs/ca.crt"),
+    S("tls.ca_key", tls.ca_key, "certs/ca.key"),
+    S("tls.crl", tls.crl, "certs/ca.crl"),
+    S("tls.min_version", tls.min_version, "1.3"),
+    I("limits.max_message_bytes", limits.max_message_bytes, 65536, 1024, 16 << 20),
+    I("limits.messages_per_second", limits.messages_per_second, 20, 1, 100000),
+    I("limits.message_burst", limits.message_burst, 40, 1, 100000),
+    I("limits.flood_close_after", limits.flood_close_after, 50, 1, 1000000),
+    I("limits.connections_per_device", limits.connections_per_device, 2, 1, 64),
+    I("limits.max_connections", limits.max_connections, 1024, 4, 1000000),
+    I("limits.http_body_bytes", limits.http_body_bytes, 8192, 256, 1 << 20),
+    I("auth.lockout_threshold", auth.lockout_threshold, 5, 1, 1000),
+    I("auth.lockout_seconds", auth.lockout_seconds, 900, 1, 86400 * 7),
+    I("auth.session_ttl_seconds", auth.session_ttl_seconds, 28800, 60, 86400 * 7),
+    S("audit.signing_key", audit.signing_key, "audit.key"),
+    I("audit.checkpoint_every", audit.checkpoint_every, 100, 1, 1000000),
+    I("audit.checkpoint_seconds", audit.checkpoint_seconds, 60, 1, 86400),
+    I("session.wait_timeout_seconds", session.wait_timeout_seconds, 600, 1, 86400),
+    I("session.connect_timeout_seconds", session.connect_timeout_seconds, 60, 1, 3600),
+    I("session.rejoin_grace_seconds", session.rejoin_grace_seconds, 20, 1, 3600),
+};
+
+#undef S
+#undef I
+
+static char **string_at(md_config *cfg, const struct field *f)
+{
+    return (char **)((char *)cfg + f->offset);
+}
+
+static int *int_at(md_config *cfg, const struct field *f)
+{
+    return (int *)((char *)cfg + f->offset);
+}
+
+static const struct field *find_field(const char *path)
+{
+    for (size_t i = 0; i < G_N_ELEMENTS(fields); i++)
+        if (strcmp(fields[i].path, path) == 0)
+            return &fields[i];
+    return NULL;
+}
+
+static int apply_object(md_config *cfg, json_t *obj, const char *prefix, char **ret_error)
+{
+    const char *key;
+    json_t *value;
+    json_object_foreach(obj, key, value)
+    {
+        char *path = prefix ? g_strdup_printf("%s.%s", prefix, key) : g_strdup(key);
+        const struct field *f = find_field(path);
+        int r = 0;
+        if (!f && json_is_object(value) && !prefix) {
+            r = apply_object(cfg, value, key, ret_error);
+        } else if (!f) {
+            *ret_error = g_strdup_printf("unknown configuration key \"%s\"", path);
+            r = -MD_E_CONFIG;
+        } else if (f->type == F_STRING) {
+            if (!json_is_string(value)) {
+                *ret_error = g_strdup_printf("\"%s\" must be a string", path);
+                r = -MD_E_CONFIG;
+            } else {
+                char **slot = string_at(cfg, f);
+                g_free(*slot);
+                *slot = g_strdup(json_string_value(value));
+            }
+        } else {
+            json_int_t v = json_is_integer(value) ? json_integer_value(value) : INT64_MIN;
+            if (v < f->min || v > f->max) {
+                *ret_error = g_strdup_printf("\"%s\" must be an integer from %d to %d", path,
+                                             f->min, f->max);
+                r = -MD_E_CONFIG;
+            } else {
+                *int_at(cfg, f) = (int)v;
+            }
+        }
+        g_free(path);
+        if (r < 0)
+            return r;
+    }
+    return 0;
+}
+
+char *md_config_path(const md_config *cfg, const char *rel)
+{
+    if (g_path_is_absolute(rel))
+        return g_strdup(rel);
+    return g_build_filename(cfg->data_dir, rel, NULL);
+}
+
+static void resolve(md_config *cfg, char **slot)
+{
+    char *abs = md_config_path(cfg, *slot);
+    g_free(*slot);
+    *slot = abs;
+}
+
+int md_config_load(const char *path, md_config *ret, char **ret_error)
+{
+    md_config cfg = {0};
+    char *error = NULL;
+    int r = 0;
+
+    for (size_t i = 0; i < G_N_ELEMENTS(fields); i++) {
+        if (fields[i].type == F_STRING)
+            *string_at(&cfg, &fields[i]) = g_strdup(fields[i].def_string);
+        else
+            *int_at(&cfg, &fields[i]) = fields[i].def_int;
+    }
+
+    if (path) {
+        json_error_t jerr;
+        json_t *doc = json_load_file(path, JSON_REJECT_DUPLICATES, &jerr);
+        if (!doc) {
+            error = g_strdup_printf("%s:%d: %s", path, jerr.line, jerr.text);
+            r = -MD_E_CONFIG;
+        } else {
+            r = json_is_object(doc) ? apply_object(&cfg, doc, NULL, &error) : -MD_E_CONFIG;
+            if (r < 0 && !error)
+                error = g_strdup("configuration must be a JSON object");
+            json_decref(doc);
+        }
+    }
+    if (r == 0 && !(strcmp(cfg.tls.min_version, "1.2") == 0 || strcmp(cfg.tls.min_version, "1.3") == 0)) {
+        error = g_strdup("\"tls.min_version\" must be \"1.2\" or \"1.3\"");
+        r = -MD_E_CONFIG;
+    }
+    if (r < 0) {
+        md_config_clear(&cfg);
+        if (ret_error)
+            *ret_error = error;
+        else
+            g_free(error);
+        return r;
+    }
+
+    if (!cfg.database)
+        cfg.database = g_build_filename(cfg.data_dir, "madoguchi.db", NULL);
+    resolve(&cfg, &cfg.tls.cert);
+    resolve(&cfg, &cfg.tls.key);
+    resolve(&cfg, &cfg.tls.ca);
+    resolve(&cfg, &cfg.tls.ca_key);
+    resolve(&cfg, &cfg.tls.crl);
+    resolve(&cfg, &cfg.audit.signing_key);
+    if (!cfg.public_url)
+        cfg.public_url = g_strdup_printf("https://localhost:%d", cfg.staff_listen.port);
+    *ret = cfg;
+    return 0;
+}
+
+void md_config_clear(md_config *cfg)
+{
+    for (size_t i = 0; i < G_N_ELEMENTS(fields); i++)
+        if (fields[i].type == F_STRING)
+            g_clear_pointer(string_at(cfg, &fields[i]), g_free);
+    memset(cfg, 0, sizeof(*cfg));
+}

@@ -1,0 +1,74 @@
+/*
+ * Gateway configuration: embedded defaults, overridden by a JSON file
+ * (docs/configuration.md lists every key).  Unknown keys are an error so that
+ * a typo never silently falls back to a default.  Relative paths are resolved
+ * against data_dir.  Loaded once by the main thread and read-only afterwards.
+ */
+#ifndef MD_CONFIG_H
+#define MD_CONFIG_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+typedef struct md_listen {
+    char *address; /* "0.0.0.0", "127.0.0.1", "::" */
+    int port;
+} md_listen;
+
+typedef struct md_config {
+    char *data_dir;        /* default "var" (relative to the working directory) */
+    char *database;        /* store URL; default "<data_dir>/madoguchi.db" */
+    char *web_root;        /* static pages; default the source tree's web/ */
+    char *procedures_file; /* default the source tree's data/procedures.json */
+    char *log_level;       /* debug|info|warn|error */
+    char *public_url;      /* base URL shown to people, e.g. "https://gw.example.lg.jp:8443" */
+
+    md_listen device_listen; /* mTLS listener for tablets; default 0.0.0.0:8444 */
+    md_listen staff_listen;  /* HTTPS + WSS for staff browsers; default 0.0.0.0:8443 */
+
+    struct {
+        char *cert;        /* server certificate chain (PEM); default <data_dir>/certs/server.crt */
+        char *key;         /* default <data_dir>/certs/server.key */
+        char *ca;          /* device CA; default <data_dir>/certs/ca.crt */
+        char *ca_key;      /* for `device issue`; default <data_dir>/certs/ca.key */
+        char *crl;         /* default <data_dir>/certs/ca.crl (optional if absent) */
+        char *min_version; /* "1.3" (default) or "1.2" */
+    } tls;
+
+    struct {
+        int max_message_bytes;    /* one WebSocket message; default 65536 */
+        int messages_per_second;  /* token bucket rate; default 20 */
+        int message_burst;        /* bucket size; default 40 */
+        int flood_close_after;    /* refusals before the connection is closed; default 50 */
+        int connections_per_device; /* default 2 */
+        int max_connections;      /* all listeners; default 1024 */
+        int http_body_bytes;      /* POST body cap; default 8192 */
+    } limits;
+
+    struct {
+        int lockout_threshold;    /* failures before lockout; default 5 */
+        int lockout_seconds;      /* default 900 */
+        int session_ttl_seconds;  /* staff cookie lifetime; default 28800 (8 h) */
+    } auth;
+
+    struct {
+        char *signing_key;        /* Ed25519 PEM; default <data_dir>/audit.key */
+        int checkpoint_every;     /* entries; default 100 */
+        int checkpoint_seconds;   /* default 60 */
+    } audit;
+
+    struct {
+        int wait_timeout_seconds;   /* unanswered request; default 600 */
+        int connect_timeout_seconds;/* assigned but no media; default 60 */
+        int rejoin_grace_seconds;   /* a leg may drop and rejoin; default 20 */
+    } session;
+} md_config;
+
+/* Fills defaults, then applies the JSON file at path (NULL: defaults only). */
+int md_config_load(const char *path, md_config *ret, char **ret_error /* malloc'd, nullable */);
+void md_config_clear(md_config *cfg);
+
+/* "<data_dir>/<rel>" unless rel is absolute; malloc'd. */
+char *md_config_path(const md_config *cfg, const char *rel);
+
+#endif

@@ -1,0 +1,93 @@
+/*
+ * Error codes shared by every layer of madoguchi.
+ *
+ * Functions return int: >= 0 on success, a negative code on failure.  A code is
+ * either a negated errno value (-ENOMEM, -EIO, ...) or a negated MD_E_* value
+ * from the table below.  Each MD_E_* has a stable snake_case name that is sent
+ * to clients in `error` messages and written to the audit log, and an English
+ * text for humans.  Names are part of the protocol (docs/protocol.md): never
+ * rename one, only add.
+ */
+#ifndef MD_ERR_H
+#define MD_ERR_H
+
+/* X(ENUM, "stable_code", "human message") */
+#define MD_ERROR_TABLE(X)                                                                          \
+    /* protocol and transport */                                                                   \
+    X(BAD_JSON, "bad_json", "message is not valid JSON")                                           \
+    X(UNKNOWN_TYPE, "unknown_type", "unknown message type")                                        \
+    X(SCHEMA, "schema_invalid", "message does not match its schema")                              \
+    X(TOO_LARGE, "message_too_large", "message exceeds the size limit")                            \
+    X(RATE_LIMITED, "rate_limited", "too many messages; slow down")                                \
+    X(NOT_AUTHENTICATED, "not_authenticated", "log in first")                                      \
+    X(FORBIDDEN, "forbidden", "your role may not do this")                                         \
+    X(WRONG_LISTENER, "wrong_listener", "this message is not accepted on this listener")           \
+    X(ORIGIN, "origin_refused", "cross-origin WebSocket refused")                                  \
+    /* devices */                                                                                  \
+    X(DEVICE_CERT_REQUIRED, "device_certificate_required", "a device client certificate is required") \
+    X(DEVICE_CERT_INVALID, "device_certificate_invalid", "the device certificate was refused")     \
+    X(DEVICE_UNKNOWN, "device_unknown", "device is not registered")                                \
+    X(DEVICE_DISABLED, "device_disabled", "device is disabled")                                    \
+    X(DEVICE_REVOKED, "device_revoked", "device certificate is revoked")                           \
+    X(DEVICE_MISMATCH, "device_post_office_mismatch",                                              \
+      "certificate post office does not match the registry")                                      \
+    X(TOO_MANY_CONNECTIONS, "too_many_connections", "too many connections for this device")        \
+    X(TLS_VERSION, "tls_version_too_low", "the municipality's policy requires a newer TLS version") \
+    X(NETWORK_NOT_ALLOWED, "network_not_allowed",                                                  \
+      "the device's network is not allowed by the municipality's policy")                         \
+    /* staff login */                                                                              \
+    X(CREDENTIALS, "credentials_invalid", "user name or password is wrong")                        \
+    X(TOTP, "totp_invalid", "one-time code is wrong or was already used")                          \
+    X(LOCKED, "account_locked", "too many failed logins; account locked for a while")              \
+    X(SESSION_EXPIRED, "login_expired", "login session expired; log in again")                     \
+    /* registry rules */                                                                           \
+    X(MUNICIPALITY_CODE, "municipality_code_invalid", "municipality code or check digit is wrong") \
+    X(MUNICIPALITY_UNKNOWN, "municipality_unknown", "municipality is not registered")              \
+    X(POST_OFFICE_UNKNOWN, "post_office_unknown", "post office is not registered")                 \
+    X(UNKNOWN_PROCEDURE, "procedure_unknown", "procedure is not known")                            \
+    X(SIMPLIFIED_OFFICE, "post_office_simplified",                                                 \
+      "simplified post offices cannot handle designated procedures (Q&A Q11)")                    \
+    X(NOT_DESIGNATED, "procedure_not_designated",                                                  \
+      "this post office is not designated for the procedure")                                      \
+    X(DESIGNATION_EXPIRED, "designation_expired", "the post office's designation has ended")       \
+    X(DESIGNATION_NOT_YET, "designation_not_yet_valid", "the post office's designation has not begun") \
+    X(AWAITING_UPGRADE, "procedure_awaiting_upgrade",                                              \
+      "procedure is available only after the terminal upgrade (Q&A Q2)")                           \
+    X(RESOLUTION_REQUIRED, "council_resolution_required",                                          \
+      "designation for this procedure needs a council resolution (Act art. 3)")                    \
+    X(PERIOD_INVALID, "designation_period_invalid", "designation period is invalid")               \
+    X(WRONG_MUNICIPALITY, "wrong_municipality", "this belongs to another municipality")            \
+    /* queue and sessions */                                                                       \
+    X(REQUEST_PENDING, "request_pending", "this device already has an open request")              \
+    X(SESSION_UNKNOWN, "session_unknown", "no such session")                                       \
+    X(SESSION_STATE, "session_state", "the session is not in a state that allows this")           \
+    X(ALREADY_ASSIGNED, "already_assigned", "another verifier already accepted this request")     \
+    X(VERIFIER_BUSY, "verifier_busy", "you are already in a session")                              \
+    X(QUEUE_TIMEOUT, "queue_timeout", "no verifier accepted the request in time")                 \
+    X(MEDIA, "media_failed", "media could not be set up")                                          \
+    /* operator side */                                                                            \
+    X(CONFIG, "config_invalid", "configuration is invalid")                                        \
+    X(AUDIT_BROKEN, "audit_chain_broken", "audit log failed verification")                         \
+    X(CRYPTO, "crypto_failed", "cryptographic operation failed")                                   \
+    X(STORE, "store_failed", "database operation failed")                                          \
+    X(INTERNAL, "internal", "internal error")
+
+enum md_error {
+    MD_E__BASE = 1000, /* above every errno value */
+#define MD_X_ENUM(name, code, text) MD_E_##name,
+    MD_ERROR_TABLE(MD_X_ENUM)
+#undef MD_X_ENUM
+        MD_E__END
+};
+
+/* Human text for any negative return value (errno or MD_E_*); never NULL. */
+const char *md_strerror(int err);
+
+/* Stable protocol name ("designation_expired"); errno values map to "internal"
+ * except a few with their own names ("invalid_argument", "not_found", ...). */
+const char *md_err_code(int err);
+
+/* Inverse of md_err_code() for MD_E_* names; 0 when unknown. */
+int md_err_from_code(const char *code);
+
+#endif

@@ -1,0 +1,103 @@
+/*
+ * Schema migrations (see md_schema.h).  Tables:
+ *   municipality, post_office, designation(+_procedure), procedure_enabled:
+ *       the registry (signaling/md_registry.c);
+ *   device, staff, web_session, login_failure: identities (signaling/);
+ *   verification_session: one row per verification request and its outcome;
+ *   audit, audit_checkpoint: the hash-chained audit log (core/md_audit.c).
+ * Times are ms since the epoch (BIGINT); registry dates are "YYYY-MM-DD" in JST.
+ */
+#include "md_schema.h"
+
+const char *const md_schema_migrations[] = {
+    /* 1: initial schema */
+    "CREATE TABLE municipality ("
+    "  code TEXT PRIMARY KEY,"
+    "  name TEXT NOT NULL,"
+    "  prefecture TEXT,"
+    "  policy TEXT NOT NULL," /* JSON security policy */
+    "  updated_at BIGINT NOT NULL);"
+    "CREATE TABLE post_office ("
+    "  id TEXT PRIMARY KEY,"
+    "  name TEXT NOT NULL,"
+    "  kind TEXT NOT NULL CHECK (kind IN ('direct', 'simplified')),"
+    "  municipality TEXT NOT NULL REFERENCES municipality(code),"
+    "  updated_at BIGINT NOT NULL);"
+    "CREATE TABLE designation ("
+    "  id TEXT PRIMARY KEY," /* "<post_office>/<valid_from>" */
+    "  municipality TEXT NOT NULL REFERENCES municipality(code),"
+    "  post_office TEXT NOT NULL REFERENCES post_office(id),"
+    "  valid_from TEXT NOT NULL,"
+    "  valid_until TEXT NOT NULL,"
+    "  resolution_date TEXT,"
+    "  resolution_number TEXT,"
+    "  consultation_date TEXT,"
+    "  updated_at BIGINT NOT NULL);"
+    "CREATE INDEX designation_by_office ON designation(post_office);"
+    "CREATE TABLE designation_procedure ("
+    "  designation TEXT NOT NULL REFERENCES designation(id) ON DELETE CASCADE,"
+    "  procedure TEXT NOT NULL,"
+    "  PRIMARY KEY (designation, procedure));"
+    "CREATE TABLE procedure_enabled (" /* after_terminal_upgrade procedures turned on */
+    "  procedure TEXT PRIMARY KEY,"
+    "  enabled_at BIGINT NOT NULL,"
+    "  enabled_by TEXT NOT NULL);"
+    "CREATE TABLE device ("
+    "  id TEXT PRIMARY KEY,"
+    "  post_office TEXT NOT NULL REFERENCES post_office(id),"
+    "  status TEXT NOT NULL CHECK (status IN ('active', 'disabled', 'revoked')),"
+    "  cert_serial TEXT,"
+    "  created_at BIGINT NOT NULL,"
+    "  updated_at BIGINT NOT NULL);"
+    "CREATE TABLE staff ("
+    "  username TEXT PRIMARY KEY,"
+    "  role TEXT NOT NULL CHECK (role IN ('verifier', 'auditor', 'admin')),"
+    "  municipality TEXT REFERENCES municipality(code),"
+    "  password_hash TEXT NOT NULL,"
+    "  totp_secret TEXT NOT NULL,"
+    "  totp_last_step BIGINT NOT NULL DEFAULT 0,"
+    "  failed_logins BIGINT NOT NULL DEFAULT 0,"
+    "  locked_until BIGINT NOT NULL DEFAULT 0,"
+    "  disabled BIGINT NOT NULL DEFAULT 0,"
+    "  created_at BIGINT NOT NULL);"
+    "CREATE TABLE web_session ("
+    "  token_hash TEXT PRIMARY KEY," /* SHA-256 hex of the cookie value */
+    "  username TEXT NOT NULL REFERENCES staff(username),"
+    "  created_at BIGINT NOT NULL,"
+    "  expires_at BIGINT NOT NULL);"
+    "CREATE TABLE verification_session ("
+    "  id TEXT PRIMARY KEY,"
+    "  municipality TEXT NOT NULL,"
+    "  post_office TEXT NOT NULL,"
+    "  device TEXT NOT NULL,"
+    "  procedure TEXT NOT NULL,"
+    "  verifier TEXT,"
+    "  state TEXT NOT NULL,"
+    "  outcome TEXT,"
+    "  reason TEXT,"
+    "  requested_at BIGINT NOT NULL,"
+    "  assigned_at BIGINT,"
+    "  live_at BIGINT,"
+    "  ended_at BIGINT);"
+    "CREATE INDEX session_by_municipality ON verification_session(municipality, requested_at);"
+    "CREATE TABLE audit ("
+    "  seq BIGINT PRIMARY KEY,"
+    "  ts BIGINT NOT NULL,"
+    "  actor TEXT NOT NULL,"
+    "  event TEXT NOT NULL,"
+    "  municipality TEXT,"
+    "  post_office TEXT,"
+    "  session TEXT,"
+    "  detail TEXT NOT NULL," /* canonical JSON object */
+    "  prev_hash TEXT NOT NULL,"
+    "  hash TEXT NOT NULL);"
+    "CREATE INDEX audit_by_ts ON audit(ts);"
+    "CREATE TABLE audit_checkpoint ("
+    "  seq BIGINT PRIMARY KEY REFERENCES audit(seq),"
+    "  ts BIGINT NOT NULL,"
+    "  hash TEXT NOT NULL,"
+    "  key_id TEXT NOT NULL,"
+    "  signature TEXT NOT NULL);",
+};
+
+const size_t md_schema_n_migrations = sizeof(md_schema_migrations) / sizeof(md_schema_migrations[0]);

@@ -1,0 +1,69 @@
+/*
+ * Staff accounts (verifier, auditor, admin) and their web login sessions.
+ *
+ * Login = password (scrypt, md_crypto) + TOTP (RFC 6238, md_totp).  After
+ * `lockout_threshold` consecutive failures (either factor) the account is
+ * locked for `lockout_seconds`; while locked, even correct credentials are
+ * refused with MD_E_LOCKED.  A successful login returns a random 32-byte
+ * token (base64url) for the cookie; only its SHA-256 is stored.  Every login
+ * attempt is audited ("login" / "login_failed" with the code); passwords,
+ * codes and tokens never reach the log or the audit.
+ *
+ * Functions take the store of the calling thread.
+ */
+#ifndef MD_STAFF_H
+#define MD_STAFF_H
+
+#include "md_audit.h"
+#include "md_store.h"
+
+#include <stdint.h>
+
+enum md_role { MD_ROLE_VERIFIER, MD_ROLE_AUDITOR, MD_ROLE_ADMIN };
+
+typedef struct md_staff {
+    char *username;
+    enum md_role role;
+    char *municipality; /* required for verifiers; nullable for others */
+} md_staff;
+
+void md_staff_clear(md_staff *s);
+const char *md_role_name(enum md_role role);
+int md_role_parse(const char *name, enum md_role *ret);
+
+typedef struct md_auth_limits {
+    int lockout_threshold;
+    int lockout_seconds;
+    int session_ttl_seconds;
+} md_auth_limits;
+
+/*
+ * Adds an account.  Usernames: 1-64 chars of [A-Za-z0-9._@-].  Passwords: at
+ * least 12 characters.  A verifier needs an existing municipality.  Returns
+ * the otpauth:// URI of the new TOTP secret in *ret_otpauth_uri (to be shown
+ * once).  -EEXIST if the user exists.
+ */
+int md_staff_add(md_store *st, md_audit *audit, const char *username, enum md_role role,
+                 const char *municipality, const char *password, const char *actor, int64_t now_ms,
+                 char **ret_otpauth_uri);
+
+/*
+ * Checks a login.  On success returns 0, fills *ret and *ret_token (malloc'd
+ * cookie value).  Failures: -MD_E_CREDENTIALS (unknown user or wrong
+ * password), -MD_E_TOTP (wrong or replayed code), -MD_E_LOCKED.  `remote` is
+ * the client address for the audit entry (not personal data of applicants).
+ */
+int md_staff_login(md_store *st, md_audit *audit, const md_auth_limits *limits,
+                   const char *username, const char *password, const char *totp_code,
+                   const char *remote, int64_t now_ms, md_staff *ret, char **ret_token);
+
+/* Resolves a cookie token to its account; -MD_E_SESSION_EXPIRED if unknown or expired. */
+int md_staff_session(md_store *st, const char *token, int64_t now_ms, md_staff *ret);
+
+/* Ends a web session (logout). */
+int md_staff_logout(md_store *st, md_audit *audit, const char *token, int64_t now_ms);
+
+/* For tests and operators: the TOTP secret (base32) of a user, malloc'd. */
+int md_staff_totp_secret(md_store *st, const char *username, char **ret_secret);
+
+#endif

@@ -1,0 +1,5 @@
+#include "md_test.h"
+int main(void)
+{
+    return 77;
+}
