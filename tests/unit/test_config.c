@@ -1,0 +1,70 @@
+/* Configuration: defaults, overrides, bounds and unknown keys. */
+#include "md_config.h"
+#include "md_err.h"
+#include "md_test.h"
+
+#include <glib.h>
+
+static char *write_tmp(const char *text)
+{
+    char *dir = md_test_tmpdir();
+    char *path = g_build_filename(dir, "config.json", NULL);
+    ASSERT(g_file_set_contents(path, text, -1, NULL));
+    free(dir);
+    return path;
+}
+
+static void test_defaults(void)
+{
+    md_config cfg;
+    ASSERT_OK(md_config_load(NULL, &cfg, NULL));
+    ASSERT_EQ(cfg.staff_listen.port, 8443);
+    ASSERT_EQ(cfg.device_listen.port, 8444);
+    ASSERT_STR_EQ(cfg.tls.min_version, "1.3");
+    ASSERT_STR_EQ(cfg.database, "var/madoguchi.db");
+    ASSERT_STR_EQ(cfg.tls.cert, "var/certs/server.crt");
+    md_config_clear(&cfg);
+}
+
+static void test_overrides(void)
+{
+    char *path = write_tmp("{\"data_dir\": \"/srv/md\", \"staff_listen\": {\"port\": 9443},"
+                           " \"tls\": {\"min_version\": \"1.2\", \"cert\": \"/etc/x.crt\"}}");
+    md_config cfg;
+    ASSERT_OK(md_config_load(path, &cfg, NULL));
+    ASSERT_EQ(cfg.staff_listen.port, 9443);
+    ASSERT_STR_EQ(cfg.tls.min_version, "1.2");
+    ASSERT_STR_EQ(cfg.tls.cert, "/etc/x.crt");
+    ASSERT_STR_EQ(cfg.tls.key, "/srv/md/certs/server.key");
+    ASSERT_STR_EQ(cfg.database, "/srv/md/madoguchi.db");
+    md_config_clear(&cfg);
+    g_free(path);
+}
+
+static void expect_error(const char *text, const char *needle)
+{
+    char *path = write_tmp(text);
+    md_config cfg;
+    char *err = NULL;
+    ASSERT_EQ(md_config_load(path, &cfg, &err), -MD_E_CONFIG);
+    ASSERT(err && strstr(err, needle));
+    g_free(err);
+    g_free(path);
+}
+
+static void test_errors(void)
+{
+    expect_error("{\"staff_listen\": {\"prot\": 1}}", "staff_listen.prot");
+    expect_error("{\"staff_listen\": {\"port\": 70000}}", "from 0 to 65535");
+    expect_error("{\"tls\": {\"min_version\": \"1.1\"}}", "min_version");
+    expect_error("{\"log_level\": 3}", "must be a string");
+    expect_error("{", "config.json");
+}
+
+int main(void)
+{
+    RUN(test_defaults);
+    RUN(test_overrides);
+    RUN(test_errors);
+    return 0;
+}
