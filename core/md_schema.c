@@ -74,7 +74,8 @@ const char *const md_schema_migrations[] = {
     "  verifier TEXT,"
     "  state TEXT NOT NULL,"
     "  outcome TEXT,"
-    "  reason TEXT,"
+    "  reason TEXT,"       /* why it ended: outcome, hangup, network, ... */
+    "  outcome_note TEXT," /* the verifier's free text for an abort; never audited */
     "  requested_at BIGINT NOT NULL,"
     "  assigned_at BIGINT,"
     "  live_at BIGINT,"

@@ -1,0 +1,140 @@
+/*
+ * `madoguchi device issue|disable|enable|revoke`: counter tablets.  Issuing
+ * registers the device and writes its certificate bundle; revoking marks it
+ * in the registry (refused at once) and rewrites the CRL (refused at the TLS
+ * handshake once the gateway reloads it).
+ */
+#include "cli.h"
+#include "md_certs.h"
+#include "md_err.h"
+#include "md_time.h"
+
+#include <errno.h>
+#include <stdio.h>
+
+#define DEVICE_CERT_DAYS 825
+
+int md_cli_device_issue(md_cli *cli, const char *device_id, const char *post_office,
+                        const char *out_dir, const char *p12_password)
+{
+    int r = md_cli_audit(cli);
+    if (r < 0)
+        return r;
+    g_autofree char *dir = out_dir ? g_strdup(out_dir) : md_config_path(&cli->cfg, "devices");
+    if (g_mkdir_with_parents(dir, 0700) < 0) {
+        r = -errno;
+        md_cli_fail(dir, r);
+        return r;
+    }
+    /* Register first: a certificate for a device the registry refuses is useless. */
+    md_device existing;
+    if (md_device_lookup(cli->store, device_id, &existing) == 0) {
+        md_device_clear(&existing);
+        md_cli_fail(device_id, -EEXIST);
+        return -EEXIST;
+    }
+    char *serial = NULL;
+    r = md_certs_device_issue(cli->cfg.tls.ca, cli->cfg.tls.ca_key, device_id, post_office,
+                              DEVICE_CERT_DAYS, dir, p12_password ? p12_password : "", &serial);
+    if (r < 0) {
+        md_cli_fail("device certificate", r);
+        return r;
+    }
+    r = md_device_register(cli->store, cli->audit, device_id, post_office, serial, cli->actor,
+                           md_now_ms());
+    free(serial);
+    if (r < 0) {
+        md_cli_fail(device_id, r);
+        return r;
+    }
+    printf("device %s registered for %s; bundle %s/%s.p12\n", device_id, post_office, dir,
+           device_id);
+    return 0;
+}
+
+int md_cmd_device_issue(md_cli *cli, int argc, char **argv)
+{
+    char *post_office = NULL, *out_dir = NULL, *p12_password = NULL;
+    const GOptionEntry entries[] = {
+        {"post-office", 0, 0, G_OPTION_ARG_STRING, &post_office, "the tablet's post office",
+         "ID"},
+        {"out", 0, 0, G_OPTION_ARG_FILENAME, &out_dir, "where to write the bundle", "DIR"},
+        {"p12-password", 0, 0, G_OPTION_ARG_STRING, &p12_password, "PKCS#12 password", "PW"},
+        {NULL},
+    };
+    bool done;
+    int status = md_cli_parse(&argc, &argv, "DEVICE_ID",
+                              "Registers a tablet for a post office and writes its client "
+                              "certificate: DIR/DEVICE_ID.p12 (for the tablet) and .crt/.key.",
+                              entries, &done);
+    if (!done) {
+        if (argc != 2 || !post_office) {
+            fprintf(stderr, "usage: madoguchi device issue DEVICE_ID --post-office ID "
+                            "[--out DIR] [--p12-password PW]\n");
+            status = 2;
+        } else {
+            status = md_cli_device_issue(cli, argv[1], post_office, out_dir, p12_password) < 0;
+        }
+    }
+    g_free(post_office);
+    g_free(out_dir);
+    g_free(p12_password);
+    return status;
+}
+
+static int rewrite_crl(md_cli *cli)
+{
+    char **serials = NULL;
+    int r = md_device_revoked_serials(cli->store, &serials);
+    if (r < 0)
+        return r;
+    r = md_certs_crl_write(cli->cfg.tls.ca, cli->cfg.tls.ca_key, (const char *const *)serials,
+                           cli->cfg.tls.crl);
+    g_strfreev(serials);
+    return r;
+}
+
+static int set_status(md_cli *cli, int argc, char **argv, enum md_device_status status_to,
+                      const char *verb, const char *summary)
+{
+    bool done;
+    g_autofree char *params = g_strdup("DEVICE_ID");
+    int status = md_cli_parse(&argc, &argv, params, summary, NULL, &done);
+    if (done)
+        return status;
+    if (argc != 2) {
+        fprintf(stderr, "usage: madoguchi device %s DEVICE_ID\n", verb);
+        return 2;
+    }
+    if (md_cli_audit(cli) < 0)
+        return 1;
+    int r = md_device_set_status(cli->store, cli->audit, argv[1], status_to, cli->actor,
+                                 md_now_ms());
+    if (r < 0)
+        return md_cli_fail(argv[1], r);
+    if (status_to == MD_DEVICE_REVOKED) {
+        r = rewrite_crl(cli);
+        if (r < 0)
+            return md_cli_fail("revocation list", r);
+    }
+    printf("device %s %sd\n", argv[1], verb);
+    return 0;
+}
+
+int md_cmd_device_disable(md_cli *cli, int argc, char **argv)
+{
+    return set_status(cli, argc, argv, MD_DEVICE_DISABLED, "disable",
+                      "Refuses the tablet (at its next message) until it is enabled again.");
+}
+
+int md_cmd_device_enable(md_cli *cli, int argc, char **argv)
+{
+    return set_status(cli, argc, argv, MD_DEVICE_ACTIVE, "enable",
+                      "Allows a disabled tablet again (not a revoked one).");
+}
+
+int md_cmd_device_revoke(md_cli *cli, int argc, char **argv)
+{
+    return set_status(cli, argc, argv, MD_DEVICE_REVOKED, "revoke",
+                      "Revokes the tablet's certificate for good and rewrites the CRL.");
+}

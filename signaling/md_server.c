@@ -1,0 +1,471 @@
+/*
+ * The signaling server's connection layer: who is on the other end of each
+ * WebSocket (device certificate + registry, or staff cookie), per-connection
+ * limits, message validation and dispatch to the session handlers, and the
+ * daemon's start-up and clean shutdown.  Control thread only.
+ */
+#include "md_server_private.h"
+#include "md_err.h"
+#include "md_log.h"
+#include "md_time.h"
+
+#include <errno.h>
+#include <gio/gio.h>
+#include <glib-unix.h>
+#include <string.h>
+
+/* ---- sending and auditing ---- */
+
+void md_server_send(md_server *srv, md_party *p, json_t *msg)
+{
+    (void)srv;
+    char *text = json_dumps(msg, JSON_COMPACT);
+    json_decref(msg);
+    if (!text)
+        return;
+    md_conn_send(p->conn, text, strlen(text));
+    free(text);
+}
+
+void md_server_send_error(md_server *srv, md_party *p, int err, const char *detail,
+                          const char *re, const char *session)
+{
+    md_server_send(srv, p, md_proto_error(err, detail, re, session));
+}
+
+int64_t md_server_audit(md_server *srv, const char *actor, const char *event,
+                        const char *municipality, const char *post_office, const char *session,
+                        json_t *detail)
+{
+    md_audit_entry e = {
+        .actor = actor,
+        .event = event,
+        .municipality = municipality,
+        .post_office = post_office,
+        .session = session,
+        .detail = detail,
+    };
+    int64_t seq = md_audit_append(srv->audit, &e);
+    json_decref(detail);
+    if (seq < 0)
+        md_error("audit", "append_failed", "{s:s, s:s}", "event", event, "error",
+                 md_strerror((int)seq));
+    return seq;
+}
+
+/* ---- parties ---- */
+
+static md_party *party_new(md_conn *c, unsigned role)
+{
+    md_party *p = g_new0(md_party, 1);
+    p->conn = c;
+    p->role = role;
+    return p;
+}
+
+static void party_free(md_party *p)
+{
+    g_free(p->actor);
+    g_free(p->device_id);
+    g_free(p->post_office);
+    g_free(p->municipality);
+    g_free(p->username);
+    g_free(p);
+}
+
+/* Refuses a connection before it becomes a party: error message + audit. */
+static int refuse(md_server *srv, md_conn *c, int err, const char *actor, const char *device_id,
+                  const char *municipality, const char *post_office)
+{
+    const md_conn_info *info = md_conn_get_info(c);
+    json_t *detail = json_pack("{s:s, s:s}", "code", md_err_code(err), "remote", info->remote);
+    if (device_id)
+        json_object_set_new(detail, "device", json_string(device_id));
+    md_server_audit(srv, actor, info->listener == MD_LISTENER_DEVICE ? "device_refused"
+                                                                     : "staff_refused",
+                    municipality, post_office, NULL, detail);
+    json_t *msg = md_proto_error(err, NULL, NULL, NULL);
+    char *text = json_dumps(msg, JSON_COMPACT);
+    json_decref(msg);
+    md_conn_send(c, text, strlen(text));
+    free(text);
+    md_info("signaling", "connection_refused", "{s:s, s:s}", "code", md_err_code(err), "remote",
+            info->remote);
+    return err;
+}
+
+static bool network_allowed(char **networks, const char *remote)
+{
+    if (!networks)
+        return true;
+    GInetAddress *addr = g_inet_address_new_from_string(remote);
+    bool ok = false;
+    for (char **n = networks; addr && *n && !ok; n++) {
+        GInetAddressMask *mask = g_inet_address_mask_new_from_string(*n, NULL);
+        if (mask) {
+            ok = g_inet_address_mask_matches(mask, addr);
+            g_object_unref(mask);
+        }
+    }
+    if (addr)
+        g_object_unref(addr);
+    return ok;
+}
+
+/* The procedures this tablet's post office may run today (Q&A Q8: one
+ * tablet, several procedures), with availability. */
+static json_t *tablet_procedures(md_server *srv, const char *device_id)
+{
+    json_t *list = json_array();
+    int64_t now = md_now_ms();
+    for (size_t i = 0; i < md_procedures_count(srv->procedures); i++) {
+        const md_procedure *proc = md_procedures_at(srv->procedures, i);
+        md_request_scope scope;
+        int r = md_registry_check_request(srv->store, srv->procedures, device_id, proc->id, now,
+                                          &scope);
+        if (r == 0)
+            md_request_scope_clear(&scope);
+        if (r == 0 || r == -MD_E_AWAITING_UPGRADE)
+            json_array_append_new(list, json_pack("{s:s, s:s, s:b}", "id", proc->id, "ja",
+                                                  proc->ja, "available", r == 0));
+    }
+    return list;
+}
+
+static json_t *limits_json(md_server *srv)
+{
+    return json_pack("{s:i}", "max_message_bytes", srv->cfg->limits.max_message_bytes);
+}
+
+static int open_device(md_server *srv, md_conn *c)
+{
+    const md_conn_info *info = md_conn_get_info(c);
+    if (!info->has_peer_cert)
+        return refuse(srv, c, -MD_E_DEVICE_CERT_REQUIRED, "device:unknown", NULL, NULL, NULL);
+    if (!info->cert_device_id || !info->cert_post_office)
+        return refuse(srv, c, -MD_E_DEVICE_CERT_INVALID, "device:unknown", NULL, NULL, NULL);
+
+    g_autofree char *actor = g_strdup_printf("device:%s", info->cert_device_id);
+    md_device dev;
+    int r = md_device_lookup(srv->store, info->cert_device_id, &dev);
+    if (r < 0)
+        return refuse(srv, c, r == -ENOENT ? -MD_E_DEVICE_UNKNOWN : r, actor,
+                      info->cert_device_id, NULL, info->cert_post_office);
+
+    md_policy policy = {0};
+    if (dev.status == MD_DEVICE_DISABLED)
+        r = -MD_E_DEVICE_DISABLED;
+    else if (dev.status == MD_DEVICE_REVOKED)
+        r = -MD_E_DEVICE_REVOKED;
+    else if (strcmp(dev.post_office, info->cert_post_office) != 0)
+        r = -MD_E_DEVICE_MISMATCH;
+    else
+        r = md_registry_policy(srv->store, dev.municipality, &policy);
+    if (r == 0 && strcmp(policy.min_tls, "1.3") == 0 && strcmp(info->tls_version, "TLSv1.3") != 0)
+        r = -MD_E_TLS_VERSION;
+    if (r == 0 && !network_allowed(policy.allowed_networks, info->remote))
+        r = -MD_E_NETWORK_NOT_ALLOWED;
+    int count = GPOINTER_TO_INT(g_hash_table_lookup(srv->device_conns, dev.id));
+    if (r == 0 && count >= srv->cfg->limits.connections_per_device)
+        r = -MD_E_TOO_MANY_CONNECTIONS;
+    md_policy_clear(&policy);
+    if (r < 0) {
+        refuse(srv, c, r, actor, dev.id, dev.municipality, dev.post_office);
+        md_device_clear(&dev);
+        return r;
+    }
+
+    md_party *p = party_new(c, MD_SENDER_TABLET);
+    p->actor = g_steal_pointer(&actor);
+    p->device_id = g_strdup(dev.id);
+    p->post_office = g_strdup(dev.post_office);
+    p->municipality = g_strdup(dev.municipality);
+    md_device_clear(&dev);
+    g_hash_table_insert(srv->device_conns, g_strdup(p->device_id), GINT_TO_POINTER(count + 1));
+    md_conn_set_user(c, p);
+    g_ptr_array_add(srv->parties, p);
+
+    md_server_send(srv, p,
+                   json_pack("{s:s, s:i, s:s, s:s, s:s, s:s, s:o, s:o}", "type", "hello",
+                             "protocol", 1, "role", "tablet", "device", p->device_id,
+                             "post_office", p->post_office, "municipality", p->municipality,
+                             "procedures", tablet_procedures(srv, p->device_id), "limits",
+                             limits_json(srv)));
+    md_info("signaling", "device_connected", "{s:s, s:s}", "device", p->device_id, "remote",
+            info->remote);
+    return 0;
+}
+
+/* RFC 6455 10.2: browsers send Origin; only our own pages may open the staff socket. */
+static bool origin_ok(md_server *srv, const md_conn_info *info)
+{
+    if (!info->origin)
+        return false;
+    if (strcmp(info->origin, srv->cfg->public_url) == 0)
+        return true;
+    if (!info->host)
+        return false;
+    g_autofree char *own = g_strdup_printf("https://%s", info->host);
+    return strcmp(info->origin, own) == 0;
+}
+
+static unsigned sender_of_role(enum md_role role)
+{
+    switch (role) {
+    case MD_ROLE_VERIFIER:
+        return MD_SENDER_VERIFIER;
+    case MD_ROLE_AUDITOR:
+        return MD_SENDER_AUDITOR;
+    default:
+        return MD_SENDER_ADMIN;
+    }
+}
+
+static int open_staff(md_server *srv, md_conn *c)
+{
+    const md_conn_info *info = md_conn_get_info(c);
+    if (!origin_ok(srv, info))
+        return refuse(srv, c, -MD_E_ORIGIN, "staff:unknown", NULL, NULL, NULL);
+    md_staff staff;
+    int r = info->session_cookie
+                ? md_staff_session(srv->store, info->session_cookie, md_now_ms(), &staff)
+                : -MD_E_NOT_AUTHENTICATED;
+    if (r < 0) {
+        /* Not audited: an unauthenticated socket is refused before it is anyone. */
+        json_t *msg = md_proto_error(r, NULL, NULL, NULL);
+        char *text = json_dumps(msg, JSON_COMPACT);
+        json_decref(msg);
+        md_conn_send(c, text, strlen(text));
+        free(text);
+        return r;
+    }
+    md_party *p = party_new(c, sender_of_role(staff.role));
+    p->actor = g_strdup_printf("staff:%s", staff.username);
+    p->username = g_strdup(staff.username);
+    p->municipality = g_strdup(staff.municipality);
+    md_conn_set_user(c, p);
+    g_ptr_array_add(srv->parties, p);
+
+    json_t *hello = json_pack("{s:s, s:i, s:s, s:s, s:o}", "type", "hello", "protocol", 1, "role",
+                              md_role_name(staff.role), "username", staff.username, "limits",
+                              limits_json(srv));
+    if (staff.municipality)
+        json_object_set_new(hello, "municipality", json_string(staff.municipality));
+    md_server_send(srv, p, hello);
+    md_staff_clear(&staff);
+    md_info("signaling", "staff_connected", "{s:s, s:s}", "actor", p->actor, "remote",
+            info->remote);
+    return 0;
+}
+
+static int on_open(md_conn *c, void *ud)
+{
+    md_server *srv = ud;
+    int r = md_conn_get_info(c)->listener == MD_LISTENER_DEVICE ? open_device(srv, c)
+                                                                 : open_staff(srv, c);
+    if (r == 0)
+        md_sessions_party_joined(srv, md_conn_get_user(c));
+    return r;
+}
+
+static void on_close(md_conn *c, void *ud)
+{
+    md_server *srv = ud;
+    md_party *p = md_conn_get_user(c);
+    if (!p)
+        return;
+    md_sessions_party_left(srv, p);
+    if (p->device_id) {
+        int count = GPOINTER_TO_INT(g_hash_table_lookup(srv->device_conns, p->device_id));
+        if (count <= 1)
+            g_hash_table_remove(srv->device_conns, p->device_id);
+        else
+            g_hash_table_insert(srv->device_conns, g_strdup(p->device_id),
+                                GINT_TO_POINTER(count - 1));
+    }
+    md_debug("signaling", "disconnected", "{s:s}", "actor", p->actor);
+    g_ptr_array_remove_fast(srv->parties, p);
+    party_free(p);
+}
+
+/* Token bucket: rate messages_per_second, depth message_burst. */
+static bool take_token(md_server *srv, md_party *p)
+{
+    int64_t now = md_monotonic_ms();
+    double rate = srv->cfg->limits.messages_per_second;
+    double burst = srv->cfg->limits.message_burst;
+    if (p->tokens_at_ms == 0)
+        p->tokens = burst;
+    else
+        p->tokens = MIN(burst, p->tokens + (double)(now - p->tokens_at_ms) * rate / 1000.0);
+    p->tokens_at_ms = now;
+    if (p->tokens < 1.0)
+        return false;
+    p->tokens -= 1.0;
+    return true;
+}
+
+static void refused_message(md_server *srv, md_party *p, int err, const char *detail,
+                            const char *re)
+{
+    md_server_send_error(srv, p, err, detail, re, NULL);
+    if (++p->refusals >= srv->cfg->limits.flood_close_after) {
+        md_warn("signaling", "closing_abusive_connection", "{s:s, s:i}", "actor", p->actor,
+                "refusals", p->refusals);
+        md_conn_close(p->conn, 1008, "too many refused messages");
+    }
+}
+
+static void on_message(md_conn *c, const char *text, size_t len, void *ud)
+{
+    md_server *srv = ud;
+    md_party *p = md_conn_get_user(c);
+    if (!take_token(srv, p)) {
+        refused_message(srv, p, -MD_E_RATE_LIMITED, NULL, NULL);
+        return;
+    }
+    md_proto_result m;
+    int r = md_proto_parse(text, len, p->role, &m);
+    if (r < 0) {
+        md_debug("signaling", "message_refused", "{s:s, s:s}", "actor", p->actor, "code",
+                 md_err_code(r));
+        refused_message(srv, p, r, m.detail, m.id);
+    } else {
+        md_session_handlers[m.type](srv, p, &m);
+    }
+    md_proto_result_clear(&m);
+}
+
+static void on_oversize(md_conn *c, void *ud)
+{
+    md_server *srv = ud;
+    md_party *p = md_conn_get_user(c);
+    md_warn("signaling", "message_too_large", "{s:s}", "actor", p->actor);
+    md_server_send_error(srv, p, -MD_E_TOO_LARGE, NULL, NULL, NULL);
+}
+
+static void on_http(const md_http_request *req, md_http_response *resp, void *ud)
+{
+    md_http_api_handle(ud, req, resp);
+}
+
+static void on_cert_refused(const char *remote, const char *reason, const char *device_id,
+                            void *ud)
+{
+    md_server *srv = ud;
+    g_autofree char *actor = g_strdup_printf("device:%s", device_id ? device_id : "unknown");
+    json_t *detail = json_pack("{s:s, s:s, s:s}", "code", "device_certificate_invalid", "remote",
+                               remote, "tls", reason);
+    if (device_id)
+        json_object_set_new(detail, "device", json_string(device_id));
+    md_server_audit(srv, actor, "device_refused", NULL, NULL, NULL, detail);
+    md_info("signaling", "certificate_refused", "{s:s, s:s}", "remote", remote, "reason", reason);
+}
+
+/* ---- lifecycle ---- */
+
+static gboolean on_tick(gpointer data)
+{
+    md_server *srv = data;
+    int r = md_audit_tick(srv->audit);
+    if (r < 0)
+        md_error("audit", "checkpoint_failed", "{s:s}", "error", md_strerror(r));
+    return G_SOURCE_CONTINUE;
+}
+
+static gboolean on_signal(gpointer data)
+{
+    md_server *srv = data;
+    md_info("server", "stopping", NULL);
+    g_main_loop_quit(srv->loop);
+    return G_SOURCE_CONTINUE;
+}
+
+int md_server_new(const md_config *cfg, md_server **ret)
+{
+    md_server *srv = g_new0(md_server, 1);
+    srv->cfg = cfg;
+    srv->loop = g_main_loop_new(NULL, FALSE);
+    srv->auth_limits = (md_auth_limits){cfg->auth.lockout_threshold, cfg->auth.lockout_seconds,
+                                        cfg->auth.session_ttl_seconds};
+    srv->sessions = g_hash_table_new_full(g_str_hash, g_str_equal, NULL,
+                                          (GDestroyNotify)md_session_free);
+    srv->parties = g_ptr_array_new();
+    srv->device_conns = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+
+    int r = md_procedures_load(cfg->procedures_file, &srv->procedures);
+    if (r < 0) {
+        md_error("server", "procedures_load_failed", "{s:s, s:s}", "path", cfg->procedures_file,
+                 "error", md_strerror(r));
+        goto fail;
+    }
+    r = md_store_open(cfg->database, &srv->store);
+    if (r < 0) {
+        md_error("server", "store_open_failed", "{s:s, s:s}", "database", cfg->database, "error",
+                 md_strerror(r));
+        goto fail;
+    }
+    r = md_audit_open(srv->store, cfg->audit.signing_key, cfg->audit.checkpoint_every,
+                      cfg->audit.checkpoint_seconds, &srv->audit);
+    if (r < 0) {
+        md_error("server", "audit_open_failed", "{s:s}", "error", md_strerror(r));
+        goto fail;
+    }
+    static const md_ws_callbacks callbacks = {
+        .on_open = on_open,
+        .on_message = on_message,
+        .on_oversize = on_oversize,
+        .on_close = on_close,
+        .on_http = on_http,
+        .on_cert_refused = on_cert_refused,
+    };
+    r = md_ws_new(cfg, srv->loop, &callbacks, srv, &srv->ws);
+    if (r < 0)
+        goto fail;
+
+    srv->tick_timer = g_timeout_add_seconds(1, on_tick, srv);
+    srv->signal_sources[0] = g_unix_signal_add(SIGTERM, on_signal, srv);
+    srv->signal_sources[1] = g_unix_signal_add(SIGINT, on_signal, srv);
+    *ret = srv;
+    return 0;
+
+fail:
+    md_server_free(srv);
+    return r;
+}
+
+int md_server_run(md_server *srv)
+{
+    md_server_audit(srv, "system", "gateway_started", NULL, NULL, NULL,
+                    json_pack("{s:s}", "version", MD_VERSION));
+    md_info("server", "listening", "{s:s, s:i, s:s, s:i, s:s}", "staff_address",
+            srv->cfg->staff_listen.address, "staff_port", srv->cfg->staff_listen.port,
+            "device_address", srv->cfg->device_listen.address, "device_port",
+            srv->cfg->device_listen.port, "url", srv->cfg->public_url);
+    g_main_loop_run(srv->loop);
+    md_sessions_shutdown(srv);
+    md_server_audit(srv, "system", "gateway_stopped", NULL, NULL, NULL, NULL);
+    return srv->exit_code;
+}
+
+md_server *md_server_free(md_server *srv)
+{
+    if (!srv)
+        return NULL;
+    for (int i = 0; i < 2; i++)
+        if (srv->signal_sources[i])
+            g_source_remove(srv->signal_sources[i]);
+    if (srv->tick_timer)
+        g_source_remove(srv->tick_timer);
+    /* Closing the listeners runs on_close for every party. */
+    srv->ws = md_ws_free(srv->ws);
+    g_hash_table_destroy(srv->sessions);
+    g_ptr_array_free(srv->parties, TRUE);
+    g_hash_table_destroy(srv->device_conns);
+    srv->audit = md_audit_close(srv->audit);
+    srv->store = md_store_close(srv->store);
+    srv->procedures = md_procedures_free(srv->procedures);
+    g_main_loop_unref(srv->loop);
+    g_free(srv);
+    return NULL;
+}

@@ -1,0 +1,113 @@
+/*
+ * State shared by the control-plane files (md_server.c: connections and
+ * dispatch; md_sessions.c: queue and session lifecycle; md_http_api.c: HTTP
+ * endpoints).  Everything here lives on the control thread.
+ *
+ * Ownership: md_server owns every md_session (sessions table) and every
+ * md_party (one per open WebSocket, freed in on_close).  A session points at
+ * the parties of its legs while they are connected; a party points at its
+ * unfinished session.  Both links are cleared together.
+ */
+#ifndef MD_SERVER_PRIVATE_H
+#define MD_SERVER_PRIVATE_H
+
+#include "md_audit.h"
+#include "md_config.h"
+#include "md_media.h"
+#include "md_proto.h"
+#include "md_registry.h"
+#include "md_server.h"
+#include "md_staff.h"
+#include "md_store.h"
+#include "md_ws.h"
+
+#include <glib.h>
+#include <jansson.h>
+
+typedef struct md_session md_session;
+
+typedef struct md_party {
+    md_conn *conn;
+    unsigned role; /* one enum md_sender bit */
+    char *actor;   /* "device:ID" or "staff:USER" for the audit */
+    char *device_id;
+    char *post_office;
+    char *municipality;
+    char *username;
+    md_session *session; /* unfinished session this party is a leg of */
+    /* token bucket (limits.messages_per_second / message_burst) */
+    double tokens;
+    int64_t tokens_at_ms;
+    int refusals;
+} md_party;
+
+typedef enum md_session_state {
+    MD_STATE_REQUESTED,
+    MD_STATE_ASSIGNED,
+    MD_STATE_CONNECTING,
+    MD_STATE_LIVE,
+    MD_STATE_ENDED,
+} md_session_state;
+
+struct md_session {
+    char *id;
+    char *municipality;
+    char *post_office;
+    char *device_id;
+    char *procedure;
+    char *verifier; /* username once assigned */
+    md_session_state state;
+    int64_t requested_ms; /* wall clock */
+    int64_t requested_mono_ms;
+    md_party *leg[2];       /* indexed by md_leg; NULL while disconnected */
+    bool leg_connected[2];  /* media up */
+    bool media_open;
+    guint timer;            /* queue wait, connect timeout or rejoin grace */
+    enum md_assignment_mode assignment;
+};
+
+struct md_server {
+    const md_config *cfg;
+    GMainLoop *loop;
+    md_store *store;
+    md_audit *audit;
+    md_procedures *procedures;
+    md_ws *ws;
+    md_media *media; /* NULL when the media plane is not built in */
+    md_auth_limits auth_limits;
+    GHashTable *sessions;       /* id -> md_session* (unfinished only) */
+    GPtrArray *parties;         /* md_party*, every open connection */
+    GHashTable *device_conns;   /* device id -> GINT count */
+    guint tick_timer;
+    guint signal_sources[2];
+    int exit_code;
+};
+
+/* md_server.c */
+void md_server_send(md_server *srv, md_party *p, json_t *msg /* stolen */);
+void md_server_send_error(md_server *srv, md_party *p, int err, const char *detail,
+                          const char *re, const char *session);
+int64_t md_server_audit(md_server *srv, const char *actor, const char *event,
+                        const char *municipality, const char *post_office, const char *session,
+                        json_t *detail /* stolen, nullable */);
+
+/* md_sessions.c: message handlers and lifecycle */
+typedef void (*md_msg_handler)(md_server *srv, md_party *p, const md_proto_result *m);
+extern const md_msg_handler md_session_handlers[MD_MSG__COUNT];
+void md_sessions_party_joined(md_server *srv, md_party *p);
+void md_sessions_party_left(md_server *srv, md_party *p);
+void md_sessions_on_media_event(const md_media_event *ev, void *userdata);
+void md_sessions_shutdown(md_server *srv);
+void md_session_free(md_session *s);
+
+/* md_session_media.c: the seam to the media plane (gateway/md_media.h) */
+int md_session_media_open(md_server *srv, md_session *s);
+int md_session_media_offer(md_server *srv, md_session *s, md_leg leg, const char *sdp);
+int md_session_media_candidate(md_server *srv, md_session *s, md_leg leg, const char *candidate,
+                               const char *mid);
+void md_session_media_close(md_server *srv, md_session *s);
+
+/* md_http_api.c */
+void md_http_api_handle(md_server *srv, const md_http_request *req, md_http_response *resp);
+
+#endif

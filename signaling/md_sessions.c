@@ -1,0 +1,641 @@
+/*
+ * The queue and the verification-session lifecycle (docs/protocol.md,
+ * "Session lifecycle"):
+ *
+ *   requested -> assigned -> connecting -> live -> ended(outcome, reason)
+ *
+ * A tablet's request is admitted by the registry rules and queued for its
+ * municipality; verifiers of that municipality see the queue live and pick
+ * (`accept`), or the gateway assigns a random idle verifier when the
+ * municipality's policy says `random`.  Each transition is written to the
+ * store and audited before the parties are told.  A leg whose connection
+ * drops may come back within session.rejoin_grace_seconds; otherwise the
+ * session ends with reason `network`.  Control thread only.
+ */
+#include "md_crypto.h"
+#include "md_err.h"
+#include "md_log.h"
+#include "md_server_private.h"
+#include "md_time.h"
+
+#include <errno.h>
+#include <string.h>
+
+static const char *const state_names[] = {"requested", "assigned", "connecting", "live", "ended"};
+
+struct session_timer {
+    md_server *srv;
+    char *session_id;
+    const char *reason; /* static: why the session ends when it fires */
+};
+
+void md_session_free(md_session *s)
+{
+    if (!s)
+        return;
+    if (s->timer)
+        g_source_remove(s->timer);
+    g_free(s->id);
+    g_free(s->municipality);
+    g_free(s->post_office);
+    g_free(s->device_id);
+    g_free(s->procedure);
+    g_free(s->verifier);
+    g_free(s);
+}
+
+static md_leg leg_of(const md_party *p)
+{
+    return p->role == MD_SENDER_TABLET ? MD_LEG_TABLET : MD_LEG_VERIFIER;
+}
+
+static bool unfinished(const md_session *s)
+{
+    return s->state != MD_STATE_ENDED;
+}
+
+static void send_both(md_server *srv, md_session *s, json_t *msg)
+{
+    for (int i = 0; i < 2; i++)
+        if (s->leg[i])
+            md_server_send(srv, s->leg[i], json_incref(msg));
+    json_decref(msg);
+}
+
+static int persist_state(md_server *srv, md_session *s, const char *time_column)
+{
+    g_autofree char *sql = g_strdup_printf(
+        "UPDATE verification_session SET state = ?, verifier = ?%s%s%s WHERE id = ?",
+        time_column ? ", " : "", time_column ? time_column : "", time_column ? " = ?" : "");
+    int64_t now = md_now_ms();
+    if (time_column)
+        return md_store_exec(srv->store, sql,
+                             MD_PARAMS(MD_P_TEXT(state_names[s->state]), MD_P_TEXT(s->verifier),
+                                       MD_P_INT(now), MD_P_TEXT(s->id)));
+    return md_store_exec(srv->store, sql,
+                         MD_PARAMS(MD_P_TEXT(state_names[s->state]), MD_P_TEXT(s->verifier),
+                                   MD_P_TEXT(s->id)));
+}
+
+static void set_state(md_server *srv, md_session *s, md_session_state state, const char *column)
+{
+    s->state = state;
+    persist_state(srv, s, column);
+    send_both(srv, s,
+              json_pack("{s:s, s:s, s:s}", "type", "state", "session", s->id, "state",
+                        state_names[state]));
+}
+
+/* ---- timers ---- */
+
+static void timer_data_free(gpointer data)
+{
+    struct session_timer *t = data;
+    g_free(t->session_id);
+    g_free(t);
+}
+
+static void end_session(md_server *srv, md_session *s, const char *outcome, const char *reason,
+                        const char *actor);
+
+static gboolean on_session_timer(gpointer data)
+{
+    struct session_timer *t = data;
+    md_session *s = g_hash_table_lookup(t->srv->sessions, t->session_id);
+    if (s) {
+        s->timer = 0; /* this source is being removed by returning REMOVE */
+        end_session(t->srv, s, NULL, t->reason, "system");
+    }
+    return G_SOURCE_REMOVE;
+}
+
+static void arm_timer(md_server *srv, md_session *s, int seconds, const char *reason)
+{
+    if (s->timer)
+        g_source_remove(s->timer);
+    struct session_timer *t = g_new0(struct session_timer, 1);
+    t->srv = srv;
+    t->session_id = g_strdup(s->id);
+    t->reason = reason;
+    s->timer = g_timeout_add_seconds_full(G_PRIORITY_DEFAULT, (guint)seconds, on_session_timer, t,
+                                          timer_data_free);
+}
+
+static void disarm_timer(md_session *s)
+{
+    if (s->timer)
+        g_source_remove(s->timer);
+    s->timer = 0;
+}
+
+/* ---- the queue ---- */
+
+static gint by_request_time(gconstpointer a, gconstpointer b)
+{
+    const md_session *x = *(md_session *const *)a, *y = *(md_session *const *)b;
+    return x->requested_mono_ms < y->requested_mono_ms ? -1 : x->requested_mono_ms > y->requested_mono_ms;
+}
+
+/* Waiting requests of a municipality, oldest first (container only). */
+static GPtrArray *waiting(md_server *srv, const char *municipality)
+{
+    GPtrArray *list = g_ptr_array_new();
+    GHashTableIter it;
+    gpointer value;
+    g_hash_table_iter_init(&it, srv->sessions);
+    while (g_hash_table_iter_next(&it, NULL, &value)) {
+        md_session *s = value;
+        if (s->state == MD_STATE_REQUESTED && strcmp(s->municipality, municipality) == 0)
+            g_ptr_array_add(list, s);
+    }
+    g_ptr_array_sort(list, by_request_time);
+    return list;
+}
+
+static json_t *queued_message(md_session *s, guint position, int64_t now_mono)
+{
+    return json_pack("{s:s, s:s, s:s, s:i, s:I}", "type", "queued", "session", s->id, "procedure",
+                     s->procedure, "position", (int)position + 1, "wait_seconds",
+                     (json_int_t)((now_mono - s->requested_mono_ms) / 1000));
+}
+
+static json_t *queue_entry(md_server *srv, md_session *s, int64_t now_mono)
+{
+    const md_procedure *proc = md_procedures_find(srv->procedures, s->procedure);
+    return json_pack("{s:s, s:s, s:s, s:s, s:I}", "session", s->id, "post_office", s->post_office,
+                     "procedure", s->procedure, "procedure_ja", proc ? proc->ja : "",
+                     "waiting_seconds", (json_int_t)((now_mono - s->requested_mono_ms) / 1000));
+}
+
+/* Tells every verifier of the municipality the queue, and every waiting
+ * tablet its position. */
+static void broadcast_queue(md_server *srv, const char *municipality)
+{
+    g_autoptr(GPtrArray) list = waiting(srv, municipality);
+    int64_t now = md_monotonic_ms();
+    json_t *entries = json_array();
+    for (guint i = 0; i < list->len; i++) {
+        md_session *s = list->pdata[i];
+        json_array_append_new(entries, queue_entry(srv, s, now));
+        if (s->leg[MD_LEG_TABLET])
+            md_server_send(srv, s->leg[MD_LEG_TABLET], queued_message(s, i, now));
+    }
+    json_t *msg = json_pack("{s:s, s:s, s:o}", "type", "queue", "municipality", municipality,
+                            "entries", entries);
+    for (guint i = 0; i < srv->parties->len; i++) {
+        md_party *p = srv->parties->pdata[i];
+        if (p->role == MD_SENDER_VERIFIER && g_strcmp0(p->municipality, municipality) == 0)
+            md_server_send(srv, p, json_incref(msg));
+    }
+    json_decref(msg);
+}
+
+static void send_queue_to(md_server *srv, md_party *verifier)
+{
+    g_autoptr(GPtrArray) list = waiting(srv, verifier->municipality);
+    int64_t now = md_monotonic_ms();
+    json_t *entries = json_array();
+    for (guint i = 0; i < list->len; i++)
+        json_array_append_new(entries, queue_entry(srv, list->pdata[i], now));
+    md_server_send(srv, verifier,
+                   json_pack("{s:s, s:s, s:o}", "type", "queue", "municipality",
+                             verifier->municipality, "entries", entries));
+}
+
+/* ---- assignment ---- */
+
+static json_t *assigned_message(md_session *s, const char *role)
+{
+    return json_pack("{s:s, s:s, s:s, s:s, s:s, s:[]}", "type", "assigned", "session", s->id,
+                     "procedure", s->procedure, "post_office", s->post_office, "role", role,
+                     "ice_servers");
+}
+
+static void assign(md_server *srv, md_session *s, md_party *verifier, const char *mode)
+{
+    disarm_timer(s);
+    s->verifier = g_strdup(verifier->username);
+    s->leg[MD_LEG_VERIFIER] = verifier;
+    verifier->session = s;
+    s->state = MD_STATE_ASSIGNED;
+    persist_state(srv, s, "assigned_at");
+    md_server_audit(srv, verifier->actor, "assigned", s->municipality, s->post_office, s->id,
+                    json_pack("{s:s, s:s}", "mode", mode, "verifier", s->verifier));
+    if (s->leg[MD_LEG_TABLET])
+        md_server_send(srv, s->leg[MD_LEG_TABLET], assigned_message(s, "tablet"));
+    md_server_send(srv, verifier, assigned_message(s, "verifier"));
+    send_both(srv, s,
+              json_pack("{s:s, s:s, s:s}", "type", "state", "session", s->id, "state",
+                        "assigned"));
+    md_session_media_open(srv, s);
+    arm_timer(srv, s, srv->cfg->session.connect_timeout_seconds, "connect_timeout");
+    broadcast_queue(srv, s->municipality);
+}
+
+static bool idle_verifier(const md_party *p, const char *municipality)
+{
+    return p->role == MD_SENDER_VERIFIER && !p->session &&
+           g_strcmp0(p->municipality, municipality) == 0;
+}
+
+/* Random assignment (against collusion): the oldest waiting request goes to
+ * a verifier drawn uniformly among the idle ones, until either runs out. */
+static void assign_random(md_server *srv, const char *municipality)
+{
+    for (;;) {
+        g_autoptr(GPtrArray) list = waiting(srv, municipality);
+        md_session *s = NULL;
+        for (guint i = 0; i < list->len && !s; i++)
+            if (((md_session *)list->pdata[i])->assignment == MD_ASSIGN_RANDOM)
+                s = list->pdata[i];
+        if (!s)
+            return;
+        g_autoptr(GPtrArray) idle = g_ptr_array_new();
+        for (guint i = 0; i < srv->parties->len; i++)
+            if (idle_verifier(srv->parties->pdata[i], municipality))
+                g_ptr_array_add(idle, srv->parties->pdata[i]);
+        if (idle->len == 0)
+            return;
+        md_party *v = idle->pdata[g_random_int_range(0, (gint32)idle->len)];
+        assign(srv, s, v, "random");
+    }
+}
+
+/* ---- ending ---- */
+
+static void end_session(md_server *srv, md_session *s, const char *outcome, const char *reason,
+                        const char *actor)
+{
+    if (!unfinished(s))
+        return;
+    md_session_state was = s->state;
+    disarm_timer(s);
+    if (s->media_open)
+        md_session_media_close(srv, s);
+    s->state = MD_STATE_ENDED;
+    md_store_exec(srv->store,
+                  "UPDATE verification_session SET state = 'ended', outcome = ?, reason = ?,"
+                  " ended_at = ? WHERE id = ?",
+                  MD_PARAMS(MD_P_TEXT(outcome), MD_P_TEXT(reason), MD_P_INT(md_now_ms()),
+                            MD_P_TEXT(s->id)));
+    json_t *detail = json_pack("{s:s, s:s}", "reason", reason, "state_before", state_names[was]);
+    if (outcome)
+        json_object_set_new(detail, "outcome", json_string(outcome));
+    md_server_audit(srv, actor, "session_ended", s->municipality, s->post_office, s->id, detail);
+
+    json_t *ended = json_pack("{s:s, s:s, s:o, s:s}", "type", "ended", "session", s->id,
+                              "outcome", outcome ? json_string(outcome) : json_null(), "reason",
+                              reason);
+    send_both(srv, s, ended);
+    for (int i = 0; i < 2; i++)
+        if (s->leg[i])
+            s->leg[i]->session = NULL;
+    g_autofree char *municipality = g_strdup(s->municipality);
+    enum md_assignment_mode mode = s->assignment;
+    g_hash_table_remove(srv->sessions, s->id); /* frees s */
+    if (was == MD_STATE_REQUESTED)
+        broadcast_queue(srv, municipality);
+    else if (mode == MD_ASSIGN_RANDOM)
+        assign_random(srv, municipality); /* the verifier is idle again */
+}
+
+/* ---- message handlers ---- */
+
+/*
+ * Finds the session a message names and checks the sender is one of its
+ * parties.  Sessions of others are reported as unknown, so ids of other
+ * municipalities' sessions cannot be probed.
+ */
+static md_session *own_session(md_server *srv, md_party *p, const md_proto_result *m)
+{
+    const char *id = json_string_value(json_object_get(m->msg, "session"));
+    md_session *s = g_hash_table_lookup(srv->sessions, id);
+    if (!s || s != p->session) {
+        md_server_send_error(srv, p, -MD_E_SESSION_UNKNOWN, NULL, m->id, id);
+        return NULL;
+    }
+    return s;
+}
+
+static void on_request(md_server *srv, md_party *p, const md_proto_result *m)
+{
+    const char *procedure = json_string_value(json_object_get(m->msg, "procedure"));
+    if (p->session) {
+        md_server_send_error(srv, p, -MD_E_REQUEST_PENDING, NULL, m->id, p->session->id);
+        return;
+    }
+    md_request_scope scope;
+    int64_t now = md_now_ms();
+    int r = md_registry_check_request(srv->store, srv->procedures, p->device_id, procedure, now,
+                                      &scope);
+    if (r < 0) {
+        md_server_audit(srv, p->actor, "request_refused", p->municipality, p->post_office, NULL,
+                        json_pack("{s:s, s:s}", "code", md_err_code(r), "procedure", procedure));
+        md_server_send_error(srv, p, r, NULL, m->id, NULL);
+        return;
+    }
+
+    uint8_t raw[16];
+    char hex[33];
+    g_autofree char *id = NULL;
+    if (md_random_bytes(raw, sizeof(raw)) < 0) {
+        md_request_scope_clear(&scope);
+        md_server_send_error(srv, p, -MD_E_INTERNAL, NULL, m->id, NULL);
+        return;
+    }
+    md_hex_encode(raw, sizeof(raw), hex);
+    id = g_strdup(hex);
+    r = md_store_exec(srv->store,
+                      "INSERT INTO verification_session (id, municipality, post_office, device,"
+                      " procedure, state, requested_at) VALUES (?, ?, ?, ?, ?, 'requested', ?)",
+                      MD_PARAMS(MD_P_TEXT(id), MD_P_TEXT(scope.municipality),
+                                MD_P_TEXT(scope.post_office), MD_P_TEXT(p->device_id),
+                                MD_P_TEXT(procedure), MD_P_INT(now)));
+    if (r < 0) {
+        md_request_scope_clear(&scope);
+        md_server_send_error(srv, p, -MD_E_INTERNAL, NULL, m->id, NULL);
+        return;
+    }
+
+    md_session *s = g_new0(md_session, 1);
+    s->id = g_steal_pointer(&id);
+    s->municipality = g_strdup(scope.municipality);
+    s->post_office = g_strdup(scope.post_office);
+    s->device_id = g_strdup(p->device_id);
+    s->procedure = g_strdup(procedure);
+    s->state = MD_STATE_REQUESTED;
+    s->requested_ms = now;
+    s->requested_mono_ms = md_monotonic_ms();
+    s->assignment = scope.policy.assignment;
+    s->leg[MD_LEG_TABLET] = p;
+    p->session = s;
+    md_request_scope_clear(&scope);
+    g_hash_table_insert(srv->sessions, s->id, s);
+
+    md_server_audit(srv, p->actor, "request", s->municipality, s->post_office, s->id,
+                    json_pack("{s:s}", "procedure", s->procedure));
+    md_info("session", "requested", "{s:s, s:s, s:s}", "session", s->id, "post_office",
+            s->post_office, "procedure", s->procedure);
+    arm_timer(srv, s, srv->cfg->session.wait_timeout_seconds, "queue_timeout");
+    broadcast_queue(srv, s->municipality);
+    if (s->assignment == MD_ASSIGN_RANDOM)
+        assign_random(srv, s->municipality);
+}
+
+static void on_cancel(md_server *srv, md_party *p, const md_proto_result *m)
+{
+    md_session *s = own_session(srv, p, m);
+    if (!s)
+        return;
+    if (s->state != MD_STATE_REQUESTED) {
+        md_server_send_error(srv, p, -MD_E_SESSION_STATE, "only a waiting request can be cancelled",
+                             m->id, s->id);
+        return;
+    }
+    end_session(srv, s, NULL, "cancelled", p->actor);
+}
+
+static void refuse_accept(md_server *srv, md_party *p, const md_proto_result *m, md_session *s,
+                          int err)
+{
+    md_server_audit(srv, p->actor, "accept_refused", p->municipality, s ? s->post_office : NULL,
+                    s ? s->id : NULL, json_pack("{s:s}", "code", md_err_code(err)));
+    md_server_send_error(srv, p, err, NULL, m->id, s ? s->id : NULL);
+}
+
+static void on_accept(md_server *srv, md_party *p, const md_proto_result *m)
+{
+    const char *id = json_string_value(json_object_get(m->msg, "session"));
+    md_session *s = g_hash_table_lookup(srv->sessions, id);
+    if (!s) {
+        md_server_send_error(srv, p, -MD_E_SESSION_UNKNOWN, NULL, m->id, id);
+        return;
+    }
+    if (g_strcmp0(s->municipality, p->municipality) != 0) {
+        refuse_accept(srv, p, m, s, -MD_E_WRONG_MUNICIPALITY);
+        return;
+    }
+    if (p->session) {
+        refuse_accept(srv, p, m, s, -MD_E_VERIFIER_BUSY);
+        return;
+    }
+    if (s->state != MD_STATE_REQUESTED) {
+        refuse_accept(srv, p, m, s, -MD_E_ALREADY_ASSIGNED);
+        return;
+    }
+    if (s->assignment == MD_ASSIGN_RANDOM) {
+        md_server_send_error(srv, p, -MD_E_FORBIDDEN,
+                             "this municipality assigns verifiers at random", m->id, s->id);
+        return;
+    }
+    assign(srv, s, p, "pick");
+}
+
+static void on_outcome(md_server *srv, md_party *p, const md_proto_result *m)
+{
+    md_session *s = own_session(srv, p, m);
+    if (!s)
+        return;
+    const char *result = json_string_value(json_object_get(m->msg, "result"));
+    const char *reason = json_string_value(json_object_get(m->msg, "reason"));
+    if (strcmp(result, "aborted") == 0 && !reason) {
+        md_server_send_error(srv, p, -MD_E_SCHEMA, "\"reason\" is required for aborted", m->id,
+                             s->id);
+        return;
+    }
+    /* The free-text reason may describe the applicant: the store keeps it,
+     * the audit keeps only its hash. */
+    json_t *detail = json_pack("{s:s}", "result", result);
+    if (reason) {
+        char digest[MD_SHA256_HEX_LEN + 1];
+        if (md_sha256_hex(reason, strlen(reason), digest) == 0)
+            json_object_set_new(detail, "reason_sha256", json_string(digest));
+    }
+    md_server_audit(srv, p->actor, "outcome", s->municipality, s->post_office, s->id, detail);
+    if (reason)
+        md_store_exec(srv->store, "UPDATE verification_session SET outcome_note = ? WHERE id = ?",
+                      MD_PARAMS(MD_P_TEXT(reason), MD_P_TEXT(s->id)));
+    end_session(srv, s, result, "outcome", p->actor);
+}
+
+static bool media_state_ok(md_server *srv, md_party *p, const md_proto_result *m, md_session *s)
+{
+    if (s->state == MD_STATE_ASSIGNED || s->state == MD_STATE_CONNECTING ||
+        s->state == MD_STATE_LIVE)
+        return true;
+    md_server_send_error(srv, p, -MD_E_SESSION_STATE, "the session has no verifier yet", m->id,
+                         s->id);
+    return false;
+}
+
+static void on_offer(md_server *srv, md_party *p, const md_proto_result *m)
+{
+    md_session *s = own_session(srv, p, m);
+    if (!s || !media_state_ok(srv, p, m, s))
+        return;
+    if (s->state == MD_STATE_ASSIGNED) {
+        set_state(srv, s, MD_STATE_CONNECTING, NULL);
+        md_server_audit(srv, p->actor, "session_connecting", s->municipality, s->post_office,
+                        s->id, NULL);
+    }
+    const char *sdp = json_string_value(json_object_get(m->msg, "sdp"));
+    int r = md_session_media_offer(srv, s, leg_of(p), sdp);
+    if (r < 0)
+        md_server_send_error(srv, p, r, NULL, m->id, s->id);
+}
+
+static void on_candidate(md_server *srv, md_party *p, const md_proto_result *m)
+{
+    md_session *s = own_session(srv, p, m);
+    if (!s || !media_state_ok(srv, p, m, s))
+        return;
+    int r = md_session_media_candidate(
+        srv, s, leg_of(p), json_string_value(json_object_get(m->msg, "candidate")),
+        json_string_value(json_object_get(m->msg, "mid")));
+    if (r < 0)
+        md_server_send_error(srv, p, r, NULL, m->id, s->id);
+}
+
+static void on_hangup(md_server *srv, md_party *p, const md_proto_result *m)
+{
+    md_session *s = own_session(srv, p, m);
+    if (s)
+        end_session(srv, s, NULL, "hangup", p->actor);
+}
+
+const md_msg_handler md_session_handlers[MD_MSG__COUNT] = {
+    [MD_MSG_REQUEST] = on_request,     [MD_MSG_CANCEL] = on_cancel,
+    [MD_MSG_ACCEPT] = on_accept,       [MD_MSG_OUTCOME] = on_outcome,
+    [MD_MSG_OFFER] = on_offer,         [MD_MSG_RESTART] = on_offer,
+    [MD_MSG_CANDIDATE] = on_candidate, [MD_MSG_HANGUP] = on_hangup,
+};
+
+/* ---- parties coming and going ---- */
+
+static md_session *find_abandoned(md_server *srv, md_party *p)
+{
+    GHashTableIter it;
+    gpointer value;
+    md_leg leg = leg_of(p);
+    g_hash_table_iter_init(&it, srv->sessions);
+    while (g_hash_table_iter_next(&it, NULL, &value)) {
+        md_session *s = value;
+        if (s->leg[leg])
+            continue;
+        if (leg == MD_LEG_TABLET ? g_strcmp0(s->device_id, p->device_id) == 0
+                                 : g_strcmp0(s->verifier, p->username) == 0)
+            return s;
+    }
+    return NULL;
+}
+
+void md_sessions_party_joined(md_server *srv, md_party *p)
+{
+    if (p->role != MD_SENDER_TABLET && p->role != MD_SENDER_VERIFIER)
+        return;
+    md_session *s = find_abandoned(srv, p);
+    if (s) {
+        /* Rejoin within the grace period: same session, same id. */
+        md_leg leg = leg_of(p);
+        s->leg[leg] = p;
+        p->session = s;
+        md_server_audit(srv, p->actor, "leg_rejoined", s->municipality, s->post_office, s->id,
+                        NULL);
+        if (s->state == MD_STATE_REQUESTED) {
+            arm_timer(srv, s, srv->cfg->session.wait_timeout_seconds, "queue_timeout");
+        } else {
+            disarm_timer(s);
+            if (s->state != MD_STATE_LIVE)
+                arm_timer(srv, s, srv->cfg->session.connect_timeout_seconds, "connect_timeout");
+            md_server_send(srv, p,
+                           assigned_message(s, leg == MD_LEG_TABLET ? "tablet" : "verifier"));
+            md_server_send(srv, p,
+                           json_pack("{s:s, s:s, s:s}", "type", "state", "session", s->id,
+                                     "state", state_names[s->state]));
+        }
+    }
+    if (p->role == MD_SENDER_VERIFIER) {
+        send_queue_to(srv, p);
+        if (!p->session)
+            assign_random(srv, p->municipality);
+    } else if (s && s->state == MD_STATE_REQUESTED) {
+        broadcast_queue(srv, s->municipality);
+    }
+}
+
+void md_sessions_party_left(md_server *srv, md_party *p)
+{
+    md_session *s = p->session;
+    if (!s)
+        return;
+    md_leg leg = leg_of(p);
+    s->leg[leg] = NULL;
+    s->leg_connected[leg] = false;
+    p->session = NULL;
+    md_server_audit(srv, p->actor, "leg_disconnected", s->municipality, s->post_office, s->id,
+                    json_pack("{s:s}", "state", state_names[s->state]));
+    arm_timer(srv, s, srv->cfg->session.rejoin_grace_seconds, "network");
+}
+
+void md_sessions_shutdown(md_server *srv)
+{
+    GList *all = g_hash_table_get_values(srv->sessions);
+    for (GList *l = all; l; l = l->next)
+        end_session(srv, l->data, NULL, "shutdown", "system");
+    g_list_free(all);
+}
+
+/* ---- media plane events (delivered on the control thread) ---- */
+
+void md_sessions_on_media_event(const md_media_event *ev, void *userdata)
+{
+    md_server *srv = userdata;
+    md_session *s = g_hash_table_lookup(srv->sessions, ev->session_id);
+    if (!s)
+        return;
+    md_party *p = s->leg[ev->leg];
+    switch (ev->type) {
+    case MD_MEDIA_ANSWER:
+        if (p)
+            md_server_send(srv, p,
+                           json_pack("{s:s, s:s, s:s}", "type", "answer", "session", s->id,
+                                     "sdp", ev->sdp));
+        break;
+    case MD_MEDIA_CANDIDATE:
+        if (p)
+            md_server_send(srv, p,
+                           json_pack("{s:s, s:s, s:o, s:o}", "type", "candidate", "session",
+                                     s->id, "candidate",
+                                     ev->candidate ? json_string(ev->candidate) : json_null(),
+                                     "mid", ev->mid ? json_string(ev->mid) : json_null()));
+        break;
+    case MD_MEDIA_LEG_CONNECTED:
+        s->leg_connected[ev->leg] = true;
+        md_server_audit(srv, p ? p->actor : "system", "leg_connected", s->municipality,
+                        s->post_office, s->id,
+                        json_pack("{s:s}", "leg", ev->leg == MD_LEG_TABLET ? "tablet" : "verifier"));
+        if (s->leg_connected[0] && s->leg_connected[1] && s->state != MD_STATE_LIVE) {
+            disarm_timer(s);
+            set_state(srv, s, MD_STATE_LIVE, "live_at");
+            md_server_audit(srv, "system", "session_live", s->municipality, s->post_office, s->id,
+                            NULL);
+        }
+        break;
+    case MD_MEDIA_LEG_DISCONNECTED:
+        s->leg_connected[ev->leg] = false;
+        break;
+    case MD_MEDIA_LEG_FAILED: {
+        json_t *err = md_proto_error(ev->error, ev->error_detail, NULL, s->id);
+        send_both(srv, s, err);
+        end_session(srv, s, NULL, "media", "system");
+        break;
+    }
+    case MD_MEDIA_QUALITY:
+        if (s->leg[MD_LEG_VERIFIER] && ev->stats)
+            md_server_send(srv, s->leg[MD_LEG_VERIFIER],
+                           json_pack("{s:s, s:s, s:s, s:O}", "type", "quality", "session", s->id,
+                                     "leg", ev->leg == MD_LEG_TABLET ? "tablet" : "verifier",
+                                     "stats", ev->stats));
+        break;
+    }
+}

@@ -1,0 +1,620 @@
+/*
+ * libwebsockets adapter (see md_ws.h).
+ *
+ * One lws context on the GLib main loop with two explicit vhosts: the device
+ * listener asks for a client certificate and verifies it against the
+ * deployment CA and CRL; the staff listener serves HTTPS and the staff
+ * WebSocket.  HTTP/2 is not offered (ALPN http/1.1) so every response is a
+ * plain header+body write and WebSockets are always RFC 6455 upgrades.
+ *
+ * Per connection we keep a bounded receive buffer (one message, at most
+ * limits.max_message_bytes) and a bounded send queue; lws may only write from
+ * the WRITEABLE callbacks, so md_conn_send() queues and asks for one.
+ * Everything runs on the control thread.
+ */
+#include "md_ws.h"
+#include "md_certs.h"
+#include "md_err.h"
+#include "md_log.h"
+
+#include <errno.h>
+#include <jansson.h>
+#include <libwebsockets.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
+#include <openssl/x509_vfy.h>
+#include <string.h>
+
+#define PROTOCOL_NAME "madoguchi.v1"
+#define COOKIE_NAME "md_session"
+#define SEND_QUEUE_FACTOR 8 /* queued bytes cap = factor * max_message_bytes */
+
+struct md_ws {
+    const md_config *cfg;
+    md_ws_callbacks cb;
+    void *ud;
+    struct lws_context *context;
+    struct lws_vhost *vhost[2];
+};
+
+/* Outgoing message with LWS_PRE bytes of headroom for the frame header. */
+struct out_msg {
+    size_t len;
+    unsigned char buf[];
+};
+
+/* One connection: lws allocates it as per-session user data (zeroed). */
+struct md_conn {
+    md_ws *ws;
+    struct lws *wsi;
+    md_conn_info info;
+    void *user;
+    bool is_ws;      /* upgraded (vs. plain HTTP) */
+    bool opened;     /* on_open accepted it */
+    bool closing;    /* close once the queue is flushed */
+    int close_status;
+    char close_reason[64];
+    GString *rx;     /* current incoming message */
+    bool rx_dropping;
+    GQueue tx;       /* struct out_msg * */
+    size_t tx_bytes;
+    /* HTTP exchange */
+    char *http_method;
+    char *http_path;
+    char *http_query;
+    GString *http_body;
+    bool http_body_too_large;
+    md_http_response resp;
+    bool resp_ready;
+};
+
+static md_ws *ws_of(struct lws *wsi)
+{
+    return lws_context_user(lws_get_context(wsi));
+}
+
+static md_listener listener_of(struct lws *wsi)
+{
+    md_ws *ws = ws_of(wsi);
+    return lws_get_vhost(wsi) == ws->vhost[MD_LISTENER_DEVICE] ? MD_LISTENER_DEVICE
+                                                               : MD_LISTENER_STAFF;
+}
+
+static char *copy_header(struct lws *wsi, enum lws_token_indexes h)
+{
+    int n = lws_hdr_total_length(wsi, h);
+    if (n <= 0 || n > 8192)
+        return NULL;
+    char *s = g_malloc(n + 1);
+    if (lws_hdr_copy(wsi, s, n + 1, h) < 0) {
+        g_free(s);
+        return NULL;
+    }
+    return s;
+}
+
+/* Value of our cookie in a Cookie header (RFC 6265 5.4: "a=b; c=d"). */
+static char *cookie_value(const char *header)
+{
+    if (!header)
+        return NULL;
+    char **parts = g_strsplit(header, ";", 64);
+    char *found = NULL;
+    for (char **p = parts; *p && !found; p++) {
+        const char *kv = *p;
+        while (*kv == ' ')
+            kv++;
+        if (g_str_has_prefix(kv, COOKIE_NAME "=") && kv[sizeof(COOKIE_NAME)] != '\0')
+            found = g_strdup(kv + sizeof(COOKIE_NAME));
+    }
+    g_strfreev(parts);
+    return found;
+}
+
+static void fill_peer(struct lws *wsi, md_conn *c)
+{
+    c->info.listener = listener_of(wsi);
+    lws_get_peer_simple(wsi, c->info.remote, sizeof(c->info.remote));
+    char *cookie = copy_header(wsi, WSI_TOKEN_HTTP_COOKIE);
+    c->info.session_cookie = cookie_value(cookie);
+    g_free(cookie);
+    c->info.origin = copy_header(wsi, WSI_TOKEN_ORIGIN);
+    c->info.host = copy_header(wsi, WSI_TOKEN_HOST);
+
+    SSL *ssl = lws_get_ssl(wsi);
+    if (!ssl)
+        return;
+    g_strlcpy(c->info.tls_version, SSL_get_version(ssl), sizeof(c->info.tls_version));
+    X509 *peer = SSL_get1_peer_certificate(ssl);
+    if (peer) {
+        c->info.has_peer_cert = true;
+        /* The handshake already refused invalid certificates; be explicit anyway. */
+        if (SSL_get_verify_result(ssl) == X509_V_OK)
+            md_certs_device_identity(peer, &c->info.cert_device_id, &c->info.cert_post_office);
+        X509_free(peer);
+    }
+}
+
+static void conn_clear(md_conn *c)
+{
+    g_clear_pointer(&c->info.cert_device_id, g_free);
+    g_clear_pointer(&c->info.cert_post_office, g_free);
+    g_clear_pointer(&c->info.session_cookie, g_free);
+    g_clear_pointer(&c->info.origin, g_free);
+    g_clear_pointer(&c->info.host, g_free);
+    if (c->rx)
+        g_string_free(c->rx, TRUE);
+    c->rx = NULL;
+    struct out_msg *m;
+    while ((m = g_queue_pop_head(&c->tx)))
+        g_free(m);
+    c->tx_bytes = 0;
+    g_clear_pointer(&c->http_method, g_free);
+    g_clear_pointer(&c->http_path, g_free);
+    g_clear_pointer(&c->http_query, g_free);
+    if (c->http_body)
+        g_string_free(c->http_body, TRUE);
+    c->http_body = NULL;
+    g_clear_pointer(&c->resp.body, g_free);
+    g_clear_pointer(&c->resp.set_cookie, g_free);
+    g_clear_pointer(&c->resp.file, g_free);
+}
+
+int md_conn_send(md_conn *c, const char *text, size_t len)
+{
+    if (c->closing)
+        return -EPIPE;
+    size_t cap = (size_t)c->ws->cfg->limits.max_message_bytes * SEND_QUEUE_FACTOR;
+    if (c->tx_bytes + len > cap) {
+        md_warn("ws", "send_queue_full", "{s:s, s:i}", "remote", c->info.remote, "bytes",
+                (int)c->tx_bytes);
+        md_conn_close(c, LWS_CLOSE_STATUS_POLICY_VIOLATION, "send queue full");
+        return -ENOBUFS;
+    }
+    struct out_msg *m = g_malloc(sizeof(*m) + LWS_PRE + len);
+    m->len = len;
+    memcpy(m->buf + LWS_PRE, text, len);
+    g_queue_push_tail(&c->tx, m);
+    c->tx_bytes += len;
+    lws_callback_on_writable(c->wsi);
+    return 0;
+}
+
+void md_conn_close(md_conn *c, int ws_status, const char *reason)
+{
+    if (c->closing)
+        return;
+    c->closing = true;
+    c->close_status = ws_status;
+    g_strlcpy(c->close_reason, reason ? reason : "", sizeof(c->close_reason));
+    lws_callback_on_writable(c->wsi);
+}
+
+const md_conn_info *md_conn_get_info(const md_conn *c)
+{
+    return &c->info;
+}
+
+void md_conn_set_user(md_conn *c, void *user)
+{
+    c->user = user;
+}
+
+void *md_conn_get_user(const md_conn *c)
+{
+    return c->user;
+}
+
+/* ---- WebSocket ---- */
+
+static int on_ws_established(struct lws *wsi, md_conn *c)
+{
+    md_ws *ws = ws_of(wsi);
+    c->ws = ws;
+    c->wsi = wsi;
+    c->is_ws = true;
+    g_queue_init(&c->tx);
+    c->rx = g_string_sized_new(256);
+    fill_peer(wsi, c);
+    int r = ws->cb.on_open(c, ws->ud);
+    if (r < 0) {
+        /* on_open has queued an error message; flush it, then close. */
+        md_conn_close(c, LWS_CLOSE_STATUS_POLICY_VIOLATION, md_err_code(r));
+        return 0;
+    }
+    c->opened = true;
+    return 0;
+}
+
+static int on_ws_receive(struct lws *wsi, md_conn *c, const char *in, size_t len)
+{
+    md_ws *ws = c->ws;
+    if (c->closing)
+        return 0;
+    if (!c->rx_dropping && c->rx->len + len > (size_t)ws->cfg->limits.max_message_bytes) {
+        c->rx_dropping = true;
+        g_string_truncate(c->rx, 0);
+        if (c->opened)
+            ws->cb.on_oversize(c, ws->ud);
+        md_conn_close(c, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE, "message too large");
+        return 0;
+    }
+    if (c->rx_dropping)
+        return 0;
+    g_string_append_len(c->rx, in, (gssize)len);
+    if (!lws_is_final_fragment(wsi) || lws_remaining_packet_payload(wsi) > 0)
+        return 0;
+    if (c->opened)
+        ws->cb.on_message(c, c->rx->str, c->rx->len, ws->ud);
+    g_string_truncate(c->rx, 0);
+    return 0;
+}
+
+static int on_ws_writeable(struct lws *wsi, md_conn *c)
+{
+    struct out_msg *m = g_queue_pop_head(&c->tx);
+    if (m) {
+        c->tx_bytes -= m->len;
+        int n = lws_write(wsi, m->buf + LWS_PRE, m->len, LWS_WRITE_TEXT);
+        g_free(m);
+        if (n < 0)
+            return -1;
+        if (!g_queue_is_empty(&c->tx) || c->closing)
+            lws_callback_on_writable(wsi);
+        return 0;
+    }
+    if (c->closing) {
+        lws_close_reason(wsi, (enum lws_close_status)c->close_status,
+                         (unsigned char *)c->close_reason, strlen(c->close_reason));
+        return -1;
+    }
+    return 0;
+}
+
+/* ---- HTTP ---- */
+
+static const char *const security_headers[][2] = {
+    {"x-content-type-options:", "nosniff"},
+    {"referrer-policy:", "no-referrer"},
+    {"strict-transport-security:", "max-age=31536000"},
+    {"x-frame-options:", "DENY"},
+    {"content-security-policy:",
+     "default-src 'self'; img-src 'self' data: blob:; media-src 'self' blob:; "
+     "connect-src 'self'; frame-ancestors 'none'"},
+};
+
+static int add_header(struct lws *wsi, const char *name, const char *value, unsigned char **p,
+                      unsigned char *end)
+{
+    return lws_add_http_header_by_name(wsi, (const unsigned char *)name,
+                                       (const unsigned char *)value, (int)strlen(value), p, end);
+}
+
+static int write_response(struct lws *wsi, md_conn *c)
+{
+    md_http_response *resp = &c->resp;
+    unsigned char buf[LWS_PRE + 2048];
+    unsigned char *start = buf + LWS_PRE, *p = start, *end = buf + sizeof(buf) - 1;
+
+    if (resp->file) {
+        /* lws_serve_http_file adds its own headers; ours go in other_headers. */
+        for (size_t i = 0; i < G_N_ELEMENTS(security_headers); i++)
+            if (add_header(wsi, security_headers[i][0], security_headers[i][1], &p, end))
+                return -1;
+        int n = lws_serve_http_file(wsi, resp->file, resp->content_type, (const char *)start,
+                                    (int)(p - start));
+        if (n < 0 || (n > 0 && lws_http_transaction_completed(wsi)))
+            return -1;
+        return 0;
+    }
+
+    if (lws_add_http_common_headers(wsi, (unsigned int)resp->status, resp->content_type,
+                                    resp->body_len, &p, end))
+        return -1;
+    for (size_t i = 0; i < G_N_ELEMENTS(security_headers); i++)
+        if (add_header(wsi, security_headers[i][0], security_headers[i][1], &p, end))
+            return -1;
+    if (add_header(wsi, "cache-control:", "no-store", &p, end))
+        return -1;
+    if (resp->set_cookie && add_header(wsi, "set-cookie:", resp->set_cookie, &p, end))
+        return -1;
+    if (lws_finalize_write_http_header(wsi, start, &p, end))
+        return -1;
+    if (resp->body_len) {
+        unsigned char *out = g_malloc(LWS_PRE + resp->body_len);
+        memcpy(out + LWS_PRE, resp->body, resp->body_len);
+        int n = lws_write(wsi, out + LWS_PRE, resp->body_len, LWS_WRITE_HTTP_FINAL);
+        g_free(out);
+        if (n < 0)
+            return -1;
+    }
+    return lws_http_transaction_completed(wsi) ? -1 : 0;
+}
+
+static void respond_error(md_conn *c, int status, int err)
+{
+    json_t *j = json_pack("{s:s, s:s, s:s}", "type", "error", "code", md_err_code(err), "message",
+                          md_strerror(err));
+    c->resp.status = status;
+    c->resp.content_type = "application/json";
+    c->resp.body = json_dumps(j, JSON_COMPACT);
+    c->resp.body_len = strlen(c->resp.body);
+    json_decref(j);
+}
+
+static int dispatch_http(struct lws *wsi, md_conn *c)
+{
+    md_ws *ws = c->ws;
+    char *cookie = copy_header(wsi, WSI_TOKEN_HTTP_COOKIE);
+    char *token = cookie_value(cookie);
+    char *origin = copy_header(wsi, WSI_TOKEN_ORIGIN);
+    char *host = copy_header(wsi, WSI_TOKEN_HOST);
+    g_free(cookie);
+
+    if (c->http_body_too_large) {
+        respond_error(c, 413, -MD_E_TOO_LARGE);
+    } else {
+        md_http_request req = {
+            .listener = listener_of(wsi),
+            .method = c->http_method,
+            .path = c->http_path,
+            .query = c->http_query ? c->http_query : "",
+            .body = c->http_body ? c->http_body->str : NULL,
+            .body_len = c->http_body ? c->http_body->len : 0,
+            .session_cookie = token,
+            .origin = origin,
+            .host = host,
+            .remote = c->info.remote,
+        };
+        ws->cb.on_http(&req, &c->resp, ws->ud);
+        if (c->resp.status == 0 && !c->resp.file)
+            respond_error(c, 404, -ENOENT);
+        if (!c->resp.content_type)
+            c->resp.content_type = "application/octet-stream";
+    }
+    g_free(token);
+    g_free(origin);
+    g_free(host);
+    c->resp_ready = true;
+    if (c->resp.file)
+        return write_response(wsi, c);
+    lws_callback_on_writable(wsi);
+    return 0;
+}
+
+/* Joins the URI arguments lws split into WSI_TOKEN_HTTP_URI_ARGS fragments. */
+static char *copy_query(struct lws *wsi)
+{
+    GString *q = g_string_new(NULL);
+    char frag[512];
+    for (int i = 0; i < 32; i++) {
+        int n = lws_hdr_copy_fragment(wsi, frag, sizeof(frag), WSI_TOKEN_HTTP_URI_ARGS, i);
+        if (n < 0)
+            break;
+        if (q->len)
+            g_string_append_c(q, '&');
+        g_string_append(q, frag);
+    }
+    return g_string_free(q, FALSE);
+}
+
+static int on_http(struct lws *wsi, md_conn *c, const char *uri)
+{
+    c->ws = ws_of(wsi);
+    c->wsi = wsi;
+    lws_get_peer_simple(wsi, c->info.remote, sizeof(c->info.remote));
+    bool post = lws_hdr_total_length(wsi, WSI_TOKEN_POST_URI) > 0;
+    bool get = lws_hdr_total_length(wsi, WSI_TOKEN_GET_URI) > 0;
+    if (!post && !get) {
+        lws_return_http_status(wsi, HTTP_STATUS_METHOD_NOT_ALLOWED, NULL);
+        return -1;
+    }
+    c->http_method = g_strdup(post ? "POST" : "GET");
+    c->http_path = g_strdup(uri);
+    c->http_query = copy_query(wsi);
+    if (post) {
+        c->http_body = g_string_new(NULL);
+        return 0; /* wait for LWS_CALLBACK_HTTP_BODY_COMPLETION */
+    }
+    return dispatch_http(wsi, c);
+}
+
+static void on_http_body(md_conn *c, const char *in, size_t len)
+{
+    if (!c->http_body || c->http_body_too_large)
+        return;
+    if (c->http_body->len + len > (size_t)c->ws->cfg->limits.http_body_bytes) {
+        c->http_body_too_large = true;
+        return;
+    }
+    g_string_append_len(c->http_body, in, (gssize)len);
+}
+
+/* ---- TLS hooks ---- */
+
+static int load_verify_extras(md_ws *ws, SSL_CTX *ctx)
+{
+    /* TLS 1.3 unless the operator lowered it (per-municipality policy is
+     * checked again once the device is known). */
+    int min = strcmp(ws->cfg->tls.min_version, "1.2") == 0 ? TLS1_2_VERSION : TLS1_3_VERSION;
+    SSL_CTX_set_min_proto_version(ctx, min);
+
+    if (!g_file_test(ws->cfg->tls.crl, G_FILE_TEST_EXISTS))
+        return 0;
+    X509_STORE *store = SSL_CTX_get_cert_store(ctx);
+    int n = X509_STORE_load_file(store, ws->cfg->tls.crl);
+    if (n != 1) {
+        unsigned long e = ERR_get_error();
+        char text[256];
+        ERR_error_string_n(e, text, sizeof(text));
+        ERR_clear_error();
+        md_error("ws", "crl_load_failed", "{s:s, s:s}", "path", ws->cfg->tls.crl, "openssl",
+                 text);
+        return 1;
+    }
+    X509_STORE_set_flags(store, X509_V_FLAG_CRL_CHECK);
+    return 0;
+}
+
+static int verify_client_cert(md_ws *ws, X509_STORE_CTX *store_ctx, SSL *ssl, int preverify_ok)
+{
+    if (preverify_ok)
+        return 0;
+    int err = X509_STORE_CTX_get_error(store_ctx);
+    X509 *cert = X509_STORE_CTX_get_current_cert(store_ctx);
+    char *device_id = NULL, *po = NULL;
+    if (cert)
+        md_certs_device_identity(cert, &device_id, &po);
+    char remote[64] = "";
+    int fd = SSL_get_fd(ssl);
+    if (fd >= 0)
+        lws_get_peer_simple_fd(fd, remote, sizeof(remote));
+    ws->cb.on_cert_refused(remote, X509_verify_cert_error_string(err), device_id, ws->ud);
+    g_free(device_id);
+    g_free(po);
+    return 1; /* non-zero: fail the handshake */
+}
+
+/* ---- the one protocol callback ---- */
+
+static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
+                    size_t len)
+{
+    md_conn *c = user;
+    md_ws *ws = wsi ? ws_of(wsi) : NULL;
+
+    switch (reason) {
+    case LWS_CALLBACK_OPENSSL_LOAD_EXTRA_SERVER_VERIFY_CERTS:
+        return load_verify_extras(ws, user);
+    case LWS_CALLBACK_OPENSSL_PERFORM_CLIENT_CERT_VERIFICATION:
+        return verify_client_cert(ws, user, in, (int)len);
+
+    case LWS_CALLBACK_ESTABLISHED:
+        return on_ws_established(wsi, c);
+    case LWS_CALLBACK_RECEIVE:
+        return on_ws_receive(wsi, c, in, len);
+    case LWS_CALLBACK_SERVER_WRITEABLE:
+        return on_ws_writeable(wsi, c);
+    case LWS_CALLBACK_CLOSED:
+        if (c->opened)
+            ws->cb.on_close(c, ws->ud);
+        conn_clear(c);
+        return 0;
+
+    case LWS_CALLBACK_HTTP:
+        return on_http(wsi, c, in);
+    case LWS_CALLBACK_HTTP_BODY:
+        on_http_body(c, in, len);
+        return 0;
+    case LWS_CALLBACK_HTTP_BODY_COMPLETION:
+        return dispatch_http(wsi, c);
+    case LWS_CALLBACK_HTTP_WRITEABLE:
+        if (!c || !c->resp_ready || c->resp.file)
+            return 0;
+        return write_response(wsi, c);
+    case LWS_CALLBACK_HTTP_FILE_COMPLETION:
+        return lws_http_transaction_completed(wsi) ? -1 : 0;
+    case LWS_CALLBACK_CLOSED_HTTP:
+        if (c && !c->is_ws)
+            conn_clear(c);
+        return 0;
+    default:
+        return 0;
+    }
+}
+
+static const struct lws_protocols protocols[] = {
+    {PROTOCOL_NAME, callback, sizeof(md_conn), 4096, 0, NULL, 0},
+    {NULL, NULL, 0, 0, 0, NULL, 0},
+};
+
+static struct lws_vhost *create_vhost(md_ws *ws, md_listener which)
+{
+    const md_config *cfg = ws->cfg;
+    const md_listen *l = which == MD_LISTENER_DEVICE ? &cfg->device_listen : &cfg->staff_listen;
+    struct lws_context_creation_info info = {0};
+    info.vhost_name = which == MD_LISTENER_DEVICE ? "device" : "staff";
+    info.port = l->port;
+    info.iface = (strcmp(l->address, "0.0.0.0") == 0 || strcmp(l->address, "::") == 0)
+                     ? NULL
+                     : l->address;
+    info.protocols = protocols;
+    info.ssl_cert_filepath = cfg->tls.cert;
+    info.ssl_private_key_filepath = cfg->tls.key;
+    info.alpn = "http/1.1";
+    info.options = LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT | LWS_SERVER_OPTION_VALIDATE_UTF8 |
+                   LWS_SERVER_OPTION_GLIB;
+    if (strcmp(l->address, "0.0.0.0") == 0)
+        info.options |= LWS_SERVER_OPTION_DISABLE_IPV6;
+    if (which == MD_LISTENER_DEVICE) {
+        info.ssl_ca_filepath = cfg->tls.ca;
+        /* Ask for a certificate but let a connection without one through, so
+         * that it gets a clear error message instead of a TLS alert. */
+        info.options |= LWS_SERVER_OPTION_REQUIRE_VALID_OPENSSL_CLIENT_CERT |
+                        LWS_SERVER_OPTION_PEER_CERT_NOT_REQUIRED;
+    }
+    return lws_create_vhost(ws->context, &info);
+}
+
+static void lws_log_bridge(int level, const char *line)
+{
+    char *s = g_strchomp(g_strdup(line));
+    if (level & LLL_ERR)
+        md_warn("lws", "library", "{s:s}", "text", s);
+    else
+        md_debug("lws", "library", "{s:s}", "text", s);
+    g_free(s);
+}
+
+int md_ws_new(const md_config *cfg, GMainLoop *loop, const md_ws_callbacks *cb, void *ud,
+              md_ws **ret)
+{
+    md_ws *ws = g_new0(md_ws, 1);
+    ws->cfg = cfg;
+    ws->cb = *cb;
+    ws->ud = ud;
+
+    lws_set_log_level(LLL_ERR | LLL_WARN, lws_log_bridge);
+
+    void *foreign_loops[] = {loop};
+    struct lws_context_creation_info info = {0};
+    info.options = LWS_SERVER_OPTION_EXPLICIT_VHOSTS | LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT |
+                   LWS_SERVER_OPTION_GLIB;
+    info.foreign_loops = foreign_loops;
+    info.user = ws;
+    info.fd_limit_per_thread = (unsigned int)cfg->limits.max_connections + 16;
+    info.timeout_secs = 20;
+    info.pt_serv_buf_size = 16384;
+    ws->context = lws_create_context(&info);
+    if (!ws->context) {
+        md_error("ws", "context_failed", NULL);
+        g_free(ws);
+        return -MD_E_INTERNAL;
+    }
+    for (int i = 0; i < 2; i++) {
+        ws->vhost[i] = create_vhost(ws, (md_listener)i);
+        if (!ws->vhost[i]) {
+            md_error("ws", "listen_failed", "{s:s}", "listener", i == 0 ? "device" : "staff");
+            md_ws_free(ws);
+            return -EADDRNOTAVAIL;
+        }
+    }
+    *ret = ws;
+    return 0;
+}
+
+md_ws *md_ws_free(md_ws *ws)
+{
+    if (!ws)
+        return NULL;
+    if (ws->context)
+        lws_context_destroy(ws->context);
+    g_free(ws);
+    return NULL;
+}
+
+int md_ws_port(const md_ws *ws, md_listener listener)
+{
+    return lws_get_vhost_listen_port(ws->vhost[listener]);
+}

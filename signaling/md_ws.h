@@ -1,0 +1,94 @@
+/*
+ * The libwebsockets adapter: two TLS listeners (device, staff) on the GLib
+ * main loop, WebSocket connections with bounded send queues, and small HTTP
+ * request/response exchanges.  Nothing else includes libwebsockets.h.
+ *
+ * Everything runs on the control thread (the GLib main context given to
+ * md_ws_new).  An md_conn is owned by the adapter: it is valid from on_open
+ * until on_close returns, and callers must not keep it after that.
+ */
+#ifndef MD_WS_H
+#define MD_WS_H
+
+#include "md_config.h"
+
+#include <glib.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+typedef struct md_ws md_ws;
+typedef struct md_conn md_conn;
+
+typedef enum md_listener { MD_LISTENER_DEVICE, MD_LISTENER_STAFF } md_listener;
+
+/* What the transport knows about a connection, filled before on_open. */
+typedef struct md_conn_info {
+    md_listener listener;
+    char remote[64];      /* peer IP address */
+    char tls_version[16]; /* "TLSv1.3" */
+    bool has_peer_cert;   /* device listener: a client certificate was presented */
+    char *cert_device_id; /* subject CN of a verified client certificate */
+    char *cert_post_office;
+    char *session_cookie; /* value of the md_session cookie, staff listener */
+    char *origin;         /* Origin header */
+    char *host;           /* Host header */
+} md_conn_info;
+
+typedef struct md_http_request {
+    md_listener listener;
+    const char *method; /* "GET", "POST" */
+    const char *path;   /* without the query */
+    const char *query;  /* raw query string ("a=1&b=2"), or "" */
+    const char *body;   /* POST body (NUL-terminated), or NULL */
+    size_t body_len;
+    const char *session_cookie; /* nullable */
+    const char *origin;         /* nullable */
+    const char *host;           /* nullable */
+    const char *remote;
+} md_http_request;
+
+typedef struct md_http_response {
+    int status;
+    const char *content_type; /* static string */
+    char *body;               /* g_malloc'd, taken by the adapter */
+    size_t body_len;
+    char *set_cookie;         /* g_malloc'd full Set-Cookie value, nullable */
+    char *file;               /* g_malloc'd path of a static file to send instead of body */
+} md_http_response;
+
+typedef struct md_ws_callbacks {
+    /* A WebSocket is up.  Return 0 to keep it, or a negative MD_E_* code to
+     * refuse: the adapter then calls on_refuse and closes after sending. */
+    int (*on_open)(md_conn *c, void *ud);
+    /* One complete text message (NUL-terminated for convenience). */
+    void (*on_message)(md_conn *c, const char *text, size_t len, void *ud);
+    /* A message exceeded limits.max_message_bytes; the connection will close. */
+    void (*on_oversize)(md_conn *c, void *ud);
+    /* The connection is gone (for whatever reason); c is freed after this. */
+    void (*on_close)(md_conn *c, void *ud);
+    /* An HTTP request on either listener; fill resp (status 0 = 404). */
+    void (*on_http)(const md_http_request *req, md_http_response *resp, void *ud);
+    /* A client certificate failed verification during the TLS handshake. */
+    void (*on_cert_refused)(const char *remote, const char *reason, const char *device_id,
+                            void *ud);
+} md_ws_callbacks;
+
+int md_ws_new(const md_config *cfg, GMainLoop *loop, const md_ws_callbacks *cb, void *ud,
+              md_ws **ret);
+md_ws *md_ws_free(md_ws *ws);
+
+/* Bound ports (useful when the config asked for port 0). */
+int md_ws_port(const md_ws *ws, md_listener listener);
+
+/* Queues a text message.  When the connection's queue is over its cap the
+ * connection is closed (a client that does not read cannot grow our memory)
+ * and -ENOBUFS is returned. */
+int md_conn_send(md_conn *c, const char *text, size_t len);
+/* Closes after the queued messages are flushed. */
+void md_conn_close(md_conn *c, int ws_status, const char *reason);
+
+const md_conn_info *md_conn_get_info(const md_conn *c);
+void md_conn_set_user(md_conn *c, void *user);
+void *md_conn_get_user(const md_conn *c);
+
+#endif
