@@ -53,8 +53,8 @@ int md_cmd_audit_export(md_cli *cli, int argc, char **argv);
 /* Shared by certs init and setup-dev: CA, server certificate, empty CRL. */
 int md_cli_certs_init(md_cli *cli, char **names, bool force_server);
 /* Shared by user add and setup-dev. */
-int md_cli_user_add(md_cli *cli, const char *username, const char *role,
-                    const char *municipality, const char *password, char **ret_uri);
+int md_cli_user_add(md_cli *cli, const char *username, const char *role, const char *municipality,
+                    const char *password, char **ret_uri);
 /* Shared by device issue and setup-dev. */
 int md_cli_device_issue(md_cli *cli, const char *device_id, const char *post_office,
                         const char *out_dir, const char *p12_password);

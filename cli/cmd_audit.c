@@ -51,8 +51,8 @@ int md_cmd_audit_export(md_cli *cli, int argc, char **argv)
                               entries, &done);
     int r = 0;
     FILE *out = stdout;
-    md_audit_filter filter = {.municipality = municipality, .post_office = post_office,
-                              .session = session};
+    md_audit_filter filter = {
+        .municipality = municipality, .post_office = post_office, .session = session};
     if (done)
         goto out;
     status = 2;
@@ -75,9 +75,12 @@ int md_cmd_audit_export(md_cli *cli, int argc, char **argv)
     }
     /* Exports are evidence leaving the system: audited. */
     json_t *detail = json_pack("{s:i}", "entries", r);
-    md_audit_entry e = {.actor = cli->actor, .event = "audit_exported",
-                        .municipality = municipality, .post_office = post_office,
-                        .session = session, .detail = detail};
+    md_audit_entry e = {.actor = cli->actor,
+                        .event = "audit_exported",
+                        .municipality = municipality,
+                        .post_office = post_office,
+                        .session = session,
+                        .detail = detail};
     int64_t seq = md_audit_append(cli->audit, &e);
     json_decref(detail);
     status = seq < 0 ? md_cli_fail("audit", (int)seq) : 0;

@@ -56,8 +56,7 @@ int md_cmd_device_issue(md_cli *cli, int argc, char **argv)
 {
     char *post_office = NULL, *out_dir = NULL, *p12_password = NULL;
     const GOptionEntry entries[] = {
-        {"post-office", 0, 0, G_OPTION_ARG_STRING, &post_office, "the tablet's post office",
-         "ID"},
+        {"post-office", 0, 0, G_OPTION_ARG_STRING, &post_office, "the tablet's post office", "ID"},
         {"out", 0, 0, G_OPTION_ARG_FILENAME, &out_dir, "where to write the bundle", "DIR"},
         {"p12-password", 0, 0, G_OPTION_ARG_STRING, &p12_password, "PKCS#12 password", "PW"},
         {NULL},
@@ -108,8 +107,8 @@ static int set_status(md_cli *cli, int argc, char **argv, enum md_device_status 
     }
     if (md_cli_audit(cli) < 0)
         return 1;
-    int r = md_device_set_status(cli->store, cli->audit, argv[1], status_to, cli->actor,
-                                 md_now_ms());
+    int r =
+        md_device_set_status(cli->store, cli->audit, argv[1], status_to, cli->actor, md_now_ms());
     if (r < 0)
         return md_cli_fail(argv[1], r);
     if (status_to == MD_DEVICE_REVOKED) {

@@ -7,8 +7,8 @@
 int md_cmd_serve(md_cli *cli, int argc, char **argv)
 {
     bool done;
-    int status = md_cli_parse(&argc, &argv, "", "Runs the gateway until SIGTERM or SIGINT.", NULL,
-                              &done);
+    int status =
+        md_cli_parse(&argc, &argv, "", "Runs the gateway until SIGTERM or SIGINT.", NULL, &done);
     if (done)
         return status;
     if (argc > 1) {

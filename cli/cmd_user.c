@@ -7,8 +7,8 @@
 #include <stdio.h>
 #include <string.h>
 
-int md_cli_user_add(md_cli *cli, const char *username, const char *role,
-                    const char *municipality, const char *password, char **ret_uri)
+int md_cli_user_add(md_cli *cli, const char *username, const char *role, const char *municipality,
+                    const char *password, char **ret_uri)
 {
     enum md_role r_role;
     if (md_role_parse(role, &r_role) < 0) {

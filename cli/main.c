@@ -184,8 +184,8 @@ int main(int argc, char **argv)
     umask(077);
 
     /* The command sees argv[0] = "madoguchi group name" for its --help. */
-    g_autofree char *prog = g_strjoinv(" ", (char *[]){"madoguchi", argv[i],
-                                                       words == 2 ? argv[i + 1] : NULL, NULL});
+    g_autofree char *prog =
+        g_strjoinv(" ", (char *[]){"madoguchi", argv[i], words == 2 ? argv[i + 1] : NULL, NULL});
     int cargc = argc - i - words + 1;
     char **cargv = g_new0(char *, cargc + 1);
     cargv[0] = prog;

@@ -24,8 +24,14 @@ struct field {
     int def_int, min, max;
 };
 
-#define S(path, member, def) {path, F_STRING, offsetof(md_config, member), def, 0, 0, 0}
-#define I(path, member, def, lo, hi) {path, F_INT, offsetof(md_config, member), NULL, def, lo, hi}
+#define S(path, member, def)                                                                       \
+    {                                                                                              \
+        path, F_STRING, offsetof(md_config, member), def, 0, 0, 0                                  \
+    }
+#define I(path, member, def, lo, hi)                                                               \
+    {                                                                                              \
+        path, F_INT, offsetof(md_config, member), NULL, def, lo, hi                                \
+    }
 
 static const struct field fields[] = {
     S("data_dir", data_dir, "var"),
@@ -60,6 +66,18 @@ static const struct field fields[] = {
     I("session.wait_timeout_seconds", session.wait_timeout_seconds, 600, 1, 86400),
     I("session.connect_timeout_seconds", session.connect_timeout_seconds, 60, 1, 3600),
     I("session.rejoin_grace_seconds", session.rejoin_grace_seconds, 20, 1, 3600),
+    I("media.workers", media.workers, 0, 0, 256),
+    S("media.bind_address", media.bind_address, ""),
+    S("media.public_address", media.public_address, ""),
+    I("media.port_min", media.port_min, 0, 0, 65535),
+    I("media.port_max", media.port_max, 0, 0, 65535),
+    I("media.max_sessions", media.max_sessions, 256, 1, 100000),
+    I("media.max_sdp_bytes", media.max_sdp_bytes, 65536, 4096, 262144),
+    I("media.max_remote_candidates", media.max_remote_candidates, 32, 1, 256),
+    I("media.max_packet_bytes", media.max_packet_bytes, 1500, 576, 1500),
+    I("media.nack_buffer_packets", media.nack_buffer_packets, 512, 0, 4096),
+    I("media.dtls_timeout_ms", media.dtls_timeout_ms, 50, 10, 1000),
+    I("media.keyframe_interval_ms", media.keyframe_interval_ms, 500, 0, 10000),
 };
 
 #undef S
@@ -163,7 +181,8 @@ int md_config_load(const char *path, md_config *ret, char **ret_error)
             json_decref(doc);
         }
     }
-    if (r == 0 && !(strcmp(cfg.tls.min_version, "1.2") == 0 || strcmp(cfg.tls.min_version, "1.3") == 0)) {
+    if (r == 0 &&
+        !(strcmp(cfg.tls.min_version, "1.2") == 0 || strcmp(cfg.tls.min_version, "1.3") == 0)) {
         error = g_strdup("\"tls.min_version\" must be \"1.2\" or \"1.3\"");
         r = -MD_E_CONFIG;
     }

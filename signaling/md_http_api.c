@@ -153,8 +153,8 @@ static void api_designations(md_server *srv, const md_http_request *req, md_http
 static void page_designations(md_server *srv, const md_http_request *req, md_http_response *resp)
 {
     char *html = NULL;
-    int r = md_registry_designations_html(srv->store, srv->procedures, md_date_jst(md_now_ms()),
-                                          &html);
+    int r =
+        md_registry_designations_html(srv->store, srv->procedures, md_date_jst(md_now_ms()), &html);
     if (r < 0) {
         respond_error(resp, r, NULL);
         return;
@@ -173,7 +173,8 @@ static bool auditor(const md_staff *s)
 static int parse_filter(GHashTable *params, md_audit_filter *f, int *limit)
 {
     const char *v;
-    if (params && (v = g_hash_table_lookup(params, "from")) && md_time_parse_iso(v, &f->from_ms) < 0)
+    if (params && (v = g_hash_table_lookup(params, "from")) &&
+        md_time_parse_iso(v, &f->from_ms) < 0)
         return -EINVAL;
     if (params && (v = g_hash_table_lookup(params, "until")) &&
         md_time_parse_iso(v, &f->until_ms) < 0)
@@ -266,9 +267,12 @@ static const struct {
     const char *ext;
     const char *type;
 } mime_types[] = {
-    {".html", "text/html; charset=utf-8"}, {".js", "text/javascript; charset=utf-8"},
-    {".css", "text/css; charset=utf-8"},   {".json", "application/json"},
-    {".png", "image/png"},                 {".svg", "image/svg+xml"},
+    {".html", "text/html; charset=utf-8"},
+    {".js", "text/javascript; charset=utf-8"},
+    {".css", "text/css; charset=utf-8"},
+    {".json", "application/json"},
+    {".png", "image/png"},
+    {".svg", "image/svg+xml"},
     {".ico", "image/x-icon"},
 };
 

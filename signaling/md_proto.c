@@ -33,7 +33,10 @@ struct schema {
     struct field fields[MAX_FIELDS];
 };
 
-#define SESSION_FIELD {"session", FT_STRING, true, 64, NULL}
+#define SESSION_FIELD                                                                              \
+    {                                                                                              \
+        "session", FT_STRING, true, 64, NULL                                                       \
+    }
 #define PARTIES (MD_SENDER_TABLET | MD_SENDER_VERIFIER)
 #define SDP_MAX 32768
 
@@ -94,10 +97,6 @@ static int check_field(const struct field *f, json_t *v, char **ret_detail)
         *ret_detail = g_strdup_printf("\"%s\" must have 1 to %zu bytes", f->name, f->max_len);
         return -MD_E_SCHEMA;
     }
-    if (strlen(json_string_value(v)) != len) {
-        *ret_detail = g_strdup_printf("\"%s\" contains a NUL character", f->name);
-        return -MD_E_SCHEMA;
-    }
     if (f->values && !in_values(f->values, json_string_value(v))) {
         *ret_detail = g_strdup_printf("\"%s\" has an unknown value", f->name);
         return -MD_E_SCHEMA;
@@ -144,8 +143,7 @@ int md_proto_parse(const char *text, size_t len, unsigned sender, md_proto_resul
     json_t *id = json_object_get(msg, "id");
     if (id) {
         if (!json_is_string(id) || json_string_length(id) == 0 ||
-            json_string_length(id) > MD_PROTO_ID_MAX ||
-            strlen(json_string_value(id)) != json_string_length(id)) {
+            json_string_length(id) > MD_PROTO_ID_MAX) {
             ret->detail = g_strdup("\"id\" must be a string of 1 to 64 bytes");
             json_decref(msg);
             return -MD_E_SCHEMA;

@@ -27,8 +27,8 @@ void md_server_send(md_server *srv, md_party *p, json_t *msg)
     free(text);
 }
 
-void md_server_send_error(md_server *srv, md_party *p, int err, const char *detail,
-                          const char *re, const char *session)
+void md_server_send_error(md_server *srv, md_party *p, int err, const char *detail, const char *re,
+                          const char *session)
 {
     md_server_send(srv, p, md_proto_error(err, detail, re, session));
 }
@@ -81,8 +81,8 @@ static int refuse(md_server *srv, md_conn *c, int err, const char *actor, const 
     json_t *detail = json_pack("{s:s, s:s}", "code", md_err_code(err), "remote", info->remote);
     if (device_id)
         json_object_set_new(detail, "device", json_string(device_id));
-    md_server_audit(srv, actor, info->listener == MD_LISTENER_DEVICE ? "device_refused"
-                                                                     : "staff_refused",
+    md_server_audit(srv, actor,
+                    info->listener == MD_LISTENER_DEVICE ? "device_refused" : "staff_refused",
                     municipality, post_office, NULL, detail);
     json_t *msg = md_proto_error(err, NULL, NULL, NULL);
     char *text = json_dumps(msg, JSON_COMPACT);
@@ -126,8 +126,8 @@ static json_t *tablet_procedures(md_server *srv, const char *device_id)
         if (r == 0)
             md_request_scope_clear(&scope);
         if (r == 0 || r == -MD_E_AWAITING_UPGRADE)
-            json_array_append_new(list, json_pack("{s:s, s:s, s:b}", "id", proc->id, "ja",
-                                                  proc->ja, "available", r == 0));
+            json_array_append_new(list, json_pack("{s:s, s:s, s:b}", "id", proc->id, "ja", proc->ja,
+                                                  "available", r == 0));
     }
     return list;
 }
@@ -149,8 +149,8 @@ static int open_device(md_server *srv, md_conn *c)
     md_device dev;
     int r = md_device_lookup(srv->store, info->cert_device_id, &dev);
     if (r < 0)
-        return refuse(srv, c, r == -ENOENT ? -MD_E_DEVICE_UNKNOWN : r, actor,
-                      info->cert_device_id, NULL, info->cert_post_office);
+        return refuse(srv, c, r == -ENOENT ? -MD_E_DEVICE_UNKNOWN : r, actor, info->cert_device_id,
+                      NULL, info->cert_post_office);
 
     md_policy policy = {0};
     if (dev.status == MD_DEVICE_DISABLED)
@@ -187,10 +187,9 @@ static int open_device(md_server *srv, md_conn *c)
 
     md_server_send(srv, p,
                    json_pack("{s:s, s:i, s:s, s:s, s:s, s:s, s:o, s:o}", "type", "hello",
-                             "protocol", 1, "role", "tablet", "device", p->device_id,
-                             "post_office", p->post_office, "municipality", p->municipality,
-                             "procedures", tablet_procedures(srv, p->device_id), "limits",
-                             limits_json(srv)));
+                             "protocol", 1, "role", "tablet", "device", p->device_id, "post_office",
+                             p->post_office, "municipality", p->municipality, "procedures",
+                             tablet_procedures(srv, p->device_id), "limits", limits_json(srv)));
     md_info("signaling", "device_connected", "{s:s, s:s}", "device", p->device_id, "remote",
             info->remote);
     return 0;
@@ -246,9 +245,9 @@ static int open_staff(md_server *srv, md_conn *c)
     md_conn_set_user(c, p);
     g_ptr_array_add(srv->parties, p);
 
-    json_t *hello = json_pack("{s:s, s:i, s:s, s:s, s:o}", "type", "hello", "protocol", 1, "role",
-                              md_role_name(staff.role), "username", staff.username, "limits",
-                              limits_json(srv));
+    json_t *hello =
+        json_pack("{s:s, s:i, s:s, s:s, s:o}", "type", "hello", "protocol", 1, "role",
+                  md_role_name(staff.role), "username", staff.username, "limits", limits_json(srv));
     if (staff.municipality)
         json_object_set_new(hello, "municipality", json_string(staff.municipality));
     md_server_send(srv, p, hello);
@@ -262,7 +261,7 @@ static int on_open(md_conn *c, void *ud)
 {
     md_server *srv = ud;
     int r = md_conn_get_info(c)->listener == MD_LISTENER_DEVICE ? open_device(srv, c)
-                                                                 : open_staff(srv, c);
+                                                                : open_staff(srv, c);
     if (r == 0)
         md_sessions_party_joined(srv, md_conn_get_user(c));
     return r;
@@ -349,8 +348,7 @@ static void on_http(const md_http_request *req, md_http_response *resp, void *ud
     md_http_api_handle(ud, req, resp);
 }
 
-static void on_cert_refused(const char *remote, const char *reason, const char *device_id,
-                            void *ud)
+static void on_cert_refused(const char *remote, const char *reason, const char *device_id, void *ud)
 {
     md_server *srv = ud;
     g_autofree char *actor = g_strdup_printf("device:%s", device_id ? device_id : "unknown");
@@ -388,8 +386,8 @@ int md_server_new(const md_config *cfg, md_server **ret)
     srv->loop = g_main_loop_new(NULL, FALSE);
     srv->auth_limits = (md_auth_limits){cfg->auth.lockout_threshold, cfg->auth.lockout_seconds,
                                         cfg->auth.session_ttl_seconds};
-    srv->sessions = g_hash_table_new_full(g_str_hash, g_str_equal, NULL,
-                                          (GDestroyNotify)md_session_free);
+    srv->sessions =
+        g_hash_table_new_full(g_str_hash, g_str_equal, NULL, (GDestroyNotify)md_session_free);
     srv->parties = g_ptr_array_new();
     srv->device_conns = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
 

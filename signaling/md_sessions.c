@@ -72,9 +72,9 @@ static int persist_state(md_server *srv, md_session *s, const char *time_column)
         return md_store_exec(srv->store, sql,
                              MD_PARAMS(MD_P_TEXT(state_names[s->state]), MD_P_TEXT(s->verifier),
                                        MD_P_INT(now), MD_P_TEXT(s->id)));
-    return md_store_exec(srv->store, sql,
-                         MD_PARAMS(MD_P_TEXT(state_names[s->state]), MD_P_TEXT(s->verifier),
-                                   MD_P_TEXT(s->id)));
+    return md_store_exec(
+        srv->store, sql,
+        MD_PARAMS(MD_P_TEXT(state_names[s->state]), MD_P_TEXT(s->verifier), MD_P_TEXT(s->id)));
 }
 
 static void set_state(md_server *srv, md_session *s, md_session_state state, const char *column)
@@ -133,7 +133,9 @@ static void disarm_timer(md_session *s)
 static gint by_request_time(gconstpointer a, gconstpointer b)
 {
     const md_session *x = *(md_session *const *)a, *y = *(md_session *const *)b;
-    return x->requested_mono_ms < y->requested_mono_ms ? -1 : x->requested_mono_ms > y->requested_mono_ms;
+    return x->requested_mono_ms < y->requested_mono_ms
+               ? -1
+               : x->requested_mono_ms > y->requested_mono_ms;
 }
 
 /* Waiting requests of a municipality, oldest first (container only). */
@@ -225,8 +227,7 @@ static void assign(md_server *srv, md_session *s, md_party *verifier, const char
         md_server_send(srv, s->leg[MD_LEG_TABLET], assigned_message(s, "tablet"));
     md_server_send(srv, verifier, assigned_message(s, "verifier"));
     send_both(srv, s,
-              json_pack("{s:s, s:s, s:s}", "type", "state", "session", s->id, "state",
-                        "assigned"));
+              json_pack("{s:s, s:s, s:s}", "type", "state", "session", s->id, "state", "assigned"));
     md_session_media_open(srv, s);
     arm_timer(srv, s, srv->cfg->session.connect_timeout_seconds, "connect_timeout");
     broadcast_queue(srv, s->municipality);
@@ -273,19 +274,18 @@ static void end_session(md_server *srv, md_session *s, const char *outcome, cons
     if (s->media_open)
         md_session_media_close(srv, s);
     s->state = MD_STATE_ENDED;
-    md_store_exec(srv->store,
-                  "UPDATE verification_session SET state = 'ended', outcome = ?, reason = ?,"
-                  " ended_at = ? WHERE id = ?",
-                  MD_PARAMS(MD_P_TEXT(outcome), MD_P_TEXT(reason), MD_P_INT(md_now_ms()),
-                            MD_P_TEXT(s->id)));
+    md_store_exec(
+        srv->store,
+        "UPDATE verification_session SET state = 'ended', outcome = ?, reason = ?,"
+        " ended_at = ? WHERE id = ?",
+        MD_PARAMS(MD_P_TEXT(outcome), MD_P_TEXT(reason), MD_P_INT(md_now_ms()), MD_P_TEXT(s->id)));
     json_t *detail = json_pack("{s:s, s:s}", "reason", reason, "state_before", state_names[was]);
     if (outcome)
         json_object_set_new(detail, "outcome", json_string(outcome));
     md_server_audit(srv, actor, "session_ended", s->municipality, s->post_office, s->id, detail);
 
-    json_t *ended = json_pack("{s:s, s:s, s:o, s:s}", "type", "ended", "session", s->id,
-                              "outcome", outcome ? json_string(outcome) : json_null(), "reason",
-                              reason);
+    json_t *ended = json_pack("{s:s, s:s, s:o, s:s}", "type", "ended", "session", s->id, "outcome",
+                              outcome ? json_string(outcome) : json_null(), "reason", reason);
     send_both(srv, s, ended);
     for (int i = 0; i < 2; i++)
         if (s->leg[i])
@@ -475,8 +475,8 @@ static void on_offer(md_server *srv, md_party *p, const md_proto_result *m)
         return;
     if (s->state == MD_STATE_ASSIGNED) {
         set_state(srv, s, MD_STATE_CONNECTING, NULL);
-        md_server_audit(srv, p->actor, "session_connecting", s->municipality, s->post_office,
-                        s->id, NULL);
+        md_server_audit(srv, p->actor, "session_connecting", s->municipality, s->post_office, s->id,
+                        NULL);
     }
     const char *sdp = json_string_value(json_object_get(m->msg, "sdp"));
     int r = md_session_media_offer(srv, s, leg_of(p), sdp);
@@ -489,9 +489,9 @@ static void on_candidate(md_server *srv, md_party *p, const md_proto_result *m)
     md_session *s = own_session(srv, p, m);
     if (!s || !media_state_ok(srv, p, m, s))
         return;
-    int r = md_session_media_candidate(
-        srv, s, leg_of(p), json_string_value(json_object_get(m->msg, "candidate")),
-        json_string_value(json_object_get(m->msg, "mid")));
+    int r = md_session_media_candidate(srv, s, leg_of(p),
+                                       json_string_value(json_object_get(m->msg, "candidate")),
+                                       json_string_value(json_object_get(m->msg, "mid")));
     if (r < 0)
         md_server_send_error(srv, p, r, NULL, m->id, s->id);
 }
@@ -504,9 +504,8 @@ static void on_hangup(md_server *srv, md_party *p, const md_proto_result *m)
 }
 
 const md_msg_handler md_session_handlers[MD_MSG__COUNT] = {
-    [MD_MSG_REQUEST] = on_request,     [MD_MSG_CANCEL] = on_cancel,
-    [MD_MSG_ACCEPT] = on_accept,       [MD_MSG_OUTCOME] = on_outcome,
-    [MD_MSG_OFFER] = on_offer,         [MD_MSG_RESTART] = on_offer,
+    [MD_MSG_REQUEST] = on_request,     [MD_MSG_CANCEL] = on_cancel, [MD_MSG_ACCEPT] = on_accept,
+    [MD_MSG_OUTCOME] = on_outcome,     [MD_MSG_OFFER] = on_offer,   [MD_MSG_RESTART] = on_offer,
     [MD_MSG_CANDIDATE] = on_candidate, [MD_MSG_HANGUP] = on_hangup,
 };
 
@@ -550,8 +549,8 @@ void md_sessions_party_joined(md_server *srv, md_party *p)
             md_server_send(srv, p,
                            assigned_message(s, leg == MD_LEG_TABLET ? "tablet" : "verifier"));
             md_server_send(srv, p,
-                           json_pack("{s:s, s:s, s:s}", "type", "state", "session", s->id,
-                                     "state", state_names[s->state]));
+                           json_pack("{s:s, s:s, s:s}", "type", "state", "session", s->id, "state",
+                                     state_names[s->state]));
         }
     }
     if (p->role == MD_SENDER_VERIFIER) {
@@ -597,23 +596,23 @@ void md_sessions_on_media_event(const md_media_event *ev, void *userdata)
     switch (ev->type) {
     case MD_MEDIA_ANSWER:
         if (p)
-            md_server_send(srv, p,
-                           json_pack("{s:s, s:s, s:s}", "type", "answer", "session", s->id,
-                                     "sdp", ev->sdp));
+            md_server_send(
+                srv, p,
+                json_pack("{s:s, s:s, s:s}", "type", "answer", "session", s->id, "sdp", ev->sdp));
         break;
     case MD_MEDIA_CANDIDATE:
         if (p)
             md_server_send(srv, p,
-                           json_pack("{s:s, s:s, s:o, s:o}", "type", "candidate", "session",
-                                     s->id, "candidate",
+                           json_pack("{s:s, s:s, s:o, s:o}", "type", "candidate", "session", s->id,
+                                     "candidate",
                                      ev->candidate ? json_string(ev->candidate) : json_null(),
                                      "mid", ev->mid ? json_string(ev->mid) : json_null()));
         break;
     case MD_MEDIA_LEG_CONNECTED:
         s->leg_connected[ev->leg] = true;
-        md_server_audit(srv, p ? p->actor : "system", "leg_connected", s->municipality,
-                        s->post_office, s->id,
-                        json_pack("{s:s}", "leg", ev->leg == MD_LEG_TABLET ? "tablet" : "verifier"));
+        md_server_audit(
+            srv, p ? p->actor : "system", "leg_connected", s->municipality, s->post_office, s->id,
+            json_pack("{s:s}", "leg", ev->leg == MD_LEG_TABLET ? "tablet" : "verifier"));
         if (s->leg_connected[0] && s->leg_connected[1] && s->state != MD_STATE_LIVE) {
             disarm_timer(s);
             set_state(srv, s, MD_STATE_LIVE, "live_at");

@@ -50,14 +50,14 @@ struct md_conn {
     struct lws *wsi;
     md_conn_info info;
     void *user;
-    bool is_ws;      /* upgraded (vs. plain HTTP) */
-    bool opened;     /* on_open accepted it */
-    bool closing;    /* close once the queue is flushed */
+    bool is_ws;   /* upgraded (vs. plain HTTP) */
+    bool opened;  /* on_open accepted it */
+    bool closing; /* close once the queue is flushed */
     int close_status;
     char close_reason[64];
-    GString *rx;     /* current incoming message */
+    GString *rx; /* current incoming message */
     bool rx_dropping;
-    GQueue tx;       /* struct out_msg * */
+    GQueue tx; /* struct out_msg * */
     size_t tx_bytes;
     /* HTTP exchange */
     char *http_method;
@@ -112,10 +112,25 @@ static char *cookie_value(const char *header)
     return found;
 }
 
+/* The peer's address, with IPv4-mapped IPv6 (RFC 4291 2.5.5.2) shown as IPv4
+ * so that policies written as IPv4 networks match. */
+static void unmap_ipv4(char *buf)
+{
+    if (g_str_has_prefix(buf, "::ffff:") && strchr(buf, '.'))
+        memmove(buf, buf + 7, strlen(buf + 7) + 1);
+}
+
+static void peer_address(struct lws *wsi, char *buf, size_t len)
+{
+    buf[0] = '\0';
+    lws_get_peer_simple(wsi, buf, len);
+    unmap_ipv4(buf);
+}
+
 static void fill_peer(struct lws *wsi, md_conn *c)
 {
     c->info.listener = listener_of(wsi);
-    lws_get_peer_simple(wsi, c->info.remote, sizeof(c->info.remote));
+    peer_address(wsi, c->info.remote, sizeof(c->info.remote));
     char *cookie = copy_header(wsi, WSI_TOKEN_HTTP_COOKIE);
     c->info.session_cookie = cookie_value(cookie);
     g_free(cookie);
@@ -403,7 +418,7 @@ static int on_http(struct lws *wsi, md_conn *c, const char *uri)
 {
     c->ws = ws_of(wsi);
     c->wsi = wsi;
-    lws_get_peer_simple(wsi, c->info.remote, sizeof(c->info.remote));
+    peer_address(wsi, c->info.remote, sizeof(c->info.remote));
     bool post = lws_hdr_total_length(wsi, WSI_TOKEN_POST_URI) > 0;
     bool get = lws_hdr_total_length(wsi, WSI_TOKEN_GET_URI) > 0;
     if (!post && !get) {
@@ -449,8 +464,7 @@ static int load_verify_extras(md_ws *ws, SSL_CTX *ctx)
         char text[256];
         ERR_error_string_n(e, text, sizeof(text));
         ERR_clear_error();
-        md_error("ws", "crl_load_failed", "{s:s, s:s}", "path", ws->cfg->tls.crl, "openssl",
-                 text);
+        md_error("ws", "crl_load_failed", "{s:s, s:s}", "path", ws->cfg->tls.crl, "openssl", text);
         return 1;
     }
     X509_STORE_set_flags(store, X509_V_FLAG_CRL_CHECK);
@@ -470,6 +484,7 @@ static int verify_client_cert(md_ws *ws, X509_STORE_CTX *store_ctx, SSL *ssl, in
     int fd = SSL_get_fd(ssl);
     if (fd >= 0)
         lws_get_peer_simple_fd(fd, remote, sizeof(remote));
+    unmap_ipv4(remote);
     ws->cb.on_cert_refused(remote, X509_verify_cert_error_string(err), device_id, ws->ud);
     g_free(device_id);
     g_free(po);
@@ -536,9 +551,8 @@ static struct lws_vhost *create_vhost(md_ws *ws, md_listener which)
     struct lws_context_creation_info info = {0};
     info.vhost_name = which == MD_LISTENER_DEVICE ? "device" : "staff";
     info.port = l->port;
-    info.iface = (strcmp(l->address, "0.0.0.0") == 0 || strcmp(l->address, "::") == 0)
-                     ? NULL
-                     : l->address;
+    info.iface =
+        (strcmp(l->address, "0.0.0.0") == 0 || strcmp(l->address, "::") == 0) ? NULL : l->address;
     info.protocols = protocols;
     info.ssl_cert_filepath = cfg->tls.cert;
     info.ssl_private_key_filepath = cfg->tls.key;
