@@ -151,6 +151,23 @@ static void fill_peer(struct lws *wsi, md_conn *c)
     }
 }
 
+/* Forgets one HTTP exchange: keep-alive connections carry several. */
+static void http_reset(md_conn *c)
+{
+    g_clear_pointer(&c->http_method, g_free);
+    g_clear_pointer(&c->http_path, g_free);
+    g_clear_pointer(&c->http_query, g_free);
+    if (c->http_body)
+        g_string_free(c->http_body, TRUE);
+    c->http_body = NULL;
+    c->http_body_too_large = false;
+    g_clear_pointer(&c->resp.body, g_free);
+    g_clear_pointer(&c->resp.set_cookie, g_free);
+    g_clear_pointer(&c->resp.file, g_free);
+    memset(&c->resp, 0, sizeof(c->resp));
+    c->resp_ready = false;
+}
+
 static void conn_clear(md_conn *c)
 {
     g_clear_pointer(&c->info.cert_device_id, g_free);
@@ -165,15 +182,7 @@ static void conn_clear(md_conn *c)
     while ((m = g_queue_pop_head(&c->tx)))
         g_free(m);
     c->tx_bytes = 0;
-    g_clear_pointer(&c->http_method, g_free);
-    g_clear_pointer(&c->http_path, g_free);
-    g_clear_pointer(&c->http_query, g_free);
-    if (c->http_body)
-        g_string_free(c->http_body, TRUE);
-    c->http_body = NULL;
-    g_clear_pointer(&c->resp.body, g_free);
-    g_clear_pointer(&c->resp.set_cookie, g_free);
-    g_clear_pointer(&c->resp.file, g_free);
+    http_reset(c);
 }
 
 int md_conn_send(md_conn *c, const char *text, size_t len)
@@ -319,6 +328,7 @@ static int write_response(struct lws *wsi, md_conn *c)
                 return -1;
         int n = lws_serve_http_file(wsi, resp->file, resp->content_type, (const char *)start,
                                     (int)(p - start));
+        http_reset(c);
         if (n < 0 || (n > 0 && lws_http_transaction_completed(wsi)))
             return -1;
         return 0;
@@ -341,9 +351,12 @@ static int write_response(struct lws *wsi, md_conn *c)
         memcpy(out + LWS_PRE, resp->body, resp->body_len);
         int n = lws_write(wsi, out + LWS_PRE, resp->body_len, LWS_WRITE_HTTP_FINAL);
         g_free(out);
-        if (n < 0)
+        if (n < 0) {
+            http_reset(c);
             return -1;
+        }
     }
+    http_reset(c);
     return lws_http_transaction_completed(wsi) ? -1 : 0;
 }
 
@@ -418,6 +431,7 @@ static int on_http(struct lws *wsi, md_conn *c, const char *uri)
 {
     c->ws = ws_of(wsi);
     c->wsi = wsi;
+    http_reset(c);
     peer_address(wsi, c->info.remote, sizeof(c->info.remote));
     bool post = lws_hdr_total_length(wsi, WSI_TOKEN_POST_URI) > 0;
     bool get = lws_hdr_total_length(wsi, WSI_TOKEN_GET_URI) > 0;
@@ -531,8 +545,8 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
     case LWS_CALLBACK_HTTP_FILE_COMPLETION:
         return lws_http_transaction_completed(wsi) ? -1 : 0;
     case LWS_CALLBACK_CLOSED_HTTP:
-        if (c && !c->is_ws)
-            conn_clear(c);
+        if (c)
+            http_reset(c);
         return 0;
     default:
         return 0;
