@@ -4,8 +4,9 @@
  * limits, message validation and dispatch to the session handlers, and the
  * daemon's start-up and clean shutdown.  Control thread only.
  */
-#include "md_server_private.h"
+#include "md_certs.h"
 #include "md_err.h"
+#include "md_server_private.h"
 #include "md_log.h"
 #include "md_time.h"
 
@@ -371,6 +372,44 @@ static gboolean on_tick(gpointer data)
     return G_SOURCE_CONTINUE;
 }
 
+/*
+ * The CRL is valid for 30 days, so the gateway rewrites it from the registry
+ * at start, daily, and on SIGHUP (after `device revoke`), then reloads it into
+ * the device listener.  An installation that keeps the CA key offline skips
+ * the rewrite and only reloads what the operator put in place.
+ */
+static void refresh_crl(md_server *srv)
+{
+    const md_config *cfg = srv->cfg;
+    if (g_file_test(cfg->tls.ca_key, G_FILE_TEST_EXISTS)) {
+        char **serials = NULL;
+        int r = md_device_revoked_serials(srv->store, &serials);
+        if (r == 0)
+            r = md_certs_crl_write(cfg->tls.ca, cfg->tls.ca_key, (const char *const *)serials,
+                                   cfg->tls.crl);
+        if (r < 0)
+            md_error("server", "crl_write_failed", "{s:s}", "error", md_strerror(r));
+        else
+            md_info("server", "crl_written", "{s:i}", "revoked", (int)g_strv_length(serials));
+        g_strfreev(serials);
+    }
+    if (srv->ws)
+        md_ws_reload_crl(srv->ws);
+}
+
+static gboolean on_crl_timer(gpointer data)
+{
+    refresh_crl(data);
+    return G_SOURCE_CONTINUE;
+}
+
+static gboolean on_sighup(gpointer data)
+{
+    md_info("server", "reloading", NULL);
+    refresh_crl(data);
+    return G_SOURCE_CONTINUE;
+}
+
 static gboolean on_signal(gpointer data)
 {
     md_server *srv = data;
@@ -390,6 +429,10 @@ int md_server_new(const md_config *cfg, md_server **ret)
         g_hash_table_new_full(g_str_hash, g_str_equal, NULL, (GDestroyNotify)md_session_free);
     srv->parties = g_ptr_array_new();
     srv->device_conns = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+    /* First, so that a signal during start-up is handled, not fatal. */
+    srv->signal_sources[0] = g_unix_signal_add(SIGTERM, on_signal, srv);
+    srv->signal_sources[1] = g_unix_signal_add(SIGINT, on_signal, srv);
+    srv->signal_sources[2] = g_unix_signal_add(SIGHUP, on_sighup, srv);
 
     int r = md_procedures_load(cfg->procedures_file, &srv->procedures);
     if (r < 0) {
@@ -409,6 +452,7 @@ int md_server_new(const md_config *cfg, md_server **ret)
         md_error("server", "audit_open_failed", "{s:s}", "error", md_strerror(r));
         goto fail;
     }
+    refresh_crl(srv);
     static const md_ws_callbacks callbacks = {
         .on_open = on_open,
         .on_message = on_message,
@@ -422,8 +466,7 @@ int md_server_new(const md_config *cfg, md_server **ret)
         goto fail;
 
     srv->tick_timer = g_timeout_add_seconds(1, on_tick, srv);
-    srv->signal_sources[0] = g_unix_signal_add(SIGTERM, on_signal, srv);
-    srv->signal_sources[1] = g_unix_signal_add(SIGINT, on_signal, srv);
+    srv->crl_timer = g_timeout_add_seconds(24 * 3600, on_crl_timer, srv);
     *ret = srv;
     return 0;
 
@@ -450,11 +493,13 @@ md_server *md_server_free(md_server *srv)
 {
     if (!srv)
         return NULL;
-    for (int i = 0; i < 2; i++)
+    for (size_t i = 0; i < G_N_ELEMENTS(srv->signal_sources); i++)
         if (srv->signal_sources[i])
             g_source_remove(srv->signal_sources[i]);
     if (srv->tick_timer)
         g_source_remove(srv->tick_timer);
+    if (srv->crl_timer)
+        g_source_remove(srv->crl_timer);
     /* Closing the listeners runs on_close for every party. */
     srv->ws = md_ws_free(srv->ws);
     g_hash_table_destroy(srv->sessions);

@@ -79,7 +79,8 @@ struct md_server {
     GPtrArray *parties;         /* md_party*, every open connection */
     GHashTable *device_conns;   /* device id -> GINT count */
     guint tick_timer;
-    guint signal_sources[2];
+    guint crl_timer;
+    guint signal_sources[3];
     int exit_code;
 };
 

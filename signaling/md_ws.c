@@ -36,6 +36,7 @@ struct md_ws {
     void *ud;
     struct lws_context *context;
     struct lws_vhost *vhost[2];
+    SSL_CTX *device_ssl_ctx; /* owned by lws; kept to reload the CRL */
 };
 
 /* Outgoing message with LWS_PRE bytes of headroom for the frame header. */
@@ -462,13 +463,8 @@ static void on_http_body(md_conn *c, const char *in, size_t len)
 
 /* ---- TLS hooks ---- */
 
-static int load_verify_extras(md_ws *ws, SSL_CTX *ctx)
+static int load_crl(md_ws *ws, SSL_CTX *ctx)
 {
-    /* TLS 1.3 unless the operator lowered it (per-municipality policy is
-     * checked again once the device is known). */
-    int min = strcmp(ws->cfg->tls.min_version, "1.2") == 0 ? TLS1_2_VERSION : TLS1_3_VERSION;
-    SSL_CTX_set_min_proto_version(ctx, min);
-
     if (!g_file_test(ws->cfg->tls.crl, G_FILE_TEST_EXISTS))
         return 0;
     X509_STORE *store = SSL_CTX_get_cert_store(ctx);
@@ -483,6 +479,27 @@ static int load_verify_extras(md_ws *ws, SSL_CTX *ctx)
     }
     X509_STORE_set_flags(store, X509_V_FLAG_CRL_CHECK);
     return 0;
+}
+
+static int load_verify_extras(md_ws *ws, struct lws_vhost *vh, SSL_CTX *ctx)
+{
+    /* TLS 1.3 unless the operator lowered it (per-municipality policy is
+     * checked again once the device is known). */
+    int min = strcmp(ws->cfg->tls.min_version, "1.2") == 0 ? TLS1_2_VERSION : TLS1_3_VERSION;
+    SSL_CTX_set_min_proto_version(ctx, min);
+    if (strcmp(lws_get_vhost_name(vh), "device") != 0)
+        return 0;
+    ws->device_ssl_ctx = ctx;
+    return load_crl(ws, ctx);
+}
+
+int md_ws_reload_crl(md_ws *ws)
+{
+    /* A newer CRL from the same CA supersedes the older one in the store
+     * (OpenSSL picks the most recent valid CRL, RFC 5280 6.3). */
+    if (!ws->device_ssl_ctx)
+        return -ENOENT;
+    return load_crl(ws, ws->device_ssl_ctx) ? -MD_E_CRYPTO : 0;
 }
 
 static int verify_client_cert(md_ws *ws, X509_STORE_CTX *store_ctx, SSL *ssl, int preverify_ok)
@@ -515,7 +532,7 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
 
     switch (reason) {
     case LWS_CALLBACK_OPENSSL_LOAD_EXTRA_SERVER_VERIFY_CERTS:
-        return load_verify_extras(ws, user);
+        return load_verify_extras(ws, in, user);
     case LWS_CALLBACK_OPENSSL_PERFORM_CLIENT_CERT_VERIFICATION:
         return verify_client_cert(ws, user, in, (int)len);
 

@@ -52,8 +52,8 @@ typedef struct md_http_response {
     const char *content_type; /* static string */
     char *body;               /* g_malloc'd, taken by the adapter */
     size_t body_len;
-    char *set_cookie;         /* g_malloc'd full Set-Cookie value, nullable */
-    char *file;               /* g_malloc'd path of a static file to send instead of body */
+    char *set_cookie; /* g_malloc'd full Set-Cookie value, nullable */
+    char *file;       /* g_malloc'd path of a static file to send instead of body */
 } md_http_response;
 
 typedef struct md_ws_callbacks {
@@ -76,6 +76,10 @@ typedef struct md_ws_callbacks {
 int md_ws_new(const md_config *cfg, GMainLoop *loop, const md_ws_callbacks *cb, void *ud,
               md_ws **ret);
 md_ws *md_ws_free(md_ws *ws);
+
+/* Loads the CRL file again into the device listener (after a revocation or
+ * the periodic rewrite).  New handshakes use it at once. */
+int md_ws_reload_crl(md_ws *ws);
 
 /* Bound ports (useful when the config asked for port 0). */
 int md_ws_port(const md_ws *ws, md_listener listener);
