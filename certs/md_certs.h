@@ -14,7 +14,8 @@
 
 #include <stdint.h>
 
-/* Creates ca.key/ca.crt (10 years) if absent.  Returns 1 if created, 0 if present. */
+/* Creates ca.key/ca.crt (10 years) if absent.  Returns 1 if created, 0 if present,
+ * -EEXIST if only one of the two exists (never overwrites half a CA). */
 int md_certs_ca_init(const char *ca_cert_path, const char *ca_key_path, const char *name);
 
 /* Server certificate for the given DNS names and IP addresses (SAN), signed by
@@ -34,7 +35,9 @@ int md_certs_crl_write(const char *ca_cert_path, const char *ca_key_path,
                        const char *const *revoked_serials, const char *crl_path);
 
 /* Reads the device id (CN) and post office id (OU) of a PEM/DER certificate
- * given as an X509 pointer (void * to keep OpenSSL out of callers' headers). */
+ * given as an X509 pointer (void * to keep OpenSSL out of callers' headers).
+ * Both outputs are malloc'd (free()).  -MD_E_DEVICE_CERT_INVALID unless O is
+ * "madoguchi-device" and CN and OU each appear once and are valid ids. */
 int md_certs_device_identity(const void *x509, char **ret_device_id, char **ret_post_office);
 
 #endif

@@ -19,6 +19,8 @@
 int md_sha256(const void *data, size_t len, uint8_t ret_digest[MD_SHA256_LEN]);
 /* Lower-case hex of SHA-256; out needs 65 bytes. */
 int md_sha256_hex(const void *data, size_t len, char out[MD_SHA256_HEX_LEN + 1]);
+/* ret_mac needs MD_HMAC_MAX_LEN bytes; *ret_mac_len is set to the MAC's length. */
+#define MD_HMAC_MAX_LEN 64
 int md_hmac(const char *digest /* "SHA1", "SHA256", "SHA512" */, const void *key, size_t key_len,
             const void *data, size_t len, uint8_t *ret_mac, size_t *ret_mac_len);
 
@@ -30,7 +32,8 @@ int md_hex_decode(const char *hex, uint8_t *out, size_t out_len); /* exact lengt
 char *md_base64url_encode(const void *data, size_t len);
 
 /* RFC 4648 6 base32, upper case, no padding.  encode: malloc'd or NULL.
- * decode: ignores spaces and case; returns the decoded length or -EINVAL. */
+ * decode: ignores spaces and case (and trailing '=' padding); returns the
+ * decoded length, -EINVAL when malformed, -ENOBUFS when out_cap is too small. */
 char *md_base32_encode(const void *data, size_t len);
 int md_base32_decode(const char *s, uint8_t *out, size_t out_cap);
 
