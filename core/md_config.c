@@ -75,7 +75,7 @@ static const struct field fields[] = {
     I("media.max_sdp_bytes", media.max_sdp_bytes, 65536, 4096, 262144),
     I("media.max_remote_candidates", media.max_remote_candidates, 32, 1, 256),
     I("media.max_packet_bytes", media.max_packet_bytes, 1500, 576, 1500),
-    I("media.nack_buffer_packets", media.nack_buffer_packets, 512, 0, 4096),
+    I("media.nack_buffer_packets", media.nack_buffer_packets, 256, 0, 2048),
     I("media.dtls_timeout_ms", media.dtls_timeout_ms, 50, 10, 1000),
     I("media.keyframe_interval_ms", media.keyframe_interval_ms, 500, 0, 10000),
 };
@@ -105,8 +105,7 @@ static int apply_object(md_config *cfg, json_t *obj, const char *prefix, char **
 {
     const char *key;
     json_t *value;
-    json_object_foreach(obj, key, value)
-    {
+    json_object_foreach (obj, key, value) {
         char *path = prefix ? g_strdup_printf("%s.%s", prefix, key) : g_strdup(key);
         const struct field *f = find_field(path);
         int r = 0;

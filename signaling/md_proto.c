@@ -108,8 +108,7 @@ static int check_schema(const struct schema *s, json_t *msg, char **ret_detail)
 {
     const char *key;
     json_t *v;
-    json_object_foreach(msg, key, v)
-    {
+    json_object_foreach (msg, key, v) {
         if (strcmp(key, "type") == 0 || strcmp(key, "id") == 0)
             continue;
         const struct field *f = find_field(s, key);
