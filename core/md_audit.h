@@ -35,7 +35,7 @@ typedef struct md_audit_entry {
     const char *municipality; /* nullable */
     const char *post_office;  /* nullable */
     const char *session;      /* nullable */
-    json_t *detail;           /* nullable, borrowed: an object of ids, codes and hashes */
+    json_t *detail;           /* nullable (stored as {}), borrowed: an object of ids and hashes */
 } md_audit_entry;
 
 /*
@@ -45,14 +45,16 @@ typedef struct md_audit_entry {
  */
 int md_audit_open(md_store *st, const char *key_path, int checkpoint_every, int checkpoint_seconds,
                   md_audit **ret);
-md_audit *md_audit_close(md_audit *a); /* writes a final checkpoint if entries are unsigned */
+/* Writes a final checkpoint if entries are unsigned; close it before its store. */
+md_audit *md_audit_close(md_audit *a);
 
 /* Appends and commits one entry; writes a checkpoint when one is due.
  * Returns the new entry's seq (> 0) or a negative code. */
 int64_t md_audit_append(md_audit *a, const md_audit_entry *e);
 
-/* Writes a checkpoint now if entries were added since the last one, or if the
- * time-based interval has passed.  Call from a periodic timer. */
+/* The time-based trigger: writes a checkpoint when entries were added since
+ * the last one and checkpoint_seconds have passed since it.  Call from a
+ * periodic timer.  Returns 1 when it wrote one, 0 when none was due. */
 int md_audit_tick(md_audit *a);
 
 /*
@@ -64,6 +66,20 @@ int md_audit_tick(md_audit *a);
  * Progress and a summary go to report too (may be NULL).
  */
 int md_audit_verify(md_store *st, const char *pubkey_path, FILE *report, int64_t *ret_bad_seq);
+
+/* The verdict as data, for callers that answer in JSON (the auditor API). */
+typedef struct md_audit_summary {
+    int64_t entries;               /* entries that passed */
+    int64_t checkpoints;           /* valid checkpoints among them */
+    int64_t last_checkpoint;       /* seq of the last valid one; 0 for none */
+    char last_checkpoint_hash[65]; /* hex and NUL; "" for none */
+    int64_t bad_seq;               /* 0 when intact */
+    char reason[200];              /* why bad_seq failed (the report's line); "" when intact */
+} md_audit_summary;
+
+/* md_audit_verify(), filling *ret when it returns 0 or -MD_E_AUDIT_BROKEN. */
+int md_audit_verify_summary(md_store *st, const char *pubkey_path, FILE *report,
+                            md_audit_summary *ret);
 
 typedef struct md_audit_filter {
     int64_t from_ms;          /* inclusive; 0 = unbounded */
@@ -78,7 +94,9 @@ typedef struct md_audit_filter {
  * Returns the number of entries written. */
 int md_audit_export(md_store *st, const md_audit_filter *filter, FILE *out);
 
-/* Same rows, as a JSON array (for the auditor API); caller owns the result. */
+/* Same rows, as a JSON array (for the auditor API); caller owns the result.
+ * At most limit (> 0, the caller's cap) entries, oldest first.  Returns the
+ * number of entries in the array. */
 int md_audit_query(md_store *st, const md_audit_filter *filter, int limit, json_t **ret_array);
 
 #endif

@@ -35,8 +35,13 @@ typedef struct md_param {
 
 #define MD_P_NULL ((md_param){.type = MD_PARAM_NULL})
 #define MD_P_INT(v) ((md_param){.type = MD_PARAM_INT, .i = (int64_t)(v)})
-/* A NULL string binds SQL NULL. */
-#define MD_P_TEXT(v) ((md_param){.type = (v) ? MD_PARAM_TEXT : MD_PARAM_NULL, .s = (v)})
+/* A NULL string binds SQL NULL.  A function rather than a conditional in the
+ * macro, which drew -Waddress for every char array argument. */
+static inline md_param md_p_text(const char *s)
+{
+    return (md_param){.type = s ? MD_PARAM_TEXT : MD_PARAM_NULL, .s = s};
+}
+#define MD_P_TEXT(v) md_p_text(v)
 #define MD_P_BLOB(p, n) ((md_param){.type = MD_PARAM_BLOB, .b = (p), .len = (n)})
 
 /* Expands to "params, n_params" for the calls below: md_store_exec(st, sql, MD_PARAMS(a, b)). */
@@ -72,20 +77,63 @@ const void *md_row_blob(const md_row *row, int col, size_t *ret_len);
 
 /*
  * Single-value helpers for the common "SELECT one thing" case.  Return 1 when
- * a row was found (output set), 0 when none (output untouched).
+ * a row was found (output set), 0 when none (output untouched).  For
+ * query_int a SQL NULL counts as no row, so "SELECT MAX(x) FROM empty" is 0.
  */
 int md_store_query_int(md_store *st, const char *sql, const md_param *params, size_t n_params,
                        int64_t *ret);
 int md_store_query_text(md_store *st, const char *sql, const md_param *params, size_t n_params,
                         char **ret /* malloc'd, NULL for SQL NULL */);
 
-/* Transactions; they do not nest.  rollback takes a store with no open
- * transaction and does nothing, so error paths can call it unconditionally. */
+/* Transactions; they do not nest (begin inside one returns -EBUSY).  A failed
+ * commit rolls back.  rollback takes a store with no open transaction and does
+ * nothing, so error paths can call it unconditionally. */
 int md_store_begin(md_store *st);
 int md_store_commit(md_store *st);
 void md_store_rollback(md_store *st);
 
 /* Schema version after migrations (for `madoguchi --version` and tests). */
 int md_store_schema_version(md_store *st);
+
+#ifdef MD_STORE_BACKEND
+/*
+ * The backend seam, seen only by md_store.c and md_store_<backend>.c (which
+ * define MD_STORE_BACKEND before including this header); callers never see
+ * it.  A backend is one file that fills this table and includes its library's
+ * headers; md_store.c keeps everything backend-neutral: URL schemes, argument
+ * checks, transaction state, migrations.  docs/internals/store.md.
+ *
+ * Every function returns >= 0 or a negative code (-MD_E_STORE for a database
+ * error, after a debug log line with the backend's message).
+ */
+typedef struct md_store_ops {
+    const char *scheme; /* "sqlite" in "sqlite:PATH" */
+    int (*open)(const char *target, void **ret_conn);
+    void (*close)(void *conn);
+    /* One statement; returns the rows it changed. */
+    int (*exec)(void *conn, const char *sql, const md_param *params, size_t n_params);
+    /* Several ';'-separated statements without parameters (migrations). */
+    int (*exec_script)(void *conn, const char *sql);
+    /* Calls cb with a row whose ops is this table; same contract as md_store_query. */
+    int (*query)(void *conn, const char *sql, const md_param *params, size_t n_params, md_row_cb cb,
+                 void *userdata);
+    int (*begin)(void *conn);
+    int (*commit)(void *conn);
+    int (*rollback)(void *conn);
+    /* Row accessors over the backend's cursor; col is already in range. */
+    int (*row_columns)(const void *cursor);
+    bool (*row_is_null)(const void *cursor, int col);
+    int64_t (*row_int)(const void *cursor, int col);
+    const char *(*row_text)(const void *cursor, int col);
+    const void *(*row_blob)(const void *cursor, int col, size_t *ret_len);
+} md_store_ops;
+
+struct md_row {
+    const md_store_ops *ops;
+    const void *cursor; /* the backend's current row, e.g. a stepped sqlite3_stmt */
+};
+
+extern const md_store_ops md_store_sqlite_ops;
+#endif
 
 #endif
