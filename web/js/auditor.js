@@ -7,7 +7,7 @@ async function verify() {
   $('chain').textContent = '確認中…';
   const r = await api('GET', '/api/audit/verify');
   $('chain').className = r.ok ? 'ok' : 'error';
-  $('chain').textContent = r.ok ? '監査ログは改ざんされていません。' : `改ざんを検出: seq ${r.bad_seq} — ${r.report}`;
+  $('chain').textContent = r.ok ? '監査ログは改ざんされていません。' : `改ざんを検出: seq ${r.bad_seq} — ${r.reason}`;
 }
 
 async function search(ev) {
