@@ -11,6 +11,7 @@
 
 #include <errno.h>
 #include <stdio.h>
+#include <unistd.h>
 
 #define DEVICE_CERT_DAYS 825
 
@@ -26,12 +27,20 @@ int md_cli_device_issue(md_cli *cli, const char *device_id, const char *post_off
         md_cli_fail(dir, r);
         return r;
     }
-    /* Register first: a certificate for a device the registry refuses is useless. */
+    /* Check what the registry would refuse before writing a certificate,
+     * and remove the bundle if registration still fails. */
     md_device existing;
     if (md_device_lookup(cli->store, device_id, &existing) == 0) {
         md_device_clear(&existing);
         md_cli_fail(device_id, -EEXIST);
         return -EEXIST;
+    }
+    int64_t offices = 0;
+    md_store_query_int(cli->store, "SELECT COUNT(*) FROM post_office WHERE id = ?",
+                       MD_PARAMS(MD_P_TEXT(post_office)), &offices);
+    if (offices == 0) {
+        md_cli_fail(post_office, -MD_E_POST_OFFICE_UNKNOWN);
+        return -MD_E_POST_OFFICE_UNKNOWN;
     }
     char *serial = NULL;
     r = md_certs_device_issue(cli->cfg.tls.ca, cli->cfg.tls.ca_key, device_id, post_office,
@@ -44,6 +53,12 @@ int md_cli_device_issue(md_cli *cli, const char *device_id, const char *post_off
                            md_now_ms());
     free(serial);
     if (r < 0) {
+        static const char *const suffixes[] = {".p12", ".crt", ".key"};
+        for (size_t i = 0; i < G_N_ELEMENTS(suffixes); i++) {
+            g_autofree char *name = g_strconcat(device_id, suffixes[i], NULL);
+            g_autofree char *path = g_build_filename(dir, name, NULL);
+            unlink(path);
+        }
         md_cli_fail(device_id, r);
         return r;
     }

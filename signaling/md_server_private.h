@@ -53,6 +53,7 @@ struct md_session {
     char *id;
     char *municipality;
     char *post_office;
+    char *post_office_name; /* shown in the verifiers' queue */
     char *device_id;
     char *procedure;
     char *verifier; /* username once assigned */

@@ -38,6 +38,7 @@ void md_session_free(md_session *s)
     g_free(s->id);
     g_free(s->municipality);
     g_free(s->post_office);
+    g_free(s->post_office_name);
     g_free(s->device_id);
     g_free(s->procedure);
     g_free(s->verifier);
@@ -86,6 +87,14 @@ static void set_state(md_server *srv, md_session *s, md_session_state state, con
                         state_names[state]));
 }
 
+/* Marks msg as the reply to the client message whose id is re (docs/protocol.md). */
+static json_t *reply_to(json_t *msg, const char *re)
+{
+    if (re)
+        json_object_set_new(msg, "re", json_string(re));
+    return msg;
+}
+
 /* ---- timers ---- */
 
 static void timer_data_free(gpointer data)
@@ -96,7 +105,7 @@ static void timer_data_free(gpointer data)
 }
 
 static void end_session(md_server *srv, md_session *s, const char *outcome, const char *reason,
-                        const char *actor);
+                        md_party *by, const char *re);
 
 static gboolean on_session_timer(gpointer data)
 {
@@ -104,7 +113,7 @@ static gboolean on_session_timer(gpointer data)
     md_session *s = g_hash_table_lookup(t->srv->sessions, t->session_id);
     if (s) {
         s->timer = 0; /* this source is being removed by returning REMOVE */
-        end_session(t->srv, s, NULL, t->reason, "system");
+        end_session(t->srv, s, NULL, t->reason, NULL, NULL);
     }
     return G_SOURCE_REMOVE;
 }
@@ -164,14 +173,17 @@ static json_t *queued_message(md_session *s, guint position, int64_t now_mono)
 static json_t *queue_entry(md_server *srv, md_session *s, int64_t now_mono)
 {
     const md_procedure *proc = md_procedures_find(srv->procedures, s->procedure);
-    return json_pack("{s:s, s:s, s:s, s:s, s:I}", "session", s->id, "post_office", s->post_office,
-                     "procedure", s->procedure, "procedure_ja", proc ? proc->ja : "",
-                     "waiting_seconds", (json_int_t)((now_mono - s->requested_mono_ms) / 1000));
+    return json_pack("{s:s, s:s, s:s, s:s, s:s, s:I}", "session", s->id, "post_office",
+                     s->post_office, "post_office_name",
+                     s->post_office_name ? s->post_office_name : "", "procedure", s->procedure,
+                     "procedure_ja", proc ? proc->ja : "", "waiting_seconds",
+                     (json_int_t)((now_mono - s->requested_mono_ms) / 1000));
 }
 
 /* Tells every verifier of the municipality the queue, and every waiting
- * tablet its position. */
-static void broadcast_queue(md_server *srv, const char *municipality)
+ * tablet its position; the tablet whose request caused it gets `re`. */
+static void broadcast_queue_re(md_server *srv, const char *municipality, const md_session *cause,
+                               const char *re)
 {
     g_autoptr(GPtrArray) list = waiting(srv, municipality);
     int64_t now = md_monotonic_ms();
@@ -180,7 +192,8 @@ static void broadcast_queue(md_server *srv, const char *municipality)
         md_session *s = list->pdata[i];
         json_array_append_new(entries, queue_entry(srv, s, now));
         if (s->leg[MD_LEG_TABLET])
-            md_server_send(srv, s->leg[MD_LEG_TABLET], queued_message(s, i, now));
+            md_server_send(srv, s->leg[MD_LEG_TABLET],
+                           reply_to(queued_message(s, i, now), s == cause ? re : NULL));
     }
     json_t *msg = json_pack("{s:s, s:s, s:o}", "type", "queue", "municipality", municipality,
                             "entries", entries);
@@ -190,6 +203,11 @@ static void broadcast_queue(md_server *srv, const char *municipality)
             md_server_send(srv, p, json_incref(msg));
     }
     json_decref(msg);
+}
+
+static void broadcast_queue(md_server *srv, const char *municipality)
+{
+    broadcast_queue_re(srv, municipality, NULL, NULL);
 }
 
 static void send_queue_to(md_server *srv, md_party *verifier)
@@ -213,7 +231,8 @@ static json_t *assigned_message(md_session *s, const char *role)
                      "ice_servers");
 }
 
-static void assign(md_server *srv, md_session *s, md_party *verifier, const char *mode)
+static void assign(md_server *srv, md_session *s, md_party *verifier, const char *mode,
+                   const char *re)
 {
     disarm_timer(s);
     s->verifier = g_strdup(verifier->username);
@@ -225,7 +244,7 @@ static void assign(md_server *srv, md_session *s, md_party *verifier, const char
                     json_pack("{s:s, s:s}", "mode", mode, "verifier", s->verifier));
     if (s->leg[MD_LEG_TABLET])
         md_server_send(srv, s->leg[MD_LEG_TABLET], assigned_message(s, "tablet"));
-    md_server_send(srv, verifier, assigned_message(s, "verifier"));
+    md_server_send(srv, verifier, reply_to(assigned_message(s, "verifier"), re));
     send_both(srv, s,
               json_pack("{s:s, s:s, s:s}", "type", "state", "session", s->id, "state", "assigned"));
     md_session_media_open(srv, s);
@@ -258,15 +277,18 @@ static void assign_random(md_server *srv, const char *municipality)
         if (idle->len == 0)
             return;
         md_party *v = idle->pdata[g_random_int_range(0, (gint32)idle->len)];
-        assign(srv, s, v, "random");
+        assign(srv, s, v, "random", NULL);
     }
 }
 
 /* ---- ending ---- */
 
+/* Ends a session; `by` is the party that ended it (NULL: the gateway), and
+ * its copy of `ended` carries `re`. */
 static void end_session(md_server *srv, md_session *s, const char *outcome, const char *reason,
-                        const char *actor)
+                        md_party *by, const char *re)
 {
+    const char *actor = by ? by->actor : "system";
     if (!unfinished(s))
         return;
     md_session_state was = s->state;
@@ -286,7 +308,11 @@ static void end_session(md_server *srv, md_session *s, const char *outcome, cons
 
     json_t *ended = json_pack("{s:s, s:s, s:o, s:s}", "type", "ended", "session", s->id, "outcome",
                               outcome ? json_string(outcome) : json_null(), "reason", reason);
-    send_both(srv, s, ended);
+    for (int i = 0; i < 2; i++)
+        if (s->leg[i])
+            md_server_send(srv, s->leg[i],
+                           reply_to(json_deep_copy(ended), s->leg[i] == by ? re : NULL));
+    json_decref(ended);
     for (int i = 0; i < 2; i++)
         if (s->leg[i])
             s->leg[i]->session = NULL;
@@ -361,6 +387,8 @@ static void on_request(md_server *srv, md_party *p, const md_proto_result *m)
     s->id = g_steal_pointer(&id);
     s->municipality = g_strdup(scope.municipality);
     s->post_office = g_strdup(scope.post_office);
+    md_store_query_text(srv->store, "SELECT name FROM post_office WHERE id = ?",
+                        MD_PARAMS(MD_P_TEXT(s->post_office)), &s->post_office_name);
     s->device_id = g_strdup(p->device_id);
     s->procedure = g_strdup(procedure);
     s->state = MD_STATE_REQUESTED;
@@ -377,7 +405,7 @@ static void on_request(md_server *srv, md_party *p, const md_proto_result *m)
     md_info("session", "requested", "{s:s, s:s, s:s}", "session", s->id, "post_office",
             s->post_office, "procedure", s->procedure);
     arm_timer(srv, s, srv->cfg->session.wait_timeout_seconds, "queue_timeout");
-    broadcast_queue(srv, s->municipality);
+    broadcast_queue_re(srv, s->municipality, s, m->id);
     if (s->assignment == MD_ASSIGN_RANDOM)
         assign_random(srv, s->municipality);
 }
@@ -392,7 +420,7 @@ static void on_cancel(md_server *srv, md_party *p, const md_proto_result *m)
                              m->id, s->id);
         return;
     }
-    end_session(srv, s, NULL, "cancelled", p->actor);
+    end_session(srv, s, NULL, "cancelled", p, m->id);
 }
 
 static void refuse_accept(md_server *srv, md_party *p, const md_proto_result *m, md_session *s,
@@ -428,7 +456,7 @@ static void on_accept(md_server *srv, md_party *p, const md_proto_result *m)
                              "this municipality assigns verifiers at random", m->id, s->id);
         return;
     }
-    assign(srv, s, p, "pick");
+    assign(srv, s, p, "pick", m->id);
 }
 
 static void on_outcome(md_server *srv, md_party *p, const md_proto_result *m)
@@ -455,7 +483,7 @@ static void on_outcome(md_server *srv, md_party *p, const md_proto_result *m)
     if (reason)
         md_store_exec(srv->store, "UPDATE verification_session SET outcome_note = ? WHERE id = ?",
                       MD_PARAMS(MD_P_TEXT(reason), MD_P_TEXT(s->id)));
-    end_session(srv, s, result, "outcome", p->actor);
+    end_session(srv, s, result, "outcome", p, m->id);
 }
 
 static bool media_state_ok(md_server *srv, md_party *p, const md_proto_result *m, md_session *s)
@@ -500,7 +528,7 @@ static void on_hangup(md_server *srv, md_party *p, const md_proto_result *m)
 {
     md_session *s = own_session(srv, p, m);
     if (s)
-        end_session(srv, s, NULL, "hangup", p->actor);
+        end_session(srv, s, NULL, "hangup", p, m->id);
 }
 
 const md_msg_handler md_session_handlers[MD_MSG__COUNT] = {
@@ -580,7 +608,7 @@ void md_sessions_shutdown(md_server *srv)
 {
     GList *all = g_hash_table_get_values(srv->sessions);
     for (GList *l = all; l; l = l->next)
-        end_session(srv, l->data, NULL, "shutdown", "system");
+        end_session(srv, l->data, NULL, "shutdown", NULL, NULL);
     g_list_free(all);
 }
 
@@ -626,7 +654,7 @@ void md_sessions_on_media_event(const md_media_event *ev, void *userdata)
     case MD_MEDIA_LEG_FAILED: {
         json_t *err = md_proto_error(ev->error, ev->error_detail, NULL, s->id);
         send_both(srv, s, err);
-        end_session(srv, s, NULL, "media", "system");
+        end_session(srv, s, NULL, "media", NULL, NULL);
         break;
     }
     case MD_MEDIA_QUALITY:
