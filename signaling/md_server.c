@@ -13,6 +13,7 @@
 #include <errno.h>
 #include <gio/gio.h>
 #include <glib-unix.h>
+#include <stdio.h>
 #include <string.h>
 
 /* ---- sending and auditing ---- */
@@ -483,6 +484,13 @@ int md_server_run(md_server *srv)
             srv->cfg->staff_listen.address, "staff_port", srv->cfg->staff_listen.port,
             "device_address", srv->cfg->device_listen.address, "device_port",
             srv->cfg->device_listen.port, "url", srv->cfg->public_url);
+    /* For the person who started it: where to go (the JSON log has the same). */
+    printf("madoguchi is running.\n"
+           "  staff login:           %s/\n"
+           "  public designations:   %s/designations\n"
+           "  tablets connect to:    wss://<this host>:%d/ws (client certificate)\n",
+           srv->cfg->public_url, srv->cfg->public_url, srv->cfg->device_listen.port);
+    fflush(stdout);
     g_main_loop_run(srv->loop);
     md_sessions_shutdown(srv);
     md_server_audit(srv, "system", "gateway_stopped", NULL, NULL, NULL, NULL);
