@@ -62,6 +62,21 @@ typedef struct md_config {
         int connect_timeout_seconds;/* assigned but no media; default 60 */
         int rejoin_grace_seconds;   /* a leg may drop and rejoin; default 20 */
     } session;
+
+    struct {
+        int workers;               /* media threads; 0 (default) = one per core */
+        char *bind_address;        /* ICE host address; "" (default) = every non-loopback interface */
+        char *public_address;      /* advertised instead of host addresses (1:1 NAT); default "" */
+        int port_min;              /* UDP port range for ICE; 0/0 (default) = ephemeral */
+        int port_max;
+        int max_sessions;          /* default 256 */
+        int max_sdp_bytes;         /* one offer; default 65536 */
+        int max_remote_candidates; /* per leg; default 32 */
+        int max_packet_bytes;      /* larger RTP/RTCP packets are dropped; default 1500 */
+        int nack_buffer_packets;   /* per outgoing video stream, rounded up to 2^n; default 256 */
+        int dtls_timeout_ms;       /* initial DTLS retransmit timeout, doubling; default 50 */
+        int keyframe_interval_ms;  /* minimum gap between forwarded PLI/FIR; default 500 */
+    } media;
 } md_config;
 
 /* Fills defaults, then applies the JSON file at path (NULL: defaults only). */

@@ -65,6 +65,14 @@
     X(VERIFIER_BUSY, "verifier_busy", "you are already in a session")                              \
     X(QUEUE_TIMEOUT, "queue_timeout", "no verifier accepted the request in time")                 \
     X(MEDIA, "media_failed", "media could not be set up")                                          \
+    X(SDP_INVALID, "sdp_invalid", "the session description is malformed or too large")            \
+    X(SDP_UNSUPPORTED, "sdp_unsupported", "the session description asks for something not supported") \
+    X(BUNDLE_REQUIRED, "bundle_required", "the offer must use BUNDLE and rtcp-mux")               \
+    X(CODEC_MISMATCH, "codec_mismatch", "the participants have no allowed video codec in common") \
+    X(FINGERPRINT_MISMATCH, "dtls_fingerprint_mismatch",                                           \
+      "the DTLS certificate does not match the fingerprint in the offer")                        \
+    X(DTLS_FAILED, "dtls_failed", "the DTLS handshake failed")                                    \
+    X(ICE_FAILED, "ice_failed", "no network path to the participant (ICE failed)")                \
     /* operator side */                                                                            \
     X(CONFIG, "config_invalid", "configuration is invalid")                                        \
     X(AUDIT_BROKEN, "audit_chain_broken", "audit log failed verification")                         \

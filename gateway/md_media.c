@@ -1,1 +1,420 @@
+/*
+ * The media plane's control-thread face (see md_media.h).  md_media keeps a
+ * record per open session (its worker and a serial number) and never touches
+ * worker state: every command is a heap payload posted to the session's
+ * worker, where md_session.c runs it.  Events travel the other way through a
+ * reference-counted sink: the worker copies each event and attaches it to the
+ * control context, where it is dropped unless the session record with the
+ * same serial still exists, so nothing arrives for a closed session and
+ * nothing after md_media_free().  Offers are parsed and checked here, on the
+ * control thread, so malformed ones are refused synchronously.
+ */
 #include "md_media.h"
+#include "md_err.h"
+#include "md_log.h"
+#include "md_session.h"
+#include "md_worker.h"
+
+#include <errno.h>
+#include <string.h>
+
+#define MAX_SESSION_ID 128
+#define MAX_CANDIDATE 512
+
+struct md_event_sink {
+    gatomicrefcount refs;
+    GMainContext *control;
+    md_media *media; /* control thread only; NULL once md_media_free() began */
+};
+
+struct worker_slot {
+    md_worker *worker;
+    md_session_host *host;
+    unsigned sessions;
+};
+
+struct session_record {
+    unsigned worker;
+    uint64_t serial;
+};
+
+struct md_media {
+    GMainContext *control;
+    md_media_event_cb cb;
+    void *userdata;
+    md_event_sink *sink;
+    md_dtls_identity *identity;
+    struct worker_slot *workers;
+    unsigned n_workers;
+    GHashTable *sessions; /* id -> session_record */
+    uint64_t next_serial;
+    unsigned max_sessions;
+    size_t max_sdp_bytes;
+    bool srtp_initialized;
+};
+
+const char *md_leg_name(md_leg leg)
+{
+    return leg == MD_LEG_TABLET ? "tablet" : "verifier";
+}
+
+/* ---- events: worker -> control ---- */
+
+struct event_msg {
+    md_event_sink *sink;
+    uint64_t serial;
+    md_media_event_type type;
+    md_leg leg;
+    int error;
+    char *session_id, *sdp, *candidate, *mid, *error_detail;
+};
+
+md_event_sink *md_event_sink_ref(md_event_sink *sink)
+{
+    g_atomic_ref_count_inc(&sink->refs);
+    return sink;
+}
+
+void md_event_sink_unref(md_event_sink *sink)
+{
+    if (sink && g_atomic_ref_count_dec(&sink->refs)) {
+        g_main_context_unref(sink->control);
+        g_free(sink);
+    }
+}
+
+static void event_msg_free(gpointer data)
+{
+    struct event_msg *msg = data;
+    md_event_sink_unref(msg->sink);
+    g_free(msg->session_id);
+    g_free(msg->sdp);
+    g_free(msg->candidate);
+    g_free(msg->mid);
+    g_free(msg->error_detail);
+    g_free(msg);
+}
+
+static gboolean deliver(gpointer data)
+{
+    struct event_msg *msg = data;
+    md_media *m = msg->sink->media;
+    if (!m)
+        return G_SOURCE_REMOVE;
+    struct session_record *rec = g_hash_table_lookup(m->sessions, msg->session_id);
+    if (!rec || rec->serial != msg->serial)
+        return G_SOURCE_REMOVE; /* closed, or an older session of the same id */
+    md_media_event ev = {
+        .type = msg->type,
+        .session_id = msg->session_id,
+        .leg = msg->leg,
+        .sdp = msg->sdp,
+        .candidate = msg->candidate,
+        .mid = msg->mid,
+        .error = msg->error,
+        .error_detail = msg->error_detail,
+    };
+    m->cb(&ev, m->userdata);
+    return G_SOURCE_REMOVE;
+}
+
+void md_event_sink_post(md_event_sink *sink, const md_media_event *ev, uint64_t serial)
+{
+    struct event_msg *msg = g_new0(struct event_msg, 1);
+    msg->sink = md_event_sink_ref(sink);
+    msg->serial = serial;
+    msg->type = ev->type;
+    msg->leg = ev->leg;
+    msg->error = ev->error;
+    msg->session_id = g_strdup(ev->session_id);
+    msg->sdp = g_strdup(ev->sdp);
+    msg->candidate = g_strdup(ev->candidate);
+    msg->mid = g_strdup(ev->mid);
+    msg->error_detail = g_strdup(ev->error_detail);
+    GSource *src = g_idle_source_new();
+    g_source_set_priority(src, G_PRIORITY_DEFAULT);
+    g_source_set_callback(src, deliver, msg, event_msg_free);
+    g_source_attach(src, sink->control);
+    g_source_unref(src);
+}
+
+/* ---- commands: control -> worker ---- */
+
+enum command_kind { CMD_OPEN, CMD_OFFER, CMD_CANDIDATE, CMD_CLOSE, CMD_SHUTDOWN };
+
+struct command {
+    enum command_kind kind;
+    md_session_host *host;
+    char *session_id;
+    uint64_t serial;
+    md_leg leg;
+    md_sdp *offer;
+    char *candidate;
+    char **video_codecs;
+};
+
+static void command_free(gpointer data)
+{
+    struct command *c = data;
+    g_free(c->session_id);
+    md_sdp_free(c->offer);
+    g_free(c->candidate);
+    g_strfreev(c->video_codecs);
+    g_free(c);
+}
+
+static gboolean run_command(gpointer data)
+{
+    struct command *c = data;
+    switch (c->kind) {
+    case CMD_OPEN:
+        md_session_open(c->host, c->session_id, c->serial, c->video_codecs);
+        c->video_codecs = NULL;
+        break;
+    case CMD_OFFER:
+        md_session_offer(c->host, c->session_id, c->leg, c->offer);
+        c->offer = NULL;
+        break;
+    case CMD_CANDIDATE:
+        md_session_candidate(c->host, c->session_id, c->leg, c->candidate);
+        c->candidate = NULL;
+        break;
+    case CMD_CLOSE:
+        md_session_close(c->host, c->session_id);
+        break;
+    case CMD_SHUTDOWN:
+        md_session_host_free(c->host);
+        break;
+    }
+    return G_SOURCE_REMOVE;
+}
+
+static void post(md_media *m, unsigned worker, struct command *c)
+{
+    c->host = m->workers[worker].host;
+    md_worker_post(m->workers[worker].worker, run_command, c, command_free);
+}
+
+/* ---- lifecycle ---- */
+
+static unsigned round_up_pow2(unsigned v)
+{
+    unsigned p = 1;
+    while (p < v)
+        p <<= 1;
+    return p;
+}
+
+static int check_config(const md_config *cfg)
+{
+    if (cfg->media.port_min > cfg->media.port_max)
+        return -MD_E_CONFIG;
+    if ((cfg->media.port_min == 0) != (cfg->media.port_max == 0))
+        return -MD_E_CONFIG;
+    return 0;
+}
+
+static int start_workers(md_media *m, const md_config *cfg)
+{
+    md_session_config sc = {
+        .ice = {.bind_address = cfg->media.bind_address,
+                .public_address = cfg->media.public_address,
+                .port_min = (unsigned)cfg->media.port_min,
+                .port_max = (unsigned)cfg->media.port_max},
+        .dtls_timeout_ms = (unsigned)cfg->media.dtls_timeout_ms,
+        .max_packet = (size_t)cfg->media.max_packet_bytes,
+        .nack_slots = cfg->media.nack_buffer_packets
+                          ? round_up_pow2((unsigned)cfg->media.nack_buffer_packets)
+                          : 0,
+        .keyframe_interval_ms = (unsigned)cfg->media.keyframe_interval_ms,
+        .max_remote_candidates = (unsigned)cfg->media.max_remote_candidates,
+    };
+    m->n_workers = cfg->media.workers > 0 ? (unsigned)cfg->media.workers : g_get_num_processors();
+    m->workers = g_new0(struct worker_slot, m->n_workers);
+    for (unsigned i = 0; i < m->n_workers; i++) {
+        int r = md_worker_new(i, &m->workers[i].worker);
+        if (r < 0) {
+            m->n_workers = i;
+            return r;
+        }
+        m->workers[i].host = md_session_host_new(md_worker_context(m->workers[i].worker), &sc,
+                                                 m->identity, m->sink);
+    }
+    return 0;
+}
+
+int md_media_new(const md_config *cfg, GMainContext *control_ctx, md_media_event_cb cb,
+                 void *userdata, md_media **ret)
+{
+    md_media *m = NULL;
+    int r = check_config(cfg);
+    if (r < 0 || !cb || !control_ctx)
+        return r < 0 ? r : -EINVAL;
+    m = g_new0(md_media, 1);
+    m->control = g_main_context_ref(control_ctx);
+    m->cb = cb;
+    m->userdata = userdata;
+    m->max_sessions = (unsigned)cfg->media.max_sessions;
+    m->max_sdp_bytes = (size_t)cfg->media.max_sdp_bytes;
+    m->sessions = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
+    m->sink = g_new0(md_event_sink, 1);
+    g_atomic_ref_count_init(&m->sink->refs);
+    m->sink->control = g_main_context_ref(control_ctx);
+    m->sink->media = m;
+    r = md_srtp_init();
+    if (r < 0)
+        goto out;
+    m->srtp_initialized = true;
+    r = md_dtls_identity_new(&m->identity);
+    if (r < 0)
+        goto out;
+    r = start_workers(m, cfg);
+    if (r < 0)
+        goto out;
+    md_debug("media", "started", "{s:i, s:s}", "workers", (int)m->n_workers, "fingerprint",
+             md_dtls_identity_fingerprint(m->identity));
+    *ret = m;
+    m = NULL;
+out:
+    md_media_free(m);
+    return r;
+}
+
+md_media *md_media_free(md_media *m)
+{
+    if (!m)
+        return NULL;
+    m->sink->media = NULL; /* events still queued are dropped from here on */
+    for (unsigned i = 0; i < m->n_workers; i++) {
+        struct command *c = g_new0(struct command, 1);
+        c->kind = CMD_SHUTDOWN;
+        post(m, i, c);
+        md_worker_free(m->workers[i].worker);
+    }
+    g_free(m->workers);
+    md_event_sink_unref(m->sink);
+    md_dtls_identity_unref(m->identity);
+    if (m->srtp_initialized)
+        md_srtp_deinit();
+    g_hash_table_destroy(m->sessions);
+    g_main_context_unref(m->control);
+    g_free(m);
+    return NULL;
+}
+
+const char *md_media_fingerprint(const md_media *m)
+{
+    return md_dtls_identity_fingerprint(m->identity);
+}
+
+/* ---- sessions ---- */
+
+static bool valid_text(const char *s, size_t max)
+{
+    size_t n = 0;
+    for (; s[n]; n++)
+        if (n >= max || (unsigned char)s[n] < 0x20 || (unsigned char)s[n] > 0x7e)
+            return false;
+    return n > 0;
+}
+
+static unsigned least_loaded(const md_media *m)
+{
+    unsigned best = 0;
+    for (unsigned i = 1; i < m->n_workers; i++)
+        if (m->workers[i].sessions < m->workers[best].sessions)
+            best = i;
+    return best;
+}
+
+int md_media_session_open(md_media *m, const char *session_id, const char *const *video_codecs)
+{
+    if (!session_id || !valid_text(session_id, MAX_SESSION_ID) || !video_codecs ||
+        !video_codecs[0])
+        return -EINVAL;
+    for (size_t i = 0; video_codecs[i]; i++)
+        if (!md_sdp_codec_known(video_codecs[i]) || i >= 8)
+            return -EINVAL;
+    if (g_hash_table_contains(m->sessions, session_id))
+        return -EEXIST;
+    if (g_hash_table_size(m->sessions) >= m->max_sessions)
+        return -EBUSY;
+    struct session_record *rec = g_new0(struct session_record, 1);
+    rec->worker = least_loaded(m);
+    rec->serial = ++m->next_serial;
+    m->workers[rec->worker].sessions++;
+    g_hash_table_insert(m->sessions, g_strdup(session_id), rec);
+
+    struct command *c = g_new0(struct command, 1);
+    c->kind = CMD_OPEN;
+    c->session_id = g_strdup(session_id);
+    c->serial = rec->serial;
+    c->video_codecs = g_strdupv((char **)video_codecs);
+    post(m, rec->worker, c);
+    return 0;
+}
+
+int md_media_leg_offer(md_media *m, const char *session_id, md_leg leg, const char *sdp,
+                       size_t len, char **ret_detail)
+{
+    char err[256] = "";
+    md_sdp *offer = NULL;
+    struct session_record *rec = session_id ? g_hash_table_lookup(m->sessions, session_id) : NULL;
+    if (!rec)
+        return -MD_E_SESSION_UNKNOWN;
+    if (leg != MD_LEG_TABLET && leg != MD_LEG_VERIFIER)
+        return -EINVAL;
+    int r = md_sdp_parse(sdp, len, m->max_sdp_bytes, &offer, err, sizeof(err));
+    if (r == 0) {
+        r = md_sdp_check_offer(offer, err, sizeof(err));
+        if (r < 0)
+            offer = md_sdp_free(offer);
+    }
+    if (r < 0) {
+        if (ret_detail)
+            *ret_detail = g_strdup(err);
+        return r;
+    }
+    struct command *c = g_new0(struct command, 1);
+    c->kind = CMD_OFFER;
+    c->session_id = g_strdup(session_id);
+    c->leg = leg;
+    c->offer = offer;
+    post(m, rec->worker, c);
+    return 0;
+}
+
+int md_media_leg_candidate(md_media *m, const char *session_id, md_leg leg,
+                           const char *candidate, const char *mid)
+{
+    struct session_record *rec = session_id ? g_hash_table_lookup(m->sessions, session_id) : NULL;
+    if (!rec)
+        return -MD_E_SESSION_UNKNOWN;
+    if ((leg != MD_LEG_TABLET && leg != MD_LEG_VERIFIER) ||
+        (candidate && !valid_text(candidate, MAX_CANDIDATE)))
+        return -EINVAL;
+    if (candidate && !g_str_has_prefix(candidate, "candidate:") &&
+        !g_str_has_prefix(candidate, "a=candidate:"))
+        return -EINVAL;
+    struct command *c = g_new0(struct command, 1);
+    c->kind = CMD_CANDIDATE;
+    c->session_id = g_strdup(session_id);
+    c->leg = leg;
+    c->candidate = g_strdup(candidate);
+    post(m, rec->worker, c);
+    return 0;
+}
+
+int md_media_session_close(md_media *m, const char *session_id)
+{
+    struct session_record *rec = session_id ? g_hash_table_lookup(m->sessions, session_id) : NULL;
+    if (!rec)
+        return -MD_E_SESSION_UNKNOWN;
+    struct command *c = g_new0(struct command, 1);
+    c->kind = CMD_CLOSE;
+    c->session_id = g_strdup(session_id);
+    m->workers[rec->worker].sessions--;
+    post(m, rec->worker, c);
+    g_hash_table_remove(m->sessions, session_id);
+    return 0;
+}

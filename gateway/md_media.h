@@ -7,9 +7,27 @@
  * only calls the functions below, which post commands to that worker, and
  * receives md_media_event callbacks on the GMainContext given at creation.
  * No function here blocks on the network.
+ *
+ * Threads: every function must be called from the thread that runs the
+ * control context; events are delivered there, in the order the worker
+ * produced them for one session.  Events for a session stop as soon as
+ * md_media_session_close() returns.
+ *
+ * Codec rule (DESIGN 4): nothing is transcoded, so both legs must send the
+ * same video codec.  The gateway therefore answers neither leg until it holds
+ * both offers; it then takes the first codec of the session's preference list
+ * that both offers carry and answers both with it, or answers neither: both
+ * legs get MD_MEDIA_LEG_FAILED with -MD_E_CODEC_MISMATCH and a detail naming
+ * what each side offered.  Audio is Opus.  Later offers on a leg
+ * (renegotiation, or an ICE restart with new ice-ufrag/ice-pwd, RFC 8445 9 /
+ * RFC 8829 5.2.1) are answered at once with the session's codec; an offer with
+ * a new DTLS fingerprint (a new PeerConnection after a page reload) replaces
+ * the leg's transport entirely.
  */
 #ifndef MD_MEDIA_H
 #define MD_MEDIA_H
+
+#include "md_config.h"
 
 #include <glib.h>
 #include <jansson.h>
@@ -21,10 +39,10 @@ typedef enum md_leg { MD_LEG_TABLET = 0, MD_LEG_VERIFIER = 1 } md_leg;
 typedef enum md_media_event_type {
     MD_MEDIA_ANSWER,           /* sdp: the gateway's answer to the leg's offer */
     MD_MEDIA_CANDIDATE,        /* candidate + mid; candidate NULL = end of candidates */
-    MD_MEDIA_LEG_CONNECTED,    /* ICE + DTLS up, media may flow */
+    MD_MEDIA_LEG_CONNECTED,    /* ICE + DTLS + SRTP up, media flows */
     MD_MEDIA_LEG_DISCONNECTED, /* consent or path lost; may come back (ICE restart) */
     MD_MEDIA_LEG_FAILED,       /* error: MD_E_* code; the leg is gone */
-    MD_MEDIA_QUALITY,          /* stats: per-leg quality object, once a second */
+    MD_MEDIA_QUALITY,          /* stats: per-leg quality object, once a second (not yet sent) */
 } md_media_event_type;
 
 typedef struct md_media_event {
@@ -32,14 +50,52 @@ typedef struct md_media_event {
     const char *session_id;
     md_leg leg;
     const char *sdp;
-    const char *candidate;
+    const char *candidate; /* "candidate:..." without "a=" */
     const char *mid;
     int error;
     const char *error_detail; /* nullable human text, e.g. the missing codec */
     json_t *stats;            /* borrowed */
 } md_media_event;
 
-/* Called on the control context; pointers are valid during the call only. */
+/* Called on the control context; pointers are valid during the call only.
+ * The callback may call md_media_session_close() but not md_media_free(). */
 typedef void (*md_media_event_cb)(const md_media_event *ev, void *userdata);
+
+/* Starts cfg->media.workers threads (0: one per core) and makes the DTLS
+ * certificate.  control_ctx is where events are delivered (referenced).
+ * -MD_E_CONFIG for an unusable media section, -MD_E_CRYPTO, -EAGAIN. */
+int md_media_new(const md_config *cfg, GMainContext *control_ctx, md_media_event_cb cb,
+                 void *userdata, md_media **ret);
+
+/* Closes every session and joins the workers; no event is delivered after. */
+md_media *md_media_free(md_media *m);
+
+/* "sha-256 AB:..." of the gateway's DTLS certificate (for diagnostics). */
+const char *md_media_fingerprint(const md_media *m);
+
+/* video_codecs: NULL-terminated preference, e.g. {"VP8", "H264", NULL}, from
+ * "VP8", "H264" (constrained baseline, packetization-mode 1), "VP9", "AV1".
+ * -EEXIST, -EINVAL (bad id or codec list), -EBUSY (media.max_sessions). */
+int md_media_session_open(md_media *m, const char *session_id,
+                          const char *const *video_codecs);
+
+/* The leg's offer (sdp of len bytes, no NUL needed).  Parsed and checked here:
+ * -MD_E_SDP_INVALID, -MD_E_SDP_UNSUPPORTED, -MD_E_BUNDLE_REQUIRED with a
+ * reason in *ret_detail (nullable, g_free) and nothing posted; else 0 and the
+ * answer, or LEG_FAILED, comes as an event.  -MD_E_SESSION_UNKNOWN. */
+int md_media_leg_offer(md_media *m, const char *session_id, md_leg leg, const char *sdp,
+                       size_t len, char **ret_detail);
+
+/* A trickled remote candidate ("candidate:..." or "a=candidate:..."), or
+ * NULL for end-of-candidates (RFC 8838 8.2).  mid is informative only since
+ * everything is bundled.  Candidates that arrive before the offer is answered
+ * are kept (media.max_remote_candidates).  -MD_E_SESSION_UNKNOWN, -EINVAL. */
+int md_media_leg_candidate(md_media *m, const char *session_id, md_leg leg,
+                           const char *candidate, const char *mid);
+
+/* -MD_E_SESSION_UNKNOWN; otherwise the session is gone for the caller. */
+int md_media_session_close(md_media *m, const char *session_id);
+
+const char *md_leg_name(md_leg leg); /* "tablet", "verifier" */
 
 #endif

@@ -1,0 +1,296 @@
+/*
+ * libnice adapter (see md_ice.h); the only file that includes <nice/agent.h>.
+ * The agent is created with trickle (RFC 8838) and consent freshness
+ * (RFC 7675, libnice >= 0.1.19: consent requests every ~5 s, a component
+ * whose consent expires after 30 s goes to FAILED).  Credentials are our own
+ * random ice-chars so their length is fixed (RFC 8445 5.3 asks for at least
+ * 24 bits of randomness in the ufrag and 128 in the password).  All signals
+ * are delivered on the worker context passed to nice_agent_new_full().
+ */
+#include "md_ice.h"
+#include "md_crypto.h"
+#include "md_err.h"
+
+#include <errno.h>
+#include <nice/agent.h>
+#include <string.h>
+
+#define COMPONENT 1
+
+struct md_ice {
+    NiceAgent *agent;
+    guint stream;
+    GMainContext *ctx;
+    md_ice_callbacks cb;
+    void *ud;
+    char *public_address;
+    char ufrag[MD_ICE_UFRAG_LEN + 1];
+    char pwd[MD_ICE_PWD_LEN + 1];
+    bool gathering, gathering_done, connected, failed;
+};
+
+static int random_ice_chars(char *out, size_t n)
+{
+    static const char alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    uint8_t raw[64];
+    if (n > sizeof(raw) || md_random_bytes(raw, n) < 0)
+        return -MD_E_CRYPTO;
+    for (size_t i = 0; i < n; i++)
+        out[i] = alphabet[raw[i] & 63];
+    out[n] = '\0';
+    md_wipe(raw, sizeof(raw));
+    return 0;
+}
+
+static int new_local_credentials(md_ice *ice)
+{
+    int r = random_ice_chars(ice->ufrag, MD_ICE_UFRAG_LEN);
+    if (r == 0)
+        r = random_ice_chars(ice->pwd, MD_ICE_PWD_LEN);
+    if (r == 0 && !nice_agent_set_local_credentials(ice->agent, ice->stream, ice->ufrag, ice->pwd))
+        r = -EIO;
+    return r;
+}
+
+/* "candidate:..." for a local candidate, host addresses replaced by the
+ * advertised 1:1 NAT address (the agent still owns the private socket). */
+static char *candidate_text(md_ice *ice, NiceCandidate *cand)
+{
+    NiceCandidate *shown = cand;
+    NiceCandidate *copy = NULL;
+    if (ice->public_address && cand->type == NICE_CANDIDATE_TYPE_HOST) {
+        copy = nice_candidate_copy(cand);
+        guint port = nice_address_get_port(&cand->addr);
+        if (nice_address_set_from_string(&copy->addr, ice->public_address)) {
+            nice_address_set_port(&copy->addr, port);
+            copy->base_addr = copy->addr; /* no raddr revealing the private address */
+            shown = copy;
+        }
+    }
+    gchar *sdp = nice_agent_generate_local_candidate_sdp(ice->agent, shown);
+    if (copy)
+        nice_candidate_free(copy);
+    if (!sdp)
+        return NULL;
+    char *text = g_str_has_prefix(sdp, "a=") ? g_strdup(sdp + 2) : g_strdup(sdp);
+    g_free(sdp);
+    return text;
+}
+
+static void on_new_candidate(NiceAgent *agent, NiceCandidate *cand, gpointer data)
+{
+    md_ice *ice = data;
+    if (cand->stream_id != ice->stream || cand->component_id != COMPONENT || ice->gathering)
+        return;
+    char *text = candidate_text(ice, cand);
+    if (text)
+        ice->cb.on_candidate(text, ice->ud);
+    g_free(text);
+}
+
+static void on_gathering_done(NiceAgent *agent, guint stream, gpointer data)
+{
+    md_ice *ice = data;
+    if (stream != ice->stream || ice->gathering_done)
+        return;
+    ice->gathering_done = true;
+    if (!ice->gathering)
+        ice->cb.on_candidate(NULL, ice->ud);
+}
+
+static void on_state_changed(NiceAgent *agent, guint stream, guint component, guint state,
+                             gpointer data)
+{
+    md_ice *ice = data;
+    if (stream != ice->stream || component != COMPONENT)
+        return;
+    if (state == NICE_COMPONENT_STATE_CONNECTED || state == NICE_COMPONENT_STATE_READY) {
+        ice->failed = false;
+        if (!ice->connected) {
+            ice->connected = true;
+            ice->cb.on_state(MD_ICE_CONNECTED, ice->ud);
+        }
+    } else if (state == NICE_COMPONENT_STATE_FAILED && !ice->failed) {
+        ice->failed = true;
+        ice->connected = false;
+        ice->cb.on_state(MD_ICE_FAILED, ice->ud);
+    }
+}
+
+static void on_recv(NiceAgent *agent, guint stream, guint component, guint len, gchar *buf,
+                    gpointer data)
+{
+    md_ice *ice = data;
+    if (len > 0)
+        ice->cb.on_packet((const uint8_t *)buf, len, ice->ud);
+}
+
+static int setup_agent(md_ice *ice, const md_ice_options *opt)
+{
+    if (opt->bind_address && opt->bind_address[0]) {
+        NiceAddress addr;
+        nice_address_init(&addr);
+        if (!nice_address_set_from_string(&addr, opt->bind_address))
+            return -EINVAL;
+        if (!nice_agent_add_local_address(ice->agent, &addr))
+            return -EINVAL;
+    }
+    ice->stream = nice_agent_add_stream(ice->agent, 1);
+    if (ice->stream == 0)
+        return -EIO;
+    if (opt->port_min || opt->port_max)
+        nice_agent_set_port_range(ice->agent, ice->stream, COMPONENT, opt->port_min,
+                                  opt->port_max);
+    int r = new_local_credentials(ice);
+    if (r < 0)
+        return r;
+    g_signal_connect(ice->agent, "new-candidate-full", G_CALLBACK(on_new_candidate), ice);
+    g_signal_connect(ice->agent, "candidate-gathering-done", G_CALLBACK(on_gathering_done), ice);
+    g_signal_connect(ice->agent, "component-state-changed", G_CALLBACK(on_state_changed), ice);
+    if (!nice_agent_attach_recv(ice->agent, ice->stream, COMPONENT, ice->ctx, on_recv, ice))
+        return -EIO;
+    ice->gathering = true;
+    gboolean ok = nice_agent_gather_candidates(ice->agent, ice->stream);
+    ice->gathering = false;
+    return ok ? 0 : -EIO;
+}
+
+int md_ice_new(GMainContext *ctx, const md_ice_options *opt, const md_ice_callbacks *cb, void *ud,
+               md_ice **ret)
+{
+    md_ice *ice = g_new0(md_ice, 1);
+    ice->ctx = ctx;
+    ice->cb = *cb;
+    ice->ud = ud;
+    if (opt->public_address && opt->public_address[0]) {
+        NiceAddress probe;
+        if (!nice_address_set_from_string(&probe, opt->public_address)) {
+            g_free(ice);
+            return -EINVAL;
+        }
+        ice->public_address = g_strdup(opt->public_address);
+    }
+    ice->agent = nice_agent_new_full(ctx, NICE_COMPATIBILITY_RFC5245,
+                                     NICE_AGENT_OPTION_ICE_TRICKLE |
+                                         NICE_AGENT_OPTION_CONSENT_FRESHNESS);
+    g_object_set(ice->agent, "controlling-mode", FALSE, "ice-tcp", FALSE, "upnp", FALSE, NULL);
+    int r = setup_agent(ice, opt);
+    if (r < 0) {
+        md_ice_free(ice);
+        return r;
+    }
+    *ret = ice;
+    return 0;
+}
+
+md_ice *md_ice_free(md_ice *ice)
+{
+    if (!ice)
+        return NULL;
+    if (ice->agent) {
+        g_signal_handlers_disconnect_by_data(ice->agent, ice);
+        if (ice->stream) {
+            nice_agent_attach_recv(ice->agent, ice->stream, COMPONENT, ice->ctx, NULL, NULL);
+            nice_agent_remove_stream(ice->agent, ice->stream);
+        }
+        g_object_unref(ice->agent);
+    }
+    g_free(ice->public_address);
+    md_wipe(ice->pwd, sizeof(ice->pwd));
+    g_free(ice);
+    return NULL;
+}
+
+const char *md_ice_local_ufrag(const md_ice *ice)
+{
+    return ice->ufrag;
+}
+
+const char *md_ice_local_pwd(const md_ice *ice)
+{
+    return ice->pwd;
+}
+
+char **md_ice_local_candidates(md_ice *ice)
+{
+    GSList *list = nice_agent_get_local_candidates(ice->agent, ice->stream, COMPONENT);
+    GPtrArray *out = g_ptr_array_new();
+    for (GSList *l = list; l; l = l->next) {
+        char *text = candidate_text(ice, l->data);
+        if (text)
+            g_ptr_array_add(out, text);
+    }
+    g_slist_free_full(list, (GDestroyNotify)nice_candidate_free);
+    g_ptr_array_add(out, NULL);
+    return (char **)g_ptr_array_free(out, FALSE);
+}
+
+bool md_ice_gathering_done(const md_ice *ice)
+{
+    return ice->gathering_done;
+}
+
+int md_ice_set_remote_credentials(md_ice *ice, const char *ufrag, const char *pwd)
+{
+    return nice_agent_set_remote_credentials(ice->agent, ice->stream, ufrag, pwd) ? 0 : -EINVAL;
+}
+
+/* RFC 8839 5.1: foundation component transport priority address port typ ... */
+static int precheck_candidate(const char *line)
+{
+    gchar **tok = g_strsplit(line, " ", 8);
+    int r = 0;
+    if (g_strv_length(tok) < 8)
+        r = -EINVAL;
+    else if (strcmp(tok[1], "1") != 0 || g_ascii_strcasecmp(tok[2], "udp") != 0)
+        r = -ENOTSUP; /* RTCP component (rtcp-mux is required) or TCP */
+    else if (g_str_has_suffix(tok[4], ".local"))
+        r = -ENOTSUP; /* mDNS names are not resolved; peer-reflexive covers them */
+    g_strfreev(tok);
+    return r;
+}
+
+int md_ice_add_remote_candidate(md_ice *ice, const char *candidate)
+{
+    if (g_str_has_prefix(candidate, "a="))
+        candidate += 2;
+    if (!g_str_has_prefix(candidate, "candidate:") || strlen(candidate) > 512)
+        return -EINVAL;
+    int r = precheck_candidate(candidate + strlen("candidate:"));
+    if (r < 0)
+        return r;
+    char *line = g_strconcat("a=", candidate, NULL);
+    NiceCandidate *cand = nice_agent_parse_remote_candidate_sdp(ice->agent, ice->stream, line);
+    g_free(line);
+    if (!cand)
+        return -EINVAL;
+    GSList one = {.data = cand, .next = NULL};
+    int added = nice_agent_set_remote_candidates(ice->agent, ice->stream, COMPONENT, &one);
+    nice_candidate_free(cand);
+    return added >= 0 ? 0 : -EINVAL;
+}
+
+void md_ice_remote_gathering_done(md_ice *ice)
+{
+    nice_agent_peer_candidate_gathering_done(ice->agent, ice->stream);
+}
+
+int md_ice_restart(md_ice *ice, const char *remote_ufrag, const char *remote_pwd)
+{
+    if (!nice_agent_restart_stream(ice->agent, ice->stream))
+        return -EIO;
+    ice->connected = false;
+    ice->failed = false;
+    int r = new_local_credentials(ice);
+    if (r < 0)
+        return r;
+    return md_ice_set_remote_credentials(ice, remote_ufrag, remote_pwd);
+}
+
+int md_ice_send(md_ice *ice, const uint8_t *buf, size_t len)
+{
+    gint n = nice_agent_send(ice->agent, ice->stream, COMPONENT, (guint)len, (const gchar *)buf);
+    if (n < 0)
+        return ice->connected ? -EIO : -EAGAIN; /* no selected pair yet */
+    return n == (gint)len ? 0 : -EIO;
+}

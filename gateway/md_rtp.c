@@ -1,0 +1,231 @@
+/*
+ * RTP/RTCP wire helpers (see md_rtp.h).  Nothing here allocates or keeps
+ * state; every read is bounds-checked against the length given, so the
+ * functions are safe on hostile input (tests/fuzz/media/fuzz_rtp.c).
+ */
+#include "md_rtp.h"
+
+#include <errno.h>
+#include <string.h>
+
+/* RFC 7983 7 (updating RFC 5764 5.1.2), then RFC 5761 4 for RTP vs RTCP. */
+md_packet_kind md_packet_classify(const uint8_t *buf, size_t len)
+{
+    if (len < 1)
+        return MD_PACKET_UNKNOWN;
+    uint8_t b = buf[0];
+    if (b <= 3)
+        return MD_PACKET_STUN;
+    if (b >= 20 && b <= 63)
+        return MD_PACKET_DTLS;
+    if (b >= 128 && b <= 191) {
+        if (len < 2)
+            return MD_PACKET_UNKNOWN;
+        /* RFC 5761 4: RTCP packet types 192..223 sit where RTP has M+PT. */
+        if (buf[1] >= 192 && buf[1] <= 223)
+            return len >= 8 ? MD_PACKET_RTCP : MD_PACKET_UNKNOWN;
+        return len >= MD_RTP_HEADER_LEN ? MD_PACKET_RTP : MD_PACKET_UNKNOWN;
+    }
+    return MD_PACKET_UNKNOWN;
+}
+
+/* RFC 3550 5.1 fixed header, CSRC list, RFC 3550 5.3.1 / RFC 8285 extension. */
+int md_rtp_parse(const uint8_t *buf, size_t len, md_rtp_header *ret)
+{
+    if (len < MD_RTP_HEADER_LEN || (buf[0] >> 6) != 2)
+        return -EBADMSG;
+    md_rtp_header h = {0};
+    size_t csrc = buf[0] & 0x0f;
+    h.padding = buf[0] & 0x20;
+    h.marker = buf[1] & 0x80;
+    h.payload_type = buf[1] & 0x7f;
+    h.seq = md_get_u16(buf + 2);
+    h.timestamp = md_get_u32(buf + 4);
+    h.ssrc = md_get_u32(buf + 8);
+    h.header_len = MD_RTP_HEADER_LEN + 4 * csrc;
+    if (h.header_len > len)
+        return -EBADMSG;
+    if (buf[0] & 0x10) {
+        if (h.header_len + 4 > len)
+            return -EBADMSG;
+        h.ext_offset = h.header_len;
+        h.ext_profile = md_get_u16(buf + h.ext_offset);
+        h.ext_len = 4 * (size_t)md_get_u16(buf + h.ext_offset + 2);
+        h.header_len += 4 + h.ext_len;
+        if (h.header_len > len)
+            return -EBADMSG;
+    }
+    size_t pad = 0;
+    if (h.padding) {
+        pad = buf[len - 1];
+        if (pad == 0 || pad > len - h.header_len)
+            return -EBADMSG;
+    }
+    h.payload_len = len - h.header_len - pad;
+    *ret = h;
+    return 0;
+}
+
+void md_rtp_set_payload_type(uint8_t *buf, uint8_t pt)
+{
+    buf[1] = (uint8_t)((buf[1] & 0x80) | (pt & 0x7f));
+}
+
+void md_rtp_set_seq(uint8_t *buf, uint16_t seq)
+{
+    md_put_u16(buf + 2, seq);
+}
+
+void md_rtp_set_timestamp(uint8_t *buf, uint32_t ts)
+{
+    md_put_u32(buf + 4, ts);
+}
+
+void md_rtp_set_ssrc(uint8_t *buf, uint32_t ssrc)
+{
+    md_put_u32(buf + 8, ssrc);
+}
+
+size_t md_rtp_strip_extensions(uint8_t *buf, size_t len, const md_rtp_header *h)
+{
+    if (!h->ext_offset)
+        return len;
+    size_t block = 4 + h->ext_len;
+    size_t tail = h->ext_offset + block;
+    memmove(buf + h->ext_offset, buf + tail, len - tail);
+    buf[0] &= (uint8_t)~0x10;
+    return len - block;
+}
+
+/* RFC 7741 4.2 payload descriptor, then 4.3 payload header: P bit 0 = key. */
+bool md_rtp_vp8_is_keyframe(const uint8_t *p, size_t len)
+{
+    size_t off = 1;
+    if (len < 1)
+        return false;
+    bool start = p[0] & 0x10;
+    uint8_t pid = p[0] & 0x07;
+    if (p[0] & 0x80) {
+        if (len < 2)
+            return false;
+        uint8_t x = p[1];
+        off = 2;
+        if (x & 0x80) {
+            if (off >= len)
+                return false;
+            off += (p[off] & 0x80) ? 2 : 1;
+        }
+        if (x & 0x40)
+            off++;
+        if (x & 0x30)
+            off++;
+    }
+    if (!start || pid != 0 || off >= len)
+        return false;
+    return (p[off] & 0x01) == 0;
+}
+
+/* RFC 3550 A.2 validity checks, applied to each packet in turn. */
+int md_rtcp_next(const uint8_t *buf, size_t len, size_t *offset, md_rtcp_packet *ret)
+{
+    size_t off = *offset;
+    if (off >= len)
+        return 0;
+    if (len - off < MD_RTCP_HEADER_LEN || (buf[off] >> 6) != 2)
+        return -EBADMSG;
+    size_t plen = 4 * ((size_t)md_get_u16(buf + off + 2) + 1);
+    if (plen > len - off)
+        return -EBADMSG;
+    if ((buf[off] & 0x20) && off + plen != len)
+        return -EBADMSG;
+    ret->type = buf[off + 1];
+    ret->count = buf[off] & 0x1f;
+    ret->data = buf + off;
+    ret->len = plen;
+    *offset = off + plen;
+    return 1;
+}
+
+uint32_t md_rtcp_sender_ssrc(const md_rtcp_packet *p)
+{
+    return p->len >= 8 ? md_get_u32(p->data + 4) : 0;
+}
+
+uint32_t md_rtcp_media_ssrc(const md_rtcp_packet *p)
+{
+    return p->len >= 12 ? md_get_u32(p->data + 8) : 0;
+}
+
+bool md_rtcp_is_remb(const md_rtcp_packet *p, uint64_t *ret_bitrate, unsigned *ret_n_ssrcs)
+{
+    if (p->type != MD_RTCP_PSFB || p->count != MD_PSFB_AFB || p->len < 20)
+        return false;
+    if (memcmp(p->data + 12, "REMB", 4) != 0)
+        return false;
+    unsigned n = p->data[16];
+    if (20 + 4 * (size_t)n > p->len)
+        return false;
+    unsigned exp = p->data[17] >> 2;
+    uint64_t mantissa = (uint64_t)(p->data[17] & 0x03) << 16 | md_get_u16(p->data + 18);
+    uint64_t bitrate = exp > 45 ? UINT64_MAX : mantissa << exp;
+    if (exp <= 45 && (bitrate >> exp) != mantissa)
+        bitrate = UINT64_MAX;
+    if (ret_bitrate)
+        *ret_bitrate = bitrate;
+    if (ret_n_ssrcs)
+        *ret_n_ssrcs = n;
+    return true;
+}
+
+/* RFC 4585 6.2.1: each FCI is PID + a bitmask of the 16 following. */
+int md_rtcp_nack_foreach(const md_rtcp_packet *p, bool (*fn)(uint16_t seq, void *ud), void *ud)
+{
+    if (p->type != MD_RTCP_RTPFB || p->count != MD_RTPFB_NACK || p->len < 16)
+        return -EBADMSG;
+    int visited = 0;
+    for (size_t off = 12; off + 4 <= p->len; off += 4) {
+        uint16_t pid = md_get_u16(p->data + off);
+        uint16_t blp = md_get_u16(p->data + off + 2);
+        visited++;
+        if (!fn(pid, ud))
+            return visited;
+        for (unsigned bit = 0; bit < 16; bit++) {
+            if (!(blp & (1u << bit)))
+                continue;
+            visited++;
+            if (!fn((uint16_t)(pid + bit + 1), ud))
+                return visited;
+        }
+    }
+    return visited;
+}
+
+/* RFC 4585 6.3.1: PLI has no FCI. */
+int md_rtcp_build_pli(uint8_t *out, size_t cap, uint32_t sender_ssrc, uint32_t media_ssrc)
+{
+    if (cap < 12)
+        return -ENOBUFS;
+    out[0] = 0x80 | MD_PSFB_PLI;
+    out[1] = MD_RTCP_PSFB;
+    md_put_u16(out + 2, 2);
+    md_put_u32(out + 4, sender_ssrc);
+    md_put_u32(out + 8, media_ssrc);
+    return 12;
+}
+
+/* RFC 5104 4.3.1.1: the header's media SSRC is 0, the target is in the FCI. */
+int md_rtcp_build_fir(uint8_t *out, size_t cap, uint32_t sender_ssrc, uint32_t media_ssrc,
+                      uint8_t fir_seq)
+{
+    if (cap < 20)
+        return -ENOBUFS;
+    out[0] = 0x80 | MD_PSFB_FIR;
+    out[1] = MD_RTCP_PSFB;
+    md_put_u16(out + 2, 4);
+    md_put_u32(out + 4, sender_ssrc);
+    md_put_u32(out + 8, 0);
+    md_put_u32(out + 12, media_ssrc);
+    out[16] = fir_seq;
+    out[17] = out[18] = out[19] = 0;
+    return 20;
+}

@@ -1,0 +1,162 @@
+/*
+ * Worker-side sessions (internal to gateway/).  An md_session_host is the
+ * per-worker registry of sessions plus the scratch buffers of the packet
+ * path; it is created by md_media on the control thread, then used and freed
+ * on its worker only.  A session holds its two legs inline; a leg owns its
+ * ICE agent, DTLS association and two SRTP contexts, and the per-stream
+ * relay state of md_relay.c.  Events leave through md_event_sink, which
+ * copies them to the control context.
+ */
+#ifndef MD_SESSION_H
+#define MD_SESSION_H
+
+#include "md_dtls.h"
+#include "md_ice.h"
+#include "md_media.h"
+#include "md_sdp.h"
+#include "md_srtp.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#define MD_MEDIA_MAX_PACKET 1500
+#define MD_SCRATCH_LEN (MD_MEDIA_MAX_PACKET + MD_SRTP_MAX_OVERHEAD + 64)
+
+/* Delivery of events to the control thread (md_media.c). */
+typedef struct md_event_sink md_event_sink;
+md_event_sink *md_event_sink_ref(md_event_sink *sink);
+void md_event_sink_unref(md_event_sink *sink);
+/* Copies ev and posts it; callable from any thread. */
+void md_event_sink_post(md_event_sink *sink, const md_media_event *ev, uint64_t serial);
+
+typedef struct md_session_config {
+    md_ice_options ice; /* strings owned by the host */
+    unsigned dtls_timeout_ms;
+    size_t max_packet;
+    unsigned nack_slots; /* power of two, or 0 */
+    unsigned keyframe_interval_ms;
+    unsigned max_remote_candidates;
+} md_session_config;
+
+typedef struct md_session_host md_session_host;
+typedef struct md_session md_session;
+
+enum { MD_KIND_AUDIO = 0, MD_KIND_VIDEO = 1, MD_KINDS = 2 };
+
+typedef enum md_leg_state {
+    MD_LEG_IDLE = 0, /* no offer yet */
+    MD_LEG_WAITING,  /* offer held until the other leg's arrives */
+    MD_LEG_ANSWERED, /* answered; ICE and DTLS in progress */
+    MD_LEG_CONNECTED,
+    MD_LEG_FAILED,
+} md_leg_state;
+
+/* Stored copy of a packet sent on a video stream, already protected. */
+typedef struct md_rtx_slot {
+    uint16_t seq;
+    uint16_t len; /* 0: empty */
+    uint8_t data[MD_MEDIA_MAX_PACKET + MD_SRTP_MAX_OVERHEAD];
+} md_rtx_slot;
+
+/* What a leg sends to the gateway, per kind. */
+typedef struct md_stream_in {
+    uint8_t pt;
+    uint32_t ssrc; /* signalled, then latched from packets */
+    unsigned feedback; /* MD_SDP_FB_* the leg accepts for this stream */
+    uint32_t clock_rate;
+    uint64_t packets, bytes;
+} md_stream_in;
+
+/* What the gateway sends on a leg, per kind, rewritten from the other leg. */
+typedef struct md_stream_out {
+    bool active;
+    uint8_t pt;
+    uint32_t ssrc;
+    uint32_t clock_rate;
+    bool have_source;
+    uint32_t source_ssrc;
+    uint16_t seq_offset; /* out = in + offset (mod 2^16) */
+    uint32_t ts_offset;
+    uint16_t last_seq;
+    uint32_t last_ts;
+    gint64 last_time_us;
+    md_rtx_slot *rtx; /* video only */
+    unsigned rtx_mask;
+    uint64_t packets, bytes;
+} md_stream_out;
+
+typedef struct md_leg_counters {
+    uint64_t malformed, oversize, unknown_pt, srtp_errors, not_ready;
+    uint64_t nack_answered, nack_missed, keyframe_forwarded, keyframe_suppressed;
+    uint64_t remb_forwarded, candidates_ignored;
+} md_leg_counters;
+
+typedef struct md_leg_ctx {
+    md_session *session;
+    md_leg which;
+    md_leg_state state;
+    md_sdp *pending_offer;        /* WAITING: held until both offers are in */
+    GPtrArray *pending_candidates; /* before the answer */
+    unsigned remote_candidates;
+    md_sdp_choice choice;
+    md_sdp_transport remote; /* bundle transport of the current offer */
+    char bundle_mid[MD_SDP_MAX_MID + 1];
+    uint64_t answer_version;
+    md_ice *ice;
+    md_dtls *dtls;
+    md_srtp *srtp_in, *srtp_out;
+    bool ice_connected, ever_connected;
+    md_stream_in in[MD_KINDS];
+    md_stream_out out[MD_KINDS];
+    gint64 last_keyframe_request_us;
+    uint8_t fir_seq;
+    md_leg_counters counters;
+} md_leg_ctx;
+
+struct md_session {
+    md_session_host *host;
+    char *id;
+    uint64_t serial;
+    char **video_codecs;
+    const char *video_codec; /* chosen, points into video_codecs */
+    bool refused;
+    uint64_t sdp_session_id;
+    md_leg_ctx legs[2];
+    GSource *reaper;
+};
+
+struct md_session_host {
+    GMainContext *ctx;
+    md_session_config cfg;
+    md_dtls_identity *identity;
+    md_event_sink *sink;
+    GHashTable *sessions; /* id -> md_session */
+    uint8_t scratch[MD_SCRATCH_LEN];  /* the packet being relayed */
+    uint8_t rtcp_out[MD_SCRATCH_LEN]; /* RTCP built for the other leg */
+};
+
+/* Control thread: makes a host for a worker (takes a ref on identity/sink). */
+md_session_host *md_session_host_new(GMainContext *worker_ctx, const md_session_config *cfg,
+                                     md_dtls_identity *identity, md_event_sink *sink);
+/* Worker thread: closes every session and frees the host. */
+void md_session_host_free(md_session_host *host);
+
+/* Worker thread commands; ownership of the pointer arguments is taken. */
+void md_session_open(md_session_host *host, const char *id, uint64_t serial, char **video_codecs);
+void md_session_offer(md_session_host *host, const char *id, md_leg leg, md_sdp *offer);
+void md_session_candidate(md_session_host *host, const char *id, md_leg leg, char *candidate);
+void md_session_close(md_session_host *host, const char *id);
+
+/* md_relay.c: the packet path, on the worker. */
+int md_relay_leg_prepare(md_leg_ctx *leg, const md_session_config *cfg);
+void md_relay_leg_clear(md_leg_ctx *leg);
+void md_relay_incoming(md_leg_ctx *from, const uint8_t *buf, size_t len);
+/* Asks the leg for a video keyframe (PLI, else FIR); force skips the rate limit. */
+void md_relay_request_keyframe(md_leg_ctx *leg, bool force);
+
+static inline md_leg_ctx *md_leg_other(md_leg_ctx *leg)
+{
+    return &leg->session->legs[leg->which == MD_LEG_TABLET ? MD_LEG_VERIFIER : MD_LEG_TABLET];
+}
+
+#endif

@@ -1,0 +1,96 @@
+/*
+ * Media worker threads (see md_worker.h).  Posting attaches an idle source
+ * to the worker's context instead of calling g_main_context_invoke(), which
+ * would run the function in the caller's thread whenever the context is not
+ * owned at that instant.  The thread acquires its context before it reports
+ * ready and keeps it until it exits.
+ */
+#include "md_worker.h"
+
+#include <errno.h>
+#include <stdbool.h>
+
+struct md_worker {
+    GThread *thread;
+    GMainContext *ctx;
+    GMainLoop *loop;
+    GMutex lock;
+    GCond cond;
+    bool running;
+};
+
+static gpointer worker_main(gpointer data)
+{
+    md_worker *w = data;
+    g_main_context_push_thread_default(w->ctx);
+    g_mutex_lock(&w->lock);
+    w->running = true;
+    g_cond_signal(&w->cond);
+    g_mutex_unlock(&w->lock);
+    g_main_loop_run(w->loop);
+    g_main_context_pop_thread_default(w->ctx);
+    return NULL;
+}
+
+int md_worker_new(unsigned index, md_worker **ret)
+{
+    md_worker *w = g_new0(md_worker, 1);
+    char name[16];
+    GError *error = NULL;
+    g_mutex_init(&w->lock);
+    g_cond_init(&w->cond);
+    w->ctx = g_main_context_new();
+    w->loop = g_main_loop_new(w->ctx, FALSE);
+    g_snprintf(name, sizeof(name), "md-media-%u", index);
+    /* push_thread_default acquires the context for the thread. */
+    w->thread = g_thread_try_new(name, worker_main, w, &error);
+    if (!w->thread) {
+        g_error_free(error);
+        g_main_loop_unref(w->loop);
+        g_main_context_unref(w->ctx);
+        g_mutex_clear(&w->lock);
+        g_cond_clear(&w->cond);
+        g_free(w);
+        return -EAGAIN;
+    }
+    g_mutex_lock(&w->lock);
+    while (!w->running)
+        g_cond_wait(&w->cond, &w->lock);
+    g_mutex_unlock(&w->lock);
+    *ret = w;
+    return 0;
+}
+
+void md_worker_post(md_worker *w, GSourceFunc fn, gpointer data, GDestroyNotify destroy)
+{
+    GSource *src = g_idle_source_new();
+    g_source_set_priority(src, G_PRIORITY_DEFAULT);
+    g_source_set_callback(src, fn, data, destroy);
+    g_source_attach(src, w->ctx);
+    g_source_unref(src);
+}
+
+GMainContext *md_worker_context(md_worker *w)
+{
+    return w->ctx;
+}
+
+static gboolean quit(gpointer data)
+{
+    g_main_loop_quit(data);
+    return G_SOURCE_REMOVE;
+}
+
+md_worker *md_worker_free(md_worker *w)
+{
+    if (!w)
+        return NULL;
+    md_worker_post(w, quit, w->loop, NULL);
+    g_thread_join(w->thread);
+    g_main_loop_unref(w->loop);
+    g_main_context_unref(w->ctx); /* destroys what is still attached */
+    g_mutex_clear(&w->lock);
+    g_cond_clear(&w->cond);
+    g_free(w);
+    return NULL;
+}

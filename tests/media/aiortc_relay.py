@@ -1,0 +1,173 @@
+#!/usr/bin/python3
+"""Real WebRTC peers (aiortc) relayed through the gateway, over loopback only.
+
+Two aiortc RTCPeerConnections play the tablet and the verifier.  Each offers
+audio (Opus) and video to tests/media/media_peer (one md_media session), gets
+the gateway's answer, and must reach ICE + DTLS-SRTP "connected"; then each
+must decode video frames that the *other* peer sent, which proves the whole
+relay path: unprotect, rewrite, protect, send, and the keyframe request sent
+when a leg connects.
+
+Modes:
+  relay      both peers offer VP8 + H264; frames must flow both ways
+  mismatch   the tablet offers only VP8, the verifier only H264: both legs
+             must fail with codec_mismatch and nobody may get an answer
+  renegotiate  relay, then the tablet offers again on the live session (same
+             ICE credentials: aiortc 1.4 cannot restart ICE) and must get a
+             second answer while frames keep flowing
+
+Usage: aiortc_relay.py <path to media_peer> <mode>
+"""
+import asyncio
+import json
+import sys
+
+import aioice.ice
+
+# Loopback only (DESIGN 8): aioice would otherwise gather every interface.
+aioice.ice.get_host_addresses = lambda use_ipv4, use_ipv6: ["127.0.0.1"]
+
+from aiortc import (RTCConfiguration, RTCPeerConnection,  # noqa: E402
+                    RTCRtpSender, RTCSessionDescription)
+from aiortc.mediastreams import AudioStreamTrack, VideoStreamTrack  # noqa: E402
+
+TIMEOUT = 30
+
+
+class Gateway:
+    def __init__(self, proc):
+        self.proc = proc
+        self.events = asyncio.Queue()
+        self.reader = asyncio.ensure_future(self._read())
+
+    async def _read(self):
+        while True:
+            line = await self.proc.stdout.readline()
+            if not line:
+                await self.events.put(None)
+                return
+            await self.events.put(json.loads(line))
+
+    def send(self, **msg):
+        self.proc.stdin.write((json.dumps(msg) + "\n").encode())
+
+    async def wait(self, pred, what):
+        """Next event matching pred; other events go to self.seen."""
+        while True:
+            ev = await asyncio.wait_for(self.events.get(), TIMEOUT)
+            if ev is None:
+                raise AssertionError("gateway exited while waiting for " + what)
+            print("gateway:", {k: v for k, v in ev.items() if k != "sdp"}, flush=True)
+            if ev["event"] in ("failed", "refused") and not pred(ev):
+                raise AssertionError("unexpected failure: %r" % ev)
+            if pred(ev):
+                return ev
+
+
+def make_peer(name, codec=None):
+    pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+    pc.addTrack(AudioStreamTrack())
+    video = pc.addTransceiver(VideoStreamTrack(), direction="sendrecv")
+    if codec:
+        caps = RTCRtpSender.getCapabilities("video")
+        video.setCodecPreferences([c for c in caps.codecs if c.mimeType == "video/" + codec])
+    pc.received = asyncio.get_event_loop().create_future()
+
+    @pc.on("track")
+    def on_track(track):
+        if track.kind == "video" and not pc.received.done():
+            pc.received.set_result(track)
+
+    pc.name = name
+    return pc
+
+
+async def offer(gw, pc):
+    await pc.setLocalDescription(await pc.createOffer())
+    gw.send(op="offer", leg=pc.name, sdp=pc.localDescription.sdp)
+
+
+async def answered(gw, pc):
+    ev = await gw.wait(lambda e: e["event"] == "answer" and e["leg"] == pc.name, "answer")
+    await pc.setRemoteDescription(RTCSessionDescription(sdp=ev["sdp"], type="answer"))
+    return ev["sdp"]
+
+
+async def frames(pc, n):
+    track = await asyncio.wait_for(pc.received, TIMEOUT)
+    sizes = set()
+    for _ in range(n):
+        frame = await asyncio.wait_for(track.recv(), TIMEOUT)
+        sizes.add((frame.width, frame.height))
+    return sizes
+
+
+async def connect_pair(gw, tablet, verifier):
+    await offer(gw, tablet)
+    await offer(gw, verifier)
+    answers = {}
+    for pc in (tablet, verifier):
+        answers[pc.name] = await answered(gw, pc)
+    connected = set()
+    while connected != {"tablet", "verifier"}:
+        ev = await gw.wait(lambda e: e["event"] == "connected", "connected")
+        connected.add(ev["leg"])
+    return answers
+
+
+async def relay(gw, renegotiate=False):
+    tablet, verifier = make_peer("tablet"), make_peer("verifier")
+    answers = await connect_pair(gw, tablet, verifier)
+    for name, sdp in answers.items():
+        assert "a=setup:passive" in sdp, name
+        assert "VP8/90000" in sdp and "opus/48000/2" in sdp, name
+    for pc in (tablet, verifier):
+        sizes = await frames(pc, 10)
+        assert sizes == {(640, 480)}, sizes
+        print(pc.name, "decoded 10 relayed frames", sizes, flush=True)
+    if renegotiate:
+        await offer(gw, tablet)
+        sdp = await answered(gw, tablet)
+        assert "VP8/90000" in sdp
+        assert await frames(verifier, 10) == {(640, 480)}
+        print("frames still flow after renegotiation", flush=True)
+    for pc in (tablet, verifier):
+        await pc.close()
+
+
+async def mismatch(gw):
+    tablet, verifier = make_peer("tablet", "VP8"), make_peer("verifier", "H264")
+    await offer(gw, tablet)
+    await offer(gw, verifier)
+    failed = {}
+    while len(failed) < 2:
+        ev = await gw.wait(lambda e: e["event"] in ("failed", "answer"), "failed")
+        assert ev["event"] == "failed", "an answer was sent despite the mismatch"
+        failed[ev["leg"]] = ev
+    for ev in failed.values():
+        assert ev["error"] == "codec_mismatch", ev
+        assert "tablet offers VP8" in ev["detail"] and "verifier offers H264" in ev["detail"], ev
+    print("refused:", failed["tablet"]["detail"], flush=True)
+    for pc in (tablet, verifier):
+        await pc.close()
+
+
+async def main(peer_path, mode):
+    proc = await asyncio.create_subprocess_exec(
+        peer_path, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE)
+    gw = Gateway(proc)
+    try:
+        if mode == "mismatch":
+            await mismatch(gw)
+        else:
+            await relay(gw, renegotiate=(mode == "renegotiate"))
+    finally:
+        proc.stdin.close()
+        rc = await asyncio.wait_for(proc.wait(), TIMEOUT)
+        gw.reader.cancel()
+    assert rc == 0, "media_peer exited with %d" % rc
+    print("ok", mode, flush=True)
+
+
+if __name__ == "__main__":
+    asyncio.run(main(sys.argv[1], sys.argv[2] if len(sys.argv) > 2 else "relay"))

@@ -1,0 +1,132 @@
+/*
+ * A tiny gateway for integration tests: one md_media bound to 127.0.0.1 with
+ * one session "s1", driven by JSON lines on stdin and reporting events as
+ * JSON lines on stdout.  tests/media/aiortc_relay.py runs real aiortc peers
+ * against it.  Input:  {"op":"offer","leg":"tablet","sdp":"..."}
+ *                      {"op":"candidate","leg":"verifier","candidate":"..."|null}
+ *                      {"op":"close"}
+ * Output: {"event":"answer"|"candidate"|"connected"|"disconnected"|"failed"|
+ *          "refused", "leg":..., "sdp"/"candidate"/"error"/"detail": ...}
+ * Usage: media_peer [codec ...]   (default VP8 H264).  Exits on stdin EOF.
+ */
+#include "md_config.h"
+#include "md_err.h"
+#include "md_media.h"
+
+#include <glib.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <string.h>
+
+static GMainLoop *loop;
+static md_media *media;
+
+static const char *event_name(md_media_event_type t)
+{
+    static const char *const names[] = {"answer",       "candidate", "connected",
+                                        "disconnected", "failed",    "quality"};
+    return names[t];
+}
+
+static void emit(json_t *obj)
+{
+    char *text = json_dumps(obj, JSON_COMPACT);
+    fprintf(stdout, "%s\n", text);
+    fflush(stdout);
+    free(text);
+    json_decref(obj);
+}
+
+static void on_event(const md_media_event *ev, void *ud)
+{
+    json_t *o = json_pack("{s:s, s:s, s:s}", "event", event_name(ev->type), "leg",
+                          md_leg_name(ev->leg), "session", ev->session_id);
+    if (ev->sdp)
+        json_object_set_new(o, "sdp", json_string(ev->sdp));
+    if (ev->type == MD_MEDIA_CANDIDATE)
+        json_object_set_new(o, "candidate", ev->candidate ? json_string(ev->candidate) : json_null());
+    if (ev->error) {
+        json_object_set_new(o, "error", json_string(md_err_code(ev->error)));
+        json_object_set_new(o, "detail", json_string(ev->error_detail ? ev->error_detail : ""));
+    }
+    emit(o);
+}
+
+static md_leg leg_of(json_t *msg)
+{
+    const char *leg = json_string_value(json_object_get(msg, "leg"));
+    return leg && strcmp(leg, "verifier") == 0 ? MD_LEG_VERIFIER : MD_LEG_TABLET;
+}
+
+static void handle(json_t *msg)
+{
+    const char *op = json_string_value(json_object_get(msg, "op"));
+    if (!op)
+        return;
+    if (strcmp(op, "offer") == 0) {
+        const char *sdp = json_string_value(json_object_get(msg, "sdp"));
+        char *detail = NULL;
+        int r = md_media_leg_offer(media, "s1", leg_of(msg), sdp ? sdp : "", sdp ? strlen(sdp) : 0,
+                                   &detail);
+        if (r < 0)
+            emit(json_pack("{s:s, s:s, s:s, s:s}", "event", "refused", "leg",
+                           md_leg_name(leg_of(msg)), "error", md_err_code(r), "detail",
+                           detail ? detail : ""));
+        g_free(detail);
+    } else if (strcmp(op, "candidate") == 0) {
+        const char *c = json_string_value(json_object_get(msg, "candidate"));
+        md_media_leg_candidate(media, "s1", leg_of(msg), c, NULL);
+    } else if (strcmp(op, "close") == 0) {
+        md_media_session_close(media, "s1");
+    }
+}
+
+static gboolean on_stdin(GIOChannel *ch, GIOCondition cond, gpointer data)
+{
+    char *line = NULL;
+    gsize len = 0;
+    GIOStatus st = g_io_channel_read_line(ch, &line, &len, NULL, NULL);
+    if (st == G_IO_STATUS_EOF || st == G_IO_STATUS_ERROR) {
+        g_main_loop_quit(loop);
+        return G_SOURCE_REMOVE;
+    }
+    if (line) {
+        json_t *msg = json_loadb(line, len, 0, NULL);
+        if (msg)
+            handle(msg);
+        json_decref(msg);
+        g_free(line);
+    }
+    return G_SOURCE_CONTINUE;
+}
+
+int main(int argc, char **argv)
+{
+    md_config cfg;
+    const char *default_codecs[] = {"VP8", "H264", NULL};
+    const char **codecs = argc > 1 ? (const char **)argv + 1 : default_codecs;
+    if (md_config_load(NULL, &cfg, NULL) < 0)
+        return 2;
+    g_free(cfg.media.bind_address);
+    cfg.media.bind_address = g_strdup("127.0.0.1"); /* loopback only (DESIGN 8) */
+    cfg.media.workers = 2;
+    loop = g_main_loop_new(NULL, FALSE);
+    int r = md_media_new(&cfg, g_main_context_default(), on_event, NULL, &media);
+    if (r < 0) {
+        fprintf(stderr, "md_media_new: %s\n", md_strerror(r));
+        return 2;
+    }
+    r = md_media_session_open(media, "s1", codecs);
+    if (r < 0) {
+        fprintf(stderr, "session_open: %s\n", md_strerror(r));
+        return 2;
+    }
+    GIOChannel *ch = g_io_channel_unix_new(0);
+    g_io_add_watch(ch, G_IO_IN | G_IO_HUP | G_IO_ERR, on_stdin, NULL);
+    g_main_loop_run(loop);
+    g_io_channel_unref(ch);
+    md_media_free(media);
+    g_main_loop_unref(loop);
+    md_config_clear(&cfg);
+    return 0;
+}
