@@ -143,15 +143,13 @@ static int parse_string_list(json_t *v, size_t min, size_t max, bool (*valid)(co
         return -MD_E_CONFIG;
     size_t i;
     json_t *item;
-    json_array_foreach(v, i, item)
-    {
+    json_array_foreach (v, i, item) {
         const char *s = json_string_value(item);
         if (!s || !valid(s))
             return -MD_E_CONFIG;
     }
     char **list = g_new0(char *, json_array_size(v) + 1);
-    json_array_foreach(v, i, item)
-    {
+    json_array_foreach (v, i, item) {
         const char *s = json_string_value(item);
         list[i] = lowercase ? g_ascii_strdown(s, -1) : g_strdup(s);
     }
@@ -261,8 +259,7 @@ int md_policy_parse(json_t *obj, md_policy *ret, char **ret_error)
     policy_defaults(&p);
     const char *key;
     json_t *value;
-    json_object_foreach(obj, key, value)
-    {
+    json_object_foreach (obj, key, value) {
         const struct policy_key *k = find_key(key);
         const char *why = NULL;
         if (!k) {

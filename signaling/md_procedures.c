@@ -109,8 +109,7 @@ int md_procedures_load(const char *path, md_procedures **ret)
     procs->items = g_new0(md_procedure, json_array_size(list));
     size_t i;
     json_t *item;
-    json_array_foreach(list, i, item)
-    {
+    json_array_foreach (list, i, item) {
         r = parse_procedure(item, &procs->items[procs->n]);
         if (r < 0)
             goto out;

@@ -113,8 +113,7 @@ static const char *unknown_key(json_t *obj, const char *const *allowed)
 {
     const char *key;
     json_t *v;
-    json_object_foreach(obj, key, v)
-    {
+    json_object_foreach (obj, key, v) {
         size_t i = 0;
         while (allowed[i] && strcmp(allowed[i], key) != 0)
             i++;
@@ -395,8 +394,7 @@ static int parse_procedures(struct import_ctx *c, json_t *list, struct designati
         return refuse(e, -MD_E_SCHEMA,
                       "\"procedures\" must be a non-empty list of procedure ids without repeats");
     d->procedures = g_ptr_array_new();
-    json_array_foreach(list, i, item)
-    {
+    json_array_foreach (list, i, item) {
         const md_procedure *p = md_procedures_find(c->procs, json_string_value(item));
         if (!p)
             return refuse(e, -MD_E_UNKNOWN_PROCEDURE, "\"%s\" is not in procedures.json",
@@ -738,8 +736,7 @@ int md_registry_import(md_store *st, md_audit *audit, const md_procedures *procs
         json_t *list = json_object_get(doc, kinds[k].array);
         size_t i;
         json_t *item;
-        json_array_foreach(list, i, item)
-        {
+        json_array_foreach (list, i, item) {
             r = import_one(&c, (enum entry_kind)k, i, item);
             if (r < 0)
                 return r;

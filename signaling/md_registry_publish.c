@@ -92,8 +92,7 @@ static int attach_procedures(md_store *st, json_t *designations)
     json_t *d;
     int r;
 
-    json_array_foreach(designations, i, d)
-    {
+    json_array_foreach (designations, i, d) {
         json_object_set_new(d, "procedures", json_array());
         g_hash_table_insert(by_id, (gpointer)json_string_value(json_object_get(d, "id")), d);
     }
@@ -103,8 +102,7 @@ static int attach_procedures(md_store *st, json_t *designations)
                    cols, &rows);
     if (r < 0)
         goto out;
-    json_array_foreach(rows, i, d)
-    {
+    json_array_foreach (rows, i, d) {
         json_t *owner =
             g_hash_table_lookup(by_id, json_string_value(json_object_get(d, "designation")));
         json_t *list = owner ? json_object_get(owner, "procedures") : NULL;
@@ -170,8 +168,7 @@ static json_t *find_by(json_t *array, const char *key, const char *value)
 {
     size_t i;
     json_t *o;
-    json_array_foreach(array, i, o)
-    {
+    json_array_foreach (array, i, o) {
         if (g_strcmp0(str(o, key), value) == 0)
             return o;
     }
@@ -203,8 +200,7 @@ static json_t *public_procedures(const struct model *m, const md_procedures *pro
 
     for (size_t k = 0; out && k < md_procedures_count(procs); k++) {
         const md_procedure *p = md_procedures_at(procs, k);
-        json_array_foreach(ids, i, id)
-        {
+        json_array_foreach (ids, i, id) {
             if (g_strcmp0(json_string_value(id), p->id) != 0)
                 continue;
             bool available = p->available == MD_AVAILABLE_NOW || procedure_enabled(m, p->id);
@@ -213,8 +209,7 @@ static json_t *public_procedures(const struct model *m, const md_procedures *pro
         }
     }
     /* A procedure dropped from procedures.json since import: still shown, never available. */
-    json_array_foreach(ids, i, id)
-    {
+    json_array_foreach (ids, i, id) {
         if (out && !md_procedures_find(procs, json_string_value(id)))
             json_array_append_new(out,
                                   json_pack("{s:O, s:n, s:b}", "id", id, "ja", "available", 0));
@@ -248,8 +243,7 @@ static json_t *public_municipality(const struct model *m, const md_procedures *p
     json_t *list = json_array();
     size_t i;
     json_t *d;
-    json_array_foreach(m->designations, i, d)
-    {
+    json_array_foreach (m->designations, i, d) {
         if (!list || g_strcmp0(str(d, "municipality"), str(mun, "code")) != 0)
             continue;
         json_t *pd = public_designation(m, procs, d, today);
@@ -278,8 +272,7 @@ int md_registry_designations_json(md_store *st, const md_procedures *procs,
     list = json_array();
     size_t i;
     json_t *mun;
-    json_array_foreach(m.municipalities, i, mun)
-    {
+    json_array_foreach (m.municipalities, i, mun) {
         if (municipality && strcmp(municipality, str(mun, "code")) != 0)
             continue;
         json_t *pm = public_municipality(&m, procs, mun, today);
@@ -373,8 +366,7 @@ static void html_designation(GString *h, json_t *d)
                            strcmp(status, "in_force") == 0 ? "" : " class=\"ended\"");
     html_escape(h, str(json_object_get(d, "post_office"), "name"));
     g_string_append(h, "</td><td><ul>");
-    json_array_foreach(json_object_get(d, "procedures"), i, p)
-    {
+    json_array_foreach (json_object_get(d, "procedures"), i, p) {
         g_string_append(h, "<li>");
         html_escape(h, str(p, "ja") ? str(p, "ja") : str(p, "id"));
         if (!json_is_true(json_object_get(p, "available")))
@@ -428,8 +420,7 @@ static void html_municipality(GString *h, json_t *mun)
     g_string_append(h, "<table>\n<thead><tr><th>郵便局</th><th>取り扱う事務</th>"
                        "<th>取扱期間</th><th>議会の議決・協議</th><th>状況</th></tr></thead>\n"
                        "<tbody>\n");
-    json_array_foreach(list, i, d)
-    {
+    json_array_foreach (list, i, d) {
         html_designation(h, d);
     }
     g_string_append(h, "</tbody>\n</table>\n</section>\n");
@@ -451,8 +442,7 @@ int md_registry_designations_html(md_store *st, const md_procedures *procs, int3
     g_string_append(h, "<p>");
     html_date(h, str(doc, "as_of"));
     g_string_append(h, "現在</p>\n");
-    json_array_foreach(json_object_get(doc, "municipalities"), i, mun)
-    {
+    json_array_foreach (json_object_get(doc, "municipalities"), i, mun) {
         html_municipality(h, mun);
     }
     g_string_append(h, "</body>\n</html>\n");
@@ -471,8 +461,7 @@ static void print_office(FILE *out, const struct model *m, json_t *office, int32
 
     fprintf(out, "  post office %s %s [%s]\n", str(office, "id"), str(office, "name"),
             str(office, "kind"));
-    json_array_foreach(m->designations, i, o)
-    {
+    json_array_foreach (m->designations, i, o) {
         if (g_strcmp0(str(o, "post_office"), str(office, "id")) != 0)
             continue;
         const char *status = period_status(o, today);
@@ -486,11 +475,10 @@ static void print_office(FILE *out, const struct model *m, json_t *office, int32
             fprintf(out, "      by contract (no council resolution)\n");
         size_t k;
         json_t *p;
-        json_array_foreach(json_object_get(o, "procedures"), k, p)
+        json_array_foreach (json_object_get(o, "procedures"), k, p)
             fprintf(out, "      - %s\n", json_string_value(p));
     }
-    json_array_foreach(m->devices, i, o)
-    {
+    json_array_foreach (m->devices, i, o) {
         if (g_strcmp0(str(o, "post_office"), str(office, "id")) != 0)
             continue;
         fprintf(out, "    device %s %s", str(o, "id"), str(o, "status"));
@@ -513,14 +501,12 @@ int md_registry_print(md_store *st, const md_procedures *procs, FILE *out)
     int r = load_model(st, true, &m);
     if (r < 0)
         return r;
-    json_array_foreach(m.municipalities, i, mun)
-    {
+    json_array_foreach (m.municipalities, i, mun) {
         fprintf(out, "municipality %s %s%s%s%s\n  policy %s\n", str(mun, "code"), str(mun, "name"),
                 str(mun, "prefecture") ? " (" : "",
                 str(mun, "prefecture") ? str(mun, "prefecture") : "",
                 str(mun, "prefecture") ? ")" : "", str(mun, "policy"));
-        json_array_foreach(m.offices, j, office)
-        {
+        json_array_foreach (m.offices, j, office) {
             if (g_strcmp0(str(office, "municipality"), str(mun, "code")) == 0)
                 print_office(out, &m, office, today);
         }

@@ -74,7 +74,7 @@ struct md_server {
     md_audit *audit;
     md_procedures *procedures;
     md_ws *ws;
-    md_media *media; /* NULL when the media plane is not built in */
+    md_media *media;
     md_auth_limits auth_limits;
     GHashTable *sessions;       /* id -> md_session* (unfinished only) */
     GPtrArray *parties;         /* md_party*, every open connection */
@@ -104,7 +104,8 @@ void md_session_free(md_session *s);
 
 /* md_session_media.c: the seam to the media plane (gateway/md_media.h) */
 int md_session_media_open(md_server *srv, md_session *s);
-int md_session_media_offer(md_server *srv, md_session *s, md_leg leg, const char *sdp);
+int md_session_media_offer(md_server *srv, md_session *s, md_leg leg, const char *sdp,
+                           char **ret_detail);
 int md_session_media_candidate(md_server *srv, md_session *s, md_leg leg, const char *candidate,
                                const char *mid);
 void md_session_media_close(md_server *srv, md_session *s);

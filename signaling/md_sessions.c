@@ -507,9 +507,13 @@ static void on_offer(md_server *srv, md_party *p, const md_proto_result *m)
                         NULL);
     }
     const char *sdp = json_string_value(json_object_get(m->msg, "sdp"));
-    int r = md_session_media_offer(srv, s, leg_of(p), sdp);
-    if (r < 0)
-        md_server_send_error(srv, p, r, NULL, m->id, s->id);
+    g_autofree char *detail = NULL;
+    int r = md_session_media_offer(srv, s, leg_of(p), sdp, &detail);
+    if (r < 0) {
+        md_server_audit(srv, p->actor, "offer_refused", s->municipality, s->post_office, s->id,
+                        json_pack("{s:s}", "code", md_err_code(r)));
+        md_server_send_error(srv, p, r, detail, m->id, s->id);
+    }
 }
 
 static void on_candidate(md_server *srv, md_party *p, const md_proto_result *m)
@@ -652,6 +656,9 @@ void md_sessions_on_media_event(const md_media_event *ev, void *userdata)
         s->leg_connected[ev->leg] = false;
         break;
     case MD_MEDIA_LEG_FAILED: {
+        md_server_audit(
+            srv, p ? p->actor : "system", "leg_failed", s->municipality, s->post_office, s->id,
+            json_pack("{s:s, s:s}", "leg", md_leg_name(ev->leg), "code", md_err_code(ev->error)));
         json_t *err = md_proto_error(ev->error, ev->error_detail, NULL, s->id);
         send_both(srv, s, err);
         end_session(srv, s, NULL, "media", NULL, NULL);

@@ -252,23 +252,35 @@ static int on_ws_established(struct lws *wsi, md_conn *c)
     return 0;
 }
 
+#define DRAIN_TIMEOUT_S 5
+
 static int on_ws_receive(struct lws *wsi, md_conn *c, const char *in, size_t len)
 {
     md_ws *ws = c->ws;
+    bool last = lws_is_final_fragment(wsi) && lws_remaining_packet_payload(wsi) == 0;
+    if (c->rx_dropping) {
+        /* Read the rest of the oversized message before closing: closing
+         * with unread input makes the kernel reset the connection, which
+         * would destroy our error reply before the client reads it. */
+        if (last)
+            md_conn_close(c, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE, "message too large");
+        return 0;
+    }
     if (c->closing)
         return 0;
-    if (!c->rx_dropping && c->rx->len + len > (size_t)ws->cfg->limits.max_message_bytes) {
+    if (c->rx->len + len > (size_t)ws->cfg->limits.max_message_bytes) {
         c->rx_dropping = true;
         g_string_truncate(c->rx, 0);
         if (c->opened)
             ws->cb.on_oversize(c, ws->ud);
-        md_conn_close(c, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE, "message too large");
+        /* A message that never ends cannot keep the socket. */
+        lws_set_timeout(wsi, PENDING_TIMEOUT_USER_OK, DRAIN_TIMEOUT_S);
+        if (last)
+            md_conn_close(c, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE, "message too large");
         return 0;
     }
-    if (c->rx_dropping)
-        return 0;
     g_string_append_len(c->rx, in, (gssize)len);
-    if (!lws_is_final_fragment(wsi) || lws_remaining_packet_payload(wsi) > 0)
+    if (!last)
         return 0;
     if (c->opened)
         ws->cb.on_message(c, c->rx->str, c->rx->len, ws->ud);
