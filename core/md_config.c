@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <glib.h>
 #include <jansson.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -65,6 +66,9 @@ static const struct field fields[] = {
     I("audit.checkpoint_seconds", audit.checkpoint_seconds, 60, 1, 86400),
     I("session.wait_timeout_seconds", session.wait_timeout_seconds, 600, 1, 86400),
     I("session.connect_timeout_seconds", session.connect_timeout_seconds, 60, 1, 3600),
+    S("turn.urls", turn.urls, ""),
+    S("turn.secret", turn.secret, ""),
+    I("turn.ttl_seconds", turn.ttl_seconds, 3600, 60, 86400),
     I("session.rejoin_grace_seconds", session.rejoin_grace_seconds, 20, 1, 3600),
     I("media.workers", media.workers, 0, 0, 256),
     S("media.bind_address", media.bind_address, ""),
@@ -101,6 +105,16 @@ static const struct field *find_field(const char *path)
     return NULL;
 }
 
+/* True when some key lives under "section." (so the section exists). */
+static bool is_section(const char *section)
+{
+    size_t n = strlen(section);
+    for (size_t i = 0; i < G_N_ELEMENTS(fields); i++)
+        if (strncmp(fields[i].path, section, n) == 0 && fields[i].path[n] == '.')
+            return true;
+    return false;
+}
+
 static int apply_object(md_config *cfg, json_t *obj, const char *prefix, char **ret_error)
 {
     const char *key;
@@ -109,7 +123,7 @@ static int apply_object(md_config *cfg, json_t *obj, const char *prefix, char **
         char *path = prefix ? g_strdup_printf("%s.%s", prefix, key) : g_strdup(key);
         const struct field *f = find_field(path);
         int r = 0;
-        if (!f && json_is_object(value) && !prefix) {
+        if (!f && json_is_object(value) && !prefix && is_section(key)) {
             r = apply_object(cfg, value, key, ret_error);
         } else if (!f) {
             *ret_error = g_strdup_printf("unknown configuration key \"%s\"", path);

@@ -64,6 +64,13 @@ typedef struct md_config {
     } session;
 
     struct {
+        char *urls;      /* TURN/STUN URIs for clients, space-separated; default "" (none) */
+        char *secret;    /* shared secret for time-limited TURN credentials (coturn
+                          * use-auth-secret); default "" = no credentials */
+        int ttl_seconds; /* credential lifetime; default 3600 */
+    } turn;
+
+    struct {
         int workers;               /* media threads; 0 (default) = one per core */
         char *bind_address;        /* ICE host address; "" (default) = every non-loopback interface */
         char *public_address;      /* advertised instead of host addresses (1:1 NAT); default "" */

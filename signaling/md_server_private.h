@@ -109,6 +109,8 @@ int md_session_media_offer(md_server *srv, md_session *s, md_leg leg, const char
 int md_session_media_candidate(md_server *srv, md_session *s, md_leg leg, const char *candidate,
                                const char *mid);
 void md_session_media_close(md_server *srv, md_session *s);
+/* The iceServers list for RTCPeerConnection (docs/protocol.md, assigned). */
+json_t *md_session_ice_servers(md_server *srv, const md_session *s);
 
 /* md_http_api.c */
 void md_http_api_handle(md_server *srv, const md_http_request *req, md_http_response *resp);

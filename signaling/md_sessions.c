@@ -224,11 +224,11 @@ static void send_queue_to(md_server *srv, md_party *verifier)
 
 /* ---- assignment ---- */
 
-static json_t *assigned_message(md_session *s, const char *role)
+static json_t *assigned_message(md_server *srv, md_session *s, const char *role)
 {
-    return json_pack("{s:s, s:s, s:s, s:s, s:s, s:[]}", "type", "assigned", "session", s->id,
+    return json_pack("{s:s, s:s, s:s, s:s, s:s, s:o}", "type", "assigned", "session", s->id,
                      "procedure", s->procedure, "post_office", s->post_office, "role", role,
-                     "ice_servers");
+                     "ice_servers", md_session_ice_servers(srv, s));
 }
 
 static void assign(md_server *srv, md_session *s, md_party *verifier, const char *mode,
@@ -243,8 +243,8 @@ static void assign(md_server *srv, md_session *s, md_party *verifier, const char
     md_server_audit(srv, verifier->actor, "assigned", s->municipality, s->post_office, s->id,
                     json_pack("{s:s, s:s}", "mode", mode, "verifier", s->verifier));
     if (s->leg[MD_LEG_TABLET])
-        md_server_send(srv, s->leg[MD_LEG_TABLET], assigned_message(s, "tablet"));
-    md_server_send(srv, verifier, reply_to(assigned_message(s, "verifier"), re));
+        md_server_send(srv, s->leg[MD_LEG_TABLET], assigned_message(srv, s, "tablet"));
+    md_server_send(srv, verifier, reply_to(assigned_message(srv, s, "verifier"), re));
     send_both(srv, s,
               json_pack("{s:s, s:s, s:s}", "type", "state", "session", s->id, "state", "assigned"));
     md_session_media_open(srv, s);
@@ -579,7 +579,7 @@ void md_sessions_party_joined(md_server *srv, md_party *p)
             if (s->state != MD_STATE_LIVE)
                 arm_timer(srv, s, srv->cfg->session.connect_timeout_seconds, "connect_timeout");
             md_server_send(srv, p,
-                           assigned_message(s, leg == MD_LEG_TABLET ? "tablet" : "verifier"));
+                           assigned_message(srv, s, leg == MD_LEG_TABLET ? "tablet" : "verifier"));
             md_server_send(srv, p,
                            json_pack("{s:s, s:s, s:s}", "type", "state", "session", s->id, "state",
                                      state_names[s->state]));
@@ -640,20 +640,31 @@ void md_sessions_on_media_event(const md_media_event *ev, void *userdata)
                                      ev->candidate ? json_string(ev->candidate) : json_null(),
                                      "mid", ev->mid ? json_string(ev->mid) : json_null()));
         break;
-    case MD_MEDIA_LEG_CONNECTED:
+    case MD_MEDIA_LEG_CONNECTED: {
+        bool restored = s->state == MD_STATE_LIVE;
         s->leg_connected[ev->leg] = true;
-        md_server_audit(
-            srv, p ? p->actor : "system", "leg_connected", s->municipality, s->post_office, s->id,
-            json_pack("{s:s}", "leg", ev->leg == MD_LEG_TABLET ? "tablet" : "verifier"));
-        if (s->leg_connected[0] && s->leg_connected[1] && s->state != MD_STATE_LIVE) {
+        md_server_audit(srv, p ? p->actor : "system",
+                        restored ? "leg_media_restored" : "leg_connected", s->municipality,
+                        s->post_office, s->id, json_pack("{s:s}", "leg", md_leg_name(ev->leg)));
+        if (s->leg_connected[0] && s->leg_connected[1]) {
+            /* Both up: no deadline (connect timeout or media grace) remains. */
             disarm_timer(s);
-            set_state(srv, s, MD_STATE_LIVE, "live_at");
-            md_server_audit(srv, "system", "session_live", s->municipality, s->post_office, s->id,
-                            NULL);
+            if (!restored) {
+                set_state(srv, s, MD_STATE_LIVE, "live_at");
+                md_server_audit(srv, "system", "session_live", s->municipality, s->post_office,
+                                s->id, NULL);
+            }
         }
         break;
+    }
     case MD_MEDIA_LEG_DISCONNECTED:
+        /* Consent or path lost (RFC 7675): the leg may come back through an
+         * ICE restart within the grace period; otherwise the session ends
+         * with reason network. */
         s->leg_connected[ev->leg] = false;
+        md_server_audit(srv, p ? p->actor : "system", "leg_media_lost", s->municipality,
+                        s->post_office, s->id, json_pack("{s:s}", "leg", md_leg_name(ev->leg)));
+        arm_timer(srv, s, srv->cfg->session.rejoin_grace_seconds, "network");
         break;
     case MD_MEDIA_LEG_FAILED: {
         md_server_audit(

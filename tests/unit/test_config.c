@@ -59,6 +59,8 @@ static void test_errors(void)
     expect_error("{\"tls\": {\"min_version\": \"1.1\"}}", "min_version");
     expect_error("{\"log_level\": 3}", "must be a string");
     expect_error("{", "config.json");
+    /* a misspelt section is an error even when empty */
+    expect_error("{\"limtis\": {}}", "limtis");
 }
 
 int main(void)
