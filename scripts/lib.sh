@@ -1,0 +1,73 @@
+# Shared by scripts/start and scripts/test (sourced, not run).
+#
+# The package lists below are everything a fresh Debian 12 machine needs to
+# build madoguchi (MD_BUILD_PACKAGES) and to run its test suite
+# (MD_TEST_PACKAGES).  md_install installs only what is missing, so a machine
+# that has everything never touches the network.
+
+MD_BUILD_PACKAGES=(
+    meson ninja-build pkg-config gcc
+    libglib2.0-dev libssl-dev libsqlite3-dev libjansson-dev
+    libwebsockets-dev libwebsockets-evlib-glib
+    libnice-dev libsrtp2-dev libusrsctp-dev
+    sqlite3 openssl
+)
+
+# clang + compiler-rt: libFuzzer harnesses; python3 + websockets + aiortc:
+# the integration tests' independent client (always run as /usr/bin/python3).
+MD_TEST_PACKAGES=(
+    clang libclang-rt-14-dev
+    python3 python3-websockets python3-aiortc
+)
+
+md_say() {
+    printf '\n==> %s\n' "$*"
+}
+
+# md_install PACKAGE...: installs the packages that are not installed yet.
+# apt's chatter goes to a log that is printed only when apt fails.
+md_install() {
+    local missing=() pkg
+    for pkg in "$@"; do
+        if ! dpkg-query -W -f='${Status}\n' "$pkg" 2>/dev/null | grep -q '^install ok installed$'; then
+            missing+=("$pkg")
+        fi
+    done
+    if [ ${#missing[@]} -eq 0 ]; then
+        md_say "packages: all ${#} present"
+        return 0
+    fi
+    local sudo=()
+    if [ "$(id -u)" -ne 0 ]; then
+        if command -v sudo >/dev/null 2>&1; then
+            sudo=(sudo)
+        else
+            echo "error: not root and no sudo; install these packages first: ${missing[*]}" >&2
+            return 1
+        fi
+    fi
+    md_say "packages: installing ${missing[*]}"
+    local log
+    log=$(mktemp)
+    if ! { "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -q &&
+        "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q \
+            --no-install-recommends -o Dpkg::Use-Pty=0 "${missing[@]}"; } >"$log" 2>&1; then
+        cat "$log" >&2
+        rm -f "$log"
+        echo "error: apt-get failed (output above)" >&2
+        return 1
+    fi
+    rm -f "$log"
+}
+
+# md_build DIR [MESON_OPTION...]: configures DIR once, then builds it.
+md_build() {
+    local dir=$1
+    shift
+    if [ ! -f "$dir/build.ninja" ]; then
+        meson setup "$dir" "$@"
+    elif [ $# -gt 0 ]; then
+        meson configure "$dir" "$@"
+    fi
+    ninja -C "$dir"
+}
