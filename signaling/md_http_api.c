@@ -165,9 +165,21 @@ static void page_designations(md_server *srv, const md_http_request *req, md_htt
     resp->body_len = strlen(html);
 }
 
-static bool auditor(const md_staff *s)
+/* authenticate(), and the account must be an auditor or admin. */
+static int authenticate_auditor(md_server *srv, const md_http_request *req, md_http_response *resp,
+                                md_staff *ret)
 {
-    return s->role == MD_ROLE_AUDITOR || s->role == MD_ROLE_ADMIN;
+    md_staff staff;
+    int r = authenticate(srv, req, resp, &staff);
+    if (r < 0)
+        return r;
+    if (staff.role != MD_ROLE_AUDITOR && staff.role != MD_ROLE_ADMIN) {
+        md_staff_clear(&staff);
+        respond_error(resp, -MD_E_FORBIDDEN, NULL);
+        return -MD_E_FORBIDDEN;
+    }
+    *ret = staff;
+    return 0;
 }
 
 static int parse_filter(GHashTable *params, md_audit_filter *f, int *limit)
@@ -198,13 +210,8 @@ static int parse_filter(GHashTable *params, md_audit_filter *f, int *limit)
 static void api_audit(md_server *srv, const md_http_request *req, md_http_response *resp)
 {
     md_staff staff;
-    if (authenticate(srv, req, resp, &staff) < 0)
+    if (authenticate_auditor(srv, req, resp, &staff) < 0)
         return;
-    if (!auditor(&staff)) {
-        respond_error(resp, -MD_E_FORBIDDEN, NULL);
-        md_staff_clear(&staff);
-        return;
-    }
     g_autoptr(GHashTable) params = g_uri_parse_params(req->query, -1, "&", G_URI_PARAMS_NONE, NULL);
     md_audit_filter filter = {0};
     int limit;
@@ -231,13 +238,8 @@ static void api_audit(md_server *srv, const md_http_request *req, md_http_respon
 static void api_audit_verify(md_server *srv, const md_http_request *req, md_http_response *resp)
 {
     md_staff staff;
-    if (authenticate(srv, req, resp, &staff) < 0)
+    if (authenticate_auditor(srv, req, resp, &staff) < 0)
         return;
-    if (!auditor(&staff)) {
-        respond_error(resp, -MD_E_FORBIDDEN, NULL);
-        md_staff_clear(&staff);
-        return;
-    }
     md_staff_clear(&staff);
     g_autofree char *pub = g_strdup_printf("%s.pub", srv->cfg->audit.signing_key);
     md_audit_summary sum;
