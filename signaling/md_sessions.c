@@ -63,19 +63,22 @@ static void send_both(md_server *srv, md_session *s, json_t *msg)
     json_decref(msg);
 }
 
-static int persist_state(md_server *srv, md_session *s, const char *time_column)
+/* Writes the session's state, and the time it was reached when time_column
+ * names one (a fixed column name from this file, never client input).  The
+ * audit entry is the record of the transition; this row is the index. */
+static void persist_state(md_server *srv, md_session *s, const char *time_column)
 {
     g_autofree char *sql = g_strdup_printf(
         "UPDATE verification_session SET state = ?, verifier = ?%s%s%s WHERE id = ?",
         time_column ? ", " : "", time_column ? time_column : "", time_column ? " = ?" : "");
-    int64_t now = md_now_ms();
-    if (time_column)
-        return md_store_exec(srv->store, sql,
-                             MD_PARAMS(MD_P_TEXT(state_names[s->state]), MD_P_TEXT(s->verifier),
-                                       MD_P_INT(now), MD_P_TEXT(s->id)));
-    return md_store_exec(
-        srv->store, sql,
-        MD_PARAMS(MD_P_TEXT(state_names[s->state]), MD_P_TEXT(s->verifier), MD_P_TEXT(s->id)));
+    md_param params[] = {MD_P_TEXT(state_names[s->state]), MD_P_TEXT(s->verifier),
+                         MD_P_INT(md_now_ms()), MD_P_TEXT(s->id)};
+    if (!time_column)
+        params[2] = params[3];
+    int r = md_store_exec(srv->store, sql, params, time_column ? 4 : 3);
+    if (r < 0)
+        md_error("session", "store_failed", "{s:s, s:s, s:s}", "session", s->id, "state",
+                 state_names[s->state], "error", md_strerror(r));
 }
 
 static void set_state(md_server *srv, md_session *s, md_session_state state, const char *column)
@@ -231,17 +234,21 @@ static json_t *assigned_message(md_server *srv, md_session *s, const char *role)
                      "ice_servers", md_session_ice_servers(srv, s));
 }
 
-static void assign(md_server *srv, md_session *s, md_party *verifier, const char *mode,
-                   const char *re)
+/* Assigns; nothing changes unless the audit entry is durable first. */
+static int assign(md_server *srv, md_session *s, md_party *verifier, const char *mode,
+                  const char *re)
 {
+    int64_t seq =
+        md_server_audit(srv, verifier->actor, "assigned", s->municipality, s->post_office, s->id,
+                        json_pack("{s:s, s:s}", "mode", mode, "verifier", verifier->username));
+    if (seq < 0)
+        return (int)seq;
     disarm_timer(s);
     s->verifier = g_strdup(verifier->username);
     s->leg[MD_LEG_VERIFIER] = verifier;
     verifier->session = s;
     s->state = MD_STATE_ASSIGNED;
     persist_state(srv, s, "assigned_at");
-    md_server_audit(srv, verifier->actor, "assigned", s->municipality, s->post_office, s->id,
-                    json_pack("{s:s, s:s}", "mode", mode, "verifier", s->verifier));
     if (s->leg[MD_LEG_TABLET])
         md_server_send(srv, s->leg[MD_LEG_TABLET], assigned_message(srv, s, "tablet"));
     md_server_send(srv, verifier, reply_to(assigned_message(srv, s, "verifier"), re));
@@ -250,6 +257,7 @@ static void assign(md_server *srv, md_session *s, md_party *verifier, const char
     md_session_media_open(srv, s);
     arm_timer(srv, s, srv->cfg->session.connect_timeout_seconds, "connect_timeout");
     broadcast_queue(srv, s->municipality);
+    return 0;
 }
 
 static bool idle_verifier(const md_party *p, const char *municipality)
@@ -277,7 +285,8 @@ static void assign_random(md_server *srv, const char *municipality)
         if (idle->len == 0)
             return;
         md_party *v = idle->pdata[g_random_int_range(0, (gint32)idle->len)];
-        assign(srv, s, v, "random", NULL);
+        if (assign(srv, s, v, "random", NULL) < 0)
+            return; /* the audit log is failing: leave the request waiting */
     }
 }
 
@@ -371,6 +380,12 @@ static void on_request(md_server *srv, md_party *p, const md_proto_result *m)
     }
     md_hex_encode(raw, sizeof(raw), hex);
     id = g_strdup(hex);
+    if (md_server_audit(srv, p->actor, "request", scope.municipality, scope.post_office, id,
+                        json_pack("{s:s}", "procedure", procedure)) < 0) {
+        md_request_scope_clear(&scope);
+        md_server_send_error(srv, p, -MD_E_INTERNAL, NULL, m->id, NULL);
+        return;
+    }
     r = md_store_exec(srv->store,
                       "INSERT INTO verification_session (id, municipality, post_office, device,"
                       " procedure, state, requested_at) VALUES (?, ?, ?, ?, ?, 'requested', ?)",
@@ -400,8 +415,6 @@ static void on_request(md_server *srv, md_party *p, const md_proto_result *m)
     md_request_scope_clear(&scope);
     g_hash_table_insert(srv->sessions, s->id, s);
 
-    md_server_audit(srv, p->actor, "request", s->municipality, s->post_office, s->id,
-                    json_pack("{s:s}", "procedure", s->procedure));
     md_info("session", "requested", "{s:s, s:s, s:s}", "session", s->id, "post_office",
             s->post_office, "procedure", s->procedure);
     arm_timer(srv, s, srv->cfg->session.wait_timeout_seconds, "queue_timeout");
@@ -456,7 +469,8 @@ static void on_accept(md_server *srv, md_party *p, const md_proto_result *m)
                              "this municipality assigns verifiers at random", m->id, s->id);
         return;
     }
-    assign(srv, s, p, "pick", m->id);
+    if (assign(srv, s, p, "pick", m->id) < 0)
+        md_server_send_error(srv, p, -MD_E_INTERNAL, NULL, m->id, s->id);
 }
 
 static void on_outcome(md_server *srv, md_party *p, const md_proto_result *m)
@@ -479,7 +493,12 @@ static void on_outcome(md_server *srv, md_party *p, const md_proto_result *m)
         if (md_sha256_hex(reason, strlen(reason), digest) == 0)
             json_object_set_new(detail, "reason_sha256", json_string(digest));
     }
-    md_server_audit(srv, p->actor, "outcome", s->municipality, s->post_office, s->id, detail);
+    if (md_server_audit(srv, p->actor, "outcome", s->municipality, s->post_office, s->id, detail) <
+        0) {
+        md_server_send_error(srv, p, -MD_E_INTERNAL, "the outcome could not be recorded", m->id,
+                             s->id);
+        return;
+    }
     if (reason)
         md_store_exec(srv->store, "UPDATE verification_session SET outcome_note = ? WHERE id = ?",
                       MD_PARAMS(MD_P_TEXT(reason), MD_P_TEXT(s->id)));

@@ -152,5 +152,30 @@ class Tamper(GatewayTestCase):
         self.assertEqual(future, [])
 
 
+
+class AuditFirst(GatewayTestCase):
+    """DESIGN.md section 3: an audit entry is durable before the action it
+    records is acknowledged.  With audit inserts blocked, actions are refused
+    and nothing happens; once the log works again, so does the gateway."""
+
+    async def test_action_without_durable_audit_is_refused(self):
+        verifier = await self.staff("v-yasuoka")
+        tablet = await self.device("TAB-NUKUTA-1")
+        await verifier.expect("queue")
+        self.gw.sqlite("CREATE TRIGGER block_audit BEFORE INSERT ON audit "
+                       "BEGIN SELECT RAISE(ABORT, 'audit blocked by the test'); END;")
+        await tablet.send({"type": "request", "procedure": "mynumber.new", "id": "r-blocked"})
+        err = await tablet.expect_error("internal", re="r-blocked")
+        self.assertNotIn("session", err)
+        await tablet.expect_none("queued", 1.0)
+        await verifier.expect_none("queue", 0.5, pred=lambda m: m.get("entries"))
+        self.assertEqual(self.gw.sqlite("SELECT COUNT(*) FROM verification_session").strip(), "0")
+
+        self.gw.sqlite("DROP TRIGGER block_audit;")
+        queued = await self.request(tablet, id_="r-ok")
+        queue = await verifier.expect("queue", pred=lambda m: m.get("entries"))
+        self.assertEqual(queue["entries"][0]["session"], queued["session"])
+        self.assertEqual(self.gw.cli("audit", "verify", check=False).returncode, 0)
+
 if __name__ == "__main__":
     harness.main()
