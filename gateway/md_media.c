@@ -67,6 +67,7 @@ struct event_msg {
     md_leg leg;
     int error;
     char *session_id, *sdp, *candidate, *mid, *error_detail;
+    json_t *stats; /* a copy made for the control thread alone */
 };
 
 md_event_sink *md_event_sink_ref(md_event_sink *sink)
@@ -92,6 +93,7 @@ static void event_msg_free(gpointer data)
     g_free(msg->candidate);
     g_free(msg->mid);
     g_free(msg->error_detail);
+    json_decref(msg->stats);
     g_free(msg);
 }
 
@@ -113,6 +115,7 @@ static gboolean deliver(gpointer data)
         .mid = msg->mid,
         .error = msg->error,
         .error_detail = msg->error_detail,
+        .stats = msg->stats,
     };
     m->cb(&ev, m->userdata);
     return G_SOURCE_REMOVE;
@@ -131,6 +134,8 @@ void md_event_sink_post(md_event_sink *sink, const md_media_event *ev, uint64_t 
     msg->candidate = g_strdup(ev->candidate);
     msg->mid = g_strdup(ev->mid);
     msg->error_detail = g_strdup(ev->error_detail);
+    /* A deep copy: jansson's reference counts are not shared across threads. */
+    msg->stats = ev->stats ? json_deep_copy(ev->stats) : NULL;
     GSource *src = g_idle_source_new();
     g_source_set_priority(src, G_PRIORITY_DEFAULT);
     g_source_set_callback(src, deliver, msg, event_msg_free);

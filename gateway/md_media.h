@@ -42,7 +42,7 @@ typedef enum md_media_event_type {
     MD_MEDIA_LEG_CONNECTED,    /* ICE + DTLS + SRTP up, media flows */
     MD_MEDIA_LEG_DISCONNECTED, /* consent or path lost; may come back (ICE restart) */
     MD_MEDIA_LEG_FAILED,       /* error: MD_E_* code; the leg is gone */
-    MD_MEDIA_QUALITY,          /* stats: per-leg quality object, once a second (not yet sent) */
+    MD_MEDIA_QUALITY,          /* stats: per connected leg, once a second (docs/internals/media.md) */
 } md_media_event_type;
 
 typedef struct md_media_event {

@@ -6,8 +6,9 @@
  * 8.2 translator rules), protected for B and sent on B's ICE pair.  Video
  * packets sent to B are kept, protected, in a ring indexed by sequence
  * number so B's NACKs are answered locally (RFC 4585 6.2.1).  RTCP is
- * translated, not forwarded blindly: sender reports and receiver report
- * blocks are SSRC- and sequence-mapped, PLI/FIR become a rate-limited
+ * translated, not forwarded blindly: receiver report blocks are SSRC- and
+ * sequence-mapped, sender reports are replaced by the gateway's own
+ * (md_quality_tick.c), PLI/FIR become a rate-limited
  * keyframe request to the sender (RFC 4585 6.3.1, RFC 5104 4.3.1), REMB is
  * re-addressed to the sender's SSRC, everything else is dropped.  No
  * allocation happens per packet; nothing is shared with other workers.
@@ -79,7 +80,9 @@ void md_relay_leg_clear(md_leg_ctx *leg)
     for (int k = 0; k < MD_KINDS; k++) {
         g_clear_pointer(&leg->out[k].rtx, g_free);
         leg->out[k].have_source = false;
+        leg->in[k].have_sr = false;
     }
+    leg->have_clock_offset = false; /* a new transport may be a new clock */
 }
 
 /* RFC 3550 8.2: a new source behind the same outgoing SSRC continues its
@@ -134,9 +137,11 @@ static void relay_rtp(md_leg_ctx *from, uint8_t *p, size_t len)
         return;
     }
     md_stream_in *in = &from->in[k];
+    gint64 now = g_get_monotonic_time();
     in->ssrc = h.ssrc;
     in->packets++;
     in->bytes += len;
+    md_quality_on_rtp(from, k, &h, p, len, now);
 
     md_leg_ctx *to = md_leg_other(from);
     md_stream_out *o = &to->out[k];
@@ -146,7 +151,7 @@ static void relay_rtp(md_leg_ctx *from, uint8_t *p, size_t len)
     }
     /* No header extension is negotiated on the way out (docs/internals/media.md). */
     len = md_rtp_strip_extensions(p, len, &h);
-    rewrite(o, p, &h, g_get_monotonic_time());
+    rewrite(o, p, &h, now);
     uint16_t seq = (uint16_t)(h.seq + o->seq_offset);
     if (md_srtp_protect_rtp(to->srtp_out, p, &len, MD_SCRATCH_LEN) < 0) {
         to->counters.srtp_errors++;
@@ -160,6 +165,7 @@ static void relay_rtp(md_leg_ctx *from, uint8_t *p, size_t len)
     }
     o->packets++;
     o->bytes += len;
+    o->octets += h.payload_len;
     md_ice_send(to->ice, p, len);
 }
 
@@ -195,15 +201,23 @@ static uint32_t local_ssrc(const md_leg_ctx *leg)
 }
 
 /* A report block from `from` about a stream we send it becomes a block about
- * the original sender's stream, in its sequence space (RFC 3550 6.4.1). */
+ * the original sender's stream, in its sequence space (RFC 3550 6.4.1).  Loss
+ * and jitter stay end to end, for the sender's bandwidth estimate; LSR/DLSR
+ * cannot (our SRs replace the sender's), so they answer the sender's last SR
+ * from the gateway: its round trip is then the one to us. */
 static bool map_report_block(md_leg_ctx *from, md_leg_ctx *to, const uint8_t *in, uint8_t *out)
 {
     int k = kind_of_out_ssrc(from, md_get_u32(in));
     if (k < 0 || !to->in[k].ssrc || !from->out[k].have_source)
         return false;
+    const md_stream_in *src = &to->in[k];
+    bool sr = src->have_sr && src->sr_ssrc == src->ssrc;
+    gint64 held_us = sr ? g_get_monotonic_time() - src->sr_arrival_us : 0;
     memcpy(out, in, REPORT_BLOCK_LEN);
-    md_put_u32(out, to->in[k].ssrc);
+    md_put_u32(out, src->ssrc);
     md_put_u32(out + 8, md_get_u32(in + 8) - from->out[k].seq_offset);
+    md_put_u32(out + 16, sr ? md_ntp_compact(src->sr_ntp) : 0);
+    md_put_u32(out + 20, sr ? (uint32_t)(held_us * 65536 / G_USEC_PER_SEC) : 0);
     return true;
 }
 
@@ -212,11 +226,13 @@ static void translate_reports(md_leg_ctx *from, md_leg_ctx *to, const md_rtcp_pa
 {
     uint8_t rr[8 + 2 * REPORT_BLOCK_LEN];
     unsigned n = 0;
-    for (unsigned i = 0; i < pkt->count && n < 2; i++) {
+    for (unsigned i = 0; i < pkt->count; i++) {
         size_t off = blocks_at + i * REPORT_BLOCK_LEN;
         if (off + REPORT_BLOCK_LEN > pkt->len)
             break;
-        if (map_report_block(from, to, pkt->data + off, rr + 8 + n * REPORT_BLOCK_LEN))
+        md_quality_on_report_block(from, pkt->data + off);
+        if (to && n < 2 &&
+            map_report_block(from, to, pkt->data + off, rr + 8 + n * REPORT_BLOCK_LEN))
             n++;
     }
     if (n == 0)
@@ -228,26 +244,15 @@ static void translate_reports(md_leg_ctx *from, md_leg_ctx *to, const md_rtcp_pa
     append(out, rr, 8 + n * REPORT_BLOCK_LEN);
 }
 
-/* RFC 3550 6.4.1: the sender info is re-addressed and its RTP timestamp moved
- * by the same offset as the media, so the receiver's lip sync still holds. */
+/* RFC 3550 6.4.1: the sender info is not forwarded.  The gateway sends its
+ * own SRs on every outgoing stream (md_quality_tick.c), mapped from this one
+ * onto its clock, so that receivers' LSR/DLSR give it the RTT of each leg. */
 static void translate_sr(md_leg_ctx *from, md_leg_ctx *to, const md_rtcp_packet *pkt,
                          struct rtcp_out *out)
 {
     if (pkt->len < 28)
         return;
-    uint32_t ssrc = md_get_u32(pkt->data + 4);
-    for (int k = 0; k < MD_KINDS; k++) {
-        md_stream_out *o = &to->out[k];
-        if (from->in[k].ssrc != ssrc || !o->have_source || o->source_ssrc != ssrc || !o->active)
-            continue;
-        uint8_t sr[28];
-        memcpy(sr, pkt->data, 28);
-        sr[0] = 0x80; /* no report blocks here; they follow in an RR */
-        md_put_u16(sr + 2, 6);
-        md_put_u32(sr + 4, o->ssrc);
-        md_put_u32(sr + 16, md_get_u32(pkt->data + 16) + o->ts_offset);
-        append(out, sr, sizeof(sr));
-    }
+    md_quality_on_sr(from, pkt->data, pkt->len);
     translate_reports(from, to, pkt, 28, out);
 }
 
@@ -294,6 +299,7 @@ static bool answer_one(uint16_t seq, void *ud)
 static void answer_nack(md_leg_ctx *from, const md_rtcp_packet *pkt)
 {
     int k = kind_of_out_ssrc(from, md_rtcp_media_ssrc(pkt));
+    from->counters.nack_received++;
     if (k < 0 || !from->out[k].rtx) {
         from->counters.nack_missed++;
         return;
@@ -326,8 +332,9 @@ static void handle_rtcp_packet(md_leg_ctx *from, md_leg_ctx *to, const md_rtcp_p
         break;
     case MD_RTCP_PSFB:
         if (pkt->count == MD_PSFB_PLI || pkt->count == MD_PSFB_FIR) {
-            if (asks_our_video(from, pkt))
-                md_relay_request_keyframe(to, false);
+            from->counters.pli_fir_received++;
+            if (asks_our_video(from, pkt) && md_relay_request_keyframe(to, false))
+                from->counters.pli_fir_forwarded++;
         } else if (md_rtcp_is_remb(pkt, NULL, NULL)) {
             translate_remb(from, to, pkt, out);
         }
@@ -348,7 +355,7 @@ static size_t put_empty_rr(uint8_t *p, uint32_t ssrc)
     return 8;
 }
 
-static void send_rtcp(md_leg_ctx *to, uint8_t *buf, size_t len, size_t cap)
+void md_relay_send_rtcp(md_leg_ctx *to, uint8_t *buf, size_t len, size_t cap)
 {
     if (md_srtp_protect_rtcp(to->srtp_out, buf, &len, cap) < 0) {
         to->counters.srtp_errors++;
@@ -374,14 +381,19 @@ static void relay_rtcp(md_leg_ctx *from, uint8_t *p, size_t len)
         out.len = put_empty_rr(out.buf, local_ssrc(to));
     size_t header = out.len;
     while ((r = md_rtcp_next(p, len, &off, &pkt)) > 0) {
-        if (!ready && pkt.type != MD_RTCP_RTPFB)
-            continue; /* NACKs are answered from our own buffer even so */
-        handle_rtcp_packet(from, to, &pkt, &out);
+        if (ready)
+            handle_rtcp_packet(from, to, &pkt, &out);
+        else if (pkt.type == MD_RTCP_RTPFB) /* answered from our own buffer even so */
+            handle_rtcp_packet(from, to, &pkt, &out);
+        else if (pkt.type == MD_RTCP_SR) /* still our RTT and clock mapping */
+            translate_sr(from, NULL, &pkt, &out);
+        else if (pkt.type == MD_RTCP_RR)
+            translate_reports(from, NULL, &pkt, 8, &out);
     }
     if (r < 0)
         from->counters.malformed++;
     if (ready && out.len > header)
-        send_rtcp(to, out.buf, out.len, MD_SCRATCH_LEN);
+        md_relay_send_rtcp(to, out.buf, out.len, MD_SCRATCH_LEN);
 }
 
 void md_relay_incoming(md_leg_ctx *from, const uint8_t *buf, size_t len)
@@ -402,19 +414,19 @@ void md_relay_incoming(md_leg_ctx *from, const uint8_t *buf, size_t len)
         relay_rtp(from, host->scratch, len);
 }
 
-void md_relay_request_keyframe(md_leg_ctx *leg, bool force)
+bool md_relay_request_keyframe(md_leg_ctx *leg, bool force)
 {
     const md_stream_in *in = &leg->in[MD_KIND_VIDEO];
     uint8_t buf[8 + 20 + MD_SRTP_MAX_OVERHEAD];
     size_t len = 0;
     int r;
     if (!can_send(leg) || !in->ssrc || !(in->feedback & (MD_SDP_FB_PLI | MD_SDP_FB_FIR)))
-        return;
+        return false;
     gint64 now = g_get_monotonic_time();
     gint64 gap = (gint64)leg->session->host->cfg.keyframe_interval_ms * 1000;
     if (!force && leg->last_keyframe_request_us && now - leg->last_keyframe_request_us < gap) {
         leg->counters.keyframe_suppressed++;
-        return;
+        return false;
     }
     if (!leg->choice.rtcp_rsize)
         len = put_empty_rr(buf, local_ssrc(leg));
@@ -424,8 +436,9 @@ void md_relay_request_keyframe(md_leg_ctx *leg, bool force)
         r = md_rtcp_build_fir(buf + len, sizeof(buf) - len, local_ssrc(leg), in->ssrc,
                               leg->fir_seq++);
     if (r < 0)
-        return;
+        return false;
     leg->last_keyframe_request_us = now;
-    leg->counters.keyframe_forwarded++;
-    send_rtcp(leg, buf, len + (size_t)r, sizeof(buf));
+    leg->counters.keyframe_requests_sent++;
+    md_relay_send_rtcp(leg, buf, len + (size_t)r, sizeof(buf));
+    return true;
 }

@@ -229,3 +229,47 @@ int md_rtcp_build_fir(uint8_t *out, size_t cap, uint32_t sender_ssrc, uint32_t m
     out[17] = out[18] = out[19] = 0;
     return 20;
 }
+
+/* RFC 3550 6.4.1: header, SSRC, NTP, RTP timestamp, packet and octet counts. */
+int md_rtcp_build_sr(uint8_t *out, size_t cap, uint32_t ssrc, uint64_t ntp, uint32_t rtp_ts,
+                     uint32_t packets, uint32_t octets)
+{
+    if (cap < 28)
+        return -ENOBUFS;
+    out[0] = 0x80;
+    out[1] = MD_RTCP_SR;
+    md_put_u16(out + 2, 6);
+    md_put_u32(out + 4, ssrc);
+    md_put_u32(out + 8, (uint32_t)(ntp >> 32));
+    md_put_u32(out + 12, (uint32_t)ntp);
+    md_put_u32(out + 16, rtp_ts);
+    md_put_u32(out + 20, packets);
+    md_put_u32(out + 24, octets);
+    return 28;
+}
+
+/* RFC 4585 6.2.1: PID is the first lost packet, bit i of BLP is PID + i + 1. */
+int md_rtcp_build_nack(uint8_t *out, size_t cap, uint32_t sender_ssrc, uint32_t media_ssrc,
+                       uint16_t first, unsigned count)
+{
+    if (count == 0 || count > MD_RTCP_NACK_MAX_SEQS)
+        return -EINVAL;
+    unsigned fcis = (count + 16) / 17;
+    size_t len = 12 + 4 * (size_t)fcis;
+    if (cap < len)
+        return -ENOBUFS;
+    out[0] = 0x80 | MD_RTPFB_NACK;
+    out[1] = MD_RTCP_RTPFB;
+    md_put_u16(out + 2, (uint16_t)(len / 4 - 1));
+    md_put_u32(out + 4, sender_ssrc);
+    md_put_u32(out + 8, media_ssrc);
+    for (unsigned i = 0; i < fcis; i++) {
+        unsigned done = i * 17, rest = count - done;
+        uint16_t blp = 0;
+        for (unsigned bit = 0; bit < 16 && bit + 1 < rest; bit++)
+            blp |= (uint16_t)(1u << bit);
+        md_put_u16(out + 12 + 4 * i, (uint16_t)(first + done));
+        md_put_u16(out + 14 + 4 * i, blp);
+    }
+    return (int)len;
+}

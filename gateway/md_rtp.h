@@ -106,6 +106,16 @@ int md_rtcp_nack_foreach(const md_rtcp_packet *p, bool (*fn)(uint16_t seq, void 
 int md_rtcp_build_pli(uint8_t *out, size_t cap, uint32_t sender_ssrc, uint32_t media_ssrc);
 int md_rtcp_build_fir(uint8_t *out, size_t cap, uint32_t sender_ssrc, uint32_t media_ssrc,
                       uint8_t fir_seq);
+/* RFC 3550 6.4.1 sender report without report blocks; ntp is the 64-bit NTP
+ * timestamp (seconds since 1900 in the high 32 bits). */
+int md_rtcp_build_sr(uint8_t *out, size_t cap, uint32_t ssrc, uint64_t ntp, uint32_t rtp_ts,
+                     uint32_t packets, uint32_t octets);
+/* RFC 4585 6.2.1 generic NACK for the count sequence numbers from first on:
+ * one FCI (PID + BLP) per 17.  -EINVAL when count is 0 or above
+ * MD_RTCP_NACK_MAX_SEQS, -ENOBUFS when cap is short. */
+#define MD_RTCP_NACK_MAX_SEQS 68
+int md_rtcp_build_nack(uint8_t *out, size_t cap, uint32_t sender_ssrc, uint32_t media_ssrc,
+                       uint16_t first, unsigned count);
 
 /* Big-endian accessors for code that rewrites RTCP in place. */
 static inline uint16_t md_get_u16(const uint8_t *p)

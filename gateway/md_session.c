@@ -8,6 +8,7 @@
  * is answered only when both offers are in (see md_media.h for the rule).
  */
 #include "md_session.h"
+#include "md_codec_probe.h"
 #include "md_crypto.h"
 #include "md_err.h"
 #include "md_log.h"
@@ -312,6 +313,9 @@ static void negotiate(md_session *s)
         }
     }
     s->video_codec = codec;
+    s->video_probe = strcmp(codec, "VP8") == 0    ? md_probe_vp8
+                     : strcmp(codec, "H264") == 0 ? md_probe_h264
+                                                  : NULL; /* VP9, AV1: size not read */
     md_debug("media", "codec_chosen", "{s:s, s:s}", "session", s->id, "video", codec);
     for (int i = 0; i < 2; i++) {
         md_sdp *offer = s->legs[i].pending_offer;
@@ -432,6 +436,7 @@ out:
 static void session_free(gpointer data)
 {
     md_session *s = data;
+    md_quality_stop(s);
     if (s->reaper) {
         g_source_destroy(s->reaper);
         g_source_unref(s->reaper);
@@ -461,6 +466,7 @@ void md_session_open(md_session_host *host, const char *id, uint64_t serial, cha
         s->legs[i].session = s;
         s->legs[i].which = (md_leg)i;
     }
+    md_quality_start(s);
     g_hash_table_replace(host->sessions, s->id, s);
 }
 

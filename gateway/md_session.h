@@ -13,7 +13,9 @@
 #include "md_dtls.h"
 #include "md_ice.h"
 #include "md_media.h"
+#include "md_quality.h"
 #include "md_sdp.h"
+#include "md_rtp.h"
 #include "md_srtp.h"
 
 #include <stdbool.h>
@@ -65,6 +67,12 @@ typedef struct md_stream_in {
     unsigned feedback; /* MD_SDP_FB_* the leg accepts for this stream */
     uint32_t clock_rate;
     uint64_t packets, bytes;
+    md_rx_stats rx; /* RFC 3550 A.1/A.3/A.8, for MD_MEDIA_QUALITY */
+    /* The leg's last sender report for this stream (RFC 3550 6.4.1). */
+    bool have_sr;
+    uint32_t sr_ssrc, sr_rtp;
+    uint64_t sr_ntp;      /* in the leg's clock */
+    gint64 sr_arrival_us; /* monotonic */
 } md_stream_in;
 
 /* What the gateway sends on a leg, per kind, rewritten from the other leg. */
@@ -83,12 +91,19 @@ typedef struct md_stream_out {
     md_rtx_slot *rtx; /* video only */
     unsigned rtx_mask;
     uint64_t packets, bytes;
+    uint64_t octets; /* RTP payload octets, for our sender reports */
 } md_stream_out;
 
+/* Per leg, on its worker; sent in every MD_MEDIA_QUALITY event
+ * (docs/internals/media.md has the meaning of each). */
 typedef struct md_leg_counters {
     uint64_t malformed, oversize, unknown_pt, srtp_errors, not_ready;
-    uint64_t nack_answered, nack_missed, keyframe_forwarded, keyframe_suppressed;
-    uint64_t remb_forwarded, candidates_ignored;
+    uint64_t nack_received;                               /* NACK packets from this leg */
+    uint64_t nack_answered, nack_missed;                  /* sequence numbers, from our buffer */
+    uint64_t nack_sent, nack_sent_seqs;                   /* our own NACKs to this leg, for gaps */
+    uint64_t pli_fir_received, pli_fir_forwarded;         /* from this leg, to the other */
+    uint64_t keyframe_requests_sent, keyframe_suppressed; /* PLI/FIR to this leg */
+    uint64_t remb_forwarded, candidates_ignored, sr_sent, rr_blocks;
 } md_leg_counters;
 
 typedef struct md_leg_ctx {
@@ -111,6 +126,12 @@ typedef struct md_leg_ctx {
     gint64 last_keyframe_request_us;
     uint8_t fir_seq;
     md_leg_counters counters;
+    /* Our NTP clock minus the leg's, from its first SR: maps the leg's SR
+     * onto our clock for the SRs we send the other leg (md_quality_tick.c). */
+    bool have_clock_offset;
+    int64_t clock_offset; /* 32.32 fixed point */
+    double rtt_ms;        /* last RTT measured from this leg's reports; < 0: none */
+    gint64 last_tick_us;
 } md_leg_ctx;
 
 struct md_session {
@@ -119,10 +140,12 @@ struct md_session {
     uint64_t serial;
     char **video_codecs;
     const char *video_codec; /* chosen, points into video_codecs */
+    int (*video_probe)(const uint8_t *, size_t, unsigned *, unsigned *); /* md_codec_probe.h */
     bool refused;
     uint64_t sdp_session_id;
     md_leg_ctx legs[2];
     GSource *reaper;
+    GSource *quality_timer; /* every MD_QUALITY_INTERVAL_MS */
 };
 
 struct md_session_host {
@@ -151,8 +174,24 @@ void md_session_close(md_session_host *host, const char *id);
 int md_relay_leg_prepare(md_leg_ctx *leg, const md_session_config *cfg);
 void md_relay_leg_clear(md_leg_ctx *leg);
 void md_relay_incoming(md_leg_ctx *from, const uint8_t *buf, size_t len);
-/* Asks the leg for a video keyframe (PLI, else FIR); force skips the rate limit. */
-void md_relay_request_keyframe(md_leg_ctx *leg, bool force);
+/* Asks the leg for a video keyframe (PLI, else FIR); force skips the rate
+ * limit.  True when a request was sent. */
+bool md_relay_request_keyframe(md_leg_ctx *leg, bool force);
+/* Protects and sends RTCP built in buf (cap bytes of room) on the leg. */
+void md_relay_send_rtcp(md_leg_ctx *to, uint8_t *buf, size_t len, size_t cap);
+
+/* md_quality_tick.c: statistics around the packet path, on the worker. */
+/* Per RTP packet of kind k from the leg (after parse): receive statistics,
+ * picture size, and a NACK back to the leg for a gap (RFC 4585 6.2.1). */
+void md_quality_on_rtp(md_leg_ctx *from, int k, const md_rtp_header *h, const uint8_t *packet,
+                       size_t len, gint64 now_us);
+/* A report block from the leg, about what it receives from us: RTT. */
+void md_quality_on_report_block(md_leg_ctx *from, const uint8_t *block);
+/* The leg's sender report: remembered for LSR/DLSR and clock mapping. */
+void md_quality_on_sr(md_leg_ctx *from, const uint8_t *sr, size_t len);
+/* Starts/stops the session's once-a-second timer (SRs and quality events). */
+void md_quality_start(md_session *s);
+void md_quality_stop(md_session *s);
 
 static inline md_leg_ctx *md_leg_other(md_leg_ctx *leg)
 {

@@ -1,12 +1,15 @@
 /*
  * A tiny gateway for integration tests: one md_media bound to 127.0.0.1 with
- * one session "s1", driven by JSON lines on stdin and reporting events as
- * JSON lines on stdout.  tests/media/aiortc_relay.py runs real aiortc peers
- * against it.  Input:  {"op":"offer","leg":"tablet","sdp":"..."}
- *                      {"op":"candidate","leg":"verifier","candidate":"..."|null}
- *                      {"op":"close"}
+ * a session "s1" opened at start, driven by JSON lines on stdin and reporting
+ * events as JSON lines on stdout.  tests/media/aiortc_*.py run real aiortc
+ * peers against it.  "session" defaults to "s1" everywhere.
+ * Input:  {"op":"offer","leg":"tablet","sdp":"...","session":"s1"}
+ *         {"op":"candidate","leg":"verifier","candidate":"..."|null}
+ *         {"op":"open","session":"s2"}   {"op":"close","session":"s2"}
+ *         {"op":"resources"}   (open fds and threads of this process)
  * Output: {"event":"answer"|"candidate"|"connected"|"disconnected"|"failed"|
- *          "refused", "leg":..., "sdp"/"candidate"/"error"/"detail": ...}
+ *          "quality"|"refused"|"opened"|"resources", "leg":..., "session":...,
+ *          "sdp"/"candidate"/"error"/"detail"/"stats"/"fds"/"threads": ...}
  * Usage: media_peer [codec ...]   (default VP8 H264).  Exits on stdin EOF.
  */
 #include "md_config.h"
@@ -45,6 +48,8 @@ static void on_event(const md_media_event *ev, void *ud)
         json_object_set_new(o, "sdp", json_string(ev->sdp));
     if (ev->type == MD_MEDIA_CANDIDATE)
         json_object_set_new(o, "candidate", ev->candidate ? json_string(ev->candidate) : json_null());
+    if (ev->stats)
+        json_object_set(o, "stats", ev->stats);
     if (ev->error) {
         json_object_set_new(o, "error", json_string(md_err_code(ev->error)));
         json_object_set_new(o, "detail", json_string(ev->error_detail ? ev->error_detail : ""));
@@ -58,26 +63,55 @@ static md_leg leg_of(json_t *msg)
     return leg && strcmp(leg, "verifier") == 0 ? MD_LEG_VERIFIER : MD_LEG_TABLET;
 }
 
+static unsigned count_entries(const char *dir)
+{
+    unsigned n = 0;
+    GDir *d = g_dir_open(dir, 0, NULL);
+    while (d && g_dir_read_name(d))
+        n++;
+    if (d)
+        g_dir_close(d);
+    return n;
+}
+
+static const char *session_of(json_t *msg)
+{
+    const char *id = json_string_value(json_object_get(msg, "session"));
+    return id ? id : "s1";
+}
+
+static const char *const *codecs;
+
 static void handle(json_t *msg)
 {
     const char *op = json_string_value(json_object_get(msg, "op"));
+    const char *sid = session_of(msg);
     if (!op)
         return;
     if (strcmp(op, "offer") == 0) {
         const char *sdp = json_string_value(json_object_get(msg, "sdp"));
         char *detail = NULL;
-        int r = md_media_leg_offer(media, "s1", leg_of(msg), sdp ? sdp : "", sdp ? strlen(sdp) : 0,
+        int r = md_media_leg_offer(media, sid, leg_of(msg), sdp ? sdp : "", sdp ? strlen(sdp) : 0,
                                    &detail);
         if (r < 0)
-            emit(json_pack("{s:s, s:s, s:s, s:s}", "event", "refused", "leg",
+            emit(json_pack("{s:s, s:s, s:s, s:s, s:s}", "event", "refused", "session", sid, "leg",
                            md_leg_name(leg_of(msg)), "error", md_err_code(r), "detail",
                            detail ? detail : ""));
         g_free(detail);
     } else if (strcmp(op, "candidate") == 0) {
         const char *c = json_string_value(json_object_get(msg, "candidate"));
-        md_media_leg_candidate(media, "s1", leg_of(msg), c, NULL);
+        md_media_leg_candidate(media, sid, leg_of(msg), c, NULL);
     } else if (strcmp(op, "close") == 0) {
-        md_media_session_close(media, "s1");
+        md_media_session_close(media, sid);
+    } else if (strcmp(op, "open") == 0) {
+        int r = md_media_session_open(media, sid, codecs);
+        emit(json_pack("{s:s, s:s, s:i}", "event", "opened", "session", sid, "result", r));
+    } else if (strcmp(op, "resources") == 0) {
+        /* Counted here, on the control thread, after every earlier command
+         * was posted; workers may still be running the last closes. */
+        emit(json_pack("{s:s, s:i, s:i}", "event", "resources", "fds",
+                       (int)count_entries("/proc/self/fd"), "threads",
+                       (int)count_entries("/proc/self/task")));
     }
 }
 
@@ -104,7 +138,7 @@ int main(int argc, char **argv)
 {
     md_config cfg;
     const char *default_codecs[] = {"VP8", "H264", NULL};
-    const char **codecs = argc > 1 ? (const char **)argv + 1 : default_codecs;
+    codecs = argc > 1 ? (const char *const *)argv + 1 : default_codecs;
     if (md_config_load(NULL, &cfg, NULL) < 0)
         return 2;
     g_free(cfg.media.bind_address);
