@@ -1,167 +1,19 @@
 #!/usr/bin/python3
-"""A session that goes live: both legs are real WebRTC peers (aiortc, Debian
-python3-aiortc) that offer audio + video to the gateway, apply its answer and
-its candidates, and reach ICE + DTLS-SRTP; the gateway then reports `live`
-to both (docs/protocol.md, "Session lifecycle" and "Media").
-
-Loopback only: the gateway's ICE binds 127.0.0.1 (media.bind_address, set by
-the harness), aiortc gathers on 127.0.0.1 alone (aioice skips loopback by
-default, so the test narrows its address list), no STUN/TURN server is
-configured, and candidates of the gateway on other addresses are ignored.
-"""
+"""A session that goes live: both legs are real WebRTC peers that reach ICE +
+DTLS-SRTP through the gateway, which then reports `live` to both
+(docs/protocol.md, "Session lifecycle" and "Media")."""
 
 import asyncio
-import ipaddress
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import aioice.ice  # noqa: E402
-
-# Gather host candidates on loopback only (aioice leaves 127.0.0.1 out).
-aioice.ice.get_host_addresses = lambda use_ipv4=True, use_ipv6=True: (
-    ["127.0.0.1"] if use_ipv4 else [])
-
-from aiortc import (RTCConfiguration, RTCPeerConnection,  # noqa: E402
-                    RTCSessionDescription)
-from aiortc.mediastreams import AudioStreamTrack, VideoStreamTrack  # noqa: E402
-from aiortc.sdp import candidate_from_sdp  # noqa: E402
-
 import harness  # noqa: E402
-from harness import SLOW, GatewayTestCase  # noqa: E402
-
-LIVE_TIMEOUT = 30 * SLOW
+from webrtc import LIVE_TIMEOUT, LiveBase  # noqa: E402
 
 
-def loopback_candidate(candidate):
-    """True for an `a=candidate` value whose address is a loopback one."""
-    bits = candidate.split()
-    if len(bits) < 8:
-        return False
-    try:
-        return ipaddress.ip_address(bits[4]).is_loopback
-    except ValueError:
-        return False  # a hostname (mDNS) is not loopback
-
-
-def loopback_only_sdp(sdp):
-    lines = []
-    for line in sdp.splitlines():
-        if line.startswith("a=candidate:") and not loopback_candidate(line[len("a="):]
-                                                                       .split(":", 1)[1]):
-            continue
-        lines.append(line)
-    return "\r\n".join(lines) + "\r\n"
-
-
-class Leg:
-    """One participant: a signaling client plus an aiortc peer connection."""
-
-    def __init__(self, client, session):
-        self.client = client
-        self.session = session
-        self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
-        self.tracks = asyncio.Queue()
-        self.pc.on("track", lambda track: self.tracks.put_nowait(track))
-        self.pc.addTrack(VideoStreamTrack())
-        self.pc.addTrack(AudioStreamTrack())
-        self.candidate_task = None
-        self.remote_candidates = []
-
-    async def offer(self):
-        await self.pc.setLocalDescription(await self.pc.createOffer())  # gathers everything
-        sdp = self.pc.localDescription.sdp
-        assert "a=group:BUNDLE" in sdp and "a=rtcp-mux" in sdp, sdp
-        await self.client.send({"type": "offer", "session": self.session, "sdp": sdp})
-        # aiortc does not trickle: all our candidates are in the offer
-        await self.client.send({"type": "candidate", "session": self.session,
-                                "candidate": None, "mid": "0"})
-
-    async def apply_answer(self):
-        answer = await self.client.expect(
-            None, timeout=LIVE_TIMEOUT, session=self.session,
-            pred=lambda m: m.get("type") in ("answer", "error", "ended"))
-        assert answer["type"] == "answer", "%s instead of an answer\n%s" % (
-            answer, self.client.transcript())
-        sdp = answer.get("sdp", "")
-        assert sdp.startswith("v=0"), answer
-        await self.pc.setRemoteDescription(
-            RTCSessionDescription(sdp=loopback_only_sdp(sdp), type="answer"))
-        self.candidate_task = asyncio.create_task(self.take_candidates())
-        return sdp
-
-    async def take_candidates(self):
-        while True:
-            m = await self.client.expect("candidate", session=self.session, timeout=3600)
-            value = m.get("candidate")
-            if value is None:
-                continue  # end of candidates
-            if value.startswith("candidate:"):
-                value = value[len("candidate:"):]
-            self.remote_candidates.append(value)
-            if not loopback_candidate(value):
-                continue
-            cand = candidate_from_sdp(value)
-            cand.sdpMid = m.get("mid") or "0"
-            await self.pc.addIceCandidate(cand)
-
-    async def close(self):
-        if self.candidate_task:
-            self.candidate_task.cancel()
-            try:
-                await self.candidate_task
-            except (asyncio.CancelledError, AssertionError):
-                pass
-        await self.pc.close()
-
-
-class Live(GatewayTestCase):
-    async def asyncSetUp(self):
-        await super().asyncSetUp()
-        self.legs = []
-
-    async def asyncTearDown(self):
-        for leg in self.legs:
-            await leg.close()
-        await super().asyncTearDown()
-
-    async def assigned_session(self):
-        verifier = await self.staff("v-yasuoka")
-        tablet = await self.device("TAB-NUKUTA-1")
-        session = (await self.request(tablet))["session"]
-        await verifier.send({"type": "accept", "session": session})
-        await tablet.expect("assigned", session=session)
-        await verifier.expect("assigned", session=session)
-        t, v = Leg(tablet, session), Leg(verifier, session)
-        self.legs += [t, v]
-        return session, t, v
-
-    async def go_live(self):
-        session, t, v = await self.assigned_session()
-        await asyncio.gather(t.offer(), v.offer())
-        for leg in (t, v):
-            await leg.client.expect("state", session=session, state="connecting",
-                                    timeout=LIVE_TIMEOUT)
-        answers = await asyncio.gather(t.apply_answer(), v.apply_answer())
-        for sdp in answers:
-            self.assertIn("a=group:BUNDLE", sdp)
-            self.assertIn("a=fingerprint:sha-256", sdp)
-            self.assertIn("a=setup:", sdp)
-        # both answers use the same video codec: nothing is transcoded
-        codecs = [sorted({line.split()[1].split("/")[0].upper() for line in sdp.splitlines()
-                          if line.startswith("a=rtpmap:") and ("VP8" in line or "H264" in line
-                                                                or "VP9" in line or "AV1" in line)})
-                  for sdp in answers]
-        self.assertEqual(codecs[0], codecs[1], codecs)
-        self.assertEqual(len(codecs[0]), 1, "one video codec chosen: %s" % codecs)
-        for leg in (t, v):
-            await leg.client.expect("state", session=session, state="live",
-                                    timeout=LIVE_TIMEOUT)
-        for leg in (t, v):
-            self.assertEqual(leg.pc.connectionState, "connected", leg.client.name)
-        return session, t, v
-
+class Live(LiveBase):
     async def test_both_legs_reach_live(self):
         session, t, v = await self.go_live()
         await v.client.send({"type": "outcome", "session": session, "result": "verified"})

@@ -17,7 +17,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from test_live import LIVE_TIMEOUT, Leg, Live  # noqa: E402  (also narrows ICE to loopback)
+from webrtc import LIVE_TIMEOUT, Leg, LiveBase  # noqa: E402  (also narrows ICE to loopback)
 
 from aiortc import RTCRtpSender  # noqa: E402
 
@@ -46,7 +46,7 @@ def corrupt_fingerprint(sdp):
     return "\r\n".join(out) + "\r\n"
 
 
-class MediaRefusals(Live):
+class MediaRefusals(LiveBase):
     async def test_codec_mismatch_refuses_both_legs(self):
         session, t, v = await self.assigned_session()
         prefer_video_codec(t, "video/VP8")
