@@ -738,3 +738,115 @@ out:
     EVP_MD_CTX_free(ctx);
     return r;
 }
+
+/* Streaming SHA-256: a thin owner of an EVP_MD_CTX. */
+struct md_sha256_ctx {
+    EVP_MD_CTX *md;
+    bool finished;
+};
+
+int md_sha256_ctx_new(md_sha256_ctx **ret)
+{
+    md_sha256_ctx *c = calloc(1, sizeof(*c));
+    if (!c)
+        return -ENOMEM;
+    c->md = EVP_MD_CTX_new();
+    if (!c->md || !EVP_DigestInit_ex(c->md, EVP_sha256(), NULL)) {
+        md_sha256_ctx_free(c);
+        return crypto_fail("sha256_init");
+    }
+    *ret = c;
+    return 0;
+}
+
+int md_sha256_ctx_update(md_sha256_ctx *c, const void *data, size_t len)
+{
+    if (!c || c->finished || (!data && len > 0))
+        return -EINVAL;
+    if (len > 0 && !EVP_DigestUpdate(c->md, data, len))
+        return crypto_fail("sha256_update");
+    return 0;
+}
+
+int md_sha256_ctx_final(md_sha256_ctx *c, uint8_t ret_digest[MD_SHA256_LEN])
+{
+    uint8_t digest[EVP_MAX_MD_SIZE];
+    unsigned int n = 0;
+
+    if (!c || c->finished)
+        return -EINVAL;
+    c->finished = true;
+    if (!EVP_DigestFinal_ex(c->md, digest, &n) || n != MD_SHA256_LEN)
+        return crypto_fail("sha256_final");
+    memcpy(ret_digest, digest, MD_SHA256_LEN);
+    return 0;
+}
+
+md_sha256_ctx *md_sha256_ctx_free(md_sha256_ctx *c)
+{
+    if (c) {
+        EVP_MD_CTX_free(c->md);
+        free(c);
+    }
+    return NULL;
+}
+
+/* One AES-256-GCM operation; the tag follows the ciphertext. */
+static int aead(bool seal, const uint8_t *key, const uint8_t *nonce, const void *aad,
+                size_t aad_len, const uint8_t *in, size_t len, uint8_t *out)
+{
+    EVP_CIPHER_CTX *ctx = NULL;
+    int n = 0, r = 0;
+
+    if (len > INT_MAX || aad_len > INT_MAX || (!aad && aad_len > 0) || (!in && len > 0))
+        return -EINVAL;
+    ctx = EVP_CIPHER_CTX_new();
+    if (!ctx)
+        return crypto_fail("aead_new");
+    if (!EVP_CipherInit_ex(ctx, EVP_aes_256_gcm(), NULL, NULL, NULL, seal ? 1 : 0) ||
+        !EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_IVLEN, MD_AEAD_NONCE_LEN, NULL) ||
+        !EVP_CipherInit_ex(ctx, NULL, NULL, key, nonce, seal ? 1 : 0)) {
+        r = crypto_fail("aead_init");
+        goto out;
+    }
+    if (aad_len > 0 && !EVP_CipherUpdate(ctx, NULL, &n, aad, (int)aad_len)) {
+        r = crypto_fail("aead_aad");
+        goto out;
+    }
+    if (len > 0 && !EVP_CipherUpdate(ctx, out, &n, in, (int)len)) {
+        r = crypto_fail("aead_update");
+        goto out;
+    }
+    if (!seal && !EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_TAG, MD_AEAD_TAG_LEN,
+                                      (void *)(in + len))) {
+        r = crypto_fail("aead_set_tag");
+        goto out;
+    }
+    if (!EVP_CipherFinal_ex(ctx, out + len, &n)) {
+        /* For open this is the tag check: not an OpenSSL fault worth a log. */
+        ERR_clear_error();
+        r = -MD_E_CRYPTO;
+        goto out;
+    }
+    if (seal && !EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_GET_TAG, MD_AEAD_TAG_LEN, out + len)) {
+        r = crypto_fail("aead_get_tag");
+        goto out;
+    }
+out:
+    EVP_CIPHER_CTX_free(ctx);
+    return r;
+}
+
+int md_aead_seal(const uint8_t key[MD_AEAD_KEY_LEN], const uint8_t nonce[MD_AEAD_NONCE_LEN],
+                 const void *aad, size_t aad_len, const void *in, size_t len, uint8_t *out)
+{
+    return aead(true, key, nonce, aad, aad_len, in, len, out);
+}
+
+int md_aead_open(const uint8_t key[MD_AEAD_KEY_LEN], const uint8_t nonce[MD_AEAD_NONCE_LEN],
+                 const void *aad, size_t aad_len, const void *in, size_t in_len, uint8_t *out)
+{
+    if (in_len < MD_AEAD_TAG_LEN)
+        return -MD_E_CRYPTO;
+    return aead(false, key, nonce, aad, aad_len, in, in_len - MD_AEAD_TAG_LEN, out);
+}

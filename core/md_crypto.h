@@ -58,4 +58,24 @@ int md_sign(const md_sign_key *key, const void *msg, size_t len, uint8_t ret_sig
 /* Returns 1 valid, 0 invalid, negative on error. */
 int md_verify(const md_sign_key *key, const void *msg, size_t len, const uint8_t sig[64]);
 
+/* Streaming SHA-256 (for files that arrive in chunks).  new: -ENOMEM or
+ * -MD_E_CRYPTO; final may be called once; free takes NULL and returns NULL. */
+typedef struct md_sha256_ctx md_sha256_ctx;
+int md_sha256_ctx_new(md_sha256_ctx **ret);
+int md_sha256_ctx_update(md_sha256_ctx *c, const void *data, size_t len);
+int md_sha256_ctx_final(md_sha256_ctx *c, uint8_t ret_digest[MD_SHA256_LEN]);
+md_sha256_ctx *md_sha256_ctx_free(md_sha256_ctx *c);
+
+/* AES-256-GCM with a 96-bit nonce and a 128-bit tag appended to the
+ * ciphertext: out needs len + MD_AEAD_TAG_LEN bytes (seal) or in_len -
+ * MD_AEAD_TAG_LEN bytes (open).  open returns -MD_E_CRYPTO when the tag does
+ * not verify (wrong key, tampered data or AAD) and writes nothing useful. */
+#define MD_AEAD_KEY_LEN 32
+#define MD_AEAD_NONCE_LEN 12
+#define MD_AEAD_TAG_LEN 16
+int md_aead_seal(const uint8_t key[MD_AEAD_KEY_LEN], const uint8_t nonce[MD_AEAD_NONCE_LEN],
+                 const void *aad, size_t aad_len, const void *in, size_t len, uint8_t *out);
+int md_aead_open(const uint8_t key[MD_AEAD_KEY_LEN], const uint8_t nonce[MD_AEAD_NONCE_LEN],
+                 const void *aad, size_t aad_len, const void *in, size_t in_len, uint8_t *out);
+
 #endif

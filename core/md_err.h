@@ -73,6 +73,18 @@
       "the DTLS certificate does not match the fingerprint in the offer")                        \
     X(DTLS_FAILED, "dtls_failed", "the DTLS handshake failed")                                    \
     X(ICE_FAILED, "ice_failed", "no network path to the participant (ICE failed)")                \
+    /* data channels */                                                                            \
+    X(SCTP_FAILED, "sctp_failed", "the data channel transport (SCTP) failed")                     \
+    X(DC_PROTOCOL, "datachannel_protocol", "data channel message is malformed or out of order")   \
+    X(DC_REFUSED, "datachannel_refused", "data channel refused (label, protocol or stream id)")   \
+    X(CHAT_INVALID, "chat_invalid", "chat text is empty, too long or contains control characters") \
+    X(FILE_NAME, "file_name_invalid", "file name is empty, too long or contains path or control characters") \
+    X(FILE_TOO_LARGE, "file_too_large", "file exceeds the size allowed by the policy")            \
+    X(FILE_TYPE, "file_type_not_allowed", "file type is not allowed (checked by its content)")     \
+    X(FILE_TYPE_MISMATCH, "file_type_mismatch", "file content does not match its declared type")  \
+    X(FILE_HASH, "file_hash_mismatch", "file content does not match its size or SHA-256")         \
+    X(EVIDENCE_KEY, "evidence_key_unavailable", "evidence key is missing, destroyed or wrong")    \
+    X(EVIDENCE_CORRUPT, "evidence_corrupt", "evidence failed authentication (tampered or truncated)") \
     /* operator side */                                                                            \
     X(CONFIG, "config_invalid", "configuration is invalid")                                        \
     X(AUDIT_BROKEN, "audit_chain_broken", "audit log failed verification")                         \

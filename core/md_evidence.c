@@ -1,0 +1,841 @@
+/*
+ * Evidence at rest (md_evidence.h).  On disk, under dir:
+ *
+ *   keys/<session>.key            "MDEVKEY1" | nonce(12) | AES-256-GCM(master, data key)(32) | tag(16)
+ *                                 AAD = "MDEVKEY1" | session
+ *   sessions/<session>/<file>.ev  "MDEVFIL1" | prefix(8) | chunk* ; chunk = ct | tag(16)
+ *                                 nonce = prefix | u32 counter, AAD = "MDEVFIL1" | prefix |
+ *                                 session | 0 | file | 0 | u64 index | final(1)
+ *                                 every chunk but the last holds exactly 64 KiB
+ *   sessions/<session>/transcript "MDEVCHT1" | record* ; record = u32 len | nonce(12) | ct | tag
+ *                                 AAD = "MDEVCHT1" | session | 0 | u64 seq
+ *
+ * All integers big-endian.  Only crypto through md_crypto (AES-256-GCM,
+ * SHA-256, random).  Keys are cached per session under ev->lock and wiped
+ * on free.  Library layer: logs at debug only.
+ */
+#include "md_evidence.h"
+#include "md_err.h"
+#include "md_log.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <glib.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define KEY_MAGIC "MDEVKEY1"
+#define FILE_MAGIC "MDEVFIL1"
+#define CHAT_MAGIC "MDEVCHT1"
+#define MAGIC_LEN 8
+#define PREFIX_LEN 8
+#define KEY_FILE_LEN (MAGIC_LEN + MD_AEAD_NONCE_LEN + MD_AEAD_KEY_LEN + MD_AEAD_TAG_LEN)
+#define ID_MAX 64
+#define AAD_MAX (MAGIC_LEN + PREFIX_LEN + 2 * (ID_MAX + 1) + 8 + 1)
+
+struct session_key {
+    uint8_t key[MD_AEAD_KEY_LEN];
+    int64_t next_seq; /* transcript; -1 until counted */
+};
+
+struct md_evidence {
+    char *dir, *keys_dir, *sessions_dir;
+    uint8_t master[MD_AEAD_KEY_LEN];
+    GMutex lock;
+    GHashTable *keys; /* session id -> struct session_key, wiped on removal */
+};
+
+struct md_evidence_file {
+    md_evidence *ev;
+    char *tmp_path, *final_path, *session_dir;
+    int fd;
+    uint8_t key[MD_AEAD_KEY_LEN];
+    uint8_t aad[AAD_MAX];
+    size_t aad_len; /* up to and excluding index and final flag */
+    uint8_t prefix[PREFIX_LEN];
+    uint8_t *plain, *sealed;
+    size_t plain_len;
+    uint64_t index;
+    md_sha256_ctx *hash;
+    int failed;
+};
+
+static bool id_ok(const char *id)
+{
+    size_t len = id ? strnlen(id, ID_MAX + 1) : 0;
+    if (len == 0 || len > ID_MAX)
+        return false;
+    for (size_t i = 0; i < len; i++)
+        if (!g_ascii_isalnum(id[i]) && id[i] != '_' && id[i] != '-')
+            return false;
+    return true;
+}
+
+static void put_u64(uint8_t *p, uint64_t v)
+{
+    for (int i = 0; i < 8; i++)
+        p[i] = (uint8_t)(v >> (56 - 8 * i));
+}
+
+static void put_u32(uint8_t *p, uint32_t v)
+{
+    for (int i = 0; i < 4; i++)
+        p[i] = (uint8_t)(v >> (24 - 8 * i));
+}
+
+static uint32_t get_u32(const uint8_t *p)
+{
+    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+static void free_session_key(gpointer p)
+{
+    md_wipe(p, sizeof(struct session_key));
+    g_free(p);
+}
+
+/* ---- files ------------------------------------------------------------------ */
+
+static int write_full(int fd, const void *buf, size_t len)
+{
+    const uint8_t *p = buf;
+    while (len > 0) {
+        ssize_t n = write(fd, p, len);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            return -errno;
+        }
+        p += n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
+/* Reads up to len bytes; fewer only at end of file. */
+static ssize_t read_full(int fd, void *buf, size_t len)
+{
+    uint8_t *p = buf;
+    size_t got = 0;
+    while (got < len) {
+        ssize_t n = read(fd, p + got, len - got);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            return -errno;
+        }
+        if (n == 0)
+            break;
+        got += (size_t)n;
+    }
+    return (ssize_t)got;
+}
+
+static int fsync_dir(const char *dir)
+{
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    int r = fsync(fd) < 0 ? -errno : 0;
+    close(fd);
+    return r;
+}
+
+static int mkdir_private(const char *path)
+{
+    if (mkdir(path, 0700) < 0 && errno != EEXIST)
+        return -errno;
+    return 0;
+}
+
+/* Writes a new file atomically: temp, fsync, rename, fsync dir. */
+static int write_atomic(const char *dir, const char *path, const void *buf, size_t len)
+{
+    char *tmp = g_strconcat(path, ".tmp", NULL);
+    int r = 0, fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        r = -errno;
+        goto out;
+    }
+    if ((r = write_full(fd, buf, len)) < 0 || (fsync(fd) < 0 && (r = -errno) < 0)) {
+        close(fd);
+        unlink(tmp);
+        goto out;
+    }
+    close(fd);
+    if (rename(tmp, path) < 0) {
+        r = -errno;
+        unlink(tmp);
+        goto out;
+    }
+    r = fsync_dir(dir);
+out:
+    g_free(tmp);
+    return r;
+}
+
+/* ---- master key ------------------------------------------------------------- */
+
+static int load_master(const char *path, uint8_t out[MD_AEAD_KEY_LEN])
+{
+    uint8_t buf[MD_AEAD_KEY_LEN + 1];
+    struct stat st;
+    int r = 0, fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+
+    if (fd < 0 && errno == ENOENT) {
+        /* First start: a fresh key, 0600, never overwriting one. */
+        uint8_t key[MD_AEAD_KEY_LEN];
+        if ((r = md_random_bytes(key, sizeof(key))) < 0)
+            return r;
+        fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+        if (fd < 0) {
+            md_wipe(key, sizeof(key));
+            return -errno;
+        }
+        r = write_full(fd, key, sizeof(key));
+        if (r == 0 && fsync(fd) < 0)
+            r = -errno;
+        close(fd);
+        if (r == 0)
+            memcpy(out, key, sizeof(key));
+        else
+            unlink(path);
+        md_wipe(key, sizeof(key));
+        return r;
+    }
+    if (fd < 0)
+        return -errno;
+    if (fstat(fd, &st) < 0) {
+        r = -errno;
+        goto out;
+    }
+    if (!S_ISREG(st.st_mode) || (st.st_mode & 077)) {
+        md_debug("evidence", "master_key_refused", "{s:s, s:i}", "reason",
+                 S_ISREG(st.st_mode) ? "mode" : "not a file", "mode", (int)(st.st_mode & 0777));
+        r = -MD_E_EVIDENCE_KEY;
+        goto out;
+    }
+    ssize_t n = read_full(fd, buf, sizeof(buf));
+    if (n != MD_AEAD_KEY_LEN) {
+        r = n < 0 ? (int)n : -MD_E_EVIDENCE_KEY;
+        goto out;
+    }
+    memcpy(out, buf, MD_AEAD_KEY_LEN);
+out:
+    md_wipe(buf, sizeof(buf));
+    close(fd);
+    return r;
+}
+
+int md_evidence_open(const char *dir, const char *master_key_path, md_evidence **ret)
+{
+    md_evidence *ev;
+    int r;
+
+    if (!dir || !master_key_path || !ret)
+        return -EINVAL;
+    ev = g_new0(md_evidence, 1);
+    g_mutex_init(&ev->lock);
+    ev->keys = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, free_session_key);
+    ev->dir = g_strdup(dir);
+    ev->keys_dir = g_build_filename(dir, "keys", NULL);
+    ev->sessions_dir = g_build_filename(dir, "sessions", NULL);
+    if ((r = mkdir_private(ev->dir)) < 0 || (r = mkdir_private(ev->keys_dir)) < 0 ||
+        (r = mkdir_private(ev->sessions_dir)) < 0)
+        goto fail;
+    if ((r = load_master(master_key_path, ev->master)) < 0)
+        goto fail;
+    *ret = ev;
+    return 0;
+fail:
+    md_evidence_free(ev);
+    return r;
+}
+
+md_evidence *md_evidence_free(md_evidence *ev)
+{
+    if (!ev)
+        return NULL;
+    g_hash_table_destroy(ev->keys);
+    g_mutex_clear(&ev->lock);
+    md_wipe(ev->master, sizeof(ev->master));
+    g_free(ev->dir);
+    g_free(ev->keys_dir);
+    g_free(ev->sessions_dir);
+    g_free(ev);
+    return NULL;
+}
+
+/* ---- session keys ----------------------------------------------------------- */
+
+static char *key_path(const md_evidence *ev, const char *session_id)
+{
+    char *name = g_strconcat(session_id, ".key", NULL);
+    char *path = g_build_filename(ev->keys_dir, name, NULL);
+    g_free(name);
+    return path;
+}
+
+static size_t key_aad(const char *session_id, uint8_t *aad)
+{
+    size_t n = strlen(session_id);
+    memcpy(aad, KEY_MAGIC, MAGIC_LEN);
+    memcpy(aad + MAGIC_LEN, session_id, n);
+    return MAGIC_LEN + n;
+}
+
+static int unwrap_key(const md_evidence *ev, const char *session_id, const uint8_t *file,
+                      size_t len, uint8_t out[MD_AEAD_KEY_LEN])
+{
+    uint8_t aad[MAGIC_LEN + ID_MAX];
+    if (len != KEY_FILE_LEN || memcmp(file, KEY_MAGIC, MAGIC_LEN) != 0)
+        return -MD_E_EVIDENCE_KEY;
+    if (md_aead_open(ev->master, file + MAGIC_LEN, aad, key_aad(session_id, aad),
+                     file + MAGIC_LEN + MD_AEAD_NONCE_LEN, MD_AEAD_KEY_LEN + MD_AEAD_TAG_LEN,
+                     out) < 0)
+        return -MD_E_EVIDENCE_KEY;
+    return 0;
+}
+
+static int create_key(md_evidence *ev, const char *session_id, const char *path,
+                      uint8_t out[MD_AEAD_KEY_LEN])
+{
+    uint8_t file[KEY_FILE_LEN], key[MD_AEAD_KEY_LEN], aad[MAGIC_LEN + ID_MAX];
+    int r;
+
+    memcpy(file, KEY_MAGIC, MAGIC_LEN);
+    if ((r = md_random_bytes(key, sizeof(key))) < 0 ||
+        (r = md_random_bytes(file + MAGIC_LEN, MD_AEAD_NONCE_LEN)) < 0)
+        goto out;
+    if ((r = md_aead_seal(ev->master, file + MAGIC_LEN, aad, key_aad(session_id, aad), key,
+                          sizeof(key), file + MAGIC_LEN + MD_AEAD_NONCE_LEN)) < 0)
+        goto out;
+    if ((r = write_atomic(ev->keys_dir, path, file, sizeof(file))) < 0)
+        goto out;
+    memcpy(out, key, sizeof(key));
+out:
+    md_wipe(key, sizeof(key));
+    return r;
+}
+
+/* Under ev->lock.  create: make one if absent.  Returns the cached entry. */
+static int get_key(md_evidence *ev, const char *session_id, bool create,
+                   struct session_key **ret, bool *ret_created)
+{
+    struct session_key *sk = g_hash_table_lookup(ev->keys, session_id);
+    uint8_t file[KEY_FILE_LEN + 1];
+    bool created = false;
+    int r = 0;
+
+    if (sk)
+        goto done;
+    char *path = key_path(ev, session_id);
+    sk = g_new0(struct session_key, 1);
+    sk->next_seq = -1;
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (fd >= 0) {
+        ssize_t n = read_full(fd, file, sizeof(file));
+        close(fd);
+        r = n < 0 ? (int)n : unwrap_key(ev, session_id, file, (size_t)n, sk->key);
+    } else if (errno == ENOENT && create) {
+        r = create_key(ev, session_id, path, sk->key);
+        created = r == 0;
+    } else {
+        r = errno == ENOENT ? -MD_E_EVIDENCE_KEY : -errno;
+    }
+    g_free(path);
+    if (r < 0) {
+        free_session_key(sk);
+        return r;
+    }
+    g_hash_table_insert(ev->keys, g_strdup(session_id), sk);
+done:
+    *ret = sk;
+    if (ret_created)
+        *ret_created = created;
+    return 0;
+}
+
+/* Copies the key out so no lock is held while it is used. */
+static int copy_key(md_evidence *ev, const char *session_id, bool create,
+                    uint8_t out[MD_AEAD_KEY_LEN], bool *ret_created)
+{
+    struct session_key *sk;
+    g_mutex_lock(&ev->lock);
+    int r = get_key(ev, session_id, create, &sk, ret_created);
+    if (r == 0)
+        memcpy(out, sk->key, MD_AEAD_KEY_LEN);
+    g_mutex_unlock(&ev->lock);
+    return r;
+}
+
+int md_evidence_session_key(md_evidence *ev, const char *session_id)
+{
+    uint8_t key[MD_AEAD_KEY_LEN];
+    bool created = false;
+    if (!ev || !id_ok(session_id))
+        return -EINVAL;
+    int r = copy_key(ev, session_id, true, key, &created);
+    md_wipe(key, sizeof(key));
+    return r < 0 ? r : created ? 1 : 0;
+}
+
+static char *session_dir(const md_evidence *ev, const char *session_id)
+{
+    return g_build_filename(ev->sessions_dir, session_id, NULL);
+}
+
+int md_evidence_session_destroy(md_evidence *ev, const char *session_id)
+{
+    int r = 0;
+    if (!ev || !id_ok(session_id))
+        return -EINVAL;
+    char *path = key_path(ev, session_id);
+    char *sdir = session_dir(ev, session_id);
+    g_mutex_lock(&ev->lock);
+    g_hash_table_remove(ev->keys, session_id);
+    if (unlink(path) < 0)
+        r = -errno;
+    g_mutex_unlock(&ev->lock);
+    if (r == 0)
+        r = fsync_dir(ev->keys_dir);
+    /* The ciphertext is now noise; remove it too, best effort. */
+    DIR *d = opendir(sdir);
+    if (d) {
+        struct dirent *e;
+        while ((e = readdir(d))) {
+            if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+                continue;
+            char *p = g_build_filename(sdir, e->d_name, NULL);
+            unlink(p);
+            g_free(p);
+        }
+        closedir(d);
+        rmdir(sdir);
+    }
+    g_free(path);
+    g_free(sdir);
+    return r;
+}
+
+/* ---- files ------------------------------------------------------------------ */
+
+static size_t file_aad(uint8_t *aad, const uint8_t prefix[PREFIX_LEN], const char *session_id,
+                       const char *file_id)
+{
+    size_t n = 0, sl = strlen(session_id), fl = strlen(file_id);
+    memcpy(aad, FILE_MAGIC, MAGIC_LEN);
+    n += MAGIC_LEN;
+    memcpy(aad + n, prefix, PREFIX_LEN);
+    n += PREFIX_LEN;
+    memcpy(aad + n, session_id, sl + 1); /* with the NUL as separator */
+    n += sl + 1;
+    memcpy(aad + n, file_id, fl + 1);
+    n += fl + 1;
+    return n;
+}
+
+static void chunk_params(uint8_t *aad, size_t base, const uint8_t prefix[PREFIX_LEN],
+                         uint64_t index, bool final, uint8_t nonce[MD_AEAD_NONCE_LEN])
+{
+    put_u64(aad + base, index);
+    aad[base + 8] = final ? 1 : 0;
+    memcpy(nonce, prefix, PREFIX_LEN);
+    put_u32(nonce + PREFIX_LEN, (uint32_t)index);
+}
+
+static char *file_path(const char *sdir, const char *file_id, bool tmp)
+{
+    char *name = tmp ? g_strconcat(".", file_id, ".tmp", NULL) : g_strconcat(file_id, ".ev", NULL);
+    char *path = g_build_filename(sdir, name, NULL);
+    g_free(name);
+    return path;
+}
+
+int md_evidence_file_begin(md_evidence *ev, const char *session_id, const char *file_id,
+                           md_evidence_file **ret)
+{
+    md_evidence_file *w;
+    uint8_t header[MAGIC_LEN + PREFIX_LEN];
+    int r;
+
+    if (!ev || !id_ok(session_id) || !id_ok(file_id) || !ret)
+        return -EINVAL;
+    w = g_new0(md_evidence_file, 1);
+    w->ev = ev;
+    w->fd = -1;
+    w->session_dir = session_dir(ev, session_id);
+    w->tmp_path = file_path(w->session_dir, file_id, true);
+    w->final_path = file_path(w->session_dir, file_id, false);
+    if ((r = copy_key(ev, session_id, true, w->key, NULL)) < 0)
+        goto fail;
+    if ((r = mkdir_private(w->session_dir)) < 0)
+        goto fail;
+    if (access(w->final_path, F_OK) == 0) {
+        r = -EEXIST;
+        goto fail;
+    }
+    if ((r = md_random_bytes(w->prefix, PREFIX_LEN)) < 0 || (r = md_sha256_ctx_new(&w->hash)) < 0)
+        goto fail;
+    w->aad_len = file_aad(w->aad, w->prefix, session_id, file_id);
+    w->fd = open(w->tmp_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (w->fd < 0) {
+        r = -errno;
+        goto fail;
+    }
+    memcpy(header, FILE_MAGIC, MAGIC_LEN);
+    memcpy(header + MAGIC_LEN, w->prefix, PREFIX_LEN);
+    if ((r = write_full(w->fd, header, sizeof(header))) < 0)
+        goto fail;
+    w->plain = g_malloc(MD_EVIDENCE_CHUNK);
+    w->sealed = g_malloc(MD_EVIDENCE_CHUNK + MD_AEAD_TAG_LEN);
+    *ret = w;
+    return 0;
+fail:
+    md_evidence_file_abort(w);
+    return r;
+}
+
+static int seal_chunk(md_evidence_file *w, bool final)
+{
+    uint8_t nonce[MD_AEAD_NONCE_LEN];
+    int r;
+
+    if (w->index > UINT32_MAX)
+        return -EFBIG; /* 256 TiB: the nonce counter would wrap */
+    chunk_params(w->aad, w->aad_len, w->prefix, w->index, final, nonce);
+    if ((r = md_aead_seal(w->key, nonce, w->aad, w->aad_len + 9, w->plain, w->plain_len,
+                          w->sealed)) < 0)
+        return r;
+    if ((r = write_full(w->fd, w->sealed, w->plain_len + MD_AEAD_TAG_LEN)) < 0)
+        return r;
+    md_wipe(w->plain, w->plain_len);
+    w->plain_len = 0;
+    w->index++;
+    return 0;
+}
+
+int md_evidence_file_write(md_evidence_file *w, const void *buf, size_t len)
+{
+    const uint8_t *p = buf;
+    int r;
+
+    if (!w || (!buf && len > 0))
+        return -EINVAL;
+    if (w->failed)
+        return w->failed;
+    if ((r = md_sha256_ctx_update(w->hash, buf, len)) < 0)
+        goto fail;
+    while (len > 0) {
+        /* A full buffer is sealed only once more data shows it is not the last. */
+        if (w->plain_len == MD_EVIDENCE_CHUNK && (r = seal_chunk(w, false)) < 0)
+            goto fail;
+        size_t n = MIN(len, MD_EVIDENCE_CHUNK - w->plain_len);
+        memcpy(w->plain + w->plain_len, p, n);
+        w->plain_len += n;
+        p += n;
+        len -= n;
+    }
+    return 0;
+fail:
+    w->failed = r;
+    return r;
+}
+
+int md_evidence_file_commit(md_evidence_file *w, uint8_t ret_sha256[MD_SHA256_LEN])
+{
+    uint8_t digest[MD_SHA256_LEN];
+    int r;
+
+    if (!w)
+        return -EINVAL;
+    if ((r = w->failed) < 0 || (r = seal_chunk(w, true)) < 0 ||
+        (r = md_sha256_ctx_final(w->hash, digest)) < 0)
+        goto out;
+    if (fsync(w->fd) < 0 || close(w->fd) < 0) {
+        r = -errno;
+        w->fd = -1;
+        goto out;
+    }
+    w->fd = -1;
+    /* Never replace a file committed meanwhile under the same id. */
+    if (renameat2(AT_FDCWD, w->tmp_path, AT_FDCWD, w->final_path, RENAME_NOREPLACE) < 0) {
+        r = -errno;
+        goto out;
+    }
+    if ((r = fsync_dir(w->session_dir)) < 0)
+        goto out;
+    if (ret_sha256)
+        memcpy(ret_sha256, digest, sizeof(digest));
+out:
+    md_evidence_file_abort(w);
+    return r;
+}
+
+md_evidence_file *md_evidence_file_abort(md_evidence_file *w)
+{
+    if (!w)
+        return NULL;
+    if (w->fd >= 0)
+        close(w->fd);
+    if (w->tmp_path)
+        unlink(w->tmp_path); /* no-op after a commit */
+    md_sha256_ctx_free(w->hash);
+    if (w->plain)
+        md_wipe(w->plain, MD_EVIDENCE_CHUNK);
+    g_free(w->plain);
+    g_free(w->sealed);
+    md_wipe(w->key, sizeof(w->key));
+    g_free(w->tmp_path);
+    g_free(w->final_path);
+    g_free(w->session_dir);
+    g_free(w);
+    return NULL;
+}
+
+int md_evidence_file_read(md_evidence *ev, const char *session_id, const char *file_id,
+                          md_evidence_sink sink, void *ud)
+{
+    uint8_t key[MD_AEAD_KEY_LEN], header[MAGIC_LEN + PREFIX_LEN], aad[AAD_MAX];
+    uint8_t nonce[MD_AEAD_NONCE_LEN], *sealed = NULL, *plain = NULL;
+    const size_t full = MD_EVIDENCE_CHUNK + MD_AEAD_TAG_LEN;
+    char *sdir = NULL, *path = NULL;
+    int fd = -1, r;
+
+    if (!ev || !id_ok(session_id) || !id_ok(file_id) || !sink)
+        return -EINVAL;
+    sdir = session_dir(ev, session_id);
+    path = file_path(sdir, file_id, false);
+    if ((r = copy_key(ev, session_id, false, key, NULL)) < 0)
+        goto out;
+    fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (fd < 0) {
+        r = -errno;
+        goto out;
+    }
+    if (read_full(fd, header, sizeof(header)) != (ssize_t)sizeof(header) ||
+        memcmp(header, FILE_MAGIC, MAGIC_LEN) != 0) {
+        r = -MD_E_EVIDENCE_CORRUPT;
+        goto out;
+    }
+    size_t base = file_aad(aad, header + MAGIC_LEN, session_id, file_id);
+    sealed = g_malloc(full + 1); /* one byte more tells a last full chunk */
+    plain = g_malloc(MD_EVIDENCE_CHUNK);
+    size_t have = 0;
+    for (uint64_t index = 0;; index++) {
+        ssize_t n = read_full(fd, sealed + have, full + 1 - have);
+        if (n < 0) {
+            r = (int)n;
+            goto out;
+        }
+        have += (size_t)n;
+        bool final = have <= full;
+        size_t len = final ? have : full;
+        if (len < MD_AEAD_TAG_LEN || index > UINT32_MAX) {
+            r = -MD_E_EVIDENCE_CORRUPT;
+            goto out;
+        }
+        chunk_params(aad, base, header + MAGIC_LEN, index, final, nonce);
+        if (md_aead_open(key, nonce, aad, base + 9, sealed, len, plain) < 0) {
+            r = -MD_E_EVIDENCE_CORRUPT;
+            goto out;
+        }
+        if ((r = sink(plain, len - MD_AEAD_TAG_LEN, ud)) < 0)
+            goto out;
+        if (final)
+            break;
+        sealed[0] = sealed[full]; /* the peeked byte starts the next chunk */
+        have = 1;
+    }
+    r = 0;
+out:
+    if (fd >= 0)
+        close(fd);
+    if (plain)
+        md_wipe(plain, MD_EVIDENCE_CHUNK);
+    g_free(plain);
+    g_free(sealed);
+    md_wipe(key, sizeof(key));
+    g_free(path);
+    g_free(sdir);
+    return r;
+}
+
+static int to_file(const uint8_t *buf, size_t len, void *ud)
+{
+    return fwrite(buf, 1, len, ud) == len ? 0 : -EIO;
+}
+
+int md_evidence_file_export(md_evidence *ev, const char *session_id, const char *file_id,
+                            FILE *out)
+{
+    if (!out)
+        return -EINVAL;
+    int r = md_evidence_file_read(ev, session_id, file_id, to_file, out);
+    if (r == 0 && fflush(out) != 0)
+        r = -EIO;
+    return r;
+}
+
+/* ---- chat transcript -------------------------------------------------------- */
+
+static size_t chat_aad(uint8_t *aad, const char *session_id, uint64_t seq)
+{
+    size_t sl = strlen(session_id);
+    memcpy(aad, CHAT_MAGIC, MAGIC_LEN);
+    memcpy(aad + MAGIC_LEN, session_id, sl + 1);
+    put_u64(aad + MAGIC_LEN + sl + 1, seq);
+    return MAGIC_LEN + sl + 1 + 8;
+}
+
+static char *transcript_path(const md_evidence *ev, const char *session_id)
+{
+    return g_build_filename(ev->sessions_dir, session_id, "transcript", NULL);
+}
+
+typedef int (*record_fn)(uint64_t seq, const uint8_t *rec, size_t len, void *ud);
+
+/* Walks the records of an open transcript; fn sees each sealed record. */
+static int walk_records(int fd, record_fn fn, void *ud, uint64_t *ret_count)
+{
+    uint8_t head[4], magic[MAGIC_LEN], *rec = NULL;
+    uint64_t seq = 0;
+    int r = 0;
+
+    ssize_t n = read_full(fd, magic, sizeof(magic));
+    if (n == 0)
+        goto done; /* empty: created, nothing appended yet */
+    if (n != MAGIC_LEN || memcmp(magic, CHAT_MAGIC, MAGIC_LEN) != 0)
+        return -MD_E_EVIDENCE_CORRUPT;
+    rec = g_malloc(MD_AEAD_NONCE_LEN + MD_EVIDENCE_MAX_RECORD + MD_AEAD_TAG_LEN);
+    for (;; seq++) {
+        n = read_full(fd, head, sizeof(head));
+        if (n == 0)
+            break;
+        uint32_t len = n == 4 ? get_u32(head) : 0;
+        if (len < MD_AEAD_NONCE_LEN + MD_AEAD_TAG_LEN ||
+            len > MD_AEAD_NONCE_LEN + MD_EVIDENCE_MAX_RECORD + MD_AEAD_TAG_LEN ||
+            read_full(fd, rec, len) != (ssize_t)len) {
+            r = -MD_E_EVIDENCE_CORRUPT; /* torn or garbage record */
+            goto out;
+        }
+        if (fn && (r = fn(seq, rec, len, ud)) < 0)
+            goto out;
+    }
+done:
+    if (ret_count)
+        *ret_count = seq;
+out:
+    g_free(rec);
+    return r;
+}
+
+int64_t md_evidence_chat_append(md_evidence *ev, const char *session_id, const void *record,
+                                size_t len)
+{
+    uint8_t aad[MAGIC_LEN + ID_MAX + 1 + 8], *buf = NULL;
+    struct session_key *sk;
+    char *path = NULL, *sdir = NULL;
+    int fd = -1;
+    int64_t r;
+
+    if (!ev || !id_ok(session_id) || !record || len == 0)
+        return -EINVAL;
+    if (len > MD_EVIDENCE_MAX_RECORD)
+        return -MD_E_TOO_LARGE;
+    sdir = session_dir(ev, session_id);
+    path = transcript_path(ev, session_id);
+    /* The lock also serializes appends, so sequence numbers stay dense. */
+    g_mutex_lock(&ev->lock);
+    if ((r = get_key(ev, session_id, true, &sk, NULL)) < 0 || (r = mkdir_private(sdir)) < 0)
+        goto out;
+    fd = open(path, O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        r = -errno;
+        goto out;
+    }
+    if (sk->next_seq < 0) {
+        uint64_t count;
+        if ((r = walk_records(fd, NULL, NULL, &count)) < 0)
+            goto out;
+        sk->next_seq = (int64_t)count;
+    }
+    size_t total = MAGIC_LEN + 4 + MD_AEAD_NONCE_LEN + len + MD_AEAD_TAG_LEN, off = 0;
+    buf = g_malloc(total);
+    if (lseek(fd, 0, SEEK_END) == 0) {
+        memcpy(buf, CHAT_MAGIC, MAGIC_LEN);
+        off = MAGIC_LEN;
+    }
+    put_u32(buf + off, (uint32_t)(MD_AEAD_NONCE_LEN + len + MD_AEAD_TAG_LEN));
+    uint8_t *nonce = buf + off + 4;
+    if ((r = md_random_bytes(nonce, MD_AEAD_NONCE_LEN)) < 0 ||
+        (r = md_aead_seal(sk->key, nonce, aad, chat_aad(aad, session_id, (uint64_t)sk->next_seq),
+                          record, len, nonce + MD_AEAD_NONCE_LEN)) < 0)
+        goto out;
+    /* One write: a crash leaves at worst a torn last record, which reads
+     * as corrupt rather than as a shorter transcript. */
+    size_t rec_len = off + 4 + MD_AEAD_NONCE_LEN + len + MD_AEAD_TAG_LEN;
+    if ((r = write_full(fd, buf, rec_len)) < 0 || (fsync(fd) < 0 && (r = -errno) < 0))
+        goto out;
+    r = sk->next_seq++;
+out:
+    g_mutex_unlock(&ev->lock);
+    if (fd >= 0)
+        close(fd);
+    g_free(buf);
+    g_free(path);
+    g_free(sdir);
+    return r;
+}
+
+struct chat_read {
+    const uint8_t *key;
+    const char *session_id;
+    md_evidence_record_sink sink;
+    void *ud;
+    uint8_t *plain;
+};
+
+static int open_record(uint64_t seq, const uint8_t *rec, size_t len, void *ud)
+{
+    struct chat_read *cr = ud;
+    uint8_t aad[MAGIC_LEN + ID_MAX + 1 + 8];
+    size_t plain_len = len - MD_AEAD_NONCE_LEN - MD_AEAD_TAG_LEN;
+    if (md_aead_open(cr->key, rec, aad, chat_aad(aad, cr->session_id, seq),
+                     rec + MD_AEAD_NONCE_LEN, len - MD_AEAD_NONCE_LEN, cr->plain) < 0)
+        return -MD_E_EVIDENCE_CORRUPT;
+    int r = cr->sink(seq, cr->plain, plain_len, cr->ud);
+    md_wipe(cr->plain, plain_len);
+    return r;
+}
+
+int md_evidence_chat_read(md_evidence *ev, const char *session_id, md_evidence_record_sink sink,
+                          void *ud)
+{
+    uint8_t key[MD_AEAD_KEY_LEN];
+    char *path;
+    int fd, r;
+
+    if (!ev || !id_ok(session_id) || !sink)
+        return -EINVAL;
+    if ((r = copy_key(ev, session_id, false, key, NULL)) < 0)
+        return r;
+    path = transcript_path(ev, session_id);
+    fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    g_free(path);
+    if (fd < 0) {
+        r = -errno;
+        goto out;
+    }
+    struct chat_read cr = {key, session_id, sink, ud, g_malloc(MD_EVIDENCE_MAX_RECORD)};
+    r = walk_records(fd, open_record, &cr, NULL);
+    g_free(cr.plain);
+    close(fd);
+out:
+    md_wipe(key, sizeof(key));
+    return r;
+}
