@@ -14,10 +14,13 @@ MD_BUILD_PACKAGES=(
 )
 
 # clang + compiler-rt: libFuzzer harnesses; python3 + websockets + aiortc:
-# the integration tests' independent client (always run as /usr/bin/python3).
+# the integration tests' independent client (always run as /usr/bin/python3);
+# chromium + firefox-esr + nodejs + libnss3-tools (certutil): the browser
+# tests (tests/browser/, whose npm packages md_npm_ci installs).
 MD_TEST_PACKAGES=(
     clang libclang-rt-14-dev
     python3 python3-websockets python3-aiortc
+    chromium firefox-esr nodejs libnss3-tools
 )
 
 md_say() {
@@ -58,6 +61,25 @@ md_install() {
         return 1
     fi
     rm -f "$log"
+}
+
+# md_npm_ci DIR: installs DIR's npm packages exactly as its package-lock.json
+# pins them (`npm ci`), unless node_modules was installed from that same lock
+# file already.  Debian's npm is installed only if the machine's Node.js came
+# without one.  No package may download a browser: the tests use Debian's.
+md_npm_ci() {
+    local dir=$1
+    if ! command -v npm >/dev/null 2>&1; then
+        md_install npm || return 1
+    fi
+    if cmp -s "$dir/package-lock.json" "$dir/node_modules/.md-package-lock.json"; then
+        md_say "npm: $dir/node_modules is up to date"
+        return 0
+    fi
+    md_say "npm: npm ci in $dir"
+    (cd "$dir" && PUPPETEER_SKIP_DOWNLOAD=1 PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 \
+        npm ci --no-audit --no-fund --loglevel=error) || return 1
+    cp "$dir/package-lock.json" "$dir/node_modules/.md-package-lock.json"
 }
 
 # md_build DIR [MESON_OPTION...]: configures DIR once, then builds it.

@@ -1,0 +1,105 @@
+#!/usr/bin/python3
+"""A real `madoguchi serve` for the browser tests, set up by the integration
+harness (tests/integration/harness.py) and controlled over stdin/stdout.
+
+The Node tests spawn this with /usr/bin/python3.  It makes a data directory
+with the CLI (certs init, registry import of data/sample-registry.json, one
+verifier, one tablet certificate), starts the gateway on two free loopback
+ports with ICE bound to 127.0.0.1, waits for /healthz and prints one JSON line:
+
+  {"ready": true, "origin", "staff_port", "device_port", "dir", "log", "ca",
+   "device": {"id", "cert", "key"}, "users": {name: totp_secret}, "password"}
+
+Then it reads stdin.  The line `totp USER` prints {"totp": CODE} with a code
+not used before (the gateway refuses replays); `stop` (or end of input, e.g.
+when the Node test dies) sends SIGTERM and prints {"stopped": true} or
+{"stopped": false, "error": ...}: the gateway must exit 0 with no sanitizer
+report, as in the integration tests.  Errors before `ready` are printed as
+{"ready": false, "error": ...}.  The temporary directory, with serve.log, is
+removed after a clean stop unless MD_IT_KEEP is set or `keep` was sent.
+
+Only loopback addresses are used.
+"""
+
+import asyncio
+import json
+import os
+import shutil
+import sys
+import tempfile
+import traceback
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent / "integration"))
+
+import harness  # noqa: E402
+
+USERS = {"v-yasuoka": ("verifier", "204111")}
+DEVICES = {"TAB-NUKUTA-1": "PO-NUKUTA"}
+
+
+def out(obj):
+    sys.stdout.write(json.dumps(obj) + "\n")
+    sys.stdout.flush()
+
+
+async def main():
+    tmp = Path(tempfile.mkdtemp(prefix="md-br-"))
+    gw = None
+    keep = bool(os.environ.get("MD_IT_KEEP"))
+    try:
+        template = harness.Template.get(harness.SAMPLE_REGISTRY, USERS, DEVICES)
+        data = tmp / "data"
+        shutil.copytree(template.dir, data)
+        gw = harness.Gateway(data)
+        gw.secrets = dict(template.secrets)
+        await gw.start()
+        device = next(iter(DEVICES))
+        crt, key = gw.device_files(device)
+        out({"ready": True, "origin": gw.origin, "staff_port": gw.staff_port,
+             "device_port": gw.device_port, "dir": str(tmp), "log": str(gw.log_path),
+             "ca": gw.ca, "device": {"id": device, "cert": crt, "key": key},
+             "users": gw.secrets, "password": harness.PASSWORD})
+    except Exception as e:
+        out({"ready": False, "error": "%s\n%s" % (e, traceback.format_exc()),
+             "log": gw.log_tail() if gw else ""})
+        if gw:
+            gw.kill()
+        harness.Template.cleanup_all()
+        return 1
+
+    rc = 0
+    loop = asyncio.get_running_loop()
+    try:
+        while True:
+            line = await loop.run_in_executor(None, sys.stdin.readline)
+            words = line.split()
+            if not line or words == ["stop"]:
+                break
+            if words[:1] == ["totp"] and len(words) == 2:
+                out({"totp": await gw.next_totp(words[1])})
+            elif words == ["keep"]:
+                keep = True
+                out({"keep": str(tmp)})
+            elif words == ["alive"]:
+                out({"alive": gw.alive()})
+            else:
+                out({"error": "unknown command %r" % line.strip()})
+        try:
+            await gw.stop()
+            out({"stopped": True})
+        except Exception as e:
+            keep = True
+            rc = 1
+            out({"stopped": False, "error": str(e)})
+    finally:
+        gw.kill()
+        harness.Template.cleanup_all()
+        if not keep:
+            shutil.rmtree(tmp, ignore_errors=True)
+    return rc
+
+
+if __name__ == "__main__":
+    sys.exit(asyncio.run(main()))

@@ -1,0 +1,231 @@
+// Test pages only (docs/internals/browser-tests.md): one participant's side of
+// docs/protocol.md with standard APIs. A signaling connection (WebSocket, JSON
+// messages) and one RTCPeerConnection to the gateway: the client offers,
+// trickles its candidates (null at the end), applies the answer and the
+// gateway's candidates.
+//
+// Everything a test needs to look at is in window.mdTest (see exposeState()).
+
+// Query parameters of the page, e.g. ?codec=H264&loopback=1.
+export const params = new URLSearchParams(location.search);
+
+export const mdTest = {
+  role: null,
+  hello: null,
+  session: null,
+  assigned: null,
+  state: null,         // last `state` of our session from the gateway
+  ended: null,         // the `ended` message, if any
+  errors: [],          // every `error` message
+  lastError: null,     // the last error (gateway message or local exception), as text
+  wsOpen: false,
+  wsClose: null,       // {code, reason} once closed
+  messages: [],        // every message received, in order (types and sessions only)
+  sent: [],            // every message sent (types only)
+  queue: [],           // last `queue` entries (verifier)
+  localCandidates: 0,  // candidates sent to the gateway
+  remoteCandidates: 0, // candidates from the gateway applied
+  answerSdp: null,
+  offerSdp: null,
+  pc: null,
+  leg: null,
+};
+
+export function exposeState() {
+  window.mdTest = mdTest;
+}
+
+export function setError(text) {
+  mdTest.lastError = String(text);
+  const e = document.getElementById('error');
+  if (e) e.textContent = mdTest.lastError;
+  console.error('mdTest error:', mdTest.lastError);
+}
+
+export function showState(text) {
+  const e = document.getElementById('state');
+  if (e) e.textContent = text;
+}
+
+// Opens the signaling WebSocket; handlers maps message type -> function(msg).
+export function connect(url, handlers) {
+  const ws = new WebSocket(url, 'madoguchi.v1');
+  const conn = {
+    ws,
+    send(msg) {
+      mdTest.sent.push(msg.type);
+      ws.send(JSON.stringify(msg));
+    },
+  };
+  ws.addEventListener('open', () => { mdTest.wsOpen = true; });
+  ws.addEventListener('close', (ev) => {
+    mdTest.wsOpen = false;
+    mdTest.wsClose = { code: ev.code, reason: ev.reason };
+  });
+  ws.addEventListener('message', (ev) => {
+    let msg;
+    try { msg = JSON.parse(ev.data); } catch { setError('not JSON: ' + ev.data); return; }
+    mdTest.messages.push({ type: msg.type, session: msg.session, state: msg.state, code: msg.code });
+    if (msg.type === 'error') {
+      mdTest.errors.push(msg);
+      setError(`${msg.code}: ${msg.message}`);
+    }
+    if (msg.type === 'state' && msg.session === mdTest.session) {
+      mdTest.state = msg.state;
+      showState(msg.state);
+    }
+    if (msg.type === 'ended' && msg.session === mdTest.session) {
+      mdTest.ended = msg;
+      mdTest.state = 'ended';
+      showState('ended');
+    }
+    const h = handlers[msg.type];
+    if (h) {
+      Promise.resolve().then(() => h(msg)).catch((e) => setError(`${msg.type}: ${e && e.stack || e}`));
+    }
+  });
+  return conn;
+}
+
+// True for an `a=candidate` value (with or without "candidate:") on 127.0.0.1.
+// With ?loopback=1 the pages use nothing else: the tests never touch another
+// address (the gateway's ICE is bound to 127.0.0.1 there).
+function loopbackCandidate(value) {
+  const bits = value.replace(/^candidate:/, '').split(' ');
+  return bits.length >= 8 && bits[2].toLowerCase() === 'udp' && bits[4] === '127.0.0.1';
+}
+
+const loopbackOnly = params.get('loopback') === '1';
+
+// Restricts the video transceiver to one codec (?codec=VP8 or ?codec=H264;
+// H.264 means constrained baseline, packetization-mode 1, as the gateway wants).
+function preferCodec(transceiver, codec) {
+  if (!codec || !RTCRtpReceiver.getCapabilities || !transceiver.setCodecPreferences) return;
+  const wanted = (c) => {
+    if (c.mimeType.toLowerCase() !== 'video/' + codec.toLowerCase()) return false;
+    if (codec.toUpperCase() !== 'H264') return true;
+    const f = c.sdpFmtpLine || '';
+    return /packetization-mode=1/.test(f) && /profile-level-id=42e0/i.test(f);
+  };
+  const codecs = RTCRtpReceiver.getCapabilities('video').codecs.filter(wanted);
+  if (codecs.length === 0) throw new Error(`this browser cannot receive ${codec}`);
+  transceiver.setCodecPreferences(codecs);
+}
+
+// A new `assigned` (a new session, or the same one again after a rejoin):
+// forget the previous session and its peer connection.
+export function resetSession(m) {
+  if (mdTest.leg) mdTest.leg.close();
+  Object.assign(mdTest, { session: m.session, assigned: m, state: 'assigned', ended: null,
+                          leg: null, pc: null, answerSdp: null, offerSdp: null });
+  showState('assigned');
+}
+
+// One RTCPeerConnection to the gateway for `session`.
+export class Leg {
+  constructor(conn, session, iceServers) {
+    this.conn = conn;
+    this.session = session;
+    this.pending = [];     // gateway candidates that came before the answer
+    this.answered = false;
+    this.mid = null;       // the first m-line's mid: where our candidates go
+    this.remoteStream = new MediaStream();
+    this.pc = new RTCPeerConnection({ iceServers: iceServers || [], bundlePolicy: 'max-bundle',
+                                      rtcpMuxPolicy: 'require' });
+    mdTest.pc = this.pc;
+    mdTest.leg = this;
+    this.pc.addEventListener('icecandidate', (ev) => this.onIceCandidate(ev));
+    this.pc.addEventListener('track', (ev) => {
+      this.remoteStream.addTrack(ev.track);
+      if (this.onRemoteTrack) this.onRemoteTrack(ev.track, this.remoteStream);
+    });
+    this.pc.addEventListener('connectionstatechange', () => {
+      if (this.pc.connectionState === 'failed') setError('RTCPeerConnection failed');
+    });
+  }
+
+  // getUserMedia, addTrack, createOffer, send `offer`.
+  async start(codec) {
+    const stream = await navigator.mediaDevices.getUserMedia({
+      audio: true, video: { width: 640, height: 360, frameRate: 30 } });
+    this.localStream = stream;
+    for (const track of stream.getTracks()) this.pc.addTrack(track, stream);
+    for (const t of this.pc.getTransceivers())
+      if (t.sender.track && t.sender.track.kind === 'video') preferCodec(t, codec);
+    const offer = await this.pc.createOffer();
+    await this.pc.setLocalDescription(offer);
+    mdTest.offerSdp = this.pc.localDescription.sdp;
+    this.mid = this.pc.getTransceivers()[0].mid;
+    this.conn.send({ type: 'offer', session: this.session, sdp: this.pc.localDescription.sdp });
+  }
+
+  onIceCandidate(ev) {
+    const c = ev.candidate;
+    if (c && !c.candidate) return; // an empty candidate: end of a generation; null follows
+    if (c && loopbackOnly && !loopbackCandidate(c.candidate)) return;
+    this.conn.send({ type: 'candidate', session: this.session,
+                     candidate: c ? c.candidate : null, mid: c ? (c.sdpMid || this.mid) : this.mid });
+    if (c) mdTest.localCandidates++;
+  }
+
+  async onAnswer(msg) {
+    mdTest.answerSdp = msg.sdp;
+    let sdp = msg.sdp;
+    if (loopbackOnly) {
+      sdp = sdp.split(/\r?\n/).filter((l) => !l.startsWith('a=candidate:') ||
+                                              loopbackCandidate(l.slice(2))).join('\r\n');
+    }
+    await this.pc.setRemoteDescription({ type: 'answer', sdp });
+    this.answered = true;
+    for (const m of this.pending.splice(0)) await this.onCandidate(m);
+  }
+
+  async onCandidate(msg) {
+    if (!this.answered) { this.pending.push(msg); return; }
+    if (msg.candidate === null) return; // end of candidates: nothing more will come
+    if (loopbackOnly && !loopbackCandidate(msg.candidate)) return;
+    await this.pc.addIceCandidate({ candidate: msg.candidate, sdpMid: msg.mid || this.mid });
+    mdTest.remoteCandidates++;
+  }
+
+  close() {
+    if (this.localStream) for (const t of this.localStream.getTracks()) t.stop();
+    this.pc.close();
+  }
+}
+
+// The figures a test asserts on, from getStats(): inbound audio and video
+// (what came from the other leg through the gateway) and their codecs.
+export async function stats(pc) {
+  const out = { connectionState: pc ? pc.connectionState : null, video: null, audio: null,
+                outVideo: null, outAudio: null };
+  if (!pc) return out;
+  const report = await pc.getStats();
+  const codecs = {};
+  report.forEach((s) => { if (s.type === 'codec') codecs[s.id] = s.mimeType; });
+  report.forEach((s) => {
+    if (s.type === 'inbound-rtp' && s.kind === 'video') {
+      out.video = { packetsReceived: s.packetsReceived, framesDecoded: s.framesDecoded,
+                    frameWidth: s.frameWidth, frameHeight: s.frameHeight,
+                    keyFramesDecoded: s.keyFramesDecoded, codec: codecs[s.codecId] || null };
+    } else if (s.type === 'inbound-rtp' && s.kind === 'audio') {
+      out.audio = { packetsReceived: s.packetsReceived,
+                    totalSamplesReceived: s.totalSamplesReceived,
+                    concealedSamples: s.concealedSamples, codec: codecs[s.codecId] || null };
+    } else if (s.type === 'outbound-rtp' && s.kind === 'video') {
+      out.outVideo = { packetsSent: s.packetsSent, framesEncoded: s.framesEncoded,
+                       codec: codecs[s.codecId] || null, encoderImplementation: s.encoderImplementation };
+    } else if (s.type === 'outbound-rtp' && s.kind === 'audio') {
+      out.outAudio = { packetsSent: s.packetsSent, codec: codecs[s.codecId] || null };
+    }
+  });
+  return out;
+}
+
+mdTest.stats = () => stats(mdTest.pc);
+mdTest.videoCodecs = () => ({
+  send: RTCRtpSender.getCapabilities ? RTCRtpSender.getCapabilities('video').codecs
+    .map((c) => `${c.mimeType} ${c.sdpFmtpLine || ''}`.trim()) : [],
+  receive: RTCRtpReceiver.getCapabilities ? RTCRtpReceiver.getCapabilities('video').codecs
+    .map((c) => `${c.mimeType} ${c.sdpFmtpLine || ''}`.trim()) : [],
+});
