@@ -334,6 +334,9 @@ void md_http_api_handle(md_server *srv, const md_http_request *req, md_http_resp
         r->handler(srv, req, resp);
         return;
     }
-    if (req->listener == MD_LISTENER_STAFF && strcmp(req->method, "GET") == 0)
+    /* Pages are served on both listeners: a tablet loads its page from the
+     * device listener, so that its WebSocket there is same-origin for the
+     * CSP (connect-src 'self').  The APIs above stay per listener. */
+    if (strcmp(req->method, "GET") == 0)
         static_file(srv, req, resp);
 }
