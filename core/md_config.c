@@ -82,6 +82,10 @@ static const struct field fields[] = {
     I("media.nack_buffer_packets", media.nack_buffer_packets, 256, 0, 2048),
     I("media.dtls_timeout_ms", media.dtls_timeout_ms, 50, 10, 1000),
     I("media.keyframe_interval_ms", media.keyframe_interval_ms, 500, 0, 10000),
+    I("media.max_message_size", media.max_message_size, 262144, 16384, 16 << 20),
+    I("media.chat_queue_messages", media.chat_queue_messages, 32, 1, 1024),
+    S("evidence.dir", evidence.dir, "evidence"),
+    S("evidence.master_key", evidence.master_key, "evidence.key"),
 };
 
 #undef S
@@ -216,6 +220,8 @@ int md_config_load(const char *path, md_config *ret, char **ret_error)
     resolve(&cfg, &cfg.tls.ca_key);
     resolve(&cfg, &cfg.tls.crl);
     resolve(&cfg, &cfg.audit.signing_key);
+    resolve(&cfg, &cfg.evidence.dir);
+    resolve(&cfg, &cfg.evidence.master_key);
     if (!cfg.public_url)
         cfg.public_url = g_strdup_printf("https://localhost:%d", cfg.staff_listen.port);
     *ret = cfg;

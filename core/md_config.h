@@ -83,7 +83,14 @@ typedef struct md_config {
         int nack_buffer_packets;   /* per outgoing video stream, rounded up to 2^n; default 256 */
         int dtls_timeout_ms;       /* initial DTLS retransmit timeout, doubling; default 50 */
         int keyframe_interval_ms;  /* minimum gap between forwarded PLI/FIR; default 500 */
+        int max_message_size;      /* data channels: our a=max-message-size; default 262144 */
+        int chat_queue_messages;   /* chat waiting per leg for its channel to open; default 32 */
     } media;
+
+    struct {
+        char *dir;        /* encrypted files and chat transcripts; default <data_dir>/evidence */
+        char *master_key; /* 32-byte key wrapping the session keys; default <data_dir>/evidence.key */
+    } evidence;
 } md_config;
 
 /* Fills defaults, then applies the JSON file at path (NULL: defaults only). */

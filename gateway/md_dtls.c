@@ -367,6 +367,28 @@ static void handshake_done(md_dtls *d)
     md_wipe(&keys, sizeof(keys));
 }
 
+/* After the handshake: retransmitted client flights, alerts, and
+ * application data (SCTP, RFC 8261), handed to on_data record by record. */
+static void read_records(md_dtls *d)
+{
+    uint8_t buf[16384]; /* one record at most (RFC 6347 4.1) */
+    while (!d->failed) {
+        int r = SSL_read(d->ssl, buf, sizeof(buf));
+        if (r > 0) {
+            if (d->cb.on_data)
+                d->cb.on_data(buf, (size_t)r, d->ud);
+            continue;
+        }
+        int e = SSL_get_error(d->ssl, r);
+        if (e == SSL_ERROR_ZERO_RETURN) {
+            fail(d, -MD_E_DTLS_FAILED, "peer closed the DTLS association");
+        } else if (e != SSL_ERROR_WANT_READ && e != SSL_ERROR_WANT_WRITE) {
+            fail_ssl(d);
+        }
+        return;
+    }
+}
+
 static void step(md_dtls *d)
 {
     if (!d->connected) {
@@ -374,6 +396,8 @@ static void step(md_dtls *d)
         if (r == 1) {
             arm_timer(d);
             handshake_done(d);
+            if (d->connected && !d->failed)
+                read_records(d); /* records that came with the last flight */
             return;
         }
         int e = SSL_get_error(d->ssl, r);
@@ -384,21 +408,7 @@ static void step(md_dtls *d)
         arm_timer(d);
         return;
     }
-    /* After the handshake: retransmitted client flights, alerts, and (later)
-     * SCTP application data, which is not used yet and is dropped. */
-    for (;;) {
-        uint8_t buf[2048];
-        int r = SSL_read(d->ssl, buf, sizeof(buf));
-        if (r > 0)
-            continue;
-        int e = SSL_get_error(d->ssl, r);
-        if (e == SSL_ERROR_ZERO_RETURN) {
-            fail(d, -MD_E_DTLS_FAILED, "peer closed the DTLS association");
-        } else if (e != SSL_ERROR_WANT_READ && e != SSL_ERROR_WANT_WRITE) {
-            fail_ssl(d);
-        }
-        return;
-    }
+    read_records(d);
 }
 
 int md_dtls_new(md_dtls_identity *id, const md_dtls_options *opt,
@@ -484,6 +494,22 @@ int md_dtls_feed(md_dtls *d, const uint8_t *buf, size_t len)
 bool md_dtls_connected(const md_dtls *d)
 {
     return d->connected;
+}
+
+int md_dtls_send_data(md_dtls *d, const uint8_t *buf, size_t len)
+{
+    if (d->failed)
+        return -MD_E_DTLS_FAILED;
+    if (!d->connected)
+        return -ENOTCONN;
+    if (len == 0 || len > 16384)
+        return -EMSGSIZE;
+    int r = SSL_write(d->ssl, buf, (int)len);
+    if (r == (int)len)
+        return 0;
+    char detail[512];
+    drain_errors(detail, sizeof(detail));
+    return -MD_E_DTLS_FAILED;
 }
 
 md_dtls *md_dtls_free(md_dtls *d)

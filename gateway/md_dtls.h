@@ -46,6 +46,10 @@ typedef struct md_dtls_callbacks {
     void (*on_connected)(const md_dtls_keys *keys, void *ud);
     /* Handshake failed or the peer closed: error is negative, detail short text. */
     void (*on_failed)(int error, const char *detail, void *ud);
+    /* Nullable.  One decrypted application-data record after the handshake
+     * (SCTP for data channels, RFC 8261 3); buf is valid during the call.  It
+     * may call md_dtls_send_data() but not md_dtls_free(). */
+    void (*on_data)(const uint8_t *buf, size_t len, void *ud);
 } md_dtls_callbacks;
 
 typedef struct md_dtls md_dtls;
@@ -67,6 +71,10 @@ int md_dtls_start(md_dtls *d);
 /* A datagram from the peer (first byte 20..63).  May call back. */
 int md_dtls_feed(md_dtls *d, const uint8_t *buf, size_t len);
 bool md_dtls_connected(const md_dtls *d);
+/* Encrypts buf as one application-data record (RFC 8261 3: one SCTP packet
+ * per DTLS record) and sends it through the send callback.  -ENOTCONN before
+ * the handshake, -MD_E_DTLS_FAILED after a failure, -EMSGSIZE above 16 KiB. */
+int md_dtls_send_data(md_dtls *d, const uint8_t *buf, size_t len);
 /* Must not be called from inside one of d's callbacks. */
 md_dtls *md_dtls_free(md_dtls *d);
 

@@ -10,6 +10,8 @@
  * control thread, so malformed ones are refused synchronously.
  */
 #include "md_media.h"
+#include "md_crypto.h"
+#include "md_dc_proto.h"
 #include "md_err.h"
 #include "md_log.h"
 #include "md_session.h"
@@ -68,6 +70,8 @@ struct event_msg {
     int error;
     char *session_id, *sdp, *candidate, *mid, *error_detail;
     json_t *stats; /* a copy made for the control thread alone */
+    char *chat_id, *chat_text, *chat_sha256, *label;
+    int64_t chat_ts;
 };
 
 md_event_sink *md_event_sink_ref(md_event_sink *sink)
@@ -94,6 +98,12 @@ static void event_msg_free(gpointer data)
     g_free(msg->mid);
     g_free(msg->error_detail);
     json_decref(msg->stats);
+    g_free(msg->chat_id);
+    if (msg->chat_text) /* evidence: not left in freed memory */
+        md_wipe(msg->chat_text, strlen(msg->chat_text));
+    g_free(msg->chat_text);
+    g_free(msg->chat_sha256);
+    g_free(msg->label);
     g_free(msg);
 }
 
@@ -116,6 +126,11 @@ static gboolean deliver(gpointer data)
         .error = msg->error,
         .error_detail = msg->error_detail,
         .stats = msg->stats,
+        .chat_id = msg->chat_id,
+        .chat_text = msg->chat_text,
+        .chat_sha256 = msg->chat_sha256,
+        .chat_ts = msg->chat_ts,
+        .label = msg->label,
     };
     m->cb(&ev, m->userdata);
     return G_SOURCE_REMOVE;
@@ -136,6 +151,11 @@ void md_event_sink_post(md_event_sink *sink, const md_media_event *ev, uint64_t 
     msg->error_detail = g_strdup(ev->error_detail);
     /* A deep copy: jansson's reference counts are not shared across threads. */
     msg->stats = ev->stats ? json_deep_copy(ev->stats) : NULL;
+    msg->chat_id = g_strdup(ev->chat_id);
+    msg->chat_text = g_strdup(ev->chat_text);
+    msg->chat_sha256 = g_strdup(ev->chat_sha256);
+    msg->chat_ts = ev->chat_ts;
+    msg->label = g_strdup(ev->label);
     GSource *src = g_idle_source_new();
     g_source_set_priority(src, G_PRIORITY_DEFAULT);
     g_source_set_callback(src, deliver, msg, event_msg_free);
@@ -145,7 +165,7 @@ void md_event_sink_post(md_event_sink *sink, const md_media_event *ev, uint64_t 
 
 /* ---- commands: control -> worker ---- */
 
-enum command_kind { CMD_OPEN, CMD_OFFER, CMD_CANDIDATE, CMD_CLOSE, CMD_SHUTDOWN };
+enum command_kind { CMD_OPEN, CMD_OFFER, CMD_CANDIDATE, CMD_CLOSE, CMD_SHUTDOWN, CMD_CHAT };
 
 struct command {
     enum command_kind kind;
@@ -156,6 +176,8 @@ struct command {
     md_sdp *offer;
     char *candidate;
     char **video_codecs;
+    char *chat_id, *chat_text; /* CMD_CHAT */
+    int64_t chat_ts;
 };
 
 static void command_free(gpointer data)
@@ -165,6 +187,10 @@ static void command_free(gpointer data)
     md_sdp_free(c->offer);
     g_free(c->candidate);
     g_strfreev(c->video_codecs);
+    g_free(c->chat_id);
+    if (c->chat_text)
+        md_wipe(c->chat_text, strlen(c->chat_text));
+    g_free(c->chat_text);
     g_free(c);
 }
 
@@ -189,6 +215,10 @@ static gboolean run_command(gpointer data)
         break;
     case CMD_SHUTDOWN:
         md_session_host_free(c->host);
+        break;
+    case CMD_CHAT:
+        md_session_chat_deliver(c->host, c->session_id, c->leg, c->chat_id, c->chat_ts,
+                                c->chat_text);
         break;
     }
     return G_SOURCE_REMOVE;
@@ -233,6 +263,8 @@ static int start_workers(md_media *m, const md_config *cfg)
                           : 0,
         .keyframe_interval_ms = (unsigned)cfg->media.keyframe_interval_ms,
         .max_remote_candidates = (unsigned)cfg->media.max_remote_candidates,
+        .max_message_size = (size_t)cfg->media.max_message_size,
+        .chat_queue = (unsigned)cfg->media.chat_queue_messages,
     };
     m->n_workers = cfg->media.workers > 0 ? (unsigned)cfg->media.workers : g_get_num_processors();
     m->workers = g_new0(struct worker_slot, m->n_workers);
@@ -406,6 +438,26 @@ int md_media_leg_candidate(md_media *m, const char *session_id, md_leg leg,
     c->session_id = g_strdup(session_id);
     c->leg = leg;
     c->candidate = g_strdup(candidate);
+    post(m, rec->worker, c);
+    return 0;
+}
+
+int md_media_chat_deliver(md_media *m, const char *session_id, md_leg to_leg, const char *chat_id,
+                          int64_t ts, const char *text)
+{
+    struct session_record *rec = session_id ? g_hash_table_lookup(m->sessions, session_id) : NULL;
+    if (!rec)
+        return -MD_E_SESSION_UNKNOWN;
+    if ((to_leg != MD_LEG_TABLET && to_leg != MD_LEG_VERIFIER) || !chat_id || !text ||
+        !valid_text(chat_id, MD_DC_ID_MAX) || md_dc_check_chat_text(text, MD_DC_JSON_MAX) < 0)
+        return -EINVAL;
+    struct command *c = g_new0(struct command, 1);
+    c->kind = CMD_CHAT;
+    c->session_id = g_strdup(session_id);
+    c->leg = to_leg;
+    c->chat_id = g_strdup(chat_id);
+    c->chat_ts = ts;
+    c->chat_text = g_strdup(text);
     post(m, rec->worker, c);
     return 0;
 }

@@ -43,6 +43,14 @@ typedef enum md_media_event_type {
     MD_MEDIA_LEG_DISCONNECTED, /* consent or path lost; may come back (ICE restart) */
     MD_MEDIA_LEG_FAILED,       /* error: MD_E_* code; the leg is gone */
     MD_MEDIA_QUALITY,          /* stats: per connected leg, once a second (docs/internals/media.md) */
+    /* chat_id, chat_ts, chat_text, chat_sha256: a valid chat message the leg
+     * sent on its "chat" data channel.  Nothing was relayed or acknowledged:
+     * the control thread stores and audits it, then calls
+     * md_media_chat_deliver() (DESIGN 4: persisted, then relayed). */
+    MD_MEDIA_CHAT,
+    /* label (nullable), error: the leg opened a data channel the gateway does
+     * not serve; its stream was reset, the session goes on. */
+    MD_MEDIA_CHANNEL_REFUSED,
 } md_media_event_type;
 
 typedef struct md_media_event {
@@ -55,6 +63,11 @@ typedef struct md_media_event {
     int error;
     const char *error_detail; /* nullable human text, e.g. the missing codec */
     json_t *stats;            /* borrowed */
+    const char *chat_id;      /* MD_MEDIA_CHAT: [A-Za-z0-9_-]{1,64} */
+    const char *chat_text;    /* MD_MEDIA_CHAT: validated UTF-8 (md_dc_check_chat_text) */
+    const char *chat_sha256;  /* MD_MEDIA_CHAT: lower-case hex SHA-256 of chat_text */
+    int64_t chat_ts;          /* MD_MEDIA_CHAT: the sender's ms since the epoch */
+    const char *label;        /* MD_MEDIA_CHANNEL_REFUSED */
 } md_media_event;
 
 /* Called on the control context; pointers are valid during the call only.
@@ -92,6 +105,14 @@ int md_media_leg_offer(md_media *m, const char *session_id, md_leg leg, const ch
  * are kept (media.max_remote_candidates).  -MD_E_SESSION_UNKNOWN, -EINVAL. */
 int md_media_leg_candidate(md_media *m, const char *session_id, md_leg leg,
                            const char *candidate, const char *mid);
+
+/* After an MD_MEDIA_CHAT from the other leg was stored: sends
+ * {type:"chat", id, ts, text} to to_leg and {type:"chat_ack", id} to the
+ * sender.  If to_leg's chat channel is not open yet, the message waits on the
+ * worker (at most media.chat_queue_messages per leg, the oldest dropped
+ * beyond) and goes out when it opens.  -MD_E_SESSION_UNKNOWN, -EINVAL. */
+int md_media_chat_deliver(md_media *m, const char *session_id, md_leg to_leg, const char *chat_id,
+                          int64_t ts, const char *text);
 
 /* -MD_E_SESSION_UNKNOWN; otherwise the session is gone for the caller. */
 int md_media_session_close(md_media *m, const char *session_id);

@@ -427,6 +427,51 @@ static int attr_candidate(struct parser *p, const char *v)
     return 0;
 }
 
+/* RFC 8841 5.1: a=sctp-port:<port>, media level. */
+static int attr_sctp_port(struct parser *p, const char *v)
+{
+    uint64_t port;
+    if (!p->media)
+        return fail(p, "a=sctp-port at session level");
+    if (!parse_uint(v, 65535, &port) || port == 0)
+        return fail(p, "bad a=sctp-port");
+    p->media->sctp_port = (uint16_t)port;
+    return 0;
+}
+
+/* draft-ietf-mmusic-sctp-sdp-05 8.1 (before RFC 8841): a=sctpmap:<port>
+ * <protocol> [<streams>]; only webrtc-datachannel means anything here. */
+static int attr_sctpmap(struct parser *p, const char *v)
+{
+    char port_text[16], protocol[32];
+    uint64_t port;
+    if (!p->media)
+        return fail(p, "a=sctpmap at session level");
+    if (!next_token(&v, port_text, sizeof(port_text)) ||
+        !next_token(&v, protocol, sizeof(protocol)) || !parse_uint(port_text, 65535, &port) ||
+        port == 0)
+        return fail(p, "bad a=sctpmap");
+    if (strcmp(protocol, "webrtc-datachannel") == 0 &&
+        strcmp(port_text, p->media->first_format) == 0) {
+        p->media->sctpmap_datachannel = true;
+        if (!p->media->sctp_port)
+            p->media->sctp_port = (uint16_t)port;
+    }
+    return 0;
+}
+
+/* RFC 8841 6.1: a=max-message-size:<size>, 0 meaning "any size". */
+static int attr_max_message_size(struct parser *p, const char *v)
+{
+    uint64_t size;
+    if (!p->media)
+        return fail(p, "a=max-message-size at session level");
+    if (!parse_uint(v, UINT64_MAX, &size))
+        return fail(p, "bad a=max-message-size");
+    p->media->max_message_size = size ? size : UINT64_MAX; /* 0: no limit */
+    return 0;
+}
+
 static const struct {
     const char *name;
     int (*handler)(struct parser *p, const char *value);
@@ -453,6 +498,9 @@ static const struct {
     {"ssrc-group", attr_ssrc_group},
     {"extmap", attr_extmap},
     {"candidate", attr_candidate},
+    {"sctp-port", attr_sctp_port},
+    {"sctpmap", attr_sctpmap},
+    {"max-message-size", attr_max_message_size},
 };
 
 static int parse_attribute(struct parser *p, char *text)

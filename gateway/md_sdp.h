@@ -108,6 +108,10 @@ typedef struct md_sdp_media {
     size_t n_extmaps;
     char candidates[MD_SDP_MAX_CANDIDATES][MD_SDP_MAX_CANDIDATE]; /* "candidate:..." */
     size_t n_candidates;
+    uint16_t sctp_port;        /* a=sctp-port (RFC 8841 5.2), or the legacy a=sctpmap
+                                * port for webrtc-datachannel; 0 = absent */
+    bool sctpmap_datachannel;  /* a=sctpmap:<fmt> webrtc-datachannel (sctp-sdp-05 form) */
+    uint64_t max_message_size; /* a=max-message-size (RFC 8841 6); 0 = absent */
 } md_sdp_media;
 
 typedef struct md_sdp {
@@ -163,9 +167,18 @@ typedef struct md_sdp_choice {
     char audio_mid[MD_SDP_MAX_MID + 1], video_mid[MD_SDP_MAX_MID + 1];
     md_sdp_direction audio_direction, video_direction; /* as offered */
     bool rtcp_rsize; /* RFC 5506: reduced-size RTCP offered on the video m-line */
+    /* The data-channel m-line (RFC 8841 4.1: UDP/DTLS/SCTP webrtc-datachannel), -1 if none. */
+    int data_index;
+    bool data_legacy; /* "DTLS/SCTP <port>" + a=sctpmap (draft-ietf-mmusic-sctp-sdp-05),
+                       * as aiortc 1.4 still offers: answered in the same form (RFC 3264 6) */
+    char data_mid[MD_SDP_MAX_MID + 1];
+    uint16_t remote_sctp_port;        /* the offer's a=sctp-port, 5000 when absent */
+    uint64_t remote_max_message_size; /* the offer's a=max-message-size, 0 when absent */
 } md_sdp_choice;
 
-/* -MD_E_CODEC_MISMATCH when the offer lacks video_codec or Opus. */
+/* -MD_E_CODEC_MISMATCH when the offer lacks video_codec or Opus.  A data
+ * channel m-line is taken when the offer has one; other application m-lines
+ * are left out (rejected in the answer). */
 int md_sdp_choose(const md_sdp *offer, const char *video_codec, md_sdp_choice *ret, char *err,
                   size_t err_len);
 
@@ -179,10 +192,13 @@ typedef struct md_sdp_answer_params {
     bool end_of_candidates;
     uint32_t audio_ssrc, video_ssrc; /* what the gateway sends on this leg */
     const char *cname, *stream_id;
+    uint64_t max_message_size; /* our a=max-message-size on the data m-line; 0 = 65536 */
 } md_sdp_answer_params;
 
 /* The answer text (malloc'd, g_free) for offer with the m-lines and formats of
- * choice; m-lines not chosen are rejected with port 0 (RFC 8829 5.3.1). */
+ * choice (audio, video, and the data channel m-line with a=sctp-port and
+ * a=max-message-size, RFC 8841 5 and 6); m-lines not chosen are rejected with
+ * port 0 (RFC 8829 5.3.1). */
 int md_sdp_answer(const md_sdp *offer, const md_sdp_choice *choice,
                   const md_sdp_answer_params *params, char **ret_text);
 

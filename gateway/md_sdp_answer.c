@@ -259,6 +259,29 @@ static uint32_t primary_ssrc(const md_sdp_media *m)
     return 0;
 }
 
+/* RFC 8841 4.1: the m-line for data channels, "UDP/DTLS/SCTP webrtc-datachannel";
+ * or its predecessor (draft-ietf-mmusic-sctp-sdp-05) "DTLS/SCTP <port>" with
+ * a=sctpmap:<port> webrtc-datachannel, which aiortc 1.4 offers.  Any other
+ * application m-line is rejected in the answer. */
+static int find_data_channel(const md_sdp *offer, bool *ret_legacy)
+{
+    for (size_t i = 0; i < offer->n_media; i++) {
+        const md_sdp_media *m = &offer->media[i];
+        if (m->kind != MD_SDP_APPLICATION || !media_used(m) || !m->mid[0])
+            continue;
+        if (strcmp(m->proto, "UDP/DTLS/SCTP") == 0 &&
+            strcmp(m->first_format, "webrtc-datachannel") == 0) {
+            *ret_legacy = false;
+            return (int)i;
+        }
+        if (strcmp(m->proto, "DTLS/SCTP") == 0 && m->sctpmap_datachannel) {
+            *ret_legacy = true;
+            return (int)i;
+        }
+    }
+    return -1;
+}
+
 int md_sdp_choose(const md_sdp *offer, const char *video_codec, md_sdp_choice *ret, char *err,
                   size_t err_len)
 {
@@ -291,6 +314,13 @@ int md_sdp_choose(const md_sdp *offer, const char *video_codec, md_sdp_choice *r
     c.audio_direction = am->has_direction ? am->direction : MD_SDP_SENDRECV;
     c.video_direction = vm->has_direction ? vm->direction : MD_SDP_SENDRECV;
     c.rtcp_rsize = vm->rtcp_rsize;
+    c.data_index = find_data_channel(offer, &c.data_legacy);
+    if (c.data_index >= 0) {
+        const md_sdp_media *dm = &offer->media[c.data_index];
+        memcpy(c.data_mid, dm->mid, sizeof(c.data_mid));
+        c.remote_sctp_port = dm->sctp_port ? dm->sctp_port : 5000; /* RFC 8841 5.1 */
+        c.remote_max_message_size = dm->max_message_size;
+    }
     *ret = c;
     return 0;
 }
@@ -367,6 +397,32 @@ static void append_accepted(GString *s, const md_sdp_media *m, const md_sdp_form
         g_string_append(s, "a=end-of-candidates\r\n");
 }
 
+/* RFC 8841 4.1, 5 and 6: the accepted data-channel m-line.  The gateway
+ * listens on SCTP port 5000 and reassembles up to max_message_size. */
+static void append_data_channel(GString *s, const md_sdp_media *m, bool legacy, bool first,
+                                const md_sdp_answer_params *p)
+{
+    g_string_append_printf(s, "m=application 9 %s\r\nc=IN IP4 0.0.0.0\r\n",
+                           legacy ? "DTLS/SCTP 5000" : "UDP/DTLS/SCTP webrtc-datachannel");
+    g_string_append_printf(s, "a=ice-ufrag:%s\r\na=ice-pwd:%s\r\na=ice-options:trickle\r\n",
+                           p->ice_ufrag, p->ice_pwd);
+    g_string_append_printf(s, "a=fingerprint:%s\r\na=setup:%s\r\n", p->fingerprint,
+                           p->setup == MD_SDP_SETUP_ACTIVE ? "active" : "passive");
+    g_string_append_printf(s, "a=mid:%s\r\n", m->mid);
+    if (legacy) /* sctp-sdp-05 8.1: the stream count is informative */
+        g_string_append(s, "a=sctpmap:5000 webrtc-datachannel 1024\r\n");
+    else
+        g_string_append(s, "a=sctp-port:5000\r\n");
+    g_string_append_printf(s, "a=max-message-size:%" PRIu64 "\r\n",
+                           p->max_message_size ? p->max_message_size : 65536);
+    if (!first)
+        return;
+    for (size_t i = 0; i < p->n_candidates; i++)
+        g_string_append_printf(s, "a=%s\r\n", p->candidates[i]);
+    if (p->end_of_candidates)
+        g_string_append(s, "a=end-of-candidates\r\n");
+}
+
 int md_sdp_answer(const md_sdp *offer, const md_sdp_choice *choice,
                   const md_sdp_answer_params *p, char **ret_text)
 {
@@ -381,7 +437,8 @@ int md_sdp_answer(const md_sdp *offer, const md_sdp_choice *choice,
     /* RFC 8843 7.3.3: the group lists accepted m-lines only, in offer order. */
     g_string_append(s, "a=group:BUNDLE");
     for (size_t i = 0; i < offer->n_media; i++)
-        if ((int)i == choice->audio_index || (int)i == choice->video_index)
+        if ((int)i == choice->audio_index || (int)i == choice->video_index ||
+            (int)i == choice->data_index)
             g_string_append_printf(s, " %s", offer->media[i].mid);
     g_string_append_printf(s, "\r\na=msid-semantic: WMS %s\r\n", p->stream_id);
 
@@ -401,6 +458,11 @@ int md_sdp_answer(const md_sdp *offer, const md_sdp_choice *choice,
             }
             append_accepted(s, m, f, audio ? choice->audio_feedback : choice->video_feedback,
                             audio ? p->audio_ssrc : p->video_ssrc, first, p);
+            first = false;
+            continue;
+        }
+        if ((int)i == choice->data_index) {
+            append_data_channel(s, m, choice->data_legacy, first, p);
             first = false;
             continue;
         }

@@ -29,6 +29,7 @@ static void emit(md_leg_ctx *leg, md_media_event ev)
 
 static void leg_release(md_leg_ctx *leg)
 {
+    md_session_dc_release(leg); /* SCTP's ABORT still goes out through DTLS */
     md_ice_free(leg->ice);
     md_dtls_free(leg->dtls);
     md_srtp_free(leg->srtp_in);
@@ -152,6 +153,14 @@ static void on_dtls_connected(const md_dtls_keys *keys, void *ud)
         md_relay_request_keyframe(other, true);
         md_relay_request_keyframe(leg, true);
     }
+    md_session_dc_start(leg); /* RFC 8841 / RFC 8831 6.2: SCTP once DTLS is up */
+}
+
+static void on_dtls_data(const uint8_t *buf, size_t len, void *ud)
+{
+    md_leg_ctx *leg = ud;
+    if (leg->state != MD_LEG_FAILED)
+        md_session_dc_input(leg, buf, len);
 }
 
 static void on_dtls_failed(int error, const char *detail, void *ud)
@@ -159,7 +168,12 @@ static void on_dtls_failed(int error, const char *detail, void *ud)
     leg_fail(ud, error, detail);
 }
 
-static const md_dtls_callbacks dtls_callbacks = {on_dtls_send, on_dtls_connected, on_dtls_failed};
+static const md_dtls_callbacks dtls_callbacks = {
+    .send = on_dtls_send,
+    .on_connected = on_dtls_connected,
+    .on_failed = on_dtls_failed,
+    .on_data = on_dtls_data,
+};
 
 /* ---- offers and answers ---- */
 
@@ -211,6 +225,7 @@ static int send_answer(md_leg_ctx *leg, const md_sdp *offer)
         .video_ssrc = leg->out[MD_KIND_VIDEO].ssrc,
         .cname = CNAME,
         .stream_id = md_leg_name(md_leg_other(leg)->which), /* what this leg receives */
+        .max_message_size = s->host->cfg.max_message_size,
     };
     int r = md_sdp_answer(offer, &leg->choice, &p, &text);
     g_strfreev(candidates);
@@ -225,6 +240,8 @@ static void set_bundle_mid(md_leg_ctx *leg)
 {
     const md_sdp_choice *c = &leg->choice;
     const char *mid = c->audio_index < c->video_index ? c->audio_mid : c->video_mid;
+    if (c->data_index >= 0 && c->data_index < c->audio_index && c->data_index < c->video_index)
+        mid = c->data_mid;
     g_strlcpy(leg->bundle_mid, mid, sizeof(leg->bundle_mid));
 }
 
@@ -360,8 +377,11 @@ static void leg_renegotiate(md_leg_ctx *leg, const md_sdp *offer, const md_sdp_t
     r = md_relay_leg_prepare(leg, &leg->session->host->cfg);
     if (r == 0)
         r = send_answer(leg, offer);
-    if (r < 0)
+    if (r < 0) {
         leg_fail(leg, r, "the answer could not be built");
+        return;
+    }
+    md_session_dc_start(leg); /* a data m-line added by this offer */
 }
 
 static md_session *find(md_session_host *host, const char *id)
@@ -443,6 +463,7 @@ static void session_free(gpointer data)
     }
     for (int i = 0; i < 2; i++) {
         leg_release(&s->legs[i]);
+        md_session_dc_clear(&s->legs[i]);
         md_sdp_free(s->legs[i].pending_offer);
         if (s->legs[i].pending_candidates)
             g_ptr_array_unref(s->legs[i].pending_candidates);
@@ -494,6 +515,10 @@ void md_session_host_free(md_session_host *host)
     if (!host)
         return;
     g_hash_table_destroy(host->sessions);
+    if (host->sctp_timer) { /* gone with the last association already */
+        g_source_destroy(host->sctp_timer);
+        g_source_unref(host->sctp_timer);
+    }
     md_dtls_identity_unref(host->identity);
     md_event_sink_unref(host->sink);
     g_free((char *)host->cfg.ice.bind_address);

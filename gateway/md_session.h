@@ -10,6 +10,7 @@
 #ifndef MD_SESSION_H
 #define MD_SESSION_H
 
+#include "md_dc.h"
 #include "md_dtls.h"
 #include "md_ice.h"
 #include "md_media.h"
@@ -38,6 +39,8 @@ typedef struct md_session_config {
     unsigned nack_slots; /* power of two, or 0 */
     unsigned keyframe_interval_ms;
     unsigned max_remote_candidates;
+    size_t max_message_size; /* our a=max-message-size, SCTP reassembly cap */
+    unsigned chat_queue;     /* chat messages waiting per leg for its chat channel */
 } md_session_config;
 
 typedef struct md_session_host md_session_host;
@@ -132,6 +135,11 @@ typedef struct md_leg_ctx {
     int64_t clock_offset; /* 32.32 fixed point */
     double rtt_ms;        /* last RTT measured from this leg's reports; < 0: none */
     gint64 last_tick_us;
+    /* Data channels (md_session_dc.c): NULL until DTLS is up, and when the
+     * offer has no data m-line.  chat_queue holds chat waiting for this leg's
+     * chat channel (bounded by cfg.chat_queue); it outlives dc. */
+    md_dc *dc;
+    GQueue chat_queue;
 } md_leg_ctx;
 
 struct md_session {
@@ -156,6 +164,8 @@ struct md_session_host {
     GHashTable *sessions; /* id -> md_session */
     uint8_t scratch[MD_SCRATCH_LEN];  /* the packet being relayed */
     uint8_t rtcp_out[MD_SCRATCH_LEN]; /* RTCP built for the other leg */
+    unsigned n_dc;       /* legs with an md_dc on this worker */
+    GSource *sctp_timer; /* md_sctp_tick() every 10 ms while n_dc > 0 */
 };
 
 /* Control thread: makes a host for a worker (takes a ref on identity/sink). */
@@ -169,6 +179,19 @@ void md_session_open(md_session_host *host, const char *id, uint64_t serial, cha
 void md_session_offer(md_session_host *host, const char *id, md_leg leg, md_sdp *offer);
 void md_session_candidate(md_session_host *host, const char *id, md_leg leg, char *candidate);
 void md_session_close(md_session_host *host, const char *id);
+/* See md_media_chat_deliver(); text is copied. */
+void md_session_chat_deliver(md_session_host *host, const char *id, md_leg to_leg,
+                             const char *chat_id, int64_t ts, const char *text);
+
+/* md_session_dc.c: the leg's data channels, on the worker. */
+/* DTLS is up (or a renegotiation added a data m-line): starts SCTP. */
+void md_session_dc_start(md_leg_ctx *leg);
+/* An application-data record from the leg's DTLS. */
+void md_session_dc_input(md_leg_ctx *leg, const uint8_t *buf, size_t len);
+/* Aborts the association (before the DTLS it runs over is freed). */
+void md_session_dc_release(md_leg_ctx *leg);
+/* Drops queued chat (session end). */
+void md_session_dc_clear(md_leg_ctx *leg);
 
 /* md_relay.c: the packet path, on the worker. */
 int md_relay_leg_prepare(md_leg_ctx *leg, const md_session_config *cfg);

@@ -453,6 +453,12 @@ int md_server_new(const md_config *cfg, md_server **ret)
         md_error("server", "audit_open_failed", "{s:s}", "error", md_strerror(r));
         goto fail;
     }
+    r = md_evidence_open(cfg->evidence.dir, cfg->evidence.master_key, &srv->evidence);
+    if (r < 0) {
+        md_error("server", "evidence_open_failed", "{s:s, s:s}", "dir", cfg->evidence.dir,
+                 "error", md_strerror(r));
+        goto fail;
+    }
     r = md_media_new(cfg, g_main_context_default(), md_sessions_on_media_event, srv, &srv->media);
     if (r < 0) {
         md_error("server", "media_start_failed", "{s:s}", "error", md_strerror(r));
@@ -517,6 +523,7 @@ md_server *md_server_free(md_server *srv)
     srv->ws = md_ws_free(srv->ws);
     g_hash_table_destroy(srv->sessions);
     srv->media = md_media_free(srv->media);
+    srv->evidence = md_evidence_free(srv->evidence);
     g_ptr_array_free(srv->parties, TRUE);
     g_hash_table_destroy(srv->device_conns);
     srv->audit = md_audit_close(srv->audit);

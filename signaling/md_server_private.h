@@ -13,6 +13,7 @@
 
 #include "md_audit.h"
 #include "md_config.h"
+#include "md_evidence.h"
 #include "md_media.h"
 #include "md_proto.h"
 #include "md_registry.h"
@@ -75,6 +76,7 @@ struct md_server {
     md_procedures *procedures;
     md_ws *ws;
     md_media *media;
+    md_evidence *evidence; /* chat transcripts (evidence.dir) */
     md_auth_limits auth_limits;
     GHashTable *sessions;       /* id -> md_session* (unfinished only) */
     GPtrArray *parties;         /* md_party*, every open connection */
@@ -111,6 +113,11 @@ int md_session_media_candidate(md_server *srv, md_session *s, md_leg leg, const 
 void md_session_media_close(md_server *srv, md_session *s);
 /* The iceServers list for RTCPeerConnection (docs/protocol.md, assigned). */
 json_t *md_session_ice_servers(md_server *srv, const md_session *s);
+
+/* md_session_chat.c: chat from the data channels (MD_MEDIA_CHAT): transcript,
+ * audit, then relay; and refused channels (MD_MEDIA_CHANNEL_REFUSED). */
+void md_session_chat_received(md_server *srv, md_session *s, const md_media_event *ev);
+void md_session_channel_refused(md_server *srv, md_session *s, const md_media_event *ev);
 
 /* md_http_api.c */
 void md_http_api_handle(md_server *srv, const md_http_request *req, md_http_response *resp);

@@ -701,5 +701,11 @@ void md_sessions_on_media_event(const md_media_event *ev, void *userdata)
                                      "leg", ev->leg == MD_LEG_TABLET ? "tablet" : "verifier",
                                      "stats", ev->stats));
         break;
+    case MD_MEDIA_CHAT:
+        md_session_chat_received(srv, s, ev);
+        break;
+    case MD_MEDIA_CHANNEL_REFUSED:
+        md_session_channel_refused(srv, s, ev);
+        break;
     }
 }

@@ -10,7 +10,9 @@ configured, and candidates of the gateway on other addresses are ignored.
 
 import asyncio
 import ipaddress
+import json
 import sys
+import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -52,10 +54,38 @@ def loopback_only_sdp(sdp):
     return "\r\n".join(lines) + "\r\n"
 
 
-class Leg:
-    """One participant: a signaling client plus an aiortc peer connection."""
+class DataChannel:
+    """An in-band (DCEP) data channel of a leg, with a queue of the JSON
+    messages it received (docs/protocol.md, "Data channels")."""
 
-    def __init__(self, client, session):
+    def __init__(self, pc, label):
+        loop = asyncio.get_event_loop()
+        self.label = label
+        self.dc = pc.createDataChannel(label)
+        self.inbox = asyncio.Queue()
+        self.opened = loop.create_future()
+        self.closed = loop.create_future()
+        self.dc.on("open", lambda: self.opened.done() or self.opened.set_result(True))
+        self.dc.on("close", lambda: self.closed.done() or self.closed.set_result(True))
+        self.dc.on("message", lambda m: self.inbox.put_nowait(json.loads(m)))
+
+    async def open(self):
+        await asyncio.wait_for(self.opened, LIVE_TIMEOUT)
+
+    def chat(self, msg_id, text):
+        self.dc.send(json.dumps({"type": "chat", "id": msg_id, "ts": int(time.time() * 1000),
+                                 "text": text}))
+
+    async def receive(self):
+        return await asyncio.wait_for(self.inbox.get(), LIVE_TIMEOUT)
+
+
+class Leg:
+    """One participant: a signaling client plus an aiortc peer connection.
+    channels: labels of data channels created before the offer (so that the
+    offer carries the data m-line), in self.channels by label."""
+
+    def __init__(self, client, session, channels=()):
         self.client = client
         self.session = session
         self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
@@ -63,6 +93,7 @@ class Leg:
         self.pc.on("track", lambda track: self.tracks.put_nowait(track))
         self.pc.addTrack(VideoStreamTrack())
         self.pc.addTrack(AudioStreamTrack())
+        self.channels = {label: DataChannel(self.pc, label) for label in channels}
         self.candidate_task = None
         self.remote_candidates = []
 
@@ -125,19 +156,20 @@ class LiveBase(GatewayTestCase):
             await leg.close()
         await super().asyncTearDown()
 
-    async def assigned_session(self):
+    async def assigned_session(self, tablet_channels=(), verifier_channels=()):
         verifier = await self.staff("v-yasuoka")
         tablet = await self.device("TAB-NUKUTA-1")
         session = (await self.request(tablet))["session"]
         await verifier.send({"type": "accept", "session": session})
         await tablet.expect("assigned", session=session)
         await verifier.expect("assigned", session=session)
-        t, v = Leg(tablet, session), Leg(verifier, session)
+        t = Leg(tablet, session, tablet_channels)
+        v = Leg(verifier, session, verifier_channels)
         self.legs += [t, v]
         return session, t, v
 
-    async def go_live(self):
-        session, t, v = await self.assigned_session()
+    async def go_live(self, tablet_channels=(), verifier_channels=()):
+        session, t, v = await self.assigned_session(tablet_channels, verifier_channels)
         await asyncio.gather(t.offer(), v.offer())
         for leg in (t, v):
             await leg.client.expect("state", session=session, state="connecting",
@@ -157,6 +189,12 @@ class LiveBase(GatewayTestCase):
         for leg in (t, v):
             await leg.client.expect("state", session=session, state="live",
                                     timeout=LIVE_TIMEOUT)
+        # The gateway (DTLS server) is connected once it sent its last flight;
+        # the client only once that flight arrived: wait for it briefly.
         for leg in (t, v):
+            for _ in range(int(LIVE_TIMEOUT * 20)):
+                if leg.pc.connectionState != "connecting":
+                    break
+                await asyncio.sleep(0.05)
             self.assertEqual(leg.pc.connectionState, "connected", leg.client.name)
         return session, t, v

@@ -8,8 +8,11 @@
  *         {"op":"open","session":"s2"}   {"op":"close","session":"s2"}
  *         {"op":"resources"}   (open fds and threads of this process)
  * Output: {"event":"answer"|"candidate"|"connected"|"disconnected"|"failed"|
- *          "quality"|"refused"|"opened"|"resources", "leg":..., "session":...,
- *          "sdp"/"candidate"/"error"/"detail"/"stats"/"fds"/"threads": ...}
+ *          "quality"|"chat"|"channel_refused"|"refused"|"opened"|"resources",
+ *          "leg":..., "session":..., "sdp"/"candidate"/"error"/"detail"/"stats"/
+ *          "id"/"sha256"/"text"/"label"/"fds"/"threads": ...}
+ * Chat (MD_MEDIA_CHAT) stands in for the control thread, without a
+ * transcript: it is delivered to the other leg at once.
  * Usage: media_peer [codec ...]   (default VP8 H264).  Exits on stdin EOF.
  */
 #include "md_config.h"
@@ -26,9 +29,9 @@ static md_media *media;
 
 static const char *event_name(md_media_event_type t)
 {
-    static const char *const names[] = {"answer",       "candidate", "connected",
-                                        "disconnected", "failed",    "quality"};
-    return names[t];
+    static const char *const names[] = {"answer",  "candidate", "connected", "disconnected",
+                                        "failed",  "quality",   "chat",      "channel_refused"};
+    return (size_t)t < G_N_ELEMENTS(names) ? names[t] : "unknown";
 }
 
 static void emit(json_t *obj)
@@ -50,6 +53,16 @@ static void on_event(const md_media_event *ev, void *ud)
         json_object_set_new(o, "candidate", ev->candidate ? json_string(ev->candidate) : json_null());
     if (ev->stats)
         json_object_set(o, "stats", ev->stats);
+    if (ev->type == MD_MEDIA_CHAT) {
+        json_object_set_new(o, "id", json_string(ev->chat_id));
+        json_object_set_new(o, "sha256", json_string(ev->chat_sha256));
+        json_object_set_new(o, "text", json_string(ev->chat_text));
+        md_media_chat_deliver(media, ev->session_id,
+                              ev->leg == MD_LEG_TABLET ? MD_LEG_VERIFIER : MD_LEG_TABLET,
+                              ev->chat_id, ev->chat_ts, ev->chat_text);
+    }
+    if (ev->label)
+        json_object_set_new(o, "label", json_string(ev->label));
     if (ev->error) {
         json_object_set_new(o, "error", json_string(md_err_code(ev->error)));
         json_object_set_new(o, "detail", json_string(ev->error_detail ? ev->error_detail : ""));

@@ -46,7 +46,7 @@ static void on_failed(int error, const char *detail, void *ud)
     ASSERT(detail && detail[0]);
 }
 
-static const md_dtls_callbacks callbacks = {on_send, on_connected, on_failed};
+static const md_dtls_callbacks callbacks = {on_send, on_connected, on_failed, NULL};
 
 static void fingerprint_of(md_dtls_identity *id, md_sdp_fingerprint *ret)
 {

@@ -148,13 +148,16 @@ static void test_answer(void)
                        "66:77:88:99:AA:BB:CC:DD:EE:FF",
         .setup = md_sdp_answer_setup(MD_SDP_SETUP_ACTPASS), .candidates = cands,
         .n_candidates = 1, .end_of_candidates = true, .audio_ssrc = 1111, .video_ssrc = 2222,
-        .cname = "madoguchi", .stream_id = "verifier",
+        .cname = "madoguchi", .stream_id = "verifier", .max_message_size = 262144,
     };
     char *text = NULL;
+    ASSERT_EQ(c.data_index, 2);
+    ASSERT_STR_EQ(c.data_mid, "2");
+    ASSERT_EQ(c.remote_sctp_port, 5000);
     ASSERT_OK(md_sdp_answer(offer, &c, &p, &text));
     static const char *const expected[] = {
         "o=- 42 2 IN IP4 0.0.0.0\r\n",
-        "a=group:BUNDLE 0 1\r\n",
+        "a=group:BUNDLE 0 1 2\r\n",
         "m=audio 9 UDP/TLS/RTP/SAVPF 111\r\n",
         "a=rtpmap:111 opus/48000/2\r\n",
         "a=fmtp:111 minptime=10;useinbandfec=1\r\n",
@@ -166,7 +169,9 @@ static void test_answer(void)
         "a=ssrc:2222 cname:madoguchi\r\n",
         "a=msid:verifier verifier-video\r\n",
         "a=rtcp-rsize\r\n",
-        "m=application 0 UDP/DTLS/SCTP webrtc-datachannel\r\n",
+        /* RFC 8841 4.1, 5.1, 6.1: the data channel m-line is accepted. */
+        "m=application 9 UDP/DTLS/SCTP webrtc-datachannel\r\n",
+        "a=mid:2\r\na=sctp-port:5000\r\na=max-message-size:262144\r\n",
         "a=candidate:1 1 udp 2015363327 127.0.0.1 40000 typ host\r\na=end-of-candidates\r\n",
     };
     for (size_t i = 0; i < G_N_ELEMENTS(expected); i++)
@@ -185,7 +190,9 @@ static void test_answer(void)
     ASSERT_OK(md_sdp_parse(text, strlen(text), 65536, &back, err, sizeof(err)));
     ASSERT_OK(md_sdp_check_offer(back, err, sizeof(err)));
     ASSERT_EQ(back->n_media, 3);
-    ASSERT_EQ(back->media[2].port, 0);
+    ASSERT_EQ(back->media[2].port, 9);
+    ASSERT_EQ(back->media[2].sctp_port, 5000);
+    ASSERT_EQ(back->media[2].max_message_size, 262144);
     ASSERT_EQ(back->media[1].n_formats, 1);
     md_sdp_transport t;
     md_sdp_bundle_transport(back, &t);
@@ -276,6 +283,64 @@ static void test_refused(void)
     }
 }
 
+/* RFC 8841: only UDP/DTLS/SCTP webrtc-datachannel is served; the legacy
+ * DTLS/SCTP form and other application m-lines are rejected with port 0. */
+static void test_data_channel_lines(void)
+{
+    static const struct {
+        const char *mline, *attrs;
+        int index;
+        uint16_t port;
+        uint64_t max;
+    } cases[] = {
+        {"m=application 9 UDP/DTLS/SCTP webrtc-datachannel", "a=sctp-port:5001\r\n", 2, 5001, 0},
+        {"m=application 9 UDP/DTLS/SCTP webrtc-datachannel", "a=max-message-size:0\r\n", 2,
+         5000, UINT64_MAX},
+        {"m=application 9 DTLS/SCTP 5000", "a=sctpmap:5000 webrtc-datachannel 1024\r\n", 2,
+         5000, 0},
+        {"m=application 9 DTLS/SCTP 5000", "", -1, 0, 0},
+        {"m=application 9 DTLS/SCTP 5000", "a=sctpmap:5000 bfcp 1\r\n", -1, 0, 0},
+        {"m=application 9 UDP/DTLS/SCTP bfcp", "", -1, 0, 0},
+    };
+    for (size_t i = 0; i < G_N_ELEMENTS(cases); i++) {
+        GString *text = g_string_new(base);
+        g_string_replace(text, "a=group:BUNDLE a v", "a=group:BUNDLE a v d", 1);
+        g_string_append_printf(text, "%s\r\na=mid:d\r\n%s", cases[i].mline, cases[i].attrs);
+        md_sdp *offer = NULL;
+        char err[256];
+        ASSERT_OK(md_sdp_parse(text->str, text->len, 65536, &offer, err, sizeof(err)));
+        ASSERT_OK(md_sdp_check_offer(offer, err, sizeof(err)));
+        md_sdp_choice c;
+        ASSERT_OK(md_sdp_choose(offer, "VP8", &c, err, sizeof(err)));
+        ASSERT_EQ(c.data_index, cases[i].index);
+        md_sdp_answer_params p = {.ice_ufrag = "abcd", .ice_pwd = "0123456789abcdefghijklmn",
+                                  .fingerprint = "sha-256 00", .cname = "x", .stream_id = "y"};
+        char *answer = NULL;
+        ASSERT_OK(md_sdp_answer(offer, &c, &p, &answer));
+        if (cases[i].index >= 0) {
+            ASSERT_EQ(c.remote_sctp_port, cases[i].port);
+            ASSERT_EQ(c.remote_max_message_size, cases[i].max);
+            ASSERT(strstr(answer, "a=group:BUNDLE a v d\r\n"));
+            if (c.data_legacy) { /* answered in the form offered (RFC 3264 6) */
+                ASSERT(strstr(answer, "m=application 9 DTLS/SCTP 5000\r\n"));
+                ASSERT(strstr(answer, "a=sctpmap:5000 webrtc-datachannel 1024\r\n"
+                                      "a=max-message-size:65536\r\n"));
+            } else {
+                ASSERT(strstr(answer, "m=application 9 UDP/DTLS/SCTP webrtc-datachannel\r\n"));
+                ASSERT(strstr(answer, "a=sctp-port:5000\r\na=max-message-size:65536\r\n"));
+            }
+        } else {
+            ASSERT(strstr(answer, "a=group:BUNDLE a v\r\n"));
+            ASSERT(strstr(answer, "m=application 0 "));
+            ASSERT(!strstr(answer, "a=sctp-port"));
+        }
+        g_free(answer);
+        md_sdp_free(offer);
+        g_string_free(text, TRUE);
+    }
+    ASSERT_EQ(try_parse("v=0\r\na=sctp-port:5000\r\n", 24, NULL, 0), -MD_E_SDP_INVALID);
+}
+
 static void test_limits(void)
 {
     char err[256];
@@ -325,6 +390,7 @@ int main(void)
     RUN(test_answer);
     RUN(test_setup_roles);
     RUN(test_refused);
+    RUN(test_data_channel_lines);
     RUN(test_limits);
     return 0;
 }
