@@ -63,6 +63,7 @@ struct md_session {
     int64_t requested_mono_ms;
     md_party *leg[2];       /* indexed by md_leg; NULL while disconnected */
     bool leg_connected[2];  /* media up */
+    bool leg_was_up[2];     /* media was up at some point (a later loss may rejoin) */
     bool media_open;
     guint timer;            /* queue wait, connect timeout or rejoin grace */
     enum md_assignment_mode assignment;

@@ -637,6 +637,29 @@ void md_sessions_shutdown(md_server *srv)
 
 /* ---- media plane events (delivered on the control thread) ---- */
 
+/* A leg that was up lost its transport: its peer closed DTLS (a page reload
+ * or a new PeerConnection) or ICE failed.  The client may come back with an
+ * ICE restart or a new PeerConnection on the same session.  Failures of the
+ * negotiation itself (codecs, fingerprint, SDP) end the session. */
+static bool transport_loss(const md_session *s, const md_media_event *ev)
+{
+    return s->leg_was_up[ev->leg] &&
+           (ev->error == -MD_E_DTLS_FAILED || ev->error == -MD_E_ICE_FAILED);
+}
+
+/* Consent or path lost (RFC 7675), or the transport closed: the leg has
+ * session.rejoin_grace_seconds to come back, else the session ends with
+ * reason network. */
+static void leg_media_lost(md_server *srv, md_session *s, md_party *p, md_leg leg, int error)
+{
+    s->leg_connected[leg] = false;
+    md_server_audit(srv, p ? p->actor : "system", "leg_media_lost", s->municipality, s->post_office,
+                    s->id,
+                    json_pack("{s:s, s:s}", "leg", md_leg_name(leg), "code",
+                              md_err_code(error ? error : -MD_E_ICE_FAILED)));
+    arm_timer(srv, s, srv->cfg->session.rejoin_grace_seconds, "network");
+}
+
 void md_sessions_on_media_event(const md_media_event *ev, void *userdata)
 {
     md_server *srv = userdata;
@@ -662,6 +685,7 @@ void md_sessions_on_media_event(const md_media_event *ev, void *userdata)
     case MD_MEDIA_LEG_CONNECTED: {
         bool restored = s->state == MD_STATE_LIVE;
         s->leg_connected[ev->leg] = true;
+        s->leg_was_up[ev->leg] = true;
         md_server_audit(srv, p ? p->actor : "system",
                         restored ? "leg_media_restored" : "leg_connected", s->municipality,
                         s->post_office, s->id, json_pack("{s:s}", "leg", md_leg_name(ev->leg)));
@@ -677,15 +701,13 @@ void md_sessions_on_media_event(const md_media_event *ev, void *userdata)
         break;
     }
     case MD_MEDIA_LEG_DISCONNECTED:
-        /* Consent or path lost (RFC 7675): the leg may come back through an
-         * ICE restart within the grace period; otherwise the session ends
-         * with reason network. */
-        s->leg_connected[ev->leg] = false;
-        md_server_audit(srv, p ? p->actor : "system", "leg_media_lost", s->municipality,
-                        s->post_office, s->id, json_pack("{s:s}", "leg", md_leg_name(ev->leg)));
-        arm_timer(srv, s, srv->cfg->session.rejoin_grace_seconds, "network");
+        leg_media_lost(srv, s, p, ev->leg, ev->error);
         break;
     case MD_MEDIA_LEG_FAILED: {
+        if (transport_loss(s, ev)) {
+            leg_media_lost(srv, s, p, ev->leg, ev->error);
+            break;
+        }
         md_server_audit(
             srv, p ? p->actor : "system", "leg_failed", s->municipality, s->post_office, s->id,
             json_pack("{s:s, s:s}", "leg", md_leg_name(ev->leg), "code", md_err_code(ev->error)));

@@ -10,7 +10,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import harness  # noqa: E402
-from webrtc import LIVE_TIMEOUT, LiveBase  # noqa: E402
+from webrtc import LIVE_TIMEOUT, Leg, LiveBase  # noqa: E402
 
 
 class Live(LiveBase):
@@ -50,6 +50,57 @@ class Live(LiveBase):
         err = await t.client.expect("error", re="nb")
         self.assertIn(err.get("code"), ("bundle_required", "sdp_unsupported", "media_failed"), err)
 
+
+
+async def first_video_frame(leg):
+    track = None
+    while track is None or track.kind != "video":
+        track = await asyncio.wait_for(leg.tracks.get(), LIVE_TIMEOUT)
+    return await asyncio.wait_for(track.recv(), LIVE_TIMEOUT)
+
+
+class Rejoin(LiveBase):
+    """A leg whose PeerConnection goes away (page reload: DTLS close_notify)
+    may come back with a new one on the same session within the grace."""
+
+    config = {"session": {"rejoin_grace_seconds": 20}}
+
+    async def test_new_peer_connection_rejoins_same_session(self):
+        session, t, v = await self.go_live()
+        await v.close()  # sends DTLS close_notify
+        self.legs.remove(v)
+        await v.client.expect_none("ended", 1.5, session=session)
+        v2 = Leg(v.client, session)
+        self.legs.append(v2)
+        await v2.offer()
+        await v2.apply_answer()
+        frame = await first_video_frame(v2)
+        self.assertGreater(frame.width, 0)
+        await t.client.expect_none("ended", 0.5, session=session)
+        entries = await self.gw.audit_api(session=session)
+        self.assertTrue(harness.find_audit(entries, "leg_media_lost"),
+                        harness.describe_entries(entries))
+        self.assertTrue(harness.find_audit(entries, "leg_media_restored"),
+                        harness.describe_entries(entries))
+        await v.client.send({"type": "outcome", "session": session, "result": "verified"})
+        e = await t.client.expect("ended", session=session)
+        self.assertEqual(e.get("outcome"), "verified")
+
+
+class GraceExpires(LiveBase):
+    config = {"session": {"rejoin_grace_seconds": 2}}
+
+    async def test_leg_gone_past_grace_ends_with_network(self):
+        session, t, v = await self.go_live()
+        await t.close()
+        self.legs.remove(t)
+        for leg in (t, v):
+            e = await leg.client.expect("ended", session=session, timeout=LIVE_TIMEOUT)
+            self.assertEqual(e.get("reason"), "network", e)
+        entries = await self.gw.audit_api(session=session)
+        ended = harness.find_audit(entries, "session_ended")
+        self.assertTrue(ended and any(x.get("detail", {}).get("reason") == "network"
+                                      for x in ended), harness.describe_entries(entries))
 
 if __name__ == "__main__":
     harness.main()
