@@ -176,6 +176,7 @@ struct command {
     md_sdp *offer;
     char *candidate;
     char **video_codecs;
+    bool require_srtp_gcm;
     char *chat_id, *chat_text; /* CMD_CHAT */
     int64_t chat_ts;
 };
@@ -199,7 +200,7 @@ static gboolean run_command(gpointer data)
     struct command *c = data;
     switch (c->kind) {
     case CMD_OPEN:
-        md_session_open(c->host, c->session_id, c->serial, c->video_codecs);
+        md_session_open(c->host, c->session_id, c->serial, c->video_codecs, c->require_srtp_gcm);
         c->video_codecs = NULL;
         break;
     case CMD_OFFER:
@@ -274,8 +275,8 @@ static int start_workers(md_media *m, const md_config *cfg)
             m->n_workers = i;
             return r;
         }
-        m->workers[i].host = md_session_host_new(md_worker_context(m->workers[i].worker), &sc,
-                                                 m->identity, m->sink);
+        m->workers[i].host =
+            md_session_host_new(md_worker_context(m->workers[i].worker), &sc, m->identity, m->sink);
     }
     return 0;
 }
@@ -364,10 +365,10 @@ static unsigned least_loaded(const md_media *m)
     return best;
 }
 
-int md_media_session_open(md_media *m, const char *session_id, const char *const *video_codecs)
+int md_media_session_open(md_media *m, const char *session_id, const md_media_session_options *opt)
 {
-    if (!session_id || !valid_text(session_id, MAX_SESSION_ID) || !video_codecs ||
-        !video_codecs[0])
+    const char *const *video_codecs = opt ? opt->video_codecs : NULL;
+    if (!session_id || !valid_text(session_id, MAX_SESSION_ID) || !video_codecs || !video_codecs[0])
         return -EINVAL;
     for (size_t i = 0; video_codecs[i]; i++)
         if (!md_sdp_codec_known(video_codecs[i]) || i >= 8)
@@ -387,12 +388,13 @@ int md_media_session_open(md_media *m, const char *session_id, const char *const
     c->session_id = g_strdup(session_id);
     c->serial = rec->serial;
     c->video_codecs = g_strdupv((char **)video_codecs);
+    c->require_srtp_gcm = opt->require_srtp_gcm;
     post(m, rec->worker, c);
     return 0;
 }
 
-int md_media_leg_offer(md_media *m, const char *session_id, md_leg leg, const char *sdp,
-                       size_t len, char **ret_detail)
+int md_media_leg_offer(md_media *m, const char *session_id, md_leg leg, const char *sdp, size_t len,
+                       char **ret_detail)
 {
     char err[256] = "";
     md_sdp *offer = NULL;
@@ -421,8 +423,8 @@ int md_media_leg_offer(md_media *m, const char *session_id, md_leg leg, const ch
     return 0;
 }
 
-int md_media_leg_candidate(md_media *m, const char *session_id, md_leg leg,
-                           const char *candidate, const char *mid)
+int md_media_leg_candidate(md_media *m, const char *session_id, md_leg leg, const char *candidate,
+                           const char *mid)
 {
     struct session_record *rec = session_id ? g_hash_table_lookup(m->sessions, session_id) : NULL;
     if (!rec)

@@ -42,7 +42,7 @@ typedef enum md_media_event_type {
     MD_MEDIA_LEG_CONNECTED,    /* ICE + DTLS + SRTP up, media flows */
     MD_MEDIA_LEG_DISCONNECTED, /* consent or path lost; may come back (ICE restart) */
     MD_MEDIA_LEG_FAILED,       /* error: MD_E_* code; the leg is gone */
-    MD_MEDIA_QUALITY,          /* stats: per connected leg, once a second (docs/internals/media.md) */
+    MD_MEDIA_QUALITY, /* stats: per connected leg, once a second (docs/internals/media.md) */
     /* chat_id, chat_ts, chat_text, chat_sha256: a valid chat message the leg
      * sent on its "chat" data channel.  Nothing was relayed or acknowledged:
      * the control thread stores and audits it, then calls
@@ -86,25 +86,32 @@ md_media *md_media_free(md_media *m);
 /* "sha-256 AB:..." of the gateway's DTLS certificate (for diagnostics). */
 const char *md_media_fingerprint(const md_media *m);
 
-/* video_codecs: NULL-terminated preference, e.g. {"VP8", "H264", NULL}, from
- * "VP8", "H264" (constrained baseline, packetization-mode 1), "VP9", "AV1".
+typedef struct md_media_session_options {
+    /* NULL-terminated preference from "VP8", "H264" (constrained baseline,
+     * packetization-mode 1), "VP9", "AV1", e.g. {"VP8", "H264", NULL}. */
+    const char *const *video_codecs;
+    /* Offer only SRTP_AEAD_AES_128_GCM in DTLS-SRTP (RFC 7714); a client that
+     * cannot do GCM fails its leg with dtls_failed. */
+    bool require_srtp_gcm;
+} md_media_session_options;
+
+/* Opens a session on the least loaded worker.
  * -EEXIST, -EINVAL (bad id or codec list), -EBUSY (media.max_sessions). */
-int md_media_session_open(md_media *m, const char *session_id,
-                          const char *const *video_codecs);
+int md_media_session_open(md_media *m, const char *session_id, const md_media_session_options *opt);
 
 /* The leg's offer (sdp of len bytes, no NUL needed).  Parsed and checked here:
  * -MD_E_SDP_INVALID, -MD_E_SDP_UNSUPPORTED, -MD_E_BUNDLE_REQUIRED with a
  * reason in *ret_detail (nullable, g_free) and nothing posted; else 0 and the
  * answer, or LEG_FAILED, comes as an event.  -MD_E_SESSION_UNKNOWN. */
-int md_media_leg_offer(md_media *m, const char *session_id, md_leg leg, const char *sdp,
-                       size_t len, char **ret_detail);
+int md_media_leg_offer(md_media *m, const char *session_id, md_leg leg, const char *sdp, size_t len,
+                       char **ret_detail);
 
 /* A trickled remote candidate ("candidate:..." or "a=candidate:..."), or
  * NULL for end-of-candidates (RFC 8838 8.2).  mid is informative only since
  * everything is bundled.  Candidates that arrive before the offer is answered
  * are kept (media.max_remote_candidates).  -MD_E_SESSION_UNKNOWN, -EINVAL. */
-int md_media_leg_candidate(md_media *m, const char *session_id, md_leg leg,
-                           const char *candidate, const char *mid);
+int md_media_leg_candidate(md_media *m, const char *session_id, md_leg leg, const char *candidate,
+                           const char *mid);
 
 /* After an MD_MEDIA_CHAT from the other leg was stored: sends
  * {type:"chat", id, ts, text} to to_leg and {type:"chat_ack", id} to the

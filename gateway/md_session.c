@@ -60,7 +60,8 @@ static void leg_fail(md_leg_ctx *leg, int error, const char *detail)
     g_clear_pointer(&leg->pending_offer, md_sdp_free);
     md_debug("media", "leg_failed", "{s:s, s:s, s:s, s:s}", "session", s->id, "leg",
              md_leg_name(leg->which), "error", md_err_code(error), "detail", detail ? detail : "");
-    emit(leg, (md_media_event){.type = MD_MEDIA_LEG_FAILED, .error = error, .error_detail = detail});
+    emit(leg,
+         (md_media_event){.type = MD_MEDIA_LEG_FAILED, .error = error, .error_detail = detail});
     if (!s->reaper) {
         s->reaper = g_idle_source_new();
         g_source_set_callback(s->reaper, reap, s, NULL);
@@ -75,8 +76,8 @@ static void on_ice_candidate(const char *candidate, void *ud)
     md_leg_ctx *leg = ud;
     if (leg->state == MD_LEG_FAILED)
         return;
-    emit(leg, (md_media_event){.type = MD_MEDIA_CANDIDATE, .candidate = candidate,
-                               .mid = leg->bundle_mid});
+    emit(leg, (md_media_event){
+                  .type = MD_MEDIA_CANDIDATE, .candidate = candidate, .mid = leg->bundle_mid});
 }
 
 static void on_ice_state(md_ice_state state, void *ud)
@@ -98,7 +99,8 @@ static void on_ice_state(md_ice_state state, void *ud)
     leg->ice_connected = false;
     if (leg->ever_connected) {
         leg->state = MD_LEG_ANSWERED;
-        emit(leg, (md_media_event){.type = MD_MEDIA_LEG_DISCONNECTED, .error = -MD_E_ICE_FAILED,
+        emit(leg, (md_media_event){.type = MD_MEDIA_LEG_DISCONNECTED,
+                                   .error = -MD_E_ICE_FAILED,
                                    .error_detail = "ICE consent or path lost"});
     } else {
         leg_fail(leg, -MD_E_ICE_FAILED, "ICE connectivity checks failed");
@@ -272,8 +274,9 @@ static int leg_start(md_leg_ctx *leg, const md_sdp *offer, const md_sdp_choice *
 
     md_dtls_options opt = {
         .role = md_sdp_answer_setup(leg->remote.setup) == MD_SDP_SETUP_ACTIVE ? MD_DTLS_CLIENT
-                                                                               : MD_DTLS_SERVER,
+                                                                              : MD_DTLS_SERVER,
         .initial_timeout_ms = host->cfg.dtls_timeout_ms,
+        .require_gcm = leg->session->require_srtp_gcm,
     };
     r = md_dtls_new(host->identity, &opt, leg->remote.fingerprints, leg->remote.n_fingerprints,
                     host->ctx, &dtls_callbacks, leg, &leg->dtls);
@@ -314,9 +317,9 @@ static void negotiate(md_session *s)
     md_sdp_choice choice[2];
     char err[320], detail[384];
     const char *codec;
-    int r = md_sdp_choose_video_codec((const char *const *)s->video_codecs, t->pending_offer,
-                                      "tablet", v->pending_offer, "verifier", &codec, err,
-                                      sizeof(err));
+    int r =
+        md_sdp_choose_video_codec((const char *const *)s->video_codecs, t->pending_offer, "tablet",
+                                  v->pending_offer, "verifier", &codec, err, sizeof(err));
     if (r < 0) {
         refuse_session(s, r, err);
         return;
@@ -396,7 +399,8 @@ void md_session_offer(md_session_host *host, const char *id, md_leg which, md_sd
     if (!s)
         goto out;
     if (s->refused) {
-        emit(leg, (md_media_event){.type = MD_MEDIA_LEG_FAILED, .error = -MD_E_CODEC_MISMATCH,
+        emit(leg, (md_media_event){.type = MD_MEDIA_LEG_FAILED,
+                                   .error = -MD_E_CODEC_MISMATCH,
                                    .error_detail = "the session was refused"});
         goto out;
     }
@@ -473,7 +477,8 @@ static void session_free(gpointer data)
     g_free(s);
 }
 
-void md_session_open(md_session_host *host, const char *id, uint64_t serial, char **video_codecs)
+void md_session_open(md_session_host *host, const char *id, uint64_t serial, char **video_codecs,
+                     bool require_srtp_gcm)
 {
     md_session *s = g_new0(md_session, 1);
     uint64_t sid = 0;
@@ -482,6 +487,7 @@ void md_session_open(md_session_host *host, const char *id, uint64_t serial, cha
     s->id = g_strdup(id);
     s->serial = serial;
     s->video_codecs = video_codecs;
+    s->require_srtp_gcm = require_srtp_gcm;
     s->sdp_session_id = sid >> 2; /* RFC 8829 5.2.1: 64-bit, top bit clear */
     for (int i = 0; i < 2; i++) {
         s->legs[i].session = s;

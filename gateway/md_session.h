@@ -66,7 +66,7 @@ typedef struct md_rtx_slot {
 /* What a leg sends to the gateway, per kind. */
 typedef struct md_stream_in {
     uint8_t pt;
-    uint32_t ssrc; /* signalled, then latched from packets */
+    uint32_t ssrc;     /* signalled, then latched from packets */
     unsigned feedback; /* MD_SDP_FB_* the leg accepts for this stream */
     uint32_t clock_rate;
     uint64_t packets, bytes;
@@ -113,7 +113,7 @@ typedef struct md_leg_ctx {
     md_session *session;
     md_leg which;
     md_leg_state state;
-    md_sdp *pending_offer;        /* WAITING: held until both offers are in */
+    md_sdp *pending_offer;         /* WAITING: held until both offers are in */
     GPtrArray *pending_candidates; /* before the answer */
     unsigned remote_candidates;
     md_sdp_choice choice;
@@ -147,6 +147,7 @@ struct md_session {
     char *id;
     uint64_t serial;
     char **video_codecs;
+    bool require_srtp_gcm;   /* policy: DTLS-SRTP offers GCM only */
     const char *video_codec; /* chosen, points into video_codecs */
     int (*video_probe)(const uint8_t *, size_t, unsigned *, unsigned *); /* md_codec_probe.h */
     bool refused;
@@ -161,11 +162,11 @@ struct md_session_host {
     md_session_config cfg;
     md_dtls_identity *identity;
     md_event_sink *sink;
-    GHashTable *sessions; /* id -> md_session */
+    GHashTable *sessions;             /* id -> md_session */
     uint8_t scratch[MD_SCRATCH_LEN];  /* the packet being relayed */
     uint8_t rtcp_out[MD_SCRATCH_LEN]; /* RTCP built for the other leg */
-    unsigned n_dc;       /* legs with an md_dc on this worker */
-    GSource *sctp_timer; /* md_sctp_tick() every 10 ms while n_dc > 0 */
+    unsigned n_dc;                    /* legs with an md_dc on this worker */
+    GSource *sctp_timer;              /* md_sctp_tick() every 10 ms while n_dc > 0 */
 };
 
 /* Control thread: makes a host for a worker (takes a ref on identity/sink). */
@@ -175,7 +176,8 @@ md_session_host *md_session_host_new(GMainContext *worker_ctx, const md_session_
 void md_session_host_free(md_session_host *host);
 
 /* Worker thread commands; ownership of the pointer arguments is taken. */
-void md_session_open(md_session_host *host, const char *id, uint64_t serial, char **video_codecs);
+void md_session_open(md_session_host *host, const char *id, uint64_t serial, char **video_codecs,
+                     bool require_srtp_gcm);
 void md_session_offer(md_session_host *host, const char *id, md_leg leg, md_sdp *offer);
 void md_session_candidate(md_session_host *host, const char *id, md_leg leg, char *candidate);
 void md_session_close(md_session_host *host, const char *id);

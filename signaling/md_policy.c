@@ -172,13 +172,23 @@ static int parse_allowed_networks(json_t *v, md_policy *p, const char **ret_why)
     return parse_string_list(v, 1, NETWORKS_MAX, valid_cidr, false, &p->allowed_networks);
 }
 
-static int parse_require_device_cert(json_t *v, md_policy *p, const char **ret_why)
+static int parse_bool(json_t *v, bool *ret, const char **ret_why)
 {
     *ret_why = "must be true or false";
     if (!json_is_boolean(v))
         return -MD_E_CONFIG;
-    p->require_device_cert = json_is_true(v);
+    *ret = json_is_true(v);
     return 0;
+}
+
+static int parse_require_device_cert(json_t *v, md_policy *p, const char **ret_why)
+{
+    return parse_bool(v, &p->require_device_cert, ret_why);
+}
+
+static int parse_require_srtp_gcm(json_t *v, md_policy *p, const char **ret_why)
+{
+    return parse_bool(v, &p->require_srtp_gcm, ret_why);
 }
 
 static int parse_min_tls(json_t *v, md_policy *p, const char **ret_why)
@@ -228,6 +238,7 @@ static const struct policy_key {
     {"max_file_mb", parse_max_file_mb},
     {"file_types", parse_file_types},
     {"require_device_cert", parse_require_device_cert},
+    {"require_srtp_gcm", parse_require_srtp_gcm},
     {"min_tls", parse_min_tls},
     {"allowed_networks", parse_allowed_networks},
     {"assignment", parse_assignment},

@@ -71,6 +71,7 @@ typedef struct md_policy {
     int max_file_mb;
     char **file_types;        /* NULL-terminated MIME types */
     bool require_device_cert; /* default true */
+    bool require_srtp_gcm;    /* DTLS-SRTP only with AEAD_AES_128_GCM; default false */
     char *min_tls;            /* "1.2" or "1.3"; default "1.3" */
     char **allowed_networks;  /* NULL-terminated CIDRs; NULL = any */
     enum md_assignment_mode assignment;

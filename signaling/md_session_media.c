@@ -18,7 +18,16 @@ static const char *const video_codecs[] = {"VP8", "H264", "VP9", "AV1", NULL};
 
 int md_session_media_open(md_server *srv, md_session *s)
 {
-    int r = md_media_session_open(srv->media, s->id, video_codecs);
+    md_policy policy;
+    int r = md_registry_policy(srv->store, s->municipality, &policy);
+    if (r < 0)
+        return r;
+    md_media_session_options opt = {
+        .video_codecs = video_codecs,
+        .require_srtp_gcm = policy.require_srtp_gcm,
+    };
+    md_policy_clear(&policy);
+    r = md_media_session_open(srv->media, s->id, &opt);
     if (r == 0)
         s->media_open = true;
     return r;

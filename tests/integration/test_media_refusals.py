@@ -112,5 +112,27 @@ class MediaRefusals(LiveBase):
         self.assertEqual(e.get("outcome"), "verified")
 
 
+
+class GcmOnly(LiveBase):
+    """A municipality whose policy requires SRTP AEAD_AES_128_GCM (RFC 7714):
+    aiortc offers only AES_CM_128_HMAC_SHA1_80 in DTLS-SRTP, so its legs are
+    refused at the handshake and the session ends with reason media."""
+
+    registry = harness.TEST_DATA / "registry-gcm-only.json"
+
+    async def test_leg_without_gcm_is_refused(self):
+        session, t, v = await self.assigned_session()
+        await asyncio.gather(t.offer(), v.offer())
+        await asyncio.gather(t.apply_answer(), v.apply_answer())
+        err = await t.client.expect("error", session=session, timeout=LIVE_TIMEOUT)
+        self.assertEqual(err.get("code"), "dtls_failed", err)
+        self.assertIn("SRTP", err.get("detail", ""), err)
+        for leg in (t, v):
+            ended = await leg.client.expect("ended", session=session, timeout=LIVE_TIMEOUT)
+            self.assertEqual(ended.get("reason"), "media", ended)
+        entries = await self.gw.audit_api(session=session)
+        self.assertTrue(harness.find_audit(entries, "dtls_failed"),
+                        harness.describe_entries(entries))
+
 if __name__ == "__main__":
     harness.main()

@@ -29,8 +29,8 @@ static md_media *media;
 
 static const char *event_name(md_media_event_type t)
 {
-    static const char *const names[] = {"answer",  "candidate", "connected", "disconnected",
-                                        "failed",  "quality",   "chat",      "channel_refused"};
+    static const char *const names[] = {"answer", "candidate", "connected", "disconnected",
+                                        "failed", "quality",   "chat",      "channel_refused"};
     return (size_t)t < G_N_ELEMENTS(names) ? names[t] : "unknown";
 }
 
@@ -50,7 +50,8 @@ static void on_event(const md_media_event *ev, void *ud)
     if (ev->sdp)
         json_object_set_new(o, "sdp", json_string(ev->sdp));
     if (ev->type == MD_MEDIA_CANDIDATE)
-        json_object_set_new(o, "candidate", ev->candidate ? json_string(ev->candidate) : json_null());
+        json_object_set_new(o, "candidate",
+                            ev->candidate ? json_string(ev->candidate) : json_null());
     if (ev->stats)
         json_object_set(o, "stats", ev->stats);
     if (ev->type == MD_MEDIA_CHAT) {
@@ -117,7 +118,8 @@ static void handle(json_t *msg)
     } else if (strcmp(op, "close") == 0) {
         md_media_session_close(media, sid);
     } else if (strcmp(op, "open") == 0) {
-        int r = md_media_session_open(media, sid, codecs);
+        int r =
+            md_media_session_open(media, sid, &(md_media_session_options){.video_codecs = codecs});
         emit(json_pack("{s:s, s:s, s:i}", "event", "opened", "session", sid, "result", r));
     } else if (strcmp(op, "resources") == 0) {
         /* Counted here, on the control thread, after every earlier command
@@ -163,7 +165,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "md_media_new: %s\n", md_strerror(r));
         return 2;
     }
-    r = md_media_session_open(media, "s1", codecs);
+    r = md_media_session_open(media, "s1", &(md_media_session_options){.video_codecs = codecs});
     if (r < 0) {
         fprintf(stderr, "session_open: %s\n", md_strerror(r));
         return 2;

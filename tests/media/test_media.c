@@ -17,20 +17,25 @@ struct recorder {
     GPtrArray *answers;
 };
 
+static int open_session(md_media *m, const char *id, const char *const *codecs)
+{
+    return md_media_session_open(m, id, &(md_media_session_options){.video_codecs = codecs});
+}
+
 static const char *type_name(md_media_event_type t)
 {
-    static const char *const names[] = {"answer", "candidate", "connected", "disconnected",
-                                        "failed", "quality"};
+    static const char *const names[] = {"answer",       "candidate", "connected",
+                                        "disconnected", "failed",    "quality"};
     return names[t];
 }
 
 static void on_event(const md_media_event *ev, void *ud)
 {
     struct recorder *rec = ud;
-    g_ptr_array_add(rec->events, g_strdup_printf("%s %s %s %s %s", ev->session_id,
-                                                 type_name(ev->type), md_leg_name(ev->leg),
-                                                 ev->error ? md_err_code(ev->error) : "-",
-                                                 ev->error_detail ? ev->error_detail : ""));
+    g_ptr_array_add(rec->events,
+                    g_strdup_printf("%s %s %s %s %s", ev->session_id, type_name(ev->type),
+                                    md_leg_name(ev->leg), ev->error ? md_err_code(ev->error) : "-",
+                                    ev->error_detail ? ev->error_detail : ""));
     if (ev->type == MD_MEDIA_ANSWER)
         g_ptr_array_add(rec->answers, g_strdup(ev->sdp));
 }
@@ -98,15 +103,15 @@ static void test_arguments(void)
     ASSERT(g_str_has_prefix(md_media_fingerprint(m), "sha-256 "));
 
     const char *vp8[] = {"VP8", NULL}, *bad[] = {"VP8", "THEORA", NULL}, *none[] = {NULL};
-    ASSERT_EQ(md_media_session_open(m, "s", bad), -EINVAL);
-    ASSERT_EQ(md_media_session_open(m, "s", none), -EINVAL);
-    ASSERT_EQ(md_media_session_open(m, "", vp8), -EINVAL);
-    ASSERT_EQ(md_media_session_open(m, "bad\nid", vp8), -EINVAL);
-    ASSERT_OK(md_media_session_open(m, "s1", vp8));
-    ASSERT_EQ(md_media_session_open(m, "s1", vp8), -EEXIST);
-    ASSERT_OK(md_media_session_open(m, "s2", vp8));
-    ASSERT_OK(md_media_session_open(m, "s3", vp8));
-    ASSERT_EQ(md_media_session_open(m, "s4", vp8), -EBUSY); /* media.max_sessions */
+    ASSERT_EQ(open_session(m, "s", bad), -EINVAL);
+    ASSERT_EQ(open_session(m, "s", none), -EINVAL);
+    ASSERT_EQ(open_session(m, "", vp8), -EINVAL);
+    ASSERT_EQ(open_session(m, "bad\nid", vp8), -EINVAL);
+    ASSERT_OK(open_session(m, "s1", vp8));
+    ASSERT_EQ(open_session(m, "s1", vp8), -EEXIST);
+    ASSERT_OK(open_session(m, "s2", vp8));
+    ASSERT_OK(open_session(m, "s3", vp8));
+    ASSERT_EQ(open_session(m, "s4", vp8), -EBUSY); /* media.max_sessions */
 
     char *detail = NULL;
     ASSERT_EQ(md_media_leg_offer(m, "nope", MD_LEG_TABLET, "v=0", 3, &detail),
@@ -129,8 +134,8 @@ static void test_arguments(void)
     ASSERT_EQ(md_media_leg_candidate(m, "nope", MD_LEG_TABLET, NULL, NULL), -MD_E_SESSION_UNKNOWN);
     ASSERT_OK(md_media_session_close(m, "s1"));
     ASSERT_EQ(md_media_session_close(m, "s1"), -MD_E_SESSION_UNKNOWN);
-    ASSERT_OK(md_media_session_open(m, "s1", vp8)); /* the id is free again */
-    md_media_free(m); /* with sessions still open */
+    ASSERT_OK(open_session(m, "s1", vp8)); /* the id is free again */
+    md_media_free(m);                      /* with sessions still open */
     ASSERT_EQ(rec.events->len, 0);
     md_config_clear(&cfg);
     g_ptr_array_unref(rec.events);
@@ -148,8 +153,8 @@ static void test_codec_rule(void)
     ASSERT_OK(md_media_new(&cfg, g_main_context_default(), on_event, &rec, &m));
 
     const char *h264[] = {"H264", "VP8", NULL}, *av1[] = {"AV1", NULL};
-    ASSERT_OK(md_media_session_open(m, "ok", h264));
-    ASSERT_OK(md_media_session_open(m, "refused", av1));
+    ASSERT_OK(open_session(m, "ok", h264));
+    ASSERT_OK(open_session(m, "refused", av1));
     offer(m, "ok", MD_LEG_TABLET, chrome);
     /* Barrier: the refusal below is produced after "ok"'s tablet offer was
      * handled (one worker, FIFO), and that offer alone must not be answered. */
@@ -205,7 +210,7 @@ static void test_public_address(void)
     load_config(&cfg, "192.0.2.10"); /* TEST-NET-1: only written into SDP, never used */
     ASSERT_OK(md_media_new(&cfg, g_main_context_default(), on_event, &rec, &m));
     const char *vp8[] = {"VP8", NULL};
-    ASSERT_OK(md_media_session_open(m, "nat", vp8));
+    ASSERT_OK(open_session(m, "nat", vp8));
     offer(m, "nat", MD_LEG_TABLET, chrome);
     offer(m, "nat", MD_LEG_VERIFIER, chrome);
     wait_events(&rec, 2);
@@ -240,7 +245,7 @@ static void test_restart_and_renegotiation(void)
     load_config(&cfg, NULL);
     ASSERT_OK(md_media_new(&cfg, g_main_context_default(), on_event, &rec, &m));
     const char *vp8[] = {"VP8", NULL};
-    ASSERT_OK(md_media_session_open(m, "r", vp8));
+    ASSERT_OK(open_session(m, "r", vp8));
     offer(m, "r", MD_LEG_TABLET, chrome);
     offer(m, "r", MD_LEG_VERIFIER, chrome);
     wait_events(&rec, 2);
