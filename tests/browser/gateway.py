@@ -14,11 +14,15 @@ Then it reads stdin.  The line `totp USER` prints {"totp": CODE} with a code
 not used before (the gateway refuses replays); `stop` (or end of input, e.g.
 when the Node test dies) sends SIGTERM and prints {"stopped": true} or
 {"stopped": false, "error": ...}: the gateway must exit 0 with no sanitizer
-report, as in the integration tests.  Errors before `ready` are printed as
+report, as in the integration tests.  `audit [SESSION]` prints
+{"audit": [entries]} from `madoguchi audit export` (one session's, if given).
+Errors before `ready` are printed as
 {"ready": false, "error": ...}.  The temporary directory, with serve.log, is
 removed after a clean stop unless MD_IT_KEEP is set or `keep` was sent.
 
-Only loopback addresses are used.
+Only loopback addresses are used, unless MD_BR_CONFIG (a JSON object merged
+into the config) puts a listener or ICE on an address of a network namespace
+made by the test (test_ice_restart.mjs).
 """
 
 import asyncio
@@ -52,7 +56,9 @@ async def main():
         template = harness.Template.get(harness.SAMPLE_REGISTRY, USERS, DEVICES)
         data = tmp / "data"
         shutil.copytree(template.dir, data)
-        gw = harness.Gateway(data)
+        # MD_BR_CONFIG: JSON merged into the harness's config (e.g. the
+        # device listener and ICE on a test's veth address, a short grace).
+        gw = harness.Gateway(data, config=json.loads(os.environ.get("MD_BR_CONFIG") or "{}"))
         gw.secrets = dict(template.secrets)
         await gw.start()
         device = next(iter(DEVICES))
@@ -82,6 +88,12 @@ async def main():
             elif words == ["keep"]:
                 keep = True
                 out({"keep": str(tmp)})
+            elif words[:1] == ["audit"] and len(words) <= 2:
+                # `madoguchi audit export`, optionally one session's entries
+                entries = await asyncio.to_thread(gw.audit_export)
+                if len(words) == 2:
+                    entries = [e for e in entries if e.get("session") == words[1]]
+                out({"audit": entries})
             elif words == ["alive"]:
                 out({"alive": gw.alive()})
             else:

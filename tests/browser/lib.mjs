@@ -10,7 +10,9 @@
 //   only through what they expose in window.mdTest.
 //
 // Loopback only: the gateway listens and binds ICE on 127.0.0.1, and the
-// pages (?loopback=1) use only 127.0.0.1 candidates.
+// pages (?loopback=1) use only 127.0.0.1 candidates; except
+// test_ice_restart.mjs, whose own network namespace and veth pair (netns.mjs)
+// carry the tablet leg (?allow=10.78.X.0/24).
 
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
@@ -153,15 +155,18 @@ export class JsonLines {
 
 export class Gateway extends JsonLines {
   // Starts gateway.py and waits for its `ready` line.
-  static async start() {
-    const gw = new Gateway(PYTHON, [path.join(HERE, 'gateway.py')]);
+  // `config` (optional) is merged into the gateway's config (MD_BR_CONFIG);
+  // `deviceHost` is where the tablet reaches the device listener.
+  static async start({ config, deviceHost = '127.0.0.1' } = {}) {
+    const gw = new Gateway(PYTHON, [path.join(HERE, 'gateway.py')],
+                           config ? { MD_BR_CONFIG: JSON.stringify(config) } : {});
     const ready = await gw.next(90_000 * SLOW);
     if (!ready.ready) {
       throw new Error(`gateway set-up failed: ${ready.error || JSON.stringify(ready)}\n${ready.log || ''}`);
     }
     Object.assign(gw, ready);
-    gw.deviceOrigin = `https://127.0.0.1:${gw.device_port}`;
-    gw.deviceWs = `wss://127.0.0.1:${gw.device_port}/ws`;
+    gw.deviceOrigin = `https://${deviceHost}:${gw.device_port}`;
+    gw.deviceWs = `wss://${deviceHost}:${gw.device_port}/ws`;
     return gw;
   }
 
@@ -176,6 +181,13 @@ export class Gateway extends JsonLines {
     const r = await this.command(`totp ${user}`);
     assert.ok(r.totp, `no TOTP code: ${JSON.stringify(r)}`);
     return r.totp;
+  }
+
+  // The audit entries (`madoguchi audit export`), only `session`'s if given.
+  async audit(session) {
+    const r = await this.command(session ? `audit ${session}` : 'audit');
+    assert.ok(Array.isArray(r.audit), `audit export: ${JSON.stringify(r)}`);
+    return r.audit;
   }
 
   // Keeps the temporary directory (serve.log) after the stop.

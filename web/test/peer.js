@@ -27,6 +27,9 @@ export const mdTest = {
   remoteCandidates: 0, // candidates from the gateway applied
   answerSdp: null,
   offerSdp: null,
+  answers: 0,          // answers applied (the first, then one per restart)
+  restarts: [],        // ICE restarts sent: {reason, at, ufrag, ice}
+  iceStates: [],       // {state, at}: every iceConnectionState of our RTCPeerConnection
   pc: null,
   leg: null,
 };
@@ -87,15 +90,39 @@ export function connect(url, handlers) {
   return conn;
 }
 
-// True for an `a=candidate` value (with or without "candidate:") on 127.0.0.1.
-// With ?loopback=1 the pages use nothing else: the tests never touch another
-// address (the gateway's ICE is bound to 127.0.0.1 there).
-function loopbackCandidate(value) {
-  const bits = value.replace(/^candidate:/, '').split(' ');
-  return bits.length >= 8 && bits[2].toLowerCase() === 'udp' && bits[4] === '127.0.0.1';
+// ?loopback=1: only UDP candidates on 127.0.0.1. ?allow=A.B.C.D/N: only UDP
+// candidates in that IPv4 network (the network-namespace tests give their
+// veth network, e.g. 10.78.5.0/24). The tests never touch another address.
+function parseCidr(text) {
+  const m = /^(\d+)\.(\d+)\.(\d+)\.(\d+)\/(\d+)$/.exec(text || '');
+  if (!m) return null;
+  const bits = Number(m[5]);
+  const addr = ipv4(m.slice(1, 5).join('.'));
+  if (bits > 32 || addr === null) return null;
+  const mask = bits === 0 ? 0 : (~0 << (32 - bits)) >>> 0;
+  return { net: (addr & mask) >>> 0, mask };
 }
 
-const loopbackOnly = params.get('loopback') === '1';
+function ipv4(text) {
+  const p = text.split('.');
+  if (p.length !== 4 || p.some((x) => !/^\d+$/.test(x) || Number(x) > 255)) return null;
+  return p.reduce((a, x) => ((a << 8) | Number(x)) >>> 0, 0);
+}
+
+const allowed = params.get('allow') ? parseCidr(params.get('allow'))
+  : params.get('loopback') === '1' ? parseCidr('127.0.0.1/32') : null;
+if (params.get('allow') && !allowed) setError(`bad ?allow=${params.get('allow')}`);
+
+// True for an `a=candidate` value (with or without "candidate:") that is UDP
+// and in the allowed network (127.0.0.1 for ?loopback=1).
+function loopbackCandidate(value) {
+  const bits = value.replace(/^candidate:/, '').split(' ');
+  if (bits.length < 8 || bits[2].toLowerCase() !== 'udp') return false;
+  const a = ipv4(bits[4]);
+  return a !== null && ((a & allowed.mask) >>> 0) === allowed.net;
+}
+
+const loopbackOnly = allowed !== null;
 
 // Restricts the video transceiver to one codec (?codec=VP8 or ?codec=H264;
 // H.264 means constrained baseline, packetization-mode 1, as the gateway wants).
@@ -139,6 +166,10 @@ export class Leg {
       this.remoteStream.addTrack(ev.track);
       if (this.onRemoteTrack) this.onRemoteTrack(ev.track, this.remoteStream);
     });
+    this.pc.addEventListener('iceconnectionstatechange', () => {
+      mdTest.iceStates.push({ state: this.pc.iceConnectionState, at: Date.now() });
+      if (this.onIceState) this.onIceState(this.pc.iceConnectionState);
+    });
     this.pc.addEventListener('connectionstatechange', () => {
       if (this.pc.connectionState === 'failed') setError('RTCPeerConnection failed');
     });
@@ -176,6 +207,7 @@ export class Leg {
                                               loopbackCandidate(l.slice(2))).join('\r\n');
     }
     await this.pc.setRemoteDescription({ type: 'answer', sdp });
+    mdTest.answers++;
     this.answered = true;
     for (const m of this.pending.splice(0)) await this.onCandidate(m);
   }
@@ -186,6 +218,30 @@ export class Leg {
     if (loopbackOnly && !loopbackCandidate(msg.candidate)) return;
     await this.pc.addIceCandidate({ candidate: msg.candidate, sdpMid: msg.mid || this.mid });
     mdTest.remoteCandidates++;
+  }
+
+  // ICE restart on this RTCPeerConnection (RFC 8445 9): an offer with new
+  // ICE credentials, sent as `restart`; the gateway answers at once and our
+  // candidates are trickled as usual. Only from a stable signaling state, so
+  // that one answer matches one offer.
+  async restartIce(reason) {
+    if (this.pc.signalingState !== 'stable' || this.restarting) return false;
+    this.restarting = true;
+    try {
+      this.answered = false; // the new answer first, then its candidates
+      this.pc.restartIce();
+      const offer = await this.pc.createOffer({ iceRestart: true });
+      await this.pc.setLocalDescription(offer);
+      mdTest.offerSdp = this.pc.localDescription.sdp;
+      const ufrag = /a=ice-ufrag:(\S+)/.exec(mdTest.offerSdp);
+      mdTest.restarts.push({ reason, at: Date.now(), ufrag: ufrag && ufrag[1],
+                             ice: this.pc.iceConnectionState });
+      this.lastRestart = Date.now();
+      this.conn.send({ type: 'restart', session: this.session, sdp: mdTest.offerSdp });
+      return true;
+    } finally {
+      this.restarting = false;
+    }
   }
 
   close() {
