@@ -2,7 +2,7 @@
  * libnice adapter (see md_ice.h); the only file that includes <nice/agent.h>.
  * The agent is created with trickle (RFC 8838) and consent freshness
  * (RFC 7675, libnice >= 0.1.19: consent requests every ~5 s, a component
- * whose consent expires after 30 s goes to FAILED).  Credentials are our own
+ * whose consent expires goes to FAILED; a cut path is noticed in 7-8 s here).  Credentials are our own
  * random ice-chars so their length is fixed (RFC 8445 5.3 asks for at least
  * 24 bits of randomness in the ufrag and 128 in the password).  All signals
  * are delivered on the worker context passed to nice_agent_new_full().

@@ -653,6 +653,8 @@ static bool transport_loss(const md_session *s, const md_media_event *ev)
 static void leg_media_lost(md_server *srv, md_session *s, md_party *p, md_leg leg, int error)
 {
     s->leg_connected[leg] = false;
+    md_info("session", "leg_media_lost", "{s:s, s:s, s:s}", "session", s->id, "leg",
+            md_leg_name(leg), "code", md_err_code(error ? error : -MD_E_ICE_FAILED));
     md_server_audit(srv, p ? p->actor : "system", "leg_media_lost", s->municipality, s->post_office,
                     s->id,
                     json_pack("{s:s, s:s}", "leg", md_leg_name(leg), "code",
@@ -683,16 +685,20 @@ void md_sessions_on_media_event(const md_media_event *ev, void *userdata)
                                      "mid", ev->mid ? json_string(ev->mid) : json_null()));
         break;
     case MD_MEDIA_LEG_CONNECTED: {
-        bool restored = s->state == MD_STATE_LIVE;
+        bool was_lost = s->leg_was_up[ev->leg] && !s->leg_connected[ev->leg];
+        if (s->leg_was_up[ev->leg] && !was_lost)
+            break; /* an ICE restart that finished before any loss was noticed */
         s->leg_connected[ev->leg] = true;
         s->leg_was_up[ev->leg] = true;
         md_server_audit(srv, p ? p->actor : "system",
-                        restored ? "leg_media_restored" : "leg_connected", s->municipality,
+                        was_lost ? "leg_media_restored" : "leg_connected", s->municipality,
                         s->post_office, s->id, json_pack("{s:s}", "leg", md_leg_name(ev->leg)));
+        md_info("session", was_lost ? "leg_media_restored" : "leg_connected", "{s:s, s:s}",
+                "session", s->id, "leg", md_leg_name(ev->leg));
         if (s->leg_connected[0] && s->leg_connected[1]) {
             /* Both up: no deadline (connect timeout or media grace) remains. */
             disarm_timer(s);
-            if (!restored) {
+            if (s->state != MD_STATE_LIVE) {
                 set_state(srv, s, MD_STATE_LIVE, "live_at");
                 md_server_audit(srv, "system", "session_live", s->municipality, s->post_office,
                                 s->id, NULL);
