@@ -13,7 +13,8 @@ MD_BUILD_PACKAGES=(
     sqlite3 openssl
 )
 
-# clang + compiler-rt: libFuzzer harnesses; python3 + websockets + aiortc:
+# clang + compiler-rt: libFuzzer harnesses; GStreamer: the benchmark's
+# pre-encoded media (tests/bench short mode); python3 + websockets + aiortc:
 # the integration tests' independent client (always run as /usr/bin/python3);
 # chromium + firefox-esr + nodejs + libnss3-tools (certutil): the browser
 # tests (tests/browser/, whose npm packages md_npm_ci installs).
@@ -21,6 +22,14 @@ MD_TEST_PACKAGES=(
     clang libclang-rt-14-dev
     python3 python3-websockets python3-aiortc
     chromium firefox-esr nodejs libnss3-tools
+    gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good iproute2
+)
+
+# bench/compare: Janus 1.1.2 to compare against, gnuplot for the chart, perf
+# for --profile (the short benchmark in the test suite needs only GStreamer).
+MD_BENCH_PACKAGES=(
+    janus gnuplot-nox linux-perf iproute2
+    gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good
 )
 
 md_say() {

@@ -1,0 +1,119 @@
+/*
+ * The madoguchi side of the load generator: docs/protocol.md as a tablet
+ * (device listener, TLS client certificate) and as a verifier (staff
+ * listener, md_session cookie from mdb_login(), Origin).  Session i is the
+ * tablet at clients[2i] and the verifier at clients[2i+1]: the tablet sends
+ * `request`, its own verifier sends `accept` for the session id in `queued`
+ * (that instant starts the setup clock), both legs offer on `assigned`, and
+ * `answer`/`candidate` go to the peer on the media thread.  Main thread only.
+ */
+#include "mdb.h"
+
+#include <string.h>
+
+/* On the media thread: make the peer, offer. */
+static void media_offer(mdb_client *c, char *unused)
+{
+    if (mdb_peer_new(c, mdb_media_context(c->media), mdb_media_stats(c->media), &c->peer) < 0) {
+        atomic_store(&c->media_failed, 1);
+        return;
+    }
+    mdb_media_adopt(c);
+    mdb_signal_local_sdp(c, "offer", mdb_peer_offer(c->peer));
+}
+
+static void media_answer(mdb_client *c, char *sdp)
+{
+    if (!c->peer || mdb_peer_remote_description(c->peer, sdp, false, NULL) < 0)
+        atomic_store(&c->media_failed, 1);
+}
+
+static void media_candidate(mdb_client *c, char *cand)
+{
+    if (c->peer)
+        mdb_peer_add_candidate(c->peer, cand);
+}
+
+static int sig_connect(mdb_client *c)
+{
+    const mdb_target *t = &c->run->target;
+    if (c->tablet)
+        return mdb_ws_connect(c, t->host, t->device_port, "/ws", true, NULL, NULL);
+    return mdb_ws_connect(c, t->host, t->staff_port, "/ws", true, NULL, t->origin);
+}
+
+static void on_established(mdb_client *c)
+{
+}
+
+static void on_local_sdp(mdb_client *c, const char *type, const char *sdp)
+{
+    if (!c->session[0] || c->ended)
+        return;
+    c->t_offer_us = g_get_monotonic_time();
+    mdb_ws_send(c, json_pack("{s:s, s:s, s:s}", "type", type, "session", c->session, "sdp", sdp));
+}
+
+static void start_session(mdb_client *tablet)
+{
+    mdb_ws_send(tablet, json_pack("{s:s, s:s, s:s}", "type", "request", "procedure",
+                                  tablet->run->target.procedure, "id", "req"));
+}
+
+static void on_message(mdb_client *c, json_t *msg)
+{
+    const char *type = json_string_value(json_object_get(msg, "type"));
+    const char *session = json_string_value(json_object_get(msg, "session"));
+    if (!type)
+        return;
+    if (strcmp(type, "hello") == 0) {
+        c->hello = true;
+    } else if (strcmp(type, "queued") == 0 && c->tablet && session && !c->session[0]) {
+        mdb_client *v = c->partner;
+        g_strlcpy(c->session, session, sizeof(c->session));
+        g_strlcpy(v->session, session, sizeof(v->session));
+        c->t_accept_us = g_get_monotonic_time(); /* the setup clock starts */
+        mdb_ws_send(v, json_pack("{s:s, s:s}", "type", "accept", "session", session));
+    } else if (strcmp(type, "assigned") == 0 && session && strcmp(session, c->session) == 0) {
+        mdb_media_post(c, media_offer, NULL);
+    } else if (strcmp(type, "answer") == 0 && session && strcmp(session, c->session) == 0) {
+        const char *sdp = json_string_value(json_object_get(msg, "sdp"));
+        c->t_answer_us = g_get_monotonic_time();
+        if (sdp)
+            mdb_media_post(c, media_answer, g_strdup(sdp));
+    } else if (strcmp(type, "candidate") == 0 && session && strcmp(session, c->session) == 0) {
+        const char *cand = json_string_value(json_object_get(msg, "candidate"));
+        if (cand)
+            mdb_media_post(c, media_candidate, g_strdup(cand));
+    } else if (strcmp(type, "ended") == 0 && session && strcmp(session, c->session) == 0) {
+        const char *reason = json_string_value(json_object_get(msg, "reason"));
+        if (!c->ended && reason && strcmp(reason, "hangup") != 0)
+            mdb_run_error(c->run, c, "ended", reason);
+        c->ended = true;
+    } else if (strcmp(type, "error") == 0) {
+        const char *code = json_string_value(json_object_get(msg, "code"));
+        const char *m = json_string_value(json_object_get(msg, "message"));
+        mdb_run_error(c->run, c, code ? code : "error", m);
+    }
+}
+
+static void tick(mdb_client *c, int64_t now_us)
+{
+}
+
+static void finish(mdb_client *c)
+{
+    if (c->tablet && c->session[0] && c->wsi && !c->ended)
+        mdb_ws_send(c, json_pack("{s:s, s:s}", "type", "hangup", "session", c->session));
+    c->ended = true;
+}
+
+const mdb_signaling mdb_madoguchi_signaling = {
+    .connect = sig_connect,
+    .on_established = on_established,
+    .on_message = on_message,
+    .start_session = start_session,
+    .tick = tick,
+    .finish = finish,
+    .on_local_sdp = on_local_sdp,
+};

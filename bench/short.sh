@@ -1,0 +1,58 @@
+#!/bin/bash
+# Short mode of the benchmark, run by `meson test --suite bench`: a few
+# seconds, 2 sessions, madoguchi only, on loopback (no root, no network
+# namespaces).  It proves the harness works end to end (logins, device
+# certificates, ICE, DTLS-SRTP, media both ways) and that every figure is
+# present; it never asserts a speed.  Usage: short.sh MADOGUCHI MDB_LOAD
+set -euo pipefail
+md=$(realpath "${1:?usage: short.sh MADOGUCHI MDB_LOAD}")
+load=$(realpath "${2:?usage: short.sh MADOGUCHI MDB_LOAD}")
+here=$(cd "$(dirname "$0")" && pwd)
+. "$here/lib.sh"
+
+if ! command -v gst-launch-1.0 >/dev/null || ! gst-inspect-1.0 vp8enc >/dev/null 2>&1 ||
+    ! gst-inspect-1.0 rtpstreampay >/dev/null 2>&1; then
+    echo "SKIP: needs gstreamer1.0-tools and gstreamer1.0-plugins-good (vp8enc, rtpstreampay)"
+    exit 77
+fi
+
+tmp=$(mktemp -d /tmp/mdb-short-XXXXXX)
+gw=
+cleanup() {
+    [[ -n $gw ]] && kill "$gw" 2>/dev/null && wait "$gw" 2>/dev/null || true
+    [[ -n ${MDB_KEEP:-} ]] || rm -rf "$tmp"
+}
+trap cleanup EXIT
+
+n=2
+"$here/gen-media.sh" "$tmp/media"
+mdb_md_prepare "$md" "$tmp/data" "$n"
+sp=$(mdb_free_port)
+dp=$(mdb_free_port)
+mdb_md_config "$tmp/data" 127.0.0.1 "$sp" "$dp"
+"$md" -c "$tmp/data/config.json" serve >"$tmp/serve.log" 2>&1 &
+gw=$!
+mdb_wait_healthz 127.0.0.1 "$sp" "$tmp/data/certs/ca.crt" "$gw" ||
+    { cat "$tmp/serve.log"; echo "gateway did not start"; exit 1; }
+mdb_md_plan "$tmp/data" 127.0.0.1 "$sp" "$dp" 127.0.0.1 >"$tmp/plan"
+"$load" --plan "$tmp/plan" --video "$tmp/media/video.rtp" --audio "$tmp/media/audio.rtp" \
+    --sessions "$n" --duration 3 --setup-timeout 20 --gateway-pid "$gw" --out "$tmp/result.json"
+
+python3 - "$tmp/result.json" "$n" <<'EOF'
+import json, sys
+r = json.load(open(sys.argv[1])); n = int(sys.argv[2])
+problems = []
+if r["sessions_up"] != n: problems.append("sessions_up %s != %d" % (r["sessions_up"], n))
+if not r["forwarded_pps"] > 0: problems.append("no packets forwarded")
+if not r["latency_us"]["samples"] > 0: problems.append("no latency samples")
+for k in ("setup_ms", "loss_pct", "cpu_us_per_packet", "rss_kb_per_session", "sent_pps"):
+    if k not in r: problems.append("figure %s missing" % k)
+if r["setup_ms"]["p50"] < 0: problems.append("no setup time")
+if problems:
+    print("FAIL:", "; ".join(problems)); sys.exit(1)
+print("ok: %d sessions, %.0f packets/s forwarded, loss %.2f%%, latency p50 %.0f us"
+      % (n, r["forwarded_pps"], r["loss_pct"], r["latency_us"]["p50"]))
+EOF
+kill -TERM "$gw"
+wait "$gw" || { echo "gateway exited $? on SIGTERM"; tail -20 "$tmp/serve.log"; exit 1; }
+gw=
