@@ -18,15 +18,23 @@
 
 /* ---- sending and auditing ---- */
 
-void md_server_send(md_server *srv, md_party *p, json_t *msg)
+void md_server_send_latest(md_server *srv, md_party *p, int key, json_t *msg)
 {
     (void)srv;
     char *text = json_dumps(msg, JSON_COMPACT);
     json_decref(msg);
     if (!text)
         return;
-    md_conn_send(p->conn, text, strlen(text));
+    if (key)
+        md_conn_send_latest(p->conn, key, text, strlen(text));
+    else
+        md_conn_send(p->conn, text, strlen(text));
     free(text);
+}
+
+void md_server_send(md_server *srv, md_party *p, json_t *msg)
+{
+    md_server_send_latest(srv, p, 0, msg);
 }
 
 void md_server_send_error(md_server *srv, md_party *p, int err, const char *detail, const char *re,
@@ -455,8 +463,8 @@ int md_server_new(const md_config *cfg, md_server **ret)
     }
     r = md_evidence_open(cfg->evidence.dir, cfg->evidence.master_key, &srv->evidence);
     if (r < 0) {
-        md_error("server", "evidence_open_failed", "{s:s, s:s}", "dir", cfg->evidence.dir,
-                 "error", md_strerror(r));
+        md_error("server", "evidence_open_failed", "{s:s, s:s}", "dir", cfg->evidence.dir, "error",
+                 md_strerror(r));
         goto fail;
     }
     r = md_media_new(cfg, g_main_context_default(), md_sessions_on_media_event, srv, &srv->media);

@@ -61,11 +61,11 @@ struct md_session {
     md_session_state state;
     int64_t requested_ms; /* wall clock */
     int64_t requested_mono_ms;
-    md_party *leg[2];       /* indexed by md_leg; NULL while disconnected */
-    bool leg_connected[2];  /* media up */
-    bool leg_was_up[2];     /* media was up at some point (a later loss may rejoin) */
+    md_party *leg[2];      /* indexed by md_leg; NULL while disconnected */
+    bool leg_connected[2]; /* media up */
+    bool leg_was_up[2];    /* media was up at some point (a later loss may rejoin) */
     bool media_open;
-    guint timer;            /* queue wait, connect timeout or rejoin grace */
+    guint timer; /* queue wait, connect timeout or rejoin grace */
     enum md_assignment_mode assignment;
 };
 
@@ -79,9 +79,9 @@ struct md_server {
     md_media *media;
     md_evidence *evidence; /* chat transcripts (evidence.dir) */
     md_auth_limits auth_limits;
-    GHashTable *sessions;       /* id -> md_session* (unfinished only) */
-    GPtrArray *parties;         /* md_party*, every open connection */
-    GHashTable *device_conns;   /* device id -> GINT count */
+    GHashTable *sessions;     /* id -> md_session* (unfinished only) */
+    GPtrArray *parties;       /* md_party*, every open connection */
+    GHashTable *device_conns; /* device id -> GINT count */
     guint tick_timer;
     guint crl_timer;
     guint signal_sources[3];
@@ -90,8 +90,12 @@ struct md_server {
 
 /* md_server.c */
 void md_server_send(md_server *srv, md_party *p, json_t *msg /* stolen */);
-void md_server_send_error(md_server *srv, md_party *p, int err, const char *detail,
-                          const char *re, const char *session);
+/* Snapshots (the queue, a tablet's position): an unsent older one with the
+ * same key is replaced, so bursts cannot pile up on a slow reader. */
+enum { MD_SNAPSHOT_QUEUE = 1, MD_SNAPSHOT_POSITION = 2 };
+void md_server_send_latest(md_server *srv, md_party *p, int key, json_t *msg /* stolen */);
+void md_server_send_error(md_server *srv, md_party *p, int err, const char *detail, const char *re,
+                          const char *session);
 int64_t md_server_audit(md_server *srv, const char *actor, const char *event,
                         const char *municipality, const char *post_office, const char *session,
                         json_t *detail /* stolen, nullable */);

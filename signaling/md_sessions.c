@@ -194,16 +194,18 @@ static void broadcast_queue_re(md_server *srv, const char *municipality, const m
     for (guint i = 0; i < list->len; i++) {
         md_session *s = list->pdata[i];
         json_array_append_new(entries, queue_entry(srv, s, now));
-        if (s->leg[MD_LEG_TABLET])
-            md_server_send(srv, s->leg[MD_LEG_TABLET],
-                           reply_to(queued_message(s, i, now), s == cause ? re : NULL));
+        if (s->leg[MD_LEG_TABLET] && s == cause) /* the reply to its request: never merged */
+            md_server_send(srv, s->leg[MD_LEG_TABLET], reply_to(queued_message(s, i, now), re));
+        else if (s->leg[MD_LEG_TABLET])
+            md_server_send_latest(srv, s->leg[MD_LEG_TABLET], MD_SNAPSHOT_POSITION,
+                                  queued_message(s, i, now));
     }
     json_t *msg = json_pack("{s:s, s:s, s:o}", "type", "queue", "municipality", municipality,
                             "entries", entries);
     for (guint i = 0; i < srv->parties->len; i++) {
         md_party *p = srv->parties->pdata[i];
         if (p->role == MD_SENDER_VERIFIER && g_strcmp0(p->municipality, municipality) == 0)
-            md_server_send(srv, p, json_incref(msg));
+            md_server_send_latest(srv, p, MD_SNAPSHOT_QUEUE, json_incref(msg));
     }
     json_decref(msg);
 }
@@ -220,9 +222,9 @@ static void send_queue_to(md_server *srv, md_party *verifier)
     json_t *entries = json_array();
     for (guint i = 0; i < list->len; i++)
         json_array_append_new(entries, queue_entry(srv, list->pdata[i], now));
-    md_server_send(srv, verifier,
-                   json_pack("{s:s, s:s, s:o}", "type", "queue", "municipality",
-                             verifier->municipality, "entries", entries));
+    md_server_send_latest(srv, verifier, MD_SNAPSHOT_QUEUE,
+                          json_pack("{s:s, s:s, s:o}", "type", "queue", "municipality",
+                                    verifier->municipality, "entries", entries));
 }
 
 /* ---- assignment ---- */

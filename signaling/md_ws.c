@@ -39,8 +39,11 @@ struct md_ws {
     SSL_CTX *device_ssl_ctx; /* owned by lws; kept to reload the CRL */
 };
 
-/* Outgoing message with LWS_PRE bytes of headroom for the frame header. */
+/* Outgoing message with LWS_PRE bytes of headroom for the frame header.
+ * key != 0 marks a state snapshot that a newer one with the same key replaces
+ * while it waits (see md_conn_send_latest). */
 struct out_msg {
+    int key;
     size_t len;
     unsigned char buf[];
 };
@@ -186,7 +189,40 @@ static void conn_clear(md_conn *c)
     http_reset(c);
 }
 
+static int send_keyed(md_conn *c, int key, const char *text, size_t len);
+
+static struct out_msg *out_msg_new(int key, const char *text, size_t len)
+{
+    struct out_msg *m = g_malloc(sizeof(*m) + LWS_PRE + len);
+    m->key = key;
+    m->len = len;
+    memcpy(m->buf + LWS_PRE, text, len);
+    return m;
+}
+
+int md_conn_send_latest(md_conn *c, int key, const char *text, size_t len)
+{
+    if (c->closing)
+        return -EPIPE;
+    for (GList *l = c->tx.head; l; l = l->next) {
+        struct out_msg *old = l->data;
+        if (old->key != key)
+            continue;
+        /* Not sent yet: the newer state replaces it in place. */
+        c->tx_bytes = c->tx_bytes - old->len + len;
+        l->data = out_msg_new(key, text, len);
+        g_free(old);
+        return 0;
+    }
+    return send_keyed(c, key, text, len);
+}
+
 int md_conn_send(md_conn *c, const char *text, size_t len)
+{
+    return send_keyed(c, 0, text, len);
+}
+
+static int send_keyed(md_conn *c, int key, const char *text, size_t len)
 {
     if (c->closing)
         return -EPIPE;
@@ -197,10 +233,7 @@ int md_conn_send(md_conn *c, const char *text, size_t len)
         md_conn_close(c, LWS_CLOSE_STATUS_POLICY_VIOLATION, "send queue full");
         return -ENOBUFS;
     }
-    struct out_msg *m = g_malloc(sizeof(*m) + LWS_PRE + len);
-    m->len = len;
-    memcpy(m->buf + LWS_PRE, text, len);
-    g_queue_push_tail(&c->tx, m);
+    g_queue_push_tail(&c->tx, out_msg_new(key, text, len));
     c->tx_bytes += len;
     lws_callback_on_writable(c->wsi);
     return 0;

@@ -88,6 +88,10 @@ int md_ws_port(const md_ws *ws, md_listener listener);
  * connection is closed (a client that does not read cannot grow our memory)
  * and -ENOBUFS is returned. */
 int md_conn_send(md_conn *c, const char *text, size_t len);
+/* Like md_conn_send for a state snapshot: if a message with the same key
+ * (> 0) is still waiting to be sent, it is replaced by this one, so a slow
+ * reader gets the latest state instead of every intermediate one. */
+int md_conn_send_latest(md_conn *c, int key, const char *text, size_t len);
 /* Closes after the queued messages are flushed. */
 void md_conn_close(md_conn *c, int ws_status, const char *reason);
 
