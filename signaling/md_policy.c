@@ -217,16 +217,7 @@ static int parse_assignment(json_t *v, md_policy *p, const char **ret_why)
 
 static int parse_quality(json_t *v, md_policy *p, const char **ret_why)
 {
-    /* The media plane owns the meaning of the thresholds; keep a private copy. */
-    *ret_why = "must be an object";
-    if (!json_is_object(v))
-        return -MD_E_CONFIG;
-    json_t *copy = json_deep_copy(v);
-    if (!copy)
-        return -ENOMEM;
-    json_decref(p->quality);
-    p->quality = copy;
-    return 0;
+    return md_quality_thresholds_parse(v, &p->quality, ret_why);
 }
 
 static const struct policy_key {
@@ -305,6 +296,5 @@ void md_policy_clear(md_policy *p)
     g_strfreev(p->file_types);
     g_strfreev(p->allowed_networks);
     g_free(p->min_tls);
-    json_decref(p->quality);
     *p = (md_policy){0};
 }

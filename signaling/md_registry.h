@@ -25,6 +25,7 @@
 #define MD_REGISTRY_H
 
 #include "md_audit.h"
+#include "md_quality_policy.h"
 #include "md_store.h"
 
 #include <jansson.h>
@@ -75,7 +76,7 @@ typedef struct md_policy {
     char *min_tls;            /* "1.2" or "1.3"; default "1.3" */
     char **allowed_networks;  /* NULL-terminated CIDRs; NULL = any */
     enum md_assignment_mode assignment;
-    json_t *quality;          /* thresholds object, may be NULL (media plane reads it) */
+    md_quality_thresholds quality; /* warnings to the verifier; all 0 = none */
 } md_policy;
 
 /* Parses and validates a security_policy object; unknown keys are refused.

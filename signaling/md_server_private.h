@@ -61,9 +61,11 @@ struct md_session {
     md_session_state state;
     int64_t requested_ms; /* wall clock */
     int64_t requested_mono_ms;
-    md_party *leg[2];      /* indexed by md_leg; NULL while disconnected */
-    bool leg_connected[2]; /* media up */
-    bool leg_was_up[2];    /* media was up at some point (a later loss may rejoin) */
+    md_party *leg[2];              /* indexed by md_leg; NULL while disconnected */
+    bool leg_connected[2];         /* media up */
+    bool leg_was_up[2];            /* media was up at some point (a later loss may rejoin) */
+    md_quality_thresholds quality; /* from the municipality's policy */
+    bool quality_warned[2];        /* a leg is below the thresholds (audited on change) */
     bool media_open;
     guint timer; /* queue wait, connect timeout or rejoin grace */
     enum md_assignment_mode assignment;

@@ -26,6 +26,7 @@ int md_session_media_open(md_server *srv, md_session *s)
         .video_codecs = video_codecs,
         .require_srtp_gcm = policy.require_srtp_gcm,
     };
+    s->quality = policy.quality;
     md_policy_clear(&policy);
     r = md_media_session_open(srv->media, s->id, &opt);
     if (r == 0)

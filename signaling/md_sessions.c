@@ -639,6 +639,33 @@ void md_sessions_shutdown(md_server *srv)
 
 /* ---- media plane events (delivered on the control thread) ---- */
 
+/* A leg's per-second figures go to the verifier with the warnings the
+ * municipality's thresholds raise; crossing into or out of warning is
+ * audited once per change, not every second. */
+static void quality_report(md_server *srv, md_session *s, md_leg leg, json_t *stats)
+{
+    json_t *warnings = md_quality_warnings(&s->quality, stats);
+    bool warned = json_array_size(warnings) > 0;
+    if (warned != s->quality_warned[leg]) {
+        s->quality_warned[leg] = warned;
+        json_t *codes = json_array();
+        size_t i;
+        json_t *w;
+        json_array_foreach (warnings, i, w) {
+            json_array_append(codes, json_object_get(w, "code"));
+        }
+        md_server_audit(srv, "system", warned ? "quality_warning" : "quality_ok", s->municipality,
+                        s->post_office, s->id,
+                        json_pack("{s:s, s:o}", "leg", md_leg_name(leg), "codes", codes));
+    }
+    if (s->leg[MD_LEG_VERIFIER])
+        md_server_send(srv, s->leg[MD_LEG_VERIFIER],
+                       json_pack("{s:s, s:s, s:s, s:O, s:o}", "type", "quality", "session", s->id,
+                                 "leg", md_leg_name(leg), "stats", stats, "warnings", warnings));
+    else
+        json_decref(warnings);
+}
+
 /* A leg that was up lost its transport: its peer closed DTLS (a page reload
  * or a new PeerConnection) or ICE failed.  The client may come back with an
  * ICE restart or a new PeerConnection on the same session.  Failures of the
@@ -725,11 +752,8 @@ void md_sessions_on_media_event(const md_media_event *ev, void *userdata)
         break;
     }
     case MD_MEDIA_QUALITY:
-        if (s->leg[MD_LEG_VERIFIER] && ev->stats)
-            md_server_send(srv, s->leg[MD_LEG_VERIFIER],
-                           json_pack("{s:s, s:s, s:s, s:O}", "type", "quality", "session", s->id,
-                                     "leg", ev->leg == MD_LEG_TABLET ? "tablet" : "verifier",
-                                     "stats", ev->stats));
+        if (ev->stats)
+            quality_report(srv, s, ev->leg, ev->stats);
         break;
     case MD_MEDIA_CHAT:
         md_session_chat_received(srv, s, ev);

@@ -102,5 +102,33 @@ class GraceExpires(LiveBase):
         self.assertTrue(ended and any(x.get("detail", {}).get("reason") == "network"
                                       for x in ended), harness.describe_entries(entries))
 
+
+class QualityWarnings(LiveBase):
+    """The verifier gets each leg's figures once a second, with the warnings
+    the municipality's thresholds raise (here: at least 1280x720, aiortc
+    sends 640x480); entering the warning state is audited once."""
+
+    registry = harness.TEST_DATA / "registry-quality.json"
+
+    async def test_low_resolution_is_flagged(self):
+        session, t, v = await self.go_live()
+
+        def flagged(m):
+            return (m.get("leg") == "tablet" and m.get("stats", {}).get("video", {}).get("width")
+                    and any(w.get("code") == "resolution_low" for w in m.get("warnings", [])))
+
+        q = await v.client.expect("quality", session=session, pred=flagged,
+                                  timeout=LIVE_TIMEOUT)
+        self.assertEqual(q["stats"]["video"]["width"], 640, q)
+        w = [w for w in q["warnings"] if w["code"] == "resolution_low"][0]
+        self.assertEqual(w["limit"], 1280)
+        # the tablet never receives quality reports
+        self.assertFalse([m for m in t.client.log if m.get("type") == "quality"])
+        entries = await self.gw.audit_api(session=session)
+        warned = [e for e in harness.find_audit(entries, "quality_warning")
+                  if e.get("detail", {}).get("leg") == "tablet"]
+        self.assertEqual(len(warned), 1, harness.describe_entries(entries))
+        self.assertIn("resolution_low", warned[0]["detail"]["codes"])
+
 if __name__ == "__main__":
     harness.main()

@@ -177,7 +177,8 @@ static void test_policy_ok(void)
     ASSERT_OK(parse_policy("{}", &p, &error));
     ASSERT(p.recording == MD_RECORDING_OFF && p.require_device_cert);
     ASSERT_STR_EQ(p.min_tls, "1.3");
-    ASSERT(p.assignment == MD_ASSIGN_PICK && !p.allowed_networks && !p.quality);
+    ASSERT(p.assignment == MD_ASSIGN_PICK && !p.allowed_networks &&
+           !md_quality_thresholds_any(&p.quality));
     ASSERT_STR_EQ(p.file_types[0], "image/jpeg");
     md_policy_clear(&p);
 
@@ -186,7 +187,8 @@ static void test_policy_ok(void)
                            "\"application/vnd.ms-excel\"], \"require_device_cert\": false,"
                            " \"min_tls\": \"1.2\", \"allowed_networks\": [\"192.0.2.0/24\","
                            " \"2001:db8::/32\", \"0.0.0.0/0\", \"203.0.113.7/32\"],"
-                           " \"assignment\": \"random\", \"quality\": {\"min_kbps\": 300}}",
+                           " \"assignment\": \"random\", \"quality\": {\"min_video_kbps\": 300,"
+                           " \"min_width\": 640}}",
                            &p, &error));
     ASSERT(!error);
     ASSERT(p.recording == MD_RECORDING_REQUIRED && !p.require_device_cert);
@@ -199,7 +201,7 @@ static void test_policy_ok(void)
     ASSERT_STR_EQ(p.allowed_networks[1], "2001:db8::/32");
     ASSERT(!p.allowed_networks[4]);
     ASSERT(p.assignment == MD_ASSIGN_RANDOM);
-    ASSERT_EQ(json_integer_value(json_object_get(p.quality, "min_kbps")), 300);
+    ASSERT(p.quality.min_video_kbps == 300 && p.quality.min_width == 640);
     md_policy_clear(&p);
     md_policy_clear(&p); /* clearing twice is harmless */
 
@@ -254,6 +256,10 @@ static void test_policy_errors(void)
     expect_policy_error("{\"allowed_networks\": [\"10.0.0.0/-1\"]}", "allowed_networks");
     expect_policy_error("{\"assignment\": \"round_robin\"}", "assignment");
     expect_policy_error("{\"quality\": [1, 2]}", "quality");
+    expect_policy_error("{\"quality\": {\"min_kbps\": 300}}", "quality: unknown threshold");
+    expect_policy_error("{\"quality\": {\"min_width\": 640.5}}", "quality: \"min_width\"");
+    expect_policy_error("{\"quality\": {\"max_loss_pct\": 0}}", "quality: \"max_loss_pct\"");
+    expect_policy_error("{\"quality\": {\"max_rtt_ms\": \"x\"}}", "quality: \"max_rtt_ms\"");
     expect_policy_error("{\"recording\": \"off\", \"colour\": \"blue\"}", "colour");
 
     md_policy p;
