@@ -15,14 +15,14 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum field_type { F_STRING, F_INT };
+enum field_type { F_STRING, F_INT, F_BOOL };
 
 struct field {
     const char *path; /* "tls.cert" */
     enum field_type type;
     size_t offset;
     const char *def_string; /* NULL: derived after loading, see fill_derived() */
-    int def_int, min, max;
+    int def_int, min, max; /* F_BOOL: def_int only */
 };
 
 #define S(path, member, def)                                                                       \
@@ -32,6 +32,10 @@ struct field {
 #define I(path, member, def, lo, hi)                                                               \
     {                                                                                              \
         path, F_INT, offsetof(md_config, member), NULL, def, lo, hi                                \
+    }
+#define B(path, member, def)                                                                       \
+    {                                                                                              \
+        path, F_BOOL, offsetof(md_config, member), NULL, def, 0, 1                                 \
     }
 
 static const struct field fields[] = {
@@ -75,6 +79,7 @@ static const struct field fields[] = {
     S("media.public_address", media.public_address, ""),
     I("media.port_min", media.port_min, 0, 0, 65535),
     I("media.port_max", media.port_max, 0, 0, 65535),
+    B("media.ice_tcp", media.ice_tcp, true),
     I("media.max_sessions", media.max_sessions, 256, 1, 100000),
     I("media.max_sdp_bytes", media.max_sdp_bytes, 65536, 4096, 262144),
     I("media.max_remote_candidates", media.max_remote_candidates, 32, 1, 256),
@@ -90,6 +95,7 @@ static const struct field fields[] = {
 
 #undef S
 #undef I
+#undef B
 
 static char **string_at(md_config *cfg, const struct field *f)
 {
@@ -99,6 +105,11 @@ static char **string_at(md_config *cfg, const struct field *f)
 static int *int_at(md_config *cfg, const struct field *f)
 {
     return (int *)((char *)cfg + f->offset);
+}
+
+static bool *bool_at(md_config *cfg, const struct field *f)
+{
+    return (bool *)((char *)cfg + f->offset);
 }
 
 static const struct field *find_field(const char *path)
@@ -141,6 +152,13 @@ static int apply_object(md_config *cfg, json_t *obj, const char *prefix, char **
                 g_free(*slot);
                 *slot = g_strdup(json_string_value(value));
             }
+        } else if (f->type == F_BOOL) {
+            if (!json_is_boolean(value)) {
+                *ret_error = g_strdup_printf("\"%s\" must be true or false", path);
+                r = -MD_E_CONFIG;
+            } else {
+                *bool_at(cfg, f) = json_is_true(value);
+            }
         } else {
             json_int_t v = json_is_integer(value) ? json_integer_value(value) : INT64_MIN;
             if (v < f->min || v > f->max) {
@@ -181,6 +199,8 @@ int md_config_load(const char *path, md_config *ret, char **ret_error)
     for (size_t i = 0; i < G_N_ELEMENTS(fields); i++) {
         if (fields[i].type == F_STRING)
             *string_at(&cfg, &fields[i]) = g_strdup(fields[i].def_string);
+        else if (fields[i].type == F_BOOL)
+            *bool_at(&cfg, &fields[i]) = fields[i].def_int != 0;
         else
             *int_at(&cfg, &fields[i]) = fields[i].def_int;
     }

@@ -74,8 +74,9 @@ typedef struct md_config {
         int workers;               /* media threads; 0 (default) = one per core */
         char *bind_address;        /* ICE host address; "" (default) = every non-loopback interface */
         char *public_address;      /* advertised instead of host addresses (1:1 NAT); default "" */
-        int port_min;              /* UDP port range for ICE; 0/0 (default) = ephemeral */
+        int port_min;              /* ICE port range (UDP and TCP); 0/0 (default) = ephemeral */
         int port_max;
+        bool ice_tcp;              /* RFC 6544 passive TCP candidates too; default true */
         int max_sessions;          /* default 256 */
         int max_sdp_bytes;         /* one offer; default 65536 */
         int max_remote_candidates; /* per leg; default 32 */

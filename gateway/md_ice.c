@@ -6,6 +6,19 @@
  * random ice-chars so their length is fixed (RFC 8445 5.3 asks for at least
  * 24 bits of randomness in the ufrag and 128 in the password).  All signals
  * are delivered on the worker context passed to nice_agent_new_full().
+ *
+ * ICE-TCP (RFC 6544): libnice gathers an active and a passive TCP host
+ * candidate per address and sets their priorities itself (RFC 6544 4.2:
+ * direction preference in the top bits of the local preference, TCP below
+ * UDP in libnice's type preference).  We advertise only the passive one: the
+ * gateway has a public address and the client is the one behind a UDP-blocking
+ * firewall, so the client connects to us (RFC 6544 4.5: an active candidate's
+ * port is 9 and it is never listened on, so advertising ours would be of use
+ * only to a passive client, which a firewalled client is not).  For the same
+ * reason remote passive candidates are refused: accepting them would let a
+ * client make the gateway open TCP connections to any address it names.
+ * RFC 4571 framing is done inside libnice, so DTLS and SRTP above see the
+ * same datagrams as over UDP.
  */
 #include "md_ice.h"
 #include "md_crypto.h"
@@ -24,6 +37,7 @@ struct md_ice {
     md_ice_callbacks cb;
     void *ud;
     char *public_address;
+    bool ice_tcp;
     char ufrag[MD_ICE_UFRAG_LEN + 1];
     char pwd[MD_ICE_PWD_LEN + 1];
     bool gathering, gathering_done, connected, failed;
@@ -77,10 +91,19 @@ static char *candidate_text(md_ice *ice, NiceCandidate *cand)
     return text;
 }
 
+/* RFC 6544 4.5: only our passive TCP candidates are worth advertising (see
+ * the top of the file). */
+static bool advertised(const NiceCandidate *cand)
+{
+    return cand->transport == NICE_CANDIDATE_TRANSPORT_UDP ||
+           cand->transport == NICE_CANDIDATE_TRANSPORT_TCP_PASSIVE;
+}
+
 static void on_new_candidate(NiceAgent *agent, NiceCandidate *cand, gpointer data)
 {
     md_ice *ice = data;
-    if (cand->stream_id != ice->stream || cand->component_id != COMPONENT || ice->gathering)
+    if (cand->stream_id != ice->stream || cand->component_id != COMPONENT || ice->gathering ||
+        !advertised(cand))
         return;
     char *text = candidate_text(ice, cand);
     if (text)
@@ -173,7 +196,9 @@ int md_ice_new(GMainContext *ctx, const md_ice_options *opt, const md_ice_callba
     ice->agent = nice_agent_new_full(ctx, NICE_COMPATIBILITY_RFC5245,
                                      NICE_AGENT_OPTION_ICE_TRICKLE |
                                          NICE_AGENT_OPTION_CONSENT_FRESHNESS);
-    g_object_set(ice->agent, "controlling-mode", FALSE, "ice-tcp", FALSE, "upnp", FALSE, NULL);
+    ice->ice_tcp = opt->ice_tcp;
+    g_object_set(ice->agent, "controlling-mode", FALSE, "ice-udp", TRUE, "ice-tcp",
+                 (gboolean)opt->ice_tcp, "upnp", FALSE, NULL);
     int r = setup_agent(ice, opt);
     if (r < 0) {
         md_ice_free(ice);
@@ -216,6 +241,8 @@ char **md_ice_local_candidates(md_ice *ice)
     GSList *list = nice_agent_get_local_candidates(ice->agent, ice->stream, COMPONENT);
     GPtrArray *out = g_ptr_array_new();
     for (GSList *l = list; l; l = l->next) {
+        if (!advertised(l->data))
+            continue;
         char *text = candidate_text(ice, l->data);
         if (text)
             g_ptr_array_add(out, text);
@@ -235,16 +262,39 @@ int md_ice_set_remote_credentials(md_ice *ice, const char *ufrag, const char *pw
     return nice_agent_set_remote_credentials(ice->agent, ice->stream, ufrag, pwd) ? 0 : -EINVAL;
 }
 
-/* RFC 8839 5.1: foundation component transport priority address port typ ... */
-static int precheck_candidate(const char *line)
+/* RFC 6544 4.5: the value after "tcptype" among the extension attributes
+ * (tok[8..], after "typ <type>" and any raddr/rport), or NULL. */
+static const char *tcptype_of(gchar **tok)
 {
-    gchar **tok = g_strsplit(line, " ", 8);
+    for (size_t i = 8; tok[i] && tok[i + 1]; i++)
+        if (strcmp(tok[i], "tcptype") == 0)
+            return tok[i + 1];
+    return NULL;
+}
+
+/* RFC 8839 5.1: foundation component transport priority address port typ ... */
+static int precheck_candidate(md_ice *ice, const char *line)
+{
+    gchar **tok = g_strsplit(line, " ", 32);
     int r = 0;
-    if (g_strv_length(tok) < 8)
+    if (g_strv_length(tok) < 8) {
         r = -EINVAL;
-    else if (strcmp(tok[1], "1") != 0 || g_ascii_strcasecmp(tok[2], "udp") != 0)
-        r = -ENOTSUP; /* RTCP component (rtcp-mux is required) or TCP */
-    else if (g_str_has_suffix(tok[4], ".local"))
+    } else if (strcmp(tok[1], "1") != 0) {
+        r = -ENOTSUP; /* RTCP component: rtcp-mux is required */
+    } else if (g_ascii_strcasecmp(tok[2], "tcp") == 0) {
+        /* RFC 6544 4.5: tcptype is mandatory on TCP candidates.  Only
+         * connections towards us (active, or simultaneous-open) are taken. */
+        const char *tcptype = tcptype_of(tok);
+        if (!tcptype)
+            r = -EINVAL;
+        else if (!ice->ice_tcp)
+            r = -ENOTSUP;
+        else if (strcmp(tcptype, "active") != 0 && strcmp(tcptype, "so") != 0)
+            r = -ENOTSUP;
+    } else if (g_ascii_strcasecmp(tok[2], "udp") != 0) {
+        r = -ENOTSUP;
+    }
+    if (r == 0 && g_str_has_suffix(tok[4], ".local"))
         r = -ENOTSUP; /* mDNS names are not resolved; peer-reflexive covers them */
     g_strfreev(tok);
     return r;
@@ -256,7 +306,7 @@ int md_ice_add_remote_candidate(md_ice *ice, const char *candidate)
         candidate += 2;
     if (!g_str_has_prefix(candidate, "candidate:") || strlen(candidate) > 512)
         return -EINVAL;
-    int r = precheck_candidate(candidate + strlen("candidate:"));
+    int r = precheck_candidate(ice, candidate + strlen("candidate:"));
     if (r < 0)
         return r;
     char *line = g_strconcat("a=", candidate, NULL);

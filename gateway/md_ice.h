@@ -4,7 +4,11 @@
  * required.  The gateway answers, so its agent is ICE-controlled.  Host
  * candidates come from the configured bind address (or every non-loopback
  * interface), can be advertised under a 1:1 NAT address, and use an optional
- * UDP port range; ICE-TCP and TURN are not used yet.  An md_ice lives on its
+ * port range.  With ice_tcp, passive ICE-TCP host candidates (RFC 6544) are
+ * offered next to the UDP ones and the peer's active (and simultaneous-open)
+ * TCP candidates are accepted; the gateway never opens TCP connections itself.
+ * libnice does the RFC 4571 framing, so owners see datagrams either way.
+ * TURN is not used yet.  An md_ice lives on its
  * leg's worker: created, driven, called back and freed on the GMainContext
  * given at creation.  STUN never reaches the owner; every other datagram from
  * the selected peer does, through on_packet.
@@ -30,7 +34,8 @@ typedef enum md_ice_state {
 typedef struct md_ice_options {
     const char *bind_address;   /* NULL or "": every non-loopback interface */
     const char *public_address; /* NULL or "": advertise host addresses as they are */
-    unsigned port_min, port_max; /* 0, 0: ephemeral */
+    unsigned port_min, port_max; /* 0, 0: ephemeral; UDP and TCP listening ports */
+    bool ice_tcp;                /* RFC 6544 passive host candidates as well */
 } md_ice_options;
 
 typedef struct md_ice_callbacks {
@@ -57,8 +62,9 @@ bool md_ice_gathering_done(const md_ice *ice);
 
 int md_ice_set_remote_credentials(md_ice *ice, const char *ufrag, const char *pwd);
 /* "candidate:..." or "a=candidate:...".  -ENOTSUP for candidates that are
- * valid but unusable here (TCP, mDNS names, RTCP component), -EINVAL for
- * malformed ones. */
+ * valid but unusable here (TCP when ice_tcp is off, TCP passive since we only
+ * accept connections, mDNS names, RTCP component), -EINVAL for malformed
+ * ones. */
 int md_ice_add_remote_candidate(md_ice *ice, const char *candidate);
 /* RFC 8838 8.2: the peer sent end-of-candidates. */
 void md_ice_remote_gathering_done(md_ice *ice);

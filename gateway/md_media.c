@@ -256,7 +256,8 @@ static int start_workers(md_media *m, const md_config *cfg)
         .ice = {.bind_address = cfg->media.bind_address,
                 .public_address = cfg->media.public_address,
                 .port_min = (unsigned)cfg->media.port_min,
-                .port_max = (unsigned)cfg->media.port_max},
+                .port_max = (unsigned)cfg->media.port_max,
+                .ice_tcp = cfg->media.ice_tcp},
         .dtls_timeout_ms = (unsigned)cfg->media.dtls_timeout_ms,
         .max_packet = (size_t)cfg->media.max_packet_bytes,
         .nack_slots = cfg->media.nack_buffer_packets

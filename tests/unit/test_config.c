@@ -23,13 +23,15 @@ static void test_defaults(void)
     ASSERT_STR_EQ(cfg.tls.min_version, "1.3");
     ASSERT_STR_EQ(cfg.database, "var/madoguchi.db");
     ASSERT_STR_EQ(cfg.tls.cert, "var/certs/server.crt");
+    ASSERT(cfg.media.ice_tcp);
     md_config_clear(&cfg);
 }
 
 static void test_overrides(void)
 {
     char *path = write_tmp("{\"data_dir\": \"/srv/md\", \"staff_listen\": {\"port\": 9443},"
-                           " \"tls\": {\"min_version\": \"1.2\", \"cert\": \"/etc/x.crt\"}}");
+                           " \"tls\": {\"min_version\": \"1.2\", \"cert\": \"/etc/x.crt\"},"
+                           " \"media\": {\"ice_tcp\": false}}");
     md_config cfg;
     ASSERT_OK(md_config_load(path, &cfg, NULL));
     ASSERT_EQ(cfg.staff_listen.port, 9443);
@@ -37,6 +39,7 @@ static void test_overrides(void)
     ASSERT_STR_EQ(cfg.tls.cert, "/etc/x.crt");
     ASSERT_STR_EQ(cfg.tls.key, "/srv/md/certs/server.key");
     ASSERT_STR_EQ(cfg.database, "/srv/md/madoguchi.db");
+    ASSERT(!cfg.media.ice_tcp);
     md_config_clear(&cfg);
     g_free(path);
 }
@@ -58,6 +61,7 @@ static void test_errors(void)
     expect_error("{\"staff_listen\": {\"port\": 70000}}", "from 0 to 65535");
     expect_error("{\"tls\": {\"min_version\": \"1.1\"}}", "min_version");
     expect_error("{\"log_level\": 3}", "must be a string");
+    expect_error("{\"media\": {\"ice_tcp\": 1}}", "must be true or false");
     expect_error("{", "config.json");
     /* a misspelt section is an error even when empty */
     expect_error("{\"limtis\": {}}", "limtis");

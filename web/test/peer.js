@@ -113,11 +113,16 @@ const allowed = params.get('allow') ? parseCidr(params.get('allow'))
   : params.get('loopback') === '1' ? parseCidr('127.0.0.1/32') : null;
 if (params.get('allow') && !allowed) setError(`bad ?allow=${params.get('allow')}`);
 
-// True for an `a=candidate` value (with or without "candidate:") that is UDP
-// and in the allowed network (127.0.0.1 for ?loopback=1).
+// ?transport=tcp: keep TCP candidates instead of UDP ones, both ours and the
+// gateway's, so the session can only go live over ICE-TCP (RFC 6544).
+const transport = params.get('transport') === 'tcp' ? 'tcp' : 'udp';
+
+// True for an `a=candidate` value (with or without "candidate:") of the
+// chosen transport (UDP unless ?transport=tcp) and in the allowed network
+// (127.0.0.1 for ?loopback=1).
 function loopbackCandidate(value) {
   const bits = value.replace(/^candidate:/, '').split(' ');
-  if (bits.length < 8 || bits[2].toLowerCase() !== 'udp') return false;
+  if (bits.length < 8 || bits[2].toLowerCase() !== transport) return false;
   const a = ipv4(bits[4]);
   return a !== null && ((a & allowed.mask) >>> 0) === allowed.net;
 }
