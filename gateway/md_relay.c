@@ -149,8 +149,11 @@ static void relay_rtp(md_leg_ctx *from, uint8_t *p, size_t len)
         from->counters.not_ready++;
         return;
     }
-    /* No header extension is negotiated on the way out (docs/internals/media.md). */
-    len = md_rtp_strip_extensions(p, len, &h);
+    /* Only abs-send-time is negotiated, on video, with each leg's own id
+     * (docs/internals/media.md); other elements are dropped. */
+    len = md_rtp_rewrite_extensions(p, len, &h,
+                                    k == MD_KIND_VIDEO ? from->choice.video_abs_send_time_id : 0,
+                                    k == MD_KIND_VIDEO ? to->choice.video_abs_send_time_id : 0);
     rewrite(o, p, &h, now);
     uint16_t seq = (uint16_t)(h.seq + o->seq_offset);
     if (md_srtp_protect_rtp(to->srtp_out, p, &len, MD_SCRATCH_LEN) < 0) {

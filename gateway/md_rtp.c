@@ -97,6 +97,76 @@ size_t md_rtp_strip_extensions(uint8_t *buf, size_t len, const md_rtp_header *h)
     return len - block;
 }
 
+/* Finds element id in the block's data; the one-byte form stops at id 15
+ * (RFC 8285 4.2), both skip padding bytes (0). */
+static bool find_element(const uint8_t *d, size_t n, bool two_byte, uint8_t id,
+                         const uint8_t **ret, size_t *ret_len)
+{
+    size_t off = 0;
+    while (off < n) {
+        if (d[off] == 0) {
+            off++;
+            continue;
+        }
+        uint8_t eid;
+        size_t elen, hdr;
+        if (two_byte) {
+            if (n - off < 2)
+                return false;
+            eid = d[off];
+            elen = d[off + 1];
+            hdr = 2;
+        } else {
+            eid = d[off] >> 4;
+            elen = (size_t)(d[off] & 0x0f) + 1;
+            hdr = 1;
+            if (eid == 15)
+                return false;
+        }
+        if (elen > n - off - hdr)
+            return false;
+        if (eid == id) {
+            *ret = d + off + hdr;
+            *ret_len = elen;
+            return true;
+        }
+        off += hdr + elen;
+    }
+    return false;
+}
+
+size_t md_rtp_rewrite_extensions(uint8_t *buf, size_t len, const md_rtp_header *h,
+                                 uint8_t src_id, uint8_t dst_id)
+{
+    if (!h->ext_offset)
+        return len;
+    bool one_byte = h->ext_profile == 0xBEDE;
+    bool two_byte = (h->ext_profile & 0xFFF0) == 0x1000;
+    const uint8_t *data;
+    size_t n;
+    if (!src_id || !dst_id || dst_id > 14 || (!one_byte && !two_byte) ||
+        (one_byte && src_id > 14) ||
+        !find_element(buf + h->ext_offset + 4, h->ext_len, two_byte, src_id, &data, &n) ||
+        n < 1 || n > 16)
+        return md_rtp_strip_extensions(buf, len, h);
+    /* 1 + n <= the element's old size, so the new block never grows; copy
+     * the data first, it may overlap what is written. */
+    uint8_t value[16];
+    memcpy(value, data, n);
+    size_t words = (1 + n + 3) / 4;
+    uint8_t *b = buf + h->ext_offset;
+    md_put_u16(b, 0xBEDE);
+    md_put_u16(b + 2, (uint16_t)words);
+    b[4] = (uint8_t)(dst_id << 4 | (n - 1));
+    memcpy(b + 5, value, n);
+    memset(b + 5 + n, 0, 4 * words - 1 - n);
+    size_t old_tail = h->ext_offset + 4 + h->ext_len;
+    size_t new_tail = h->ext_offset + 4 + 4 * words;
+    memmove(buf + new_tail, buf + old_tail, len - old_tail);
+    buf[0] |= 0x10;
+    return len - (old_tail - new_tail);
+}
+
 /* RFC 7741 4.2 payload descriptor, then 4.3 payload header: P bit 0 = key. */
 bool md_rtp_vp8_is_keyframe(const uint8_t *p, size_t len)
 {

@@ -55,6 +55,17 @@ void md_rtp_set_ssrc(uint8_t *buf, uint32_t ssrc);
  * length.  Used when the receiving leg negotiated no extensions. */
 size_t md_rtp_strip_extensions(uint8_t *buf, size_t len, const md_rtp_header *h);
 
+/* Keeps one header extension element and drops the others (RFC 8285): the
+ * element with src_id, in the one-byte (4.2) or two-byte (4.3) form, is
+ * rewritten in place as a one-byte element with dst_id, in a block padded to
+ * 32 bits; the payload moves down.  The whole block is removed (X cleared)
+ * when src_id or dst_id is 0, dst_id is above 14, the element is absent, its
+ * data is not 1..16 bytes, or the block is malformed.  h is the packet's
+ * parse before the call and is stale afterwards except for the fixed header
+ * fields and payload_len.  Returns the new length. */
+size_t md_rtp_rewrite_extensions(uint8_t *buf, size_t len, const md_rtp_header *h,
+                                 uint8_t src_id, uint8_t dst_id);
+
 /* RFC 7741 4.3: true when a VP8 payload starts a keyframe. */
 bool md_rtp_vp8_is_keyframe(const uint8_t *payload, size_t len);
 

@@ -159,6 +159,8 @@ int md_sdp_choose_video_codec(const char *const *pref, const md_sdp *a, const ch
                               char *err, size_t err_len);
 
 /* What the gateway takes from one offer once the video codec is known. */
+#define MD_SDP_EXT_ABS_SEND_TIME "http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time"
+
 typedef struct md_sdp_choice {
     int audio_index, video_index; /* offer m-lines, -1 if none */
     uint8_t audio_pt, video_pt;
@@ -167,6 +169,9 @@ typedef struct md_sdp_choice {
     char audio_mid[MD_SDP_MAX_MID + 1], video_mid[MD_SDP_MAX_MID + 1];
     md_sdp_direction audio_direction, video_direction; /* as offered */
     bool rtcp_rsize; /* RFC 5506: reduced-size RTCP offered on the video m-line */
+    /* RFC 8285 5: the offer's id (1..14) for abs-send-time on the video m-line,
+     * answered with the same id; 0 when not offered (then nothing is answered). */
+    uint8_t video_abs_send_time_id;
     /* The data-channel m-line (RFC 8841 4.1: UDP/DTLS/SCTP webrtc-datachannel), -1 if none. */
     int data_index;
     bool data_legacy; /* "DTLS/SCTP <port>" + a=sctpmap (draft-ietf-mmusic-sctp-sdp-05),

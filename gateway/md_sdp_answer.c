@@ -314,6 +314,12 @@ int md_sdp_choose(const md_sdp *offer, const char *video_codec, md_sdp_choice *r
     c.audio_direction = am->has_direction ? am->direction : MD_SDP_SENDRECV;
     c.video_direction = vm->has_direction ? vm->direction : MD_SDP_SENDRECV;
     c.rtcp_rsize = vm->rtcp_rsize;
+    /* Only ids the one-byte form can carry (RFC 8285 4.2): what the relay
+     * writes on the way out (md_rtp_rewrite_extensions). */
+    for (size_t i = 0; i < vm->n_extmaps; i++)
+        if (strcmp(vm->extmaps[i].uri, MD_SDP_EXT_ABS_SEND_TIME) == 0 && vm->extmaps[i].id >= 1 &&
+            vm->extmaps[i].id <= 14)
+            c.video_abs_send_time_id = (uint8_t)vm->extmaps[i].id;
     c.data_index = find_data_channel(offer, &c.data_legacy);
     if (c.data_index >= 0) {
         const md_sdp_media *dm = &offer->media[c.data_index];
@@ -359,8 +365,8 @@ static void append_feedback(GString *s, uint8_t pt, unsigned fb)
 
 /* One accepted m-line (RFC 8829 5.3.1 lists what an answer m-section holds). */
 static void append_accepted(GString *s, const md_sdp_media *m, const md_sdp_format *f,
-                            unsigned feedback, uint32_t ssrc, bool first,
-                            const md_sdp_answer_params *p)
+                            unsigned feedback, uint32_t ssrc, uint8_t abs_send_time_id,
+                            bool first, const md_sdp_answer_params *p)
 {
     bool audio = m->kind == MD_SDP_AUDIO;
     const char *dir = answer_direction(m->has_direction ? m->direction : MD_SDP_SENDRECV);
@@ -377,6 +383,10 @@ static void append_accepted(GString *s, const md_sdp_media *m, const md_sdp_form
         g_string_append_printf(s, "a=msid:%s %s-%s\r\n", p->stream_id, p->stream_id,
                                audio ? "audio" : "video");
     g_string_append(s, "a=rtcp-mux\r\n");
+    /* RFC 8285 5: the offered id, kept; the only extension the relay passes. */
+    if (abs_send_time_id)
+        g_string_append_printf(s, "a=extmap:%u " MD_SDP_EXT_ABS_SEND_TIME "\r\n",
+                               abs_send_time_id);
     if (m->rtcp_rsize)
         g_string_append(s, "a=rtcp-rsize\r\n");
     g_string_append_printf(s, "a=rtpmap:%u %s/%" PRIu32, f->pt, f->encoding, f->clock_rate);
@@ -457,7 +467,8 @@ int md_sdp_answer(const md_sdp *offer, const md_sdp_choice *choice,
                 return -EINVAL;
             }
             append_accepted(s, m, f, audio ? choice->audio_feedback : choice->video_feedback,
-                            audio ? p->audio_ssrc : p->video_ssrc, first, p);
+                            audio ? p->audio_ssrc : p->video_ssrc,
+                            audio ? 0 : choice->video_abs_send_time_id, first, p);
             first = false;
             continue;
         }

@@ -74,6 +74,104 @@ static void test_parse_rewrite(void)
     ASSERT_EQ(md_rtp_strip_extensions(p, n, &h2), n); /* nothing left to strip */
 }
 
+/* RFC 8285 4.2 / 4.3: abs-send-time (3 bytes) kept with the destination's
+ * id, other elements dropped, the block padded to 32 bits. */
+static size_t make_ext_packet(uint8_t *p, uint16_t profile, const uint8_t *ext, size_t ext_len)
+{
+    static const uint8_t fixed[] = {0x90, 96, 0x12, 0x34, 0, 0, 0, 1, 0xca, 0xfe, 0xba, 0xbe};
+    memcpy(p, fixed, 12);
+    md_put_u16(p + 12, profile);
+    md_put_u16(p + 14, (uint16_t)(ext_len / 4));
+    memcpy(p + 16, ext, ext_len);
+    memcpy(p + 16 + ext_len, "payload", 7);
+    return 16 + ext_len + 7;
+}
+
+static void assert_abs_send_time(const uint8_t *p, size_t n, uint8_t id)
+{
+    md_rtp_header h;
+    ASSERT_OK(md_rtp_parse(p, n, &h));
+    ASSERT(p[0] & 0x10);
+    ASSERT_EQ(h.ext_offset, 12);
+    ASSERT_EQ(h.ext_profile, 0xbede);
+    ASSERT_EQ(h.ext_len, 4);
+    ASSERT_EQ(p[16], id << 4 | 2);
+    ASSERT(p[17] == 0xa1 && p[18] == 0xa2 && p[19] == 0xa3);
+    ASSERT_EQ(h.header_len, 20);
+    ASSERT_EQ(h.payload_len, 7);
+    ASSERT(memcmp(p + 20, "payload", 7) == 0);
+    ASSERT_EQ(h.seq, 0x1234);
+    ASSERT_EQ(h.ssrc, 0xcafebabe);
+}
+
+static void test_rewrite_extensions(void)
+{
+    /* One-byte: toffset (id 14, 3 bytes), padding, abs-send-time (id 2),
+     * mid (id 4, "0"), then padding: 3 words. */
+    static const uint8_t one[] = {0xe2, 0x01, 0x02, 0x03, 0x00, 0x22, 0xa1, 0xa2,
+                                  0xa3, 0x40, '0',  0x00};
+    uint8_t p[64];
+    size_t n = make_ext_packet(p, 0xbede, one, sizeof(one));
+    md_rtp_header h;
+    ASSERT_OK(md_rtp_parse(p, n, &h));
+    size_t m = md_rtp_rewrite_extensions(p, n, &h, 2, 9);
+    ASSERT_EQ(m, n - 8);
+    assert_abs_send_time(p, m, 9);
+
+    /* Same id on both legs: kept as is, still alone. */
+    n = make_ext_packet(p, 0xbede, one, sizeof(one));
+    ASSERT_OK(md_rtp_parse(p, n, &h));
+    assert_abs_send_time(p, md_rtp_rewrite_extensions(p, n, &h, 2, 2), 2);
+
+    /* Two-byte (profile 0x100 + appbits): mid (id 4), padding, abs-send-time
+     * (id 3, length 3), transport-cc (id 200, 2 bytes): 3 words. */
+    static const uint8_t two[] = {0x04, 0x01, '1',  0x00, 0x03, 0x03, 0xa1, 0xa2,
+                                  0xa3, 200,  0x02, 0x55};
+    n = make_ext_packet(p, 0x1005, two, sizeof(two));
+    ASSERT_OK(md_rtp_parse(p, n, &h));
+    m = md_rtp_rewrite_extensions(p, n, &h, 3, 14);
+    ASSERT_EQ(m, n - 8);
+    assert_abs_send_time(p, m, 14);
+
+    /* Destination did not negotiate it, or the source did not, or the element
+     * is absent: the whole block goes, X cleared. */
+    const struct {
+        uint16_t profile;
+        const uint8_t *ext;
+        uint8_t src, dst;
+    } strip[] = {
+        {0xbede, one, 2, 0}, {0xbede, one, 0, 9}, {0xbede, one, 5, 9},
+        {0x1000, two, 2, 9}, {0xbede, one, 2, 15}, /* 15: not a one-byte id */
+        {0x1234, one, 2, 9},                       /* unknown profile */
+    };
+    for (size_t i = 0; i < G_N_ELEMENTS(strip); i++) {
+        n = make_ext_packet(p, strip[i].profile, strip[i].ext, 12);
+        ASSERT_OK(md_rtp_parse(p, n, &h));
+        m = md_rtp_rewrite_extensions(p, n, &h, strip[i].src, strip[i].dst);
+        ASSERT_EQ(m, n - 16);
+        ASSERT_OK(md_rtp_parse(p, m, &h));
+        ASSERT(!(p[0] & 0x10));
+        ASSERT_EQ(h.ext_offset, 0);
+        ASSERT(memcmp(p + 12, "payload", 7) == 0);
+    }
+
+    /* Malformed: an element running past the block, and id 15 (stop) before
+     * the element; no extension at all is left alone. */
+    static const uint8_t overrun[] = {0x00, 0x00, 0x00, 0x2f};
+    static const uint8_t stop[] = {0xf0, 0x22, 0xa1, 0xa2, 0xa3, 0x00, 0x00, 0x00};
+    n = make_ext_packet(p, 0xbede, overrun, sizeof(overrun));
+    ASSERT_OK(md_rtp_parse(p, n, &h));
+    ASSERT_EQ(md_rtp_rewrite_extensions(p, n, &h, 2, 9), n - 8);
+    n = make_ext_packet(p, 0xbede, stop, sizeof(stop));
+    ASSERT_OK(md_rtp_parse(p, n, &h));
+    ASSERT_EQ(md_rtp_rewrite_extensions(p, n, &h, 2, 9), n - 12);
+    ASSERT(!(p[0] & 0x10));
+    memcpy(p, sample, sizeof(sample));
+    p[0] &= (uint8_t)~0x10;
+    ASSERT_OK(md_rtp_parse(p, sizeof(sample), &h));
+    ASSERT_EQ(md_rtp_rewrite_extensions(p, sizeof(sample), &h, 2, 9), sizeof(sample));
+}
+
 static void test_parse_malformed(void)
 {
     md_rtp_header h = {.seq = 1234};
@@ -209,6 +307,7 @@ int main(void)
 {
     RUN(test_classify);
     RUN(test_parse_rewrite);
+    RUN(test_rewrite_extensions);
     RUN(test_parse_malformed);
     RUN(test_seq_newer);
     RUN(test_vp8_keyframe);

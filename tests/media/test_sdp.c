@@ -79,6 +79,7 @@ static void test_chromium_offer(void)
     ASSERT_EQ(c.remote_audio_ssrc, 2871530271u);
     ASSERT_EQ(c.remote_video_ssrc, 1645016214u);
     ASSERT(c.rtcp_rsize);
+    ASSERT_EQ(c.video_abs_send_time_id, 2);
     md_sdp_free(sdp);
 }
 
@@ -104,6 +105,7 @@ static void test_firefox_offer(void)
     ASSERT_EQ(c.remote_video_ssrc, 2213640093u); /* not the FID (RTX) one */
     ASSERT_OK(md_sdp_choose(sdp, "VP8", &c, NULL, 0));
     ASSERT_EQ(c.video_pt, 120);
+    ASSERT_EQ(c.video_abs_send_time_id, 4);
     md_sdp_free(sdp);
 }
 
@@ -178,7 +180,11 @@ static void test_answer(void)
         if (!strstr(text, expected[i]))
             MD_FAIL("answer lacks \"%s\":\n%s", expected[i], text);
     ASSERT(!strstr(text, "transport-cc")); /* not terminated yet: not negotiated */
-    ASSERT(!strstr(text, "a=extmap"));
+    /* RFC 8285 5: abs-send-time only, on video, with the offer's id (2). */
+    const char *ext = strstr(text, "a=extmap:");
+    ASSERT(ext && ext > strstr(text, "m=video") && ext < strstr(text, "m=application"));
+    ASSERT(g_str_has_prefix(ext, "a=extmap:2 " MD_SDP_EXT_ABS_SEND_TIME "\r\n"));
+    ASSERT(!strstr(ext + 1, "a=extmap"));
     ASSERT(!strstr(text, "rtx/90000"));
     /* candidates once, in the first m-line of the bundle */
     ASSERT(strstr(text, "a=candidate") < strstr(text, "m=video"));

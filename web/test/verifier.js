@@ -9,6 +9,7 @@ import { Leg, connect, exposeState, mdTest, params, resetSession } from './peer.
 exposeState();
 mdTest.role = 'verifier';
 mdTest.counter = {};
+mdTest.quality = {}; // leg name -> stats of the last `quality` message for that leg
 
 const codec = params.get('codec');
 const video = document.getElementById('remote');
@@ -45,6 +46,7 @@ const handlers = {
   answer: (m) => mdTest.leg && m.session === mdTest.session && mdTest.leg.onAnswer(m),
   candidate: (m) => mdTest.leg && m.session === mdTest.session && mdTest.leg.onCandidate(m),
   ended: () => { if (mdTest.leg) mdTest.leg.close(); },
+  quality: (m) => { if (m.session === mdTest.session) mdTest.quality[m.leg] = m.stats; },
 };
 
 conn = connect(`wss://${location.host}/ws`, handlers);
