@@ -20,6 +20,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import readline from 'node:readline';
+import { after, before } from 'node:test';
 import { fileURLToPath } from 'node:url';
 
 export const HERE = path.dirname(fileURLToPath(import.meta.url));
@@ -405,4 +406,53 @@ export async function hangupIfOpen(page) {
   } catch {
     // the page is gone or the gateway does not answer: the failure is reported already
   }
+}
+
+/*
+ * The shared set-up of a test file: a gateway, and a Chromium (plus a
+ * Firefox if asked) that trust its dev CA, started before the file's tests
+ * and always stopped after them.  A test that fails sets env.failed; then the
+ * browsers' console, the gateway's log and anything env.onFailure prints are
+ * shown, and the gateway's directory is kept.  env.cleanup runs before the
+ * browsers close (for helper processes such as the aiortc tablet).
+ */
+export function browserFixture(prefix, { firefox = false } = {}) {
+  const env = {
+    gw: null, chromium: null, firefox: null, tmp: null, failed: false, consoleLog: [],
+    onFailure: null, cleanup: null,
+  };
+  before(async () => {
+    try {
+      env.tmp = tempDir(prefix);
+      env.gw = await Gateway.start();
+      const home = path.join(env.tmp, 'home');
+      nssTrustingCa(path.join(home, '.pki', 'nssdb'), env.gw.ca);
+      const profile = firefox ? nssTrustingCa(path.join(env.tmp, 'firefox-profile'), env.gw.ca) : null;
+      [env.chromium, env.firefox] = await Promise.all([
+        launchChromium(home), firefox ? launchFirefox(profile) : null,
+      ]);
+    } catch (e) {
+      env.failed = true;
+      throw e;
+    }
+  });
+  after(async () => {
+    if (env.failed) {
+      console.log(env.consoleLog.slice(-80).join('\n'));
+      if (env.onFailure) env.onFailure();
+      if (env.gw) {
+        console.log(env.gw.logTail(120));
+        console.log(`kept ${await env.gw.keep()}`);
+      }
+    }
+    if (env.cleanup) await env.cleanup();
+    await env.firefox?.close().catch(() => {});
+    await env.chromium?.close().catch(() => {});
+    try {
+      await env.gw?.stop();
+    } finally {
+      if (env.tmp) fs.rmSync(env.tmp, { recursive: true, force: true });
+    }
+  });
+  return env;
 }

@@ -5,68 +5,37 @@
 // (web/test/counter.js). The numbers read must be many, distinct and strictly
 // increasing: the gateway forwards the real pictures, in order.
 import assert from 'node:assert/strict';
-import fs from 'node:fs';
 import path from 'node:path';
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import * as lib from './lib.mjs';
 
 lib.requireBinaries(lib.CHROMIUM);
 
 const WANTED_READS = 40; // distinct counter values read back (30 frames/s are sent)
 
-let gw;
-let browser;
 let tablet;
-let tmp;
-let failed = false;
-const consoleLog = [];
-
-before(async () => {
-  try {
-    tmp = lib.tempDir('md-br-aiortc-');
-    gw = await lib.Gateway.start();
-    const home = path.join(tmp, 'home');
-    lib.nssTrustingCa(path.join(home, '.pki', 'nssdb'), gw.ca);
-    browser = await lib.launchChromium(home);
-  } catch (e) {
-    failed = true;
-    throw e;
-  }
-});
-
-after(async () => {
-  if (failed) {
-    console.log(consoleLog.slice(-80).join('\n'));
-    if (tablet) console.log(`aiortc tablet said: ${JSON.stringify(tablet.history.slice(-20))}`);
-    if (gw) {
-      console.log(gw.logTail(120));
-      console.log(`kept ${await gw.keep()}`);
-    }
-  }
-  if (tablet) {
-    tablet.proc.stdin.end();
-    const timer = setTimeout(() => tablet.proc.kill(), 20_000 * lib.SLOW);
-    await tablet.exited;
-    clearTimeout(timer);
-  }
-  await browser?.close().catch(() => {});
-  try {
-    await gw?.stop();
-  } finally {
-    if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
-  }
-});
+const env = lib.browserFixture('md-br-aiortc-');
+env.onFailure = () => {
+  if (tablet) console.log(`aiortc tablet said: ${JSON.stringify(tablet.history.slice(-20))}`);
+};
+env.cleanup = async () => {
+  if (!tablet) return;
+  tablet.proc.stdin.end();
+  const timer = setTimeout(() => tablet.proc.kill(), 20_000 * lib.SLOW);
+  await tablet.exited;
+  clearTimeout(timer);
+};
 
 test('aiortc tablet frame counter read back in a Chromium verifier', { timeout: 120_000 * lib.SLOW },
      async () => {
   try {
-    const context = await browser.newContext();
+    const context = await env.chromium.newContext();
     const verifier = await context.newPage();
-    lib.recordConsole(verifier, 'verifier', consoleLog);
-    await lib.openVerifier(verifier, gw, { counter: '1' });
+    lib.recordConsole(verifier, 'verifier', env.consoleLog);
+    await lib.openVerifier(verifier, env.gw, { counter: '1' });
 
     tablet = new lib.JsonLines(lib.PYTHON, [path.join(lib.HERE, 'aiortc_tablet.py'),
-                                            JSON.stringify(gw.setup())]);
+                                            JSON.stringify(env.gw.setup())]);
     const { session } = await tablet.until((m) => m.session, 'aiortc tablet: queued');
     await lib.accept(verifier, session);
     await tablet.until((m) => m.answer, 'aiortc tablet: answer', 60_000 * lib.SLOW);
@@ -98,7 +67,7 @@ test('aiortc tablet frame counter read back in a Chromium verifier', { timeout: 
     await tablet.until((m) => m.ended !== undefined, 'aiortc tablet: ended');
     await context.close();
   } catch (e) {
-    failed = true;
+    env.failed = true;
     throw e;
   }
 });

@@ -7,49 +7,14 @@
 // receives: counters.remb_forwarded counts REMB *from* that leg passed to the
 // other, docs/internals/media.md) and from the sending browsers' getStats().
 import assert from 'node:assert/strict';
-import fs from 'node:fs';
-import path from 'node:path';
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import * as lib from './lib.mjs';
 
 lib.requireBinaries(lib.CHROMIUM);
 
 const ABS_SEND_TIME = 'http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time';
 
-let gw;
-let browser;
-let tmp;
-let failed = false;
-const consoleLog = [];
-
-before(async () => {
-  try {
-    tmp = lib.tempDir('md-br-bwe-');
-    gw = await lib.Gateway.start();
-    const home = path.join(tmp, 'home');
-    lib.nssTrustingCa(path.join(home, '.pki', 'nssdb'), gw.ca);
-    browser = await lib.launchChromium(home);
-  } catch (e) {
-    failed = true;
-    throw e;
-  }
-});
-
-after(async () => {
-  if (failed) {
-    console.log(consoleLog.slice(-80).join('\n'));
-    if (gw) {
-      console.log(gw.logTail(120));
-      console.log(`kept ${await gw.keep()}`);
-    }
-  }
-  await browser?.close().catch(() => {});
-  try {
-    await gw?.stop();
-  } finally {
-    if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
-  }
-});
+const env = lib.browserFixture('md-br-bwe-');
 
 // The id a description gives abs-send-time in its video m-section, or null.
 function absSendTimeId(sdp) {
@@ -74,15 +39,15 @@ async function availableOutgoingBitrate(page) {
 
 test('REMB reaches the sender through the gateway (Chromium <-> Chromium, VP8)',
      { timeout: 120_000 * lib.SLOW }, async () => {
-  const verifierContext = await browser.newContext();
-  const tabletContext = await lib.tabletContext(browser, gw);
+  const verifierContext = await env.chromium.newContext();
+  const tabletContext = await lib.tabletContext(env.chromium, env.gw);
   const verifier = await verifierContext.newPage();
   const tablet = await tabletContext.newPage();
   try {
-    lib.recordConsole(verifier, 'verifier', consoleLog);
-    lib.recordConsole(tablet, 'tablet', consoleLog);
-    await lib.openVerifier(verifier, gw, { codec: 'VP8' });
-    const id = await lib.openTablet(tablet, gw, { codec: 'VP8' });
+    lib.recordConsole(verifier, 'verifier', env.consoleLog);
+    lib.recordConsole(tablet, 'tablet', env.consoleLog);
+    await lib.openVerifier(verifier, env.gw, { codec: 'VP8' });
+    const id = await lib.openTablet(tablet, env.gw, { codec: 'VP8' });
     await lib.accept(verifier, id);
     await lib.waitLive(verifier, 'verifier');
     await lib.waitLive(tablet, 'tablet');
@@ -128,7 +93,7 @@ test('REMB reaches the sender through the gateway (Chromium <-> Chromium, VP8)',
     assert.ok(tabletRate > 0, `tablet availableOutgoingBitrate ${tabletRate}`);
     await lib.finish(verifier, tablet);
   } catch (e) {
-    failed = true;
+    env.failed = true;
     throw e;
   } finally {
     await lib.hangupIfOpen(tablet);

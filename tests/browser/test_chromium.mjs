@@ -4,60 +4,25 @@
 // legs. Each leg is its own browser context of one Chromium: the tablet's with
 // the device's client certificate, the verifier's logged in with a cookie.
 import assert from 'node:assert/strict';
-import fs from 'node:fs';
-import path from 'node:path';
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import * as lib from './lib.mjs';
 
 lib.requireBinaries(lib.CHROMIUM);
 
-let gw;
-let browser;
-let tmp;
-let failed = false;
-const consoleLog = [];
-
-before(async () => {
-  try {
-    tmp = lib.tempDir('md-br-chromium-');
-    gw = await lib.Gateway.start();
-    const home = path.join(tmp, 'home');
-    lib.nssTrustingCa(path.join(home, '.pki', 'nssdb'), gw.ca);
-    browser = await lib.launchChromium(home);
-  } catch (e) {
-    failed = true;
-    throw e;
-  }
-});
-
-after(async () => {
-  if (failed) {
-    console.log(consoleLog.slice(-80).join('\n'));
-    if (gw) {
-      console.log(gw.logTail(120));
-      console.log(`kept ${await gw.keep()}`);
-    }
-  }
-  await browser?.close().catch(() => {});
-  try {
-    await gw?.stop();
-  } finally {
-    if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
-  }
-});
+const env = lib.browserFixture('md-br-chromium-');
 
 // One session: tablet requests, verifier accepts, both offer with `codec`,
 // both see `live`, both decode media, the verifier records the outcome.
 async function session(codec, expectedMime, t) {
-  const verifierContext = await browser.newContext(); // trusts the CA through NSS
-  const tabletContext = await lib.tabletContext(browser, gw);
+  const verifierContext = await env.chromium.newContext(); // trusts the CA through NSS
+  const tabletContext = await lib.tabletContext(env.chromium, env.gw);
   const verifier = await verifierContext.newPage();
   const tablet = await tabletContext.newPage();
   try {
-    lib.recordConsole(verifier, `verifier ${codec}`, consoleLog);
-    lib.recordConsole(tablet, `tablet ${codec}`, consoleLog);
+    lib.recordConsole(verifier, `verifier ${codec}`, env.consoleLog);
+    lib.recordConsole(tablet, `tablet ${codec}`, env.consoleLog);
 
-    await lib.openVerifier(verifier, gw, { codec });
+    await lib.openVerifier(verifier, env.gw, { codec });
     if (codec === 'H264') {
       const caps = await verifier.evaluate(() => window.mdTest.videoCodecs());
       const baseline = (c) => /^video\/H264 .*packetization-mode=1.*profile-level-id=42e0/i.test(c) ||
@@ -68,7 +33,7 @@ async function session(codec, expectedMime, t) {
         return;
       }
     }
-    const id = await lib.openTablet(tablet, gw, { codec });
+    const id = await lib.openTablet(tablet, env.gw, { codec });
     await lib.accept(verifier, id);
     await lib.waitLive(verifier, 'verifier');
     await lib.waitLive(tablet, 'tablet');
@@ -89,7 +54,7 @@ async function guarded(fn) {
   try {
     await fn();
   } catch (e) {
-    failed = true;
+    env.failed = true;
     throw e;
   }
 }

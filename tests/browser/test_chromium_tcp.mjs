@@ -5,47 +5,12 @@
 // tablet's selected candidate pair must be TCP to the gateway's passive
 // candidate.
 import assert from 'node:assert/strict';
-import fs from 'node:fs';
-import path from 'node:path';
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import * as lib from './lib.mjs';
 
 lib.requireBinaries(lib.CHROMIUM);
 
-let gw;
-let browser;
-let tmp;
-let failed = false;
-const consoleLog = [];
-
-before(async () => {
-  try {
-    tmp = lib.tempDir('md-br-chromium-tcp-');
-    gw = await lib.Gateway.start();
-    const home = path.join(tmp, 'home');
-    lib.nssTrustingCa(path.join(home, '.pki', 'nssdb'), gw.ca);
-    browser = await lib.launchChromium(home);
-  } catch (e) {
-    failed = true;
-    throw e;
-  }
-});
-
-after(async () => {
-  if (failed) {
-    console.log(consoleLog.slice(-80).join('\n'));
-    if (gw) {
-      console.log(gw.logTail(120));
-      console.log(`kept ${await gw.keep()}`);
-    }
-  }
-  await browser?.close().catch(() => {});
-  try {
-    await gw?.stop();
-  } finally {
-    if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
-  }
-});
+const env = lib.browserFixture('md-br-chromium-tcp-');
 
 // The tablet's selected pair as seen by Chromium: local and remote protocol
 // and the remote candidate's tcpType.
@@ -66,15 +31,15 @@ async function selectedPair(page) {
 
 test('Chromium tablet over ICE-TCP only, Chromium verifier over UDP',
      { timeout: 120_000 * lib.SLOW }, async () => {
-  const verifierContext = await browser.newContext();
-  const tabletContext = await lib.tabletContext(browser, gw);
+  const verifierContext = await env.chromium.newContext();
+  const tabletContext = await lib.tabletContext(env.chromium, env.gw);
   const verifier = await verifierContext.newPage();
   const tablet = await tabletContext.newPage();
   try {
-    lib.recordConsole(verifier, 'verifier', consoleLog);
-    lib.recordConsole(tablet, 'tablet', consoleLog);
-    await lib.openVerifier(verifier, gw, { codec: 'VP8' });
-    const id = await lib.openTablet(tablet, gw, { codec: 'VP8', transport: 'tcp' });
+    lib.recordConsole(verifier, 'verifier', env.consoleLog);
+    lib.recordConsole(tablet, 'tablet', env.consoleLog);
+    await lib.openVerifier(verifier, env.gw, { codec: 'VP8' });
+    const id = await lib.openTablet(tablet, env.gw, { codec: 'VP8', transport: 'tcp' });
     await lib.accept(verifier, id);
     await lib.waitLive(verifier, 'verifier');
     await lib.waitLive(tablet, 'tablet');
@@ -89,7 +54,7 @@ test('Chromium tablet over ICE-TCP only, Chromium verifier over UDP',
     await lib.assertMediaFlows(tablet, 'tablet (on TCP)', 'video/VP8');
     await lib.finish(verifier, tablet);
   } catch (e) {
-    failed = true;
+    env.failed = true;
     throw e;
   } finally {
     await lib.hangupIfOpen(tablet);
