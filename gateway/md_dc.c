@@ -13,6 +13,7 @@
 #include "md_log.h"
 
 #include <errno.h>
+#include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -111,6 +112,8 @@ static void on_open(md_dc *dc, uint16_t stream, const uint8_t *buf, size_t len)
     md_debug("datachannel", "channel_open", "{s:s, s:i}", "label", o.label, "stream", (int)stream);
     if (kind == MD_DC_CHANNEL_CHAT && dc->cb.on_chat_writable)
         dc->cb.on_chat_writable(dc->ud);
+    if (kind == MD_DC_CHANNEL_FILE && dc->cb.on_file_writable)
+        dc->cb.on_file_writable(dc->ud);
 }
 
 static int send_json(md_dc *dc, uint16_t stream, const md_dc_msg *m)
@@ -139,13 +142,39 @@ static void on_chat_text(md_dc *dc, const uint8_t *buf, size_t len)
     md_dc_msg_clear(&m);
 }
 
-/* The file protocol is not served yet: every offer is refused politely. */
+/* An offer md_dc_parse() refused (size over the cap, type not allowed, bad
+ * name) still deserves an answer naming it, when its id is readable. */
+static void refuse_unparsed_offer(md_dc *dc, uint16_t stream, const uint8_t *buf, size_t len,
+                                  int error)
+{
+    json_t *root = len <= MD_DC_JSON_MAX ? json_loadb((const char *)buf, len, 0, NULL) : NULL;
+    const char *type = json_string_value(json_object_get(root, "type"));
+    const char *id = json_string_value(json_object_get(root, "id"));
+    size_t n = id ? strlen(id) : 0;
+    bool id_ok = n >= 1 && n <= MD_DC_ID_MAX;
+    for (size_t i = 0; id_ok && i < n; i++)
+        id_ok = g_ascii_isalnum(id[i]) || id[i] == '_' || id[i] == '-';
+    if (type && strcmp(type, "file_offer") == 0 && id_ok) {
+        md_dc_msg refusal = {.type = MD_DC_FILE_REFUSE};
+        g_strlcpy(refusal.id, id, sizeof(refusal.id));
+        g_strlcpy(refusal.code, md_err_code(error), sizeof(refusal.code));
+        send_json(dc, stream, &refusal);
+    }
+    json_decref(root);
+}
+
 static void on_file_text(md_dc *dc, uint16_t stream, const uint8_t *buf, size_t len)
 {
     md_dc_msg m;
-    if (md_dc_parse(MD_DC_CHANNEL_FILE, (const char *)buf, len, &dc->limits, &m) < 0)
+    int r = md_dc_parse(MD_DC_CHANNEL_FILE, (const char *)buf, len, &dc->limits, &m);
+    if (r < 0) {
+        md_debug("datachannel", "file_message_refused", "{s:s}", "error", md_err_code(r));
+        refuse_unparsed_offer(dc, stream, buf, len, r);
         return;
-    if (m.type == MD_DC_FILE_OFFER) {
+    }
+    if (dc->cb.on_file)
+        dc->cb.on_file(&m, dc->ud);
+    else if (m.type == MD_DC_FILE_OFFER) {
         md_dc_msg refusal = {.type = MD_DC_FILE_REFUSE};
         memcpy(refusal.id, m.id, sizeof(refusal.id));
         g_strlcpy(refusal.code, md_err_code(-MD_E_DC_REFUSED), sizeof(refusal.code));
@@ -179,8 +208,15 @@ static void on_sctp_message(uint16_t stream, uint32_t ppid, const uint8_t *buf, 
         return; /* an ACK would answer an OPEN of ours; we open none */
     }
     channel *ch = find_stream(dc, stream);
-    if (!ch || ppid != MD_SCTP_PPID_STRING)
-        return; /* unknown stream, or binary (file chunks are not served yet) */
+    if (!ch)
+        return; /* unknown stream */
+    if (ppid == MD_SCTP_PPID_BINARY) {
+        if (ch->kind == MD_DC_CHANNEL_FILE && dc->cb.on_file_chunk)
+            dc->cb.on_file_chunk(buf, len, dc->ud);
+        return; /* binary on chat: dropped */
+    }
+    if (ppid != MD_SCTP_PPID_STRING)
+        return;
     if (ch->kind == MD_DC_CHANNEL_CHAT)
         on_chat_text(dc, buf, len);
     else
@@ -192,6 +228,8 @@ static void on_sctp_low(void *ud)
     md_dc *dc = ud;
     if (find_kind(dc, MD_DC_CHANNEL_CHAT) && dc->cb.on_chat_writable)
         dc->cb.on_chat_writable(dc->ud);
+    if (find_kind(dc, MD_DC_CHANNEL_FILE) && dc->cb.on_file_writable)
+        dc->cb.on_file_writable(dc->ud);
 }
 
 static void on_sctp_stream_closed(uint16_t stream, void *ud)
@@ -273,6 +311,33 @@ int md_dc_send_chat_ack(md_dc *dc, const char *id)
     md_dc_msg m = {.type = MD_DC_CHAT_ACK};
     g_strlcpy(m.id, id, sizeof(m.id));
     return send_json(dc, ch->stream, &m);
+}
+
+bool md_dc_file_ready(const md_dc *dc)
+{
+    return dc && dc->connected && find_kind(dc, MD_DC_CHANNEL_FILE);
+}
+
+int md_dc_send_file_msg(md_dc *dc, const md_dc_msg *m)
+{
+    channel *ch = dc && dc->connected ? find_kind(dc, MD_DC_CHANNEL_FILE) : NULL;
+    if (!ch)
+        return -ENOTCONN;
+    return send_json(dc, ch->stream, m);
+}
+
+int md_dc_send_file_chunk(md_dc *dc, uint32_t index, uint64_t offset, const uint8_t *payload,
+                          size_t len)
+{
+    uint8_t buf[MD_DC_CHUNK_HEADER + MD_DC_CHUNK_MAX];
+    channel *ch = dc && dc->connected ? find_kind(dc, MD_DC_CHANNEL_FILE) : NULL;
+    if (!ch)
+        return -ENOTCONN;
+    if (len == 0 || len > MD_DC_CHUNK_MAX)
+        return -EINVAL;
+    md_dc_chunk_header(index, offset, buf);
+    memcpy(buf + MD_DC_CHUNK_HEADER, payload, len);
+    return md_sctp_send(dc->sctp, ch->stream, MD_SCTP_PPID_BINARY, buf, MD_DC_CHUNK_HEADER + len);
 }
 
 md_dc *md_dc_free(md_dc *dc)

@@ -42,6 +42,16 @@ typedef struct md_dc_callbacks {
      * channels, stream 65535); error is -MD_E_DC_REFUSED or
      * -MD_E_DC_PROTOCOL.  label is "" when the OPEN could not be parsed. */
     void (*on_refused)(const char *label, uint16_t stream, int error, void *ud);
+    /* Nullable.  A valid control message on the "file" channel (md_dc_parse
+     * with the limits given at creation); msg is valid during the call.  An
+     * offer that does not parse (too large, type not allowed, bad name) is
+     * answered here with file_refuse {id, code} and not handed up. */
+    void (*on_file)(const md_dc_msg *msg, void *ud);
+    /* Nullable.  A binary message on the "file" channel (chunk header and
+     * payload, not yet checked); valid during the call. */
+    void (*on_file_chunk)(const uint8_t *buf, size_t len, void *ud);
+    /* Nullable.  The file channel opened, or the send buffer drained. */
+    void (*on_file_writable)(void *ud);
 } md_dc_callbacks;
 
 typedef struct md_dc_options {
@@ -65,6 +75,15 @@ bool md_dc_chat_ready(const md_dc *dc);
  * for on_chat_writable), -MD_E_TOO_LARGE, -MD_E_SCTP_FAILED. */
 int md_dc_send_chat(md_dc *dc, const char *id, int64_t ts, const char *text);
 int md_dc_send_chat_ack(md_dc *dc, const char *id);
+
+/* True once the client's "file" channel is open and the association is up. */
+bool md_dc_file_ready(const md_dc *dc);
+/* A control message on the file channel.  Same errors as md_dc_send_chat. */
+int md_dc_send_file_msg(md_dc *dc, const md_dc_msg *m);
+/* One binary chunk (header + 1..MD_DC_CHUNK_MAX payload bytes).  -EAGAIN
+ * when the send buffer is full: wait for on_file_writable. */
+int md_dc_send_file_chunk(md_dc *dc, uint32_t index, uint64_t offset, const uint8_t *payload,
+                          size_t len);
 
 /* Aborts the association.  Not from inside a callback.  NULL-safe. */
 md_dc *md_dc_free(md_dc *dc);

@@ -72,6 +72,8 @@ struct event_msg {
     json_t *stats; /* a copy made for the control thread alone */
     char *chat_id, *chat_text, *chat_sha256, *label;
     int64_t chat_ts;
+    char *file_id, *file_name, *file_mime, *file_sha256;
+    uint64_t file_size;
 };
 
 md_event_sink *md_event_sink_ref(md_event_sink *sink)
@@ -104,6 +106,10 @@ static void event_msg_free(gpointer data)
     g_free(msg->chat_text);
     g_free(msg->chat_sha256);
     g_free(msg->label);
+    g_free(msg->file_id);
+    g_free(msg->file_name);
+    g_free(msg->file_mime);
+    g_free(msg->file_sha256);
     g_free(msg);
 }
 
@@ -131,6 +137,11 @@ static gboolean deliver(gpointer data)
         .chat_sha256 = msg->chat_sha256,
         .chat_ts = msg->chat_ts,
         .label = msg->label,
+        .file_id = msg->file_id,
+        .file_name = msg->file_name,
+        .file_mime = msg->file_mime,
+        .file_sha256 = msg->file_sha256,
+        .file_size = msg->file_size,
     };
     m->cb(&ev, m->userdata);
     return G_SOURCE_REMOVE;
@@ -156,6 +167,11 @@ void md_event_sink_post(md_event_sink *sink, const md_media_event *ev, uint64_t 
     msg->chat_sha256 = g_strdup(ev->chat_sha256);
     msg->chat_ts = ev->chat_ts;
     msg->label = g_strdup(ev->label);
+    msg->file_id = g_strdup(ev->file_id);
+    msg->file_name = g_strdup(ev->file_name);
+    msg->file_mime = g_strdup(ev->file_mime);
+    msg->file_sha256 = g_strdup(ev->file_sha256);
+    msg->file_size = ev->file_size;
     GSource *src = g_idle_source_new();
     g_source_set_priority(src, G_PRIORITY_DEFAULT);
     g_source_set_callback(src, deliver, msg, event_msg_free);
@@ -165,7 +181,15 @@ void md_event_sink_post(md_event_sink *sink, const md_media_event *ev, uint64_t 
 
 /* ---- commands: control -> worker ---- */
 
-enum command_kind { CMD_OPEN, CMD_OFFER, CMD_CANDIDATE, CMD_CLOSE, CMD_SHUTDOWN, CMD_CHAT };
+enum command_kind {
+    CMD_OPEN,
+    CMD_OFFER,
+    CMD_CANDIDATE,
+    CMD_CLOSE,
+    CMD_SHUTDOWN,
+    CMD_CHAT,
+    CMD_FILE
+};
 
 struct command {
     enum command_kind kind;
@@ -179,6 +203,8 @@ struct command {
     bool require_srtp_gcm;
     char *chat_id, *chat_text; /* CMD_CHAT */
     int64_t chat_ts;
+    md_session_files files; /* CMD_OPEN: evidence borrowed, types owned */
+    md_session_file file;   /* CMD_FILE: strings owned */
 };
 
 static void command_free(gpointer data)
@@ -192,6 +218,8 @@ static void command_free(gpointer data)
     if (c->chat_text)
         md_wipe(c->chat_text, strlen(c->chat_text));
     g_free(c->chat_text);
+    g_strfreev(c->files.file_types);
+    md_session_file_clear(&c->file);
     g_free(c);
 }
 
@@ -200,8 +228,10 @@ static gboolean run_command(gpointer data)
     struct command *c = data;
     switch (c->kind) {
     case CMD_OPEN:
-        md_session_open(c->host, c->session_id, c->serial, c->video_codecs, c->require_srtp_gcm);
+        md_session_open(c->host, c->session_id, c->serial, c->video_codecs, c->require_srtp_gcm,
+                        &c->files);
         c->video_codecs = NULL;
+        c->files.file_types = NULL;
         break;
     case CMD_OFFER:
         md_session_offer(c->host, c->session_id, c->leg, c->offer);
@@ -220,6 +250,9 @@ static gboolean run_command(gpointer data)
     case CMD_CHAT:
         md_session_chat_deliver(c->host, c->session_id, c->leg, c->chat_id, c->chat_ts,
                                 c->chat_text);
+        break;
+    case CMD_FILE:
+        md_session_file_deliver(c->host, c->session_id, c->leg, &c->file);
         break;
     }
     return G_SOURCE_REMOVE;
@@ -390,6 +423,9 @@ int md_media_session_open(md_media *m, const char *session_id, const md_media_se
     c->serial = rec->serial;
     c->video_codecs = g_strdupv((char **)video_codecs);
     c->require_srtp_gcm = opt->require_srtp_gcm;
+    c->files.evidence = opt->evidence;
+    c->files.max_file_size = opt->max_file_size;
+    c->files.file_types = opt->file_types ? g_strdupv((char **)opt->file_types) : NULL;
     post(m, rec->worker, c);
     return 0;
 }
@@ -461,6 +497,29 @@ int md_media_chat_deliver(md_media *m, const char *session_id, md_leg to_leg, co
     c->chat_id = g_strdup(chat_id);
     c->chat_ts = ts;
     c->chat_text = g_strdup(text);
+    post(m, rec->worker, c);
+    return 0;
+}
+
+int md_media_file_deliver(md_media *m, const char *session_id, md_leg to_leg, const char *file_id,
+                          const char *name, uint64_t size, const char *mime, const char *sha256)
+{
+    struct session_record *rec = session_id ? g_hash_table_lookup(m->sessions, session_id) : NULL;
+    if (!rec)
+        return -MD_E_SESSION_UNKNOWN;
+    if ((to_leg != MD_LEG_TABLET && to_leg != MD_LEG_VERIFIER) || !file_id || !name || !mime ||
+        !sha256 || !valid_text(file_id, MD_DC_ID_MAX) || md_dc_check_file_name(name) < 0 ||
+        !valid_text(mime, MD_DC_MIME_MAX) || strlen(sha256) != MD_SHA256_HEX_LEN || size == 0)
+        return -EINVAL;
+    struct command *c = g_new0(struct command, 1);
+    c->kind = CMD_FILE;
+    c->session_id = g_strdup(session_id);
+    c->leg = to_leg;
+    c->file = (md_session_file){.id = g_strdup(file_id),
+                                .name = g_strdup(name),
+                                .mime = g_strdup(mime),
+                                .sha256 = g_strdup(sha256),
+                                .size = size};
     post(m, rec->worker, c);
     return 0;
 }

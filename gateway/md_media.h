@@ -28,6 +28,7 @@
 #define MD_MEDIA_H
 
 #include "md_config.h"
+#include "md_evidence.h"
 
 #include <glib.h>
 #include <jansson.h>
@@ -51,6 +52,13 @@ typedef enum md_media_event_type {
     /* label (nullable), error: the leg opened a data channel the gateway does
      * not serve; its stream was reset, the session goes on. */
     MD_MEDIA_CHANNEL_REFUSED,
+    /* file_id, file_name, file_size, file_mime, file_sha256: a file the leg
+     * sent on its "file" channel was checked (size cap, type by magic bytes,
+     * SHA-256 equal to the offer's) and committed to the evidence store under
+     * (session, file_id).  Nothing was offered to the other leg nor verified
+     * to the sender: the control thread audits it, then calls
+     * md_media_file_deliver() (DESIGN 4). */
+    MD_MEDIA_FILE,
 } md_media_event_type;
 
 typedef struct md_media_event {
@@ -68,6 +76,11 @@ typedef struct md_media_event {
     const char *chat_sha256;  /* MD_MEDIA_CHAT: lower-case hex SHA-256 of chat_text */
     int64_t chat_ts;          /* MD_MEDIA_CHAT: the sender's ms since the epoch */
     const char *label;        /* MD_MEDIA_CHANNEL_REFUSED */
+    const char *file_id;      /* MD_MEDIA_FILE: [A-Za-z0-9_-]{1,64}, the evidence file id */
+    const char *file_name;    /* MD_MEDIA_FILE: checked name (md_dc_check_file_name); personal */
+    const char *file_mime;    /* MD_MEDIA_FILE: checked by content */
+    const char *file_sha256;  /* MD_MEDIA_FILE: lower-case hex of the stored plaintext */
+    uint64_t file_size;       /* MD_MEDIA_FILE */
 } md_media_event;
 
 /* Called on the control context; pointers are valid during the call only.
@@ -93,6 +106,12 @@ typedef struct md_media_session_options {
     /* Offer only SRTP_AEAD_AES_128_GCM in DTLS-SRTP (RFC 7714); a client that
      * cannot do GCM fails its leg with dtls_failed. */
     bool require_srtp_gcm;
+    /* Files (channel "file").  evidence is borrowed and must outlive the
+     * session; NULL refuses every file_offer.  The worker writes files into
+     * it with its own md_evidence_file writers (md_evidence is thread-safe). */
+    md_evidence *evidence;
+    uint64_t max_file_size;        /* bytes; 0 = 20 MiB (md_dc_limits) */
+    const char *const *file_types; /* NULL-terminated MIME list; NULL = JPEG, PNG, PDF */
 } md_media_session_options;
 
 /* Opens a session on the least loaded worker.
@@ -120,6 +139,15 @@ int md_media_leg_candidate(md_media *m, const char *session_id, md_leg leg, cons
  * beyond) and goes out when it opens.  -MD_E_SESSION_UNKNOWN, -EINVAL. */
 int md_media_chat_deliver(md_media *m, const char *session_id, md_leg to_leg, const char *chat_id,
                           int64_t ts, const char *text);
+
+/* After an MD_MEDIA_FILE from the other leg was audited: the worker reads
+ * the file back from the evidence store, offers it to to_leg (file_offer),
+ * streams it once accepted, and sends file_verified {id, sha256} to the
+ * sender.  One outgoing file per leg at a time; a file for a leg that is
+ * busy or has no open "file" channel is not sent (debug log).
+ * -MD_E_SESSION_UNKNOWN, -EINVAL. */
+int md_media_file_deliver(md_media *m, const char *session_id, md_leg to_leg, const char *file_id,
+                          const char *name, uint64_t size, const char *mime, const char *sha256);
 
 /* -MD_E_SESSION_UNKNOWN; otherwise the session is gone for the caller. */
 int md_media_session_close(md_media *m, const char *session_id);

@@ -473,12 +473,13 @@ static void session_free(gpointer data)
             g_ptr_array_unref(s->legs[i].pending_candidates);
     }
     g_strfreev(s->video_codecs);
+    g_strfreev(s->files.file_types);
     g_free(s->id);
     g_free(s);
 }
 
 void md_session_open(md_session_host *host, const char *id, uint64_t serial, char **video_codecs,
-                     bool require_srtp_gcm)
+                     bool require_srtp_gcm, md_session_files *files)
 {
     md_session *s = g_new0(md_session, 1);
     uint64_t sid = 0;
@@ -488,6 +489,7 @@ void md_session_open(md_session_host *host, const char *id, uint64_t serial, cha
     s->serial = serial;
     s->video_codecs = video_codecs;
     s->require_srtp_gcm = require_srtp_gcm;
+    s->files = *files;            /* takes file_types */
     s->sdp_session_id = sid >> 2; /* RFC 8829 5.2.1: 64-bit, top bit clear */
     for (int i = 0; i < 2; i++) {
         s->legs[i].session = s;

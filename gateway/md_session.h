@@ -46,6 +46,24 @@ typedef struct md_session_config {
 typedef struct md_session_host md_session_host;
 typedef struct md_session md_session;
 
+/* A session's file policy, from md_media_session_options. */
+typedef struct md_session_files {
+    md_evidence *evidence; /* borrowed; NULL: files refused */
+    uint64_t max_file_size;
+    char **file_types; /* owned, NULL-terminated; NULL: defaults */
+} md_session_files;
+
+/* A committed file to offer to a leg (md_media_file_deliver); strings owned. */
+typedef struct md_session_file {
+    char *id, *name, *mime, *sha256;
+    uint64_t size;
+} md_session_file;
+void md_session_file_clear(md_session_file *f);
+
+/* md_session_dc.c: one transfer in either direction (defined there). */
+typedef struct md_file_in md_file_in;
+typedef struct md_file_out md_file_out;
+
 enum { MD_KIND_AUDIO = 0, MD_KIND_VIDEO = 1, MD_KINDS = 2 };
 
 typedef enum md_leg_state {
@@ -140,6 +158,11 @@ typedef struct md_leg_ctx {
      * chat channel (bounded by cfg.chat_queue); it outlives dc. */
     md_dc *dc;
     GQueue chat_queue;
+    /* At most one file coming in from and one going out to this leg; both
+     * end (nothing stored for file_in) when the association goes. */
+    md_file_in *file_in;
+    md_file_out *file_out;
+    uint32_t next_file_index; /* our transfer index towards this leg */
 } md_leg_ctx;
 
 struct md_session {
@@ -147,7 +170,8 @@ struct md_session {
     char *id;
     uint64_t serial;
     char **video_codecs;
-    bool require_srtp_gcm;   /* policy: DTLS-SRTP offers GCM only */
+    bool require_srtp_gcm; /* policy: DTLS-SRTP offers GCM only */
+    md_session_files files;
     const char *video_codec; /* chosen, points into video_codecs */
     int (*video_probe)(const uint8_t *, size_t, unsigned *, unsigned *); /* md_codec_probe.h */
     bool refused;
@@ -177,13 +201,17 @@ void md_session_host_free(md_session_host *host);
 
 /* Worker thread commands; ownership of the pointer arguments is taken. */
 void md_session_open(md_session_host *host, const char *id, uint64_t serial, char **video_codecs,
-                     bool require_srtp_gcm);
+                     bool require_srtp_gcm, md_session_files *files);
 void md_session_offer(md_session_host *host, const char *id, md_leg leg, md_sdp *offer);
 void md_session_candidate(md_session_host *host, const char *id, md_leg leg, char *candidate);
 void md_session_close(md_session_host *host, const char *id);
 /* See md_media_chat_deliver(); text is copied. */
 void md_session_chat_deliver(md_session_host *host, const char *id, md_leg to_leg,
                              const char *chat_id, int64_t ts, const char *text);
+
+/* See md_media_file_deliver(); f is borrowed. */
+void md_session_file_deliver(md_session_host *host, const char *id, md_leg to_leg,
+                             const md_session_file *f);
 
 /* md_session_dc.c: the leg's data channels, on the worker. */
 /* DTLS is up (or a renegotiation added a data m-line): starts SCTP. */

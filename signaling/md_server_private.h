@@ -125,6 +125,7 @@ json_t *md_session_ice_servers(md_server *srv, const md_session *s);
  * audit, then relay; and refused channels (MD_MEDIA_CHANNEL_REFUSED). */
 void md_session_chat_received(md_server *srv, md_session *s, const md_media_event *ev);
 void md_session_channel_refused(md_server *srv, md_session *s, const md_media_event *ev);
+void md_session_file_received(md_server *srv, md_session *s, const md_media_event *ev);
 
 /* md_http_api.c */
 void md_http_api_handle(md_server *srv, const md_http_request *req, md_http_response *resp);

@@ -7,6 +7,10 @@
  * only when both are durable is md_media_chat_deliver() posted, which relays
  * it to the other leg and acknowledges it to the sender.  A message that
  * cannot be stored or audited is not relayed and not acknowledged.
+ * Files (MD_MEDIA_FILE) come already committed to the evidence store by the
+ * worker; they are audited as "file" {id, sha256, size, mime, leg} -- never
+ * the name, which may be personal data -- and only then offered to the other
+ * leg with md_media_file_deliver().
  * Everything here runs on the control thread.
  */
 #include "md_err.h"
@@ -64,4 +68,22 @@ void md_session_channel_refused(md_server *srv, md_session *s, const md_media_ev
                     s->post_office, s->id,
                     json_pack("{s:s, s:s}", "leg", md_leg_name(ev->leg), "code",
                               md_err_code(ev->error ? ev->error : -MD_E_DC_REFUSED)));
+}
+
+void md_session_file_received(md_server *srv, md_session *s, const md_media_event *ev)
+{
+    md_party *p = s->leg[ev->leg];
+    if (!ev->file_id || !ev->file_sha256 || !ev->file_mime || !ev->file_name)
+        return;
+    if (md_server_audit(srv, p ? p->actor : "system", "file", s->municipality, s->post_office,
+                        s->id,
+                        json_pack("{s:s, s:s, s:I, s:s, s:s}", "id", ev->file_id, "sha256",
+                                  ev->file_sha256, "size", (json_int_t)ev->file_size, "mime",
+                                  ev->file_mime, "leg", md_leg_name(ev->leg))) < 0)
+        return; /* audit durable before the file is offered on */
+    md_leg to = ev->leg == MD_LEG_TABLET ? MD_LEG_VERIFIER : MD_LEG_TABLET;
+    int r = md_media_file_deliver(srv->media, s->id, to, ev->file_id, ev->file_name, ev->file_size,
+                                  ev->file_mime, ev->file_sha256);
+    if (r < 0)
+        md_error("file", "deliver_failed", "{s:s, s:s}", "session", s->id, "error", md_strerror(r));
 }

@@ -22,13 +22,18 @@ int md_session_media_open(md_server *srv, md_session *s)
     int r = md_registry_policy(srv->store, s->municipality, &policy);
     if (r < 0)
         return r;
+    /* Files: the municipality's cap and types; the worker writes into the
+     * server's evidence store (opened before and freed after md_media). */
     md_media_session_options opt = {
         .video_codecs = video_codecs,
         .require_srtp_gcm = policy.require_srtp_gcm,
+        .evidence = srv->evidence,
+        .max_file_size = (uint64_t)policy.max_file_mb << 20,
+        .file_types = (const char *const *)policy.file_types,
     };
     s->quality = policy.quality;
+    r = md_media_session_open(srv->media, s->id, &opt); /* copies file_types */
     md_policy_clear(&policy);
-    r = md_media_session_open(srv->media, s->id, &opt);
     if (r == 0)
         s->media_open = true;
     return r;

@@ -761,5 +761,8 @@ void md_sessions_on_media_event(const md_media_event *ev, void *userdata)
     case MD_MEDIA_CHANNEL_REFUSED:
         md_session_channel_refused(srv, s, ev);
         break;
+    case MD_MEDIA_FILE:
+        md_session_file_received(srv, s, ev);
+        break;
     }
 }

@@ -56,7 +56,8 @@ def loopback_only_sdp(sdp):
 
 class DataChannel:
     """An in-band (DCEP) data channel of a leg, with a queue of the JSON
-    messages it received (docs/protocol.md, "Data channels")."""
+    messages it received, and of the binary ones as bytes (docs/protocol.md,
+    "Data channels")."""
 
     def __init__(self, pc, label):
         loop = asyncio.get_event_loop()
@@ -67,7 +68,9 @@ class DataChannel:
         self.closed = loop.create_future()
         self.dc.on("open", lambda: self.opened.done() or self.opened.set_result(True))
         self.dc.on("close", lambda: self.closed.done() or self.closed.set_result(True))
-        self.dc.on("message", lambda m: self.inbox.put_nowait(json.loads(m)))
+        # Binary messages (file chunks) are queued as bytes.
+        self.dc.on("message", lambda m: self.inbox.put_nowait(
+            json.loads(m) if isinstance(m, str) else m))
 
     async def open(self):
         await asyncio.wait_for(self.opened, LIVE_TIMEOUT)

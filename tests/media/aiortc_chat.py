@@ -54,10 +54,15 @@ async def connect_pair(gw, tablet, verifier):
     answers = {}
     for pc in (tablet, verifier):
         answers[pc.name] = await answered(gw, pc)
-    connected = set()
+    # A refused channel of the leg that connects first may be reported before
+    # the other leg connects: kept for run() instead of being skipped.
+    connected, gw.early_refused = set(), []
     while connected != {"tablet", "verifier"}:
-        ev = await gw.wait(lambda e: e["event"] == "connected", "connected")
-        connected.add(ev["leg"])
+        ev = await gw.wait(lambda e: e["event"] in ("connected", "channel_refused"), "connected")
+        if ev["event"] == "channel_refused":
+            gw.early_refused.append(ev)
+        else:
+            connected.add(ev["leg"])
     return answers
 
 
@@ -148,7 +153,8 @@ async def run(gw, mode):
     else:
         v_chat = v_first
     if shell:
-        ev = await gw.wait(lambda e: e["event"] == "channel_refused", "channel_refused")
+        ev = gw.early_refused.pop(0) if gw.early_refused else await gw.wait(
+            lambda e: e["event"] == "channel_refused", "channel_refused")
         assert ev["leg"] == "tablet" and ev["label"] == "shell", ev
         assert ev["error"] == "datachannel_refused", ev
         await asyncio.wait_for(shell.closed, TIMEOUT)

@@ -12,7 +12,12 @@
  *          "leg":..., "session":..., "sdp"/"candidate"/"error"/"detail"/"stats"/
  *          "id"/"sha256"/"text"/"label"/"fds"/"threads": ...}
  * Chat (MD_MEDIA_CHAT) stands in for the control thread, without a
- * transcript: it is delivered to the other leg at once.
+ * transcript: it is delivered to the other leg at once.  Files: with
+ * MD_EVIDENCE_DIR set, sessions get an md_evidence store there (master key
+ * <dir>/master.key) and MD_MAX_FILE_BYTES as their cap (default 20 MiB);
+ * every MD_MEDIA_FILE ("file" event: id, name, size, mime, sha256) is
+ * delivered to the other leg at once, as the control thread does after its
+ * audit.  Without it every file_offer is refused.
  * Usage: media_peer [codec ...]   (default VP8 H264).  Exits on stdin EOF.
  */
 #include "md_config.h"
@@ -29,8 +34,9 @@ static md_media *media;
 
 static const char *event_name(md_media_event_type t)
 {
-    static const char *const names[] = {"answer", "candidate", "connected", "disconnected",
-                                        "failed", "quality",   "chat",      "channel_refused"};
+    static const char *const names[] = {"answer",       "candidate",       "connected",
+                                        "disconnected", "failed",          "quality",
+                                        "chat",         "channel_refused", "file"};
     return (size_t)t < G_N_ELEMENTS(names) ? names[t] : "unknown";
 }
 
@@ -61,6 +67,16 @@ static void on_event(const md_media_event *ev, void *ud)
         md_media_chat_deliver(media, ev->session_id,
                               ev->leg == MD_LEG_TABLET ? MD_LEG_VERIFIER : MD_LEG_TABLET,
                               ev->chat_id, ev->chat_ts, ev->chat_text);
+    }
+    if (ev->type == MD_MEDIA_FILE) {
+        json_object_set_new(o, "id", json_string(ev->file_id));
+        json_object_set_new(o, "name", json_string(ev->file_name));
+        json_object_set_new(o, "size", json_integer((json_int_t)ev->file_size));
+        json_object_set_new(o, "mime", json_string(ev->file_mime));
+        json_object_set_new(o, "sha256", json_string(ev->file_sha256));
+        md_media_file_deliver(
+            media, ev->session_id, ev->leg == MD_LEG_TABLET ? MD_LEG_VERIFIER : MD_LEG_TABLET,
+            ev->file_id, ev->file_name, ev->file_size, ev->file_mime, ev->file_sha256);
     }
     if (ev->label)
         json_object_set_new(o, "label", json_string(ev->label));
@@ -95,6 +111,14 @@ static const char *session_of(json_t *msg)
 }
 
 static const char *const *codecs;
+static md_evidence *evidence;
+static uint64_t max_file_size;
+
+static md_media_session_options session_options(void)
+{
+    return (md_media_session_options){
+        .video_codecs = codecs, .evidence = evidence, .max_file_size = max_file_size};
+}
 
 static void handle(json_t *msg)
 {
@@ -118,8 +142,8 @@ static void handle(json_t *msg)
     } else if (strcmp(op, "close") == 0) {
         md_media_session_close(media, sid);
     } else if (strcmp(op, "open") == 0) {
-        int r =
-            md_media_session_open(media, sid, &(md_media_session_options){.video_codecs = codecs});
+        md_media_session_options opt = session_options();
+        int r = md_media_session_open(media, sid, &opt);
         emit(json_pack("{s:s, s:s, s:i}", "event", "opened", "session", sid, "result", r));
     } else if (strcmp(op, "resources") == 0) {
         /* Counted here, on the control thread, after every earlier command
@@ -159,13 +183,25 @@ int main(int argc, char **argv)
     g_free(cfg.media.bind_address);
     cfg.media.bind_address = g_strdup("127.0.0.1"); /* loopback only (DESIGN 8) */
     cfg.media.workers = 2;
+    const char *ev_dir = g_getenv("MD_EVIDENCE_DIR");
+    const char *cap = g_getenv("MD_MAX_FILE_BYTES");
+    max_file_size = cap ? g_ascii_strtoull(cap, NULL, 10) : 0;
+    if (ev_dir) {
+        g_autofree char *key = g_build_filename(ev_dir, "master.key", NULL);
+        int er = md_evidence_open(ev_dir, key, &evidence);
+        if (er < 0) {
+            fprintf(stderr, "md_evidence_open: %s\n", md_strerror(er));
+            return 2;
+        }
+    }
     loop = g_main_loop_new(NULL, FALSE);
     int r = md_media_new(&cfg, g_main_context_default(), on_event, NULL, &media);
     if (r < 0) {
         fprintf(stderr, "md_media_new: %s\n", md_strerror(r));
         return 2;
     }
-    r = md_media_session_open(media, "s1", &(md_media_session_options){.video_codecs = codecs});
+    md_media_session_options opt = session_options();
+    r = md_media_session_open(media, "s1", &opt);
     if (r < 0) {
         fprintf(stderr, "session_open: %s\n", md_strerror(r));
         return 2;
@@ -175,6 +211,7 @@ int main(int argc, char **argv)
     g_main_loop_run(loop);
     g_io_channel_unref(ch);
     md_media_free(media);
+    md_evidence_free(evidence); /* after the workers that write into it */
     g_main_loop_unref(loop);
     md_config_clear(&cfg);
     return 0;
