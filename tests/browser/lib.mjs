@@ -456,3 +456,38 @@ export function browserFixture(prefix, { firefox = false } = {}) {
   });
   return env;
 }
+
+/*
+ * Runs fn({verifier, tablet}) with a fresh verifier page (trusting the dev CA)
+ * and tablet page (with its client certificate) of env's Chromium, their
+ * consoles recorded under `label`; marks env.failed when fn throws, and always
+ * hangs up an unfinished session and closes both contexts.
+ */
+export async function withChromiumPair(env, label, fn) {
+  const verifierContext = await env.chromium.newContext();
+  const tabletCtx = await tabletContext(env.chromium, env.gw);
+  const verifier = await verifierContext.newPage();
+  const tablet = await tabletCtx.newPage();
+  try {
+    recordConsole(verifier, `verifier${label}`, env.consoleLog);
+    recordConsole(tablet, `tablet${label}`, env.consoleLog);
+    return await fn({ verifier, tablet });
+  } catch (e) {
+    env.failed = true;
+    throw e;
+  } finally {
+    await hangupIfOpen(tablet);
+    await verifierContext.close().catch(() => {});
+    await tabletCtx.close().catch(() => {});
+  }
+}
+
+// Both pages open, the tablet requests, the verifier accepts, both see `live`.
+export async function goLive(verifier, tablet, gw, query) {
+  await openVerifier(verifier, gw, query);
+  const id = await openTablet(tablet, gw, query);
+  await accept(verifier, id);
+  await waitLive(verifier, 'verifier');
+  await waitLive(tablet, 'tablet');
+  return id;
+}

@@ -39,18 +39,8 @@ async function availableOutgoingBitrate(page) {
 
 test('REMB reaches the sender through the gateway (Chromium <-> Chromium, VP8)',
      { timeout: 120_000 * lib.SLOW }, async () => {
-  const verifierContext = await env.chromium.newContext();
-  const tabletContext = await lib.tabletContext(env.chromium, env.gw);
-  const verifier = await verifierContext.newPage();
-  const tablet = await tabletContext.newPage();
-  try {
-    lib.recordConsole(verifier, 'verifier', env.consoleLog);
-    lib.recordConsole(tablet, 'tablet', env.consoleLog);
-    await lib.openVerifier(verifier, env.gw, { codec: 'VP8' });
-    const id = await lib.openTablet(tablet, env.gw, { codec: 'VP8' });
-    await lib.accept(verifier, id);
-    await lib.waitLive(verifier, 'verifier');
-    await lib.waitLive(tablet, 'tablet');
+  await lib.withChromiumPair(env, '', async ({ verifier, tablet }) => {
+    await lib.goLive(verifier, tablet, env.gw, { codec: 'VP8' });
     await lib.assertMediaFlows(verifier, 'verifier', 'video/VP8');
     await lib.assertMediaFlows(tablet, 'tablet', 'video/VP8');
 
@@ -92,12 +82,5 @@ test('REMB reaches the sender through the gateway (Chromium <-> Chromium, VP8)',
     console.log(`# availableOutgoingBitrate: tablet ${tabletRate}, verifier ${verifierRate}`);
     assert.ok(tabletRate > 0, `tablet availableOutgoingBitrate ${tabletRate}`);
     await lib.finish(verifier, tablet);
-  } catch (e) {
-    env.failed = true;
-    throw e;
-  } finally {
-    await lib.hangupIfOpen(tablet);
-    await verifierContext.close().catch(() => {});
-    await tabletContext.close().catch(() => {});
-  }
+  });
 });

@@ -14,13 +14,7 @@ const env = lib.browserFixture('md-br-chromium-');
 // One session: tablet requests, verifier accepts, both offer with `codec`,
 // both see `live`, both decode media, the verifier records the outcome.
 async function session(codec, expectedMime, t) {
-  const verifierContext = await env.chromium.newContext(); // trusts the CA through NSS
-  const tabletContext = await lib.tabletContext(env.chromium, env.gw);
-  const verifier = await verifierContext.newPage();
-  const tablet = await tabletContext.newPage();
-  try {
-    lib.recordConsole(verifier, `verifier ${codec}`, env.consoleLog);
-    lib.recordConsole(tablet, `tablet ${codec}`, env.consoleLog);
+  await lib.withChromiumPair(env, ` ${codec}`, async ({ verifier, tablet }) => {
 
     await lib.openVerifier(verifier, env.gw, { codec });
     if (codec === 'H264') {
@@ -43,24 +37,11 @@ async function session(codec, expectedMime, t) {
     const outVideo = (await tablet.evaluate(() => window.mdTest.stats())).outVideo;
     console.log(`# tablet encoder: ${JSON.stringify(outVideo)}`);
     await lib.finish(verifier, tablet);
-  } finally {
-    await lib.hangupIfOpen(tablet);
-    await verifierContext.close().catch(() => {});
-    await tabletContext.close().catch(() => {});
-  }
-}
-
-async function guarded(fn) {
-  try {
-    await fn();
-  } catch (e) {
-    env.failed = true;
-    throw e;
-  }
+  });
 }
 
 test('Chromium tablet and Chromium verifier, VP8', { timeout: 120_000 * lib.SLOW },
-     (t) => guarded(() => session('VP8', 'video/VP8', t)));
+     (t) => session('VP8', 'video/VP8', t));
 
 test('Chromium tablet and Chromium verifier, H.264', { timeout: 120_000 * lib.SLOW },
-     (t) => guarded(() => session('H264', 'video/H264', t)));
+     (t) => session('H264', 'video/H264', t));

@@ -31,13 +31,7 @@ async function selectedPair(page) {
 
 test('Chromium tablet over ICE-TCP only, Chromium verifier over UDP',
      { timeout: 120_000 * lib.SLOW }, async () => {
-  const verifierContext = await env.chromium.newContext();
-  const tabletContext = await lib.tabletContext(env.chromium, env.gw);
-  const verifier = await verifierContext.newPage();
-  const tablet = await tabletContext.newPage();
-  try {
-    lib.recordConsole(verifier, 'verifier', env.consoleLog);
-    lib.recordConsole(tablet, 'tablet', env.consoleLog);
+  await lib.withChromiumPair(env, '', async ({ verifier, tablet }) => {
     await lib.openVerifier(verifier, env.gw, { codec: 'VP8' });
     const id = await lib.openTablet(tablet, env.gw, { codec: 'VP8', transport: 'tcp' });
     await lib.accept(verifier, id);
@@ -53,12 +47,5 @@ test('Chromium tablet over ICE-TCP only, Chromium verifier over UDP',
     await lib.assertMediaFlows(verifier, 'verifier (tablet on TCP)', 'video/VP8');
     await lib.assertMediaFlows(tablet, 'tablet (on TCP)', 'video/VP8');
     await lib.finish(verifier, tablet);
-  } catch (e) {
-    env.failed = true;
-    throw e;
-  } finally {
-    await lib.hangupIfOpen(tablet);
-    await verifierContext.close().catch(() => {});
-    await tabletContext.close().catch(() => {});
-  }
+  });
 });
