@@ -28,7 +28,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from aiortc_relay import TIMEOUT, Gateway, answered, make_peer  # noqa: E402
+from aiortc_relay import TIMEOUT, Gateway, answered, close_peers, make_peer  # noqa: E402
 
 
 def rfc8841(sdp):
@@ -128,7 +128,7 @@ async def exchange(gw, t_chat, v_chat):
 
 
 async def run(gw, mode):
-    tablet, verifier = make_peer("tablet"), make_peer("verifier")
+    tablet, verifier = make_peer("tablet", drain=True), make_peer("verifier", drain=True)
     t_chat = Channel(tablet, "chat")
     shell = Channel(tablet, "shell") if mode == "refused" else None
     v_first = Channel(verifier, "file" if mode == "queued" else "chat")
@@ -169,8 +169,7 @@ async def run(gw, mode):
         await t_chat.expect(type="chat_ack", id="t-2")
         await v_chat.expect(type="chat", id="t-2")
         print("invalid chat neither relayed nor acknowledged", flush=True)
-    for pc in (tablet, verifier):
-        await pc.close()
+    await close_peers(tablet, verifier)
 
 
 async def main(peer_path, mode):
@@ -180,10 +179,8 @@ async def main(peer_path, mode):
     try:
         await run(gw, mode)
     finally:
-        proc.stdin.close()
-        rc = await asyncio.wait_for(proc.wait(), TIMEOUT)
-        gw.reader.cancel()
-    assert rc == 0, "media_peer exited with %d" % rc
+        rc = await gw.stop()
+    assert rc == 0, "media_peer exited with %s" % rc
     print("ok", mode, flush=True)
 
 

@@ -39,7 +39,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from aiortc_chat import connect_pair  # noqa: E402
-from aiortc_relay import TIMEOUT, Gateway, make_peer  # noqa: E402
+from aiortc_relay import TIMEOUT, Gateway, close_peers, make_peer  # noqa: E402
 
 CAP = 3 << 20
 CHUNK = 16384
@@ -188,7 +188,7 @@ async def refused(gw, ev_dir, tablet, t_file):
 
 
 async def run(gw, mode, ev_dir):
-    tablet, verifier = make_peer("tablet"), make_peer("verifier")
+    tablet, verifier = make_peer("tablet", drain=True), make_peer("verifier", drain=True)
     t_file, v_file = FileChannel(tablet), FileChannel(verifier)
     await connect_pair(gw, tablet, verifier)
     for ch in (t_file, v_file):
@@ -197,8 +197,7 @@ async def run(gw, mode, ev_dir):
         await transfer(gw, ev_dir, t_file, v_file)
     else:
         await refused(gw, ev_dir, tablet, t_file)
-    for pc in (tablet, verifier):
-        await pc.close()
+    await close_peers(tablet, verifier)
 
 
 async def main(peer_path, mode):
@@ -210,10 +209,8 @@ async def main(peer_path, mode):
         try:
             await run(gw, mode, ev_dir)
         finally:
-            proc.stdin.close()
-            rc = await asyncio.wait_for(proc.wait(), TIMEOUT)
-            gw.reader.cancel()
-        assert rc == 0, "media_peer exited with %d" % rc
+            rc = await gw.stop()
+        assert rc == 0, "media_peer exited with %s" % rc
         if mode == "refused":
             assert stored(ev_dir, "cut-1") == [], stored(ev_dir, "cut-1")
             print("transfer cut mid-file: nothing stored", flush=True)

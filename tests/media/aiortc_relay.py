@@ -29,15 +29,21 @@ aioice.ice.get_host_addresses = lambda use_ipv4, use_ipv6: ["127.0.0.1"]
 
 from aiortc import (RTCConfiguration, RTCPeerConnection,  # noqa: E402
                     RTCRtpSender, RTCSessionDescription)
+from aiortc.contrib.media import MediaBlackhole  # noqa: E402
 from aiortc.mediastreams import AudioStreamTrack, VideoStreamTrack  # noqa: E402
 
 TIMEOUT = 30
 
 
 class Gateway:
+    """media_peer's event stream.  Events that a wait() skipped are kept (all
+    but the periodic `quality`), so a later wait() still finds an event that
+    arrived before the one an earlier wait() was looking for."""
+
     def __init__(self, proc):
         self.proc = proc
         self.events = asyncio.Queue()
+        self.backlog = []
         self.reader = asyncio.ensure_future(self._read())
 
     async def _read(self):
@@ -52,19 +58,55 @@ class Gateway:
         self.proc.stdin.write((json.dumps(msg) + "\n").encode())
 
     async def wait(self, pred, what):
-        """Next event matching pred; other events go to self.seen."""
+        """The first event matching pred, within TIMEOUT in all (periodic
+        events must not stretch the deadline)."""
+        for i, ev in enumerate(self.backlog):
+            if pred(ev):
+                return self.backlog.pop(i)
+        deadline = asyncio.get_running_loop().time() + TIMEOUT
         while True:
-            ev = await asyncio.wait_for(self.events.get(), TIMEOUT)
+            remaining = deadline - asyncio.get_running_loop().time()
+            try:
+                ev = await asyncio.wait_for(self.events.get(), max(remaining, 0))
+            except asyncio.TimeoutError:
+                raise AssertionError("timeout waiting for " + what) from None
             if ev is None:
                 raise AssertionError("gateway exited while waiting for " + what)
             print("gateway:", {k: v for k, v in ev.items() if k != "sdp"}, flush=True)
-            if ev["event"] in ("failed", "refused") and not pred(ev):
-                raise AssertionError("unexpected failure: %r" % ev)
             if pred(ev):
                 return ev
+            if ev["event"] in ("failed", "refused"):
+                raise AssertionError("unexpected failure: %r" % ev)
+            if ev["event"] != "quality":
+                self.backlog.append(ev)
+
+    async def stop(self):
+        """Closes media_peer's stdin and waits for it to exit; kills it if it
+        does not, so no process outlives the test.  Returns its exit code."""
+        self.proc.stdin.close()
+        try:
+            rc = await asyncio.wait_for(self.proc.wait(), TIMEOUT)
+        except asyncio.TimeoutError:
+            self.proc.kill()
+            await self.proc.wait()
+            rc = "killed: no exit within %d s of stdin EOF" % TIMEOUT
+        self.reader.cancel()
+        return rc
 
 
-def make_peer(name, codec=None):
+async def close_peers(*pcs):
+    """aiortc's close() has no timeout of its own."""
+    for pc in pcs:
+        if pc.sink:
+            await pc.sink.stop()
+        await asyncio.wait_for(pc.close(), TIMEOUT)
+
+
+def make_peer(name, codec=None, drain=False):
+    """An aiortc peer sending audio and video.  With drain, received media is
+    consumed and discarded: aiortc queues every decoded frame of a remote
+    track until someone reads it, so a test that reads none would grow by
+    ~14 MB/s."""
     pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
     pc.addTrack(AudioStreamTrack())
     video = pc.addTransceiver(VideoStreamTrack(), direction="sendrecv")
@@ -72,10 +114,14 @@ def make_peer(name, codec=None):
         caps = RTCRtpSender.getCapabilities("video")
         video.setCodecPreferences([c for c in caps.codecs if c.mimeType == "video/" + codec])
     pc.received = asyncio.get_event_loop().create_future()
+    pc.sink = MediaBlackhole() if drain else None
 
     @pc.on("track")
     def on_track(track):
-        if track.kind == "video" and not pc.received.done():
+        if pc.sink:
+            pc.sink.addTrack(track)
+            asyncio.ensure_future(pc.sink.start())
+        elif track.kind == "video" and not pc.received.done():
             pc.received.set_result(track)
 
     pc.name = name
@@ -131,8 +177,7 @@ async def relay(gw, renegotiate=False):
         assert "VP8/90000" in sdp
         assert await frames(verifier, 10) == {(640, 480)}
         print("frames still flow after renegotiation", flush=True)
-    for pc in (tablet, verifier):
-        await pc.close()
+    await close_peers(tablet, verifier)
 
 
 async def mismatch(gw):
@@ -148,8 +193,7 @@ async def mismatch(gw):
         assert ev["error"] == "codec_mismatch", ev
         assert "tablet offers VP8" in ev["detail"] and "verifier offers H264" in ev["detail"], ev
     print("refused:", failed["tablet"]["detail"], flush=True)
-    for pc in (tablet, verifier):
-        await pc.close()
+    await close_peers(tablet, verifier)
 
 
 async def main(peer_path, mode):
@@ -162,10 +206,8 @@ async def main(peer_path, mode):
         else:
             await relay(gw, renegotiate=(mode == "renegotiate"))
     finally:
-        proc.stdin.close()
-        rc = await asyncio.wait_for(proc.wait(), TIMEOUT)
-        gw.reader.cancel()
-    assert rc == 0, "media_peer exited with %d" % rc
+        rc = await gw.stop()
+    assert rc == 0, "media_peer exited with %s" % rc
     print("ok", mode, flush=True)
 
 
