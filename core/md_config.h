@@ -86,6 +86,7 @@ typedef struct md_config {
         int keyframe_interval_ms;  /* minimum gap between forwarded PLI/FIR; default 500 */
         int max_message_size;      /* data channels: our a=max-message-size; default 262144 */
         int chat_queue_messages;   /* chat waiting per leg for its channel to open; default 32 */
+        int file_queue_files;      /* stored files waiting per leg to be offered; default 8 */
     } media;
 
     struct {

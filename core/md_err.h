@@ -83,6 +83,8 @@
     X(FILE_TYPE, "file_type_not_allowed", "file type is not allowed (checked by its content)")     \
     X(FILE_TYPE_MISMATCH, "file_type_mismatch", "file content does not match its declared type")  \
     X(FILE_HASH, "file_hash_mismatch", "file content does not match its size or SHA-256")         \
+    X(STILL_NOT_REQUESTED, "still_not_requested", "a still may only be sent when the verifier asked for it") \
+    X(STILL_RESOLUTION, "still_resolution_mismatch", "the still's width and height differ from its image's") \
     X(EVIDENCE_KEY, "evidence_key_unavailable", "evidence key is missing, destroyed or wrong")    \
     X(EVIDENCE_CORRUPT, "evidence_corrupt", "evidence failed authentication (tampered or truncated)") \
     /* operator side */                                                                            \

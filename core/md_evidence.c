@@ -597,71 +597,117 @@ md_evidence_file *md_evidence_file_abort(md_evidence_file *w)
     return NULL;
 }
 
-int md_evidence_file_read(md_evidence *ev, const char *session_id, const char *file_id,
-                          md_evidence_sink sink, void *ud)
-{
-    uint8_t key[MD_AEAD_KEY_LEN], header[MAGIC_LEN + PREFIX_LEN], aad[AAD_MAX];
-    uint8_t nonce[MD_AEAD_NONCE_LEN], *sealed = NULL, *plain = NULL;
-    const size_t full = MD_EVIDENCE_CHUNK + MD_AEAD_TAG_LEN;
-    char *sdir = NULL, *path = NULL;
-    int fd = -1, r;
+struct md_evidence_reader {
+    int fd;
+    uint8_t key[MD_AEAD_KEY_LEN], prefix[PREFIX_LEN], aad[AAD_MAX];
+    size_t aad_base;
+    uint8_t *sealed, *plain; /* sealed holds one chunk and one peeked byte */
+    size_t have;             /* bytes of sealed already read */
+    uint64_t index;
+    bool finished;
+};
 
-    if (!ev || !id_ok(session_id) || !id_ok(file_id) || !sink)
+int md_evidence_reader_open(md_evidence *ev, const char *session_id, const char *file_id,
+                            md_evidence_reader **ret)
+{
+    uint8_t header[MAGIC_LEN + PREFIX_LEN];
+    char *sdir = NULL, *path = NULL;
+    int r;
+
+    if (!ev || !id_ok(session_id) || !id_ok(file_id) || !ret)
         return -EINVAL;
+    md_evidence_reader *rd = g_new0(md_evidence_reader, 1);
+    rd->fd = -1;
     sdir = session_dir(ev, session_id);
     path = file_path(sdir, file_id, false);
-    if ((r = copy_key(ev, session_id, false, key, NULL)) < 0)
+    if ((r = copy_key(ev, session_id, false, rd->key, NULL)) < 0)
         goto out;
-    fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-    if (fd < 0) {
+    rd->fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (rd->fd < 0) {
         r = -errno;
         goto out;
     }
-    if (read_full(fd, header, sizeof(header)) != (ssize_t)sizeof(header) ||
+    if (read_full(rd->fd, header, sizeof(header)) != (ssize_t)sizeof(header) ||
         memcmp(header, FILE_MAGIC, MAGIC_LEN) != 0) {
         r = -MD_E_EVIDENCE_CORRUPT;
         goto out;
     }
-    size_t base = file_aad(aad, header + MAGIC_LEN, session_id, file_id);
-    sealed = g_malloc(full + 1); /* one byte more tells a last full chunk */
-    plain = g_malloc(MD_EVIDENCE_CHUNK);
-    size_t have = 0;
-    for (uint64_t index = 0;; index++) {
-        ssize_t n = read_full(fd, sealed + have, full + 1 - have);
-        if (n < 0) {
-            r = (int)n;
-            goto out;
-        }
-        have += (size_t)n;
-        bool final = have <= full;
-        size_t len = final ? have : full;
-        if (len < MD_AEAD_TAG_LEN || index > UINT32_MAX) {
-            r = -MD_E_EVIDENCE_CORRUPT;
-            goto out;
-        }
-        chunk_params(aad, base, header + MAGIC_LEN, index, final, nonce);
-        if (md_aead_open(key, nonce, aad, base + 9, sealed, len, plain) < 0) {
-            r = -MD_E_EVIDENCE_CORRUPT;
-            goto out;
-        }
-        if ((r = sink(plain, len - MD_AEAD_TAG_LEN, ud)) < 0)
-            goto out;
-        if (final)
-            break;
-        sealed[0] = sealed[full]; /* the peeked byte starts the next chunk */
-        have = 1;
-    }
+    memcpy(rd->prefix, header + MAGIC_LEN, PREFIX_LEN);
+    rd->aad_base = file_aad(rd->aad, rd->prefix, session_id, file_id);
+    rd->sealed = g_malloc(MD_EVIDENCE_CHUNK + MD_AEAD_TAG_LEN + 1);
+    rd->plain = g_malloc(MD_EVIDENCE_CHUNK);
     r = 0;
 out:
-    if (fd >= 0)
-        close(fd);
-    if (plain)
-        md_wipe(plain, MD_EVIDENCE_CHUNK);
-    g_free(plain);
-    g_free(sealed);
-    md_wipe(key, sizeof(key));
     g_free(path);
     g_free(sdir);
+    if (r < 0)
+        rd = md_evidence_reader_free(rd);
+    *ret = rd;
+    return r;
+}
+
+int md_evidence_reader_next(md_evidence_reader *rd, const uint8_t **ret_buf, size_t *ret_len)
+{
+    const size_t full = MD_EVIDENCE_CHUNK + MD_AEAD_TAG_LEN;
+    uint8_t nonce[MD_AEAD_NONCE_LEN];
+
+    if (rd->finished)
+        return 0;
+    ssize_t n = read_full(rd->fd, rd->sealed + rd->have, full + 1 - rd->have);
+    if (n < 0)
+        return (int)n;
+    rd->have += (size_t)n;
+    /* One byte beyond a full chunk tells that it is not the last. */
+    bool final = rd->have <= full;
+    size_t len = final ? rd->have : full;
+    if (len < MD_AEAD_TAG_LEN || rd->index > UINT32_MAX)
+        return -MD_E_EVIDENCE_CORRUPT;
+    chunk_params(rd->aad, rd->aad_base, rd->prefix, rd->index, final, nonce);
+    if (md_aead_open(rd->key, nonce, rd->aad, rd->aad_base + 9, rd->sealed, len, rd->plain) < 0)
+        return -MD_E_EVIDENCE_CORRUPT;
+    if (final) {
+        rd->finished = true;
+    } else {
+        rd->sealed[0] = rd->sealed[full]; /* the peeked byte starts the next chunk */
+        rd->have = 1;
+        rd->index++;
+    }
+    *ret_buf = rd->plain;
+    *ret_len = len - MD_AEAD_TAG_LEN;
+    return 1;
+}
+
+md_evidence_reader *md_evidence_reader_free(md_evidence_reader *rd)
+{
+    if (!rd)
+        return NULL;
+    if (rd->fd >= 0)
+        close(rd->fd);
+    if (rd->plain)
+        md_wipe(rd->plain, MD_EVIDENCE_CHUNK);
+    g_free(rd->plain);
+    g_free(rd->sealed);
+    md_wipe(rd->key, sizeof(rd->key));
+    g_free(rd);
+    return NULL;
+}
+
+int md_evidence_file_read(md_evidence *ev, const char *session_id, const char *file_id,
+                          md_evidence_sink sink, void *ud)
+{
+    md_evidence_reader *rd;
+    const uint8_t *buf;
+    size_t len;
+    int r;
+
+    if (!sink)
+        return -EINVAL;
+    if ((r = md_evidence_reader_open(ev, session_id, file_id, &rd)) < 0)
+        return r;
+    while ((r = md_evidence_reader_next(rd, &buf, &len)) > 0)
+        if ((r = sink(buf, len, ud)) < 0)
+            break;
+    md_evidence_reader_free(rd);
     return r;
 }
 

@@ -66,6 +66,19 @@ md_evidence_file *md_evidence_file_abort(md_evidence_file *w);
 typedef int (*md_evidence_sink)(const uint8_t *buf, size_t len, void *ud);
 int md_evidence_file_read(md_evidence *ev, const char *session_id, const char *file_id,
                           md_evidence_sink sink, void *ud);
+/* The same, one chunk at a time, for a consumer that paces itself (a file
+ * streamed to a slow receiver).  md_evidence_reader_next() returns 1 with
+ * the next authenticated chunk (*ret_buf valid until the next call; 0..64
+ * KiB), 0 once the final chunk was returned, or an error as above.  As with
+ * md_evidence_file_read(), truncation is only known at the final chunk.  A
+ * reader holds an open file and a copy of the session key (wiped on free);
+ * it belongs to one thread. */
+typedef struct md_evidence_reader md_evidence_reader;
+int md_evidence_reader_open(md_evidence *ev, const char *session_id, const char *file_id,
+                            md_evidence_reader **ret);
+int md_evidence_reader_next(md_evidence_reader *rd, const uint8_t **ret_buf, size_t *ret_len);
+/* Takes NULL, returns NULL. */
+md_evidence_reader *md_evidence_reader_free(md_evidence_reader *rd);
 int md_evidence_file_export(md_evidence *ev, const char *session_id, const char *file_id,
                             FILE *out);
 

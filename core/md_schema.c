@@ -4,7 +4,8 @@
  *       the registry (signaling/md_registry.c);
  *   device, staff, web_session, login_failure: identities (signaling/);
  *   verification_session: one row per verification request and its outcome;
- *   audit, audit_checkpoint: the hash-chained audit log (core/md_audit.c).
+ *   audit, audit_checkpoint: the hash-chained audit log (core/md_audit.c);
+ *   evidence: files and stills stored encrypted (signaling/md_session_chat.c).
  * Times are ms since the epoch (BIGINT); registry dates are "YYYY-MM-DD" in JST.
  */
 #include "md_schema.h"
@@ -99,6 +100,22 @@ const char *const md_schema_migrations[] = {
     "  hash TEXT NOT NULL,"
     "  key_id TEXT NOT NULL,"
     "  signature TEXT NOT NULL);",
+    /* 2: files and stills kept as encrypted evidence (core/md_evidence.h):
+     * one row per committed file, written with its "file" audit entry.  The
+     * file name may be personal data: kept here, never in the audit. */
+    "CREATE TABLE evidence ("
+    "  session_id TEXT NOT NULL REFERENCES verification_session(id),"
+    "  file_id TEXT NOT NULL,"
+    "  leg TEXT NOT NULL," /* tablet or verifier: who sent it */
+    "  kind TEXT NOT NULL," /* file or still */
+    "  name TEXT NOT NULL,"
+    "  mime TEXT NOT NULL," /* checked by content */
+    "  size BIGINT NOT NULL,"
+    "  sha256 TEXT NOT NULL,"
+    "  width BIGINT," /* still: pixels, from its image header */
+    "  height BIGINT,"
+    "  created_at BIGINT NOT NULL,"
+    "  PRIMARY KEY (session_id, file_id));",
 };
 
 const size_t md_schema_n_migrations = sizeof(md_schema_migrations) / sizeof(md_schema_migrations[0]);

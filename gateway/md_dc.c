@@ -159,6 +159,8 @@ static void refuse_unparsed_offer(md_dc *dc, uint16_t stream, const uint8_t *buf
         g_strlcpy(refusal.id, id, sizeof(refusal.id));
         g_strlcpy(refusal.code, md_err_code(error), sizeof(refusal.code));
         send_json(dc, stream, &refusal);
+        if (dc->cb.on_file_refused)
+            dc->cb.on_file_refused(refusal.id, error, dc->ud);
     }
     json_decref(root);
 }

@@ -47,6 +47,9 @@ typedef struct md_dc_callbacks {
      * offer that does not parse (too large, type not allowed, bad name) is
      * answered here with file_refuse {id, code} and not handed up. */
     void (*on_file)(const md_dc_msg *msg, void *ud);
+    /* Nullable.  An offer that did not parse was answered with file_refuse
+     * {id, error} here; reported so that the refusal can be audited. */
+    void (*on_file_refused)(const char *id, int error, void *ud);
     /* Nullable.  A binary message on the "file" channel (chunk header and
      * payload, not yet checked); valid during the call. */
     void (*on_file_chunk)(const uint8_t *buf, size_t len, void *ud);

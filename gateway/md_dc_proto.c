@@ -71,7 +71,6 @@ static const struct type_def types[] = {
     {"file_verified", MD_DC_FILE_VERIFIED, MD_DC_CHANNEL_FILE, F_ID | F_SHA256, 0},
     {"file_error", MD_DC_FILE_ERROR, MD_DC_CHANNEL_FILE, F_ID | F_CODE, 0},
     {"file_cancel", MD_DC_FILE_CANCEL, MD_DC_CHANNEL_FILE, F_ID, 0},
-    {"still_request", MD_DC_STILL_REQUEST, MD_DC_CHANNEL_FILE, F_ID, 0},
 };
 
 static const struct type_def *type_by_name(const char *name)
@@ -321,6 +320,8 @@ static int check_offer(const md_dc_msg *m)
     bool image = strncmp(m->mime, "image/", 6) == 0;
     if (m->kind == MD_DC_KIND_STILL && !image)
         return -MD_E_FILE_TYPE;
+    if (m->kind == MD_DC_KIND_STILL && (!m->width || !m->height))
+        return -MD_E_DC_PROTOCOL;
     if (m->kind == MD_DC_KIND_FILE && (m->width || m->height))
         return -MD_E_DC_PROTOCOL;
     return 0;

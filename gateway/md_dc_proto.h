@@ -40,7 +40,6 @@ typedef enum md_dc_msg_type {
     MD_DC_FILE_VERIFIED, /* file: id, sha256 */
     MD_DC_FILE_ERROR,    /* file: id, code */
     MD_DC_FILE_CANCEL,   /* file: id */
-    MD_DC_STILL_REQUEST, /* file: id (verifier asks the tablet for a photo) */
 } md_dc_msg_type;
 
 typedef enum md_dc_file_kind { MD_DC_KIND_FILE, MD_DC_KIND_STILL } md_dc_file_kind;

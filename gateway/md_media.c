@@ -72,8 +72,7 @@ struct event_msg {
     json_t *stats; /* a copy made for the control thread alone */
     char *chat_id, *chat_text, *chat_sha256, *label;
     int64_t chat_ts;
-    char *file_id, *file_name, *file_mime, *file_sha256;
-    uint64_t file_size;
+    md_session_file file; /* owned copy */
 };
 
 md_event_sink *md_event_sink_ref(md_event_sink *sink)
@@ -106,10 +105,7 @@ static void event_msg_free(gpointer data)
     g_free(msg->chat_text);
     g_free(msg->chat_sha256);
     g_free(msg->label);
-    g_free(msg->file_id);
-    g_free(msg->file_name);
-    g_free(msg->file_mime);
-    g_free(msg->file_sha256);
+    md_session_file_clear(&msg->file);
     g_free(msg);
 }
 
@@ -137,11 +133,7 @@ static gboolean deliver(gpointer data)
         .chat_sha256 = msg->chat_sha256,
         .chat_ts = msg->chat_ts,
         .label = msg->label,
-        .file_id = msg->file_id,
-        .file_name = msg->file_name,
-        .file_mime = msg->file_mime,
-        .file_sha256 = msg->file_sha256,
-        .file_size = msg->file_size,
+        .file = md_session_file_view(&msg->file),
     };
     m->cb(&ev, m->userdata);
     return G_SOURCE_REMOVE;
@@ -167,11 +159,7 @@ void md_event_sink_post(md_event_sink *sink, const md_media_event *ev, uint64_t 
     msg->chat_sha256 = g_strdup(ev->chat_sha256);
     msg->chat_ts = ev->chat_ts;
     msg->label = g_strdup(ev->label);
-    msg->file_id = g_strdup(ev->file_id);
-    msg->file_name = g_strdup(ev->file_name);
-    msg->file_mime = g_strdup(ev->file_mime);
-    msg->file_sha256 = g_strdup(ev->file_sha256);
-    msg->file_size = ev->file_size;
+    md_session_file_copy(&msg->file, &ev->file);
     GSource *src = g_idle_source_new();
     g_source_set_priority(src, G_PRIORITY_DEFAULT);
     g_source_set_callback(src, deliver, msg, event_msg_free);
@@ -188,7 +176,8 @@ enum command_kind {
     CMD_CLOSE,
     CMD_SHUTDOWN,
     CMD_CHAT,
-    CMD_FILE
+    CMD_FILE,
+    CMD_STILL
 };
 
 struct command {
@@ -201,7 +190,7 @@ struct command {
     char *candidate;
     char **video_codecs;
     bool require_srtp_gcm;
-    char *chat_id, *chat_text; /* CMD_CHAT */
+    char *chat_id, *chat_text; /* CMD_CHAT; chat_id is the still id of CMD_STILL */
     int64_t chat_ts;
     md_session_files files; /* CMD_OPEN: evidence borrowed, types owned */
     md_session_file file;   /* CMD_FILE: strings owned */
@@ -254,6 +243,9 @@ static gboolean run_command(gpointer data)
     case CMD_FILE:
         md_session_file_deliver(c->host, c->session_id, c->leg, &c->file);
         break;
+    case CMD_STILL:
+        md_session_still_expect(c->host, c->session_id, c->chat_id);
+        break;
     }
     return G_SOURCE_REMOVE;
 }
@@ -300,6 +292,7 @@ static int start_workers(md_media *m, const md_config *cfg)
         .max_remote_candidates = (unsigned)cfg->media.max_remote_candidates,
         .max_message_size = (size_t)cfg->media.max_message_size,
         .chat_queue = (unsigned)cfg->media.chat_queue_messages,
+        .file_queue = (unsigned)cfg->media.file_queue_files,
     };
     m->n_workers = cfg->media.workers > 0 ? (unsigned)cfg->media.workers : g_get_num_processors();
     m->workers = g_new0(struct worker_slot, m->n_workers);
@@ -426,6 +419,7 @@ int md_media_session_open(md_media *m, const char *session_id, const md_media_se
     c->files.evidence = opt->evidence;
     c->files.max_file_size = opt->max_file_size;
     c->files.file_types = opt->file_types ? g_strdupv((char **)opt->file_types) : NULL;
+    c->files.max_chat_bytes = opt->max_chat_bytes;
     post(m, rec->worker, c);
     return 0;
 }
@@ -501,25 +495,39 @@ int md_media_chat_deliver(md_media *m, const char *session_id, md_leg to_leg, co
     return 0;
 }
 
-int md_media_file_deliver(md_media *m, const char *session_id, md_leg to_leg, const char *file_id,
-                          const char *name, uint64_t size, const char *mime, const char *sha256)
+int md_media_file_deliver(md_media *m, const char *session_id, md_leg to_leg,
+                          const md_media_file *f)
 {
     struct session_record *rec = session_id ? g_hash_table_lookup(m->sessions, session_id) : NULL;
     if (!rec)
         return -MD_E_SESSION_UNKNOWN;
-    if ((to_leg != MD_LEG_TABLET && to_leg != MD_LEG_VERIFIER) || !file_id || !name || !mime ||
-        !sha256 || !valid_text(file_id, MD_DC_ID_MAX) || md_dc_check_file_name(name) < 0 ||
-        !valid_text(mime, MD_DC_MIME_MAX) || strlen(sha256) != MD_SHA256_HEX_LEN || size == 0)
+    if ((to_leg != MD_LEG_TABLET && to_leg != MD_LEG_VERIFIER) || !f || !f->id || !f->name ||
+        !f->mime || !f->sha256 || !valid_text(f->id, MD_DC_ID_MAX) ||
+        md_dc_check_file_name(f->name) < 0 || !valid_text(f->mime, MD_DC_MIME_MAX) ||
+        strlen(f->sha256) != MD_SHA256_HEX_LEN || f->size == 0 ||
+        (f->still && (f->width == 0 || f->height == 0)))
         return -EINVAL;
     struct command *c = g_new0(struct command, 1);
     c->kind = CMD_FILE;
     c->session_id = g_strdup(session_id);
     c->leg = to_leg;
-    c->file = (md_session_file){.id = g_strdup(file_id),
-                                .name = g_strdup(name),
-                                .mime = g_strdup(mime),
-                                .sha256 = g_strdup(sha256),
-                                .size = size};
+    md_session_file_copy(&c->file, f);
+    post(m, rec->worker, c);
+    return 0;
+}
+
+int md_media_still_expect(md_media *m, const char *session_id, const char *still_id)
+{
+    struct session_record *rec = session_id ? g_hash_table_lookup(m->sessions, session_id) : NULL;
+    if (!rec)
+        return -MD_E_SESSION_UNKNOWN;
+    if (!still_id || !valid_text(still_id, MD_DC_ID_MAX))
+        return -EINVAL;
+    struct command *c = g_new0(struct command, 1);
+    c->kind = CMD_STILL;
+    c->session_id = g_strdup(session_id);
+    c->leg = MD_LEG_TABLET;
+    c->chat_id = g_strdup(still_id);
     post(m, rec->worker, c);
     return 0;
 }

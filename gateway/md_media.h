@@ -32,6 +32,8 @@
 
 #include <glib.h>
 #include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
 
 typedef struct md_media md_media;
 
@@ -52,14 +54,29 @@ typedef enum md_media_event_type {
     /* label (nullable), error: the leg opened a data channel the gateway does
      * not serve; its stream was reset, the session goes on. */
     MD_MEDIA_CHANNEL_REFUSED,
-    /* file_id, file_name, file_size, file_mime, file_sha256: a file the leg
-     * sent on its "file" channel was checked (size cap, type by magic bytes,
-     * SHA-256 equal to the offer's) and committed to the evidence store under
-     * (session, file_id).  Nothing was offered to the other leg nor verified
-     * to the sender: the control thread audits it, then calls
-     * md_media_file_deliver() (DESIGN 4). */
+    /* file: a file the leg sent on its "file" channel was checked (size
+     * cap, type by magic bytes, SHA-256 equal to the offer's; a still's
+     * width and height equal to its image header's) and committed to the
+     * evidence store under (session, file.id).  Nothing was offered to the
+     * other leg nor verified to the sender: the control thread records and
+     * audits it, then calls md_media_file_deliver() (DESIGN 4). */
     MD_MEDIA_FILE,
+    /* file.id (file.still), error: an offer the gateway refused, or a
+     * transfer that failed or was cut; the sender got file_refuse or
+     * file_error {id, code} and nothing was stored. */
+    MD_MEDIA_FILE_FAILED,
 } md_media_event_type;
+
+/* A file as stored and offered on; strings borrowed. */
+typedef struct md_media_file {
+    const char *id;     /* [A-Za-z0-9_-]{1,64}, the evidence file id */
+    const char *name;   /* checked (md_dc_check_file_name); may be personal data */
+    const char *mime;   /* checked by content */
+    const char *sha256; /* lower-case hex of the stored plaintext */
+    uint64_t size;
+    bool still;             /* kind "still": the photo of an md_media_still_expect() */
+    uint32_t width, height; /* still: pixels, as in its image header */
+} md_media_file;
 
 typedef struct md_media_event {
     md_media_event_type type;
@@ -76,11 +93,7 @@ typedef struct md_media_event {
     const char *chat_sha256;  /* MD_MEDIA_CHAT: lower-case hex SHA-256 of chat_text */
     int64_t chat_ts;          /* MD_MEDIA_CHAT: the sender's ms since the epoch */
     const char *label;        /* MD_MEDIA_CHANNEL_REFUSED */
-    const char *file_id;      /* MD_MEDIA_FILE: [A-Za-z0-9_-]{1,64}, the evidence file id */
-    const char *file_name;    /* MD_MEDIA_FILE: checked name (md_dc_check_file_name); personal */
-    const char *file_mime;    /* MD_MEDIA_FILE: checked by content */
-    const char *file_sha256;  /* MD_MEDIA_FILE: lower-case hex of the stored plaintext */
-    uint64_t file_size;       /* MD_MEDIA_FILE */
+    md_media_file file;       /* MD_MEDIA_FILE, MD_MEDIA_FILE_FAILED */
 } md_media_event;
 
 /* Called on the control context; pointers are valid during the call only.
@@ -112,6 +125,7 @@ typedef struct md_media_session_options {
     md_evidence *evidence;
     uint64_t max_file_size;        /* bytes; 0 = 20 MiB (md_dc_limits) */
     const char *const *file_types; /* NULL-terminated MIME list; NULL = JPEG, PNG, PDF */
+    size_t max_chat_bytes;         /* chat text; 0 = 2000 bytes (md_dc_limits) */
 } md_media_session_options;
 
 /* Opens a session on the least loaded worker.
@@ -140,14 +154,20 @@ int md_media_leg_candidate(md_media *m, const char *session_id, md_leg leg, cons
 int md_media_chat_deliver(md_media *m, const char *session_id, md_leg to_leg, const char *chat_id,
                           int64_t ts, const char *text);
 
-/* After an MD_MEDIA_FILE from the other leg was audited: the worker reads
- * the file back from the evidence store, offers it to to_leg (file_offer),
- * streams it once accepted, and sends file_verified {id, sha256} to the
- * sender.  One outgoing file per leg at a time; a file for a leg that is
- * busy or has no open "file" channel is not sent (debug log).
- * -MD_E_SESSION_UNKNOWN, -EINVAL. */
-int md_media_file_deliver(md_media *m, const char *session_id, md_leg to_leg, const char *file_id,
-                          const char *name, uint64_t size, const char *mime, const char *sha256);
+/* After an MD_MEDIA_FILE from the other leg was audited: sends
+ * file_verified {id, sha256} to the sender and offers the file to to_leg
+ * (file_offer), streaming it from the evidence store once accepted, chunk by
+ * chunk as the leg's send buffer drains.  Files for a leg that is busy with
+ * another or whose "file" channel is not open yet wait on the worker (at
+ * most media.file_queue_files; beyond that the newest is not offered, debug
+ * log) and are offered in turn.  -MD_E_SESSION_UNKNOWN, -EINVAL. */
+int md_media_file_deliver(md_media *m, const char *session_id, md_leg to_leg,
+                          const md_media_file *f);
+
+/* The verifier asked for a still (signaling "still"): the tablet leg may now
+ * offer one file of kind "still" with this id; an earlier expected id is
+ * forgotten.  -MD_E_SESSION_UNKNOWN, -EINVAL. */
+int md_media_still_expect(md_media *m, const char *session_id, const char *still_id);
 
 /* -MD_E_SESSION_UNKNOWN; otherwise the session is gone for the caller. */
 int md_media_session_close(md_media *m, const char *session_id);

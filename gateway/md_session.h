@@ -41,6 +41,7 @@ typedef struct md_session_config {
     unsigned max_remote_candidates;
     size_t max_message_size; /* our a=max-message-size, SCTP reassembly cap */
     unsigned chat_queue;     /* chat messages waiting per leg for its chat channel */
+    unsigned file_queue;     /* stored files waiting per leg to be offered to it */
 } md_session_config;
 
 typedef struct md_session_host md_session_host;
@@ -51,13 +52,19 @@ typedef struct md_session_files {
     md_evidence *evidence; /* borrowed; NULL: files refused */
     uint64_t max_file_size;
     char **file_types; /* owned, NULL-terminated; NULL: defaults */
+    size_t max_chat_bytes; /* 0: md_dc_limits' default */
 } md_session_files;
 
-/* A committed file to offer to a leg (md_media_file_deliver); strings owned. */
+/* A committed file to offer to a leg (md_media_file_deliver): an owned copy
+ * of an md_media_file. */
 typedef struct md_session_file {
     char *id, *name, *mime, *sha256;
     uint64_t size;
+    bool still;
+    uint32_t width, height;
 } md_session_file;
+void md_session_file_copy(md_session_file *dst, const md_media_file *f);
+md_media_file md_session_file_view(const md_session_file *f);
 void md_session_file_clear(md_session_file *f);
 
 /* md_session_dc.c: one transfer in either direction (defined there). */
@@ -159,10 +166,16 @@ typedef struct md_leg_ctx {
     md_dc *dc;
     GQueue chat_queue;
     /* At most one file coming in from and one going out to this leg; both
-     * end (nothing stored for file_in) when the association goes. */
+     * end (nothing stored for file_in) when the association goes.
+     * file_queue holds stored files (md_session_file) waiting to be offered
+     * to this leg (bounded by cfg.file_queue); like chat_queue it outlives
+     * dc, so a file meant for a leg that reconnects is offered again. */
     md_file_in *file_in;
     md_file_out *file_out;
+    GQueue file_queue;
     uint32_t next_file_index; /* our transfer index towards this leg */
+    unsigned file_failures;   /* refused or failed incoming files (md_session_dc.c) */
+    char still_id[MD_DC_ID_MAX + 1]; /* tablet: the still it may send; "" none */
 } md_leg_ctx;
 
 struct md_session {
@@ -209,9 +222,11 @@ void md_session_close(md_session_host *host, const char *id);
 void md_session_chat_deliver(md_session_host *host, const char *id, md_leg to_leg,
                              const char *chat_id, int64_t ts, const char *text);
 
-/* See md_media_file_deliver(); f is borrowed. */
+/* See md_media_file_deliver(); ownership of f's strings is taken. */
 void md_session_file_deliver(md_session_host *host, const char *id, md_leg to_leg,
-                             const md_session_file *f);
+                             md_session_file *f);
+/* See md_media_still_expect(). */
+void md_session_still_expect(md_session_host *host, const char *id, const char *still_id);
 
 /* md_session_dc.c: the leg's data channels, on the worker. */
 /* DTLS is up (or a renegotiation added a data m-line): starts SCTP. */
@@ -220,7 +235,7 @@ void md_session_dc_start(md_leg_ctx *leg);
 void md_session_dc_input(md_leg_ctx *leg, const uint8_t *buf, size_t len);
 /* Aborts the association (before the DTLS it runs over is freed). */
 void md_session_dc_release(md_leg_ctx *leg);
-/* Drops queued chat (session end). */
+/* Drops queued chat and files (session end). */
 void md_session_dc_clear(md_leg_ctx *leg);
 
 /* md_relay.c: the packet path, on the worker. */

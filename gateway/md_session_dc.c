@@ -30,6 +30,7 @@
  */
 #include "md_session.h"
 #include "md_err.h"
+#include "md_image.h"
 #include "md_log.h"
 
 #include <errno.h>
@@ -37,19 +38,26 @@
 
 #define SCTP_TICK_MS 10
 #define FILE_SEND_CHUNK 16384 /* payload per binary message: under any peer's 64 KiB */
-/* The read-back buffer of an outgoing file; the policy cap (at most 100 MB)
- * is below it, so it only guards against a corrupt store. */
-#define FILE_READ_MAX ((size_t)256 << 20)
+#define FILE_PROGRESS_BYTES ((uint64_t)1 << 20)
+#define FILE_PROGRESS_US G_USEC_PER_SEC
+#define MD_FILE_FAILURES_REPORTED 32
 
 struct md_file_in {
     md_dc_msg offer;
     md_dc_file_rx *rx;
     md_evidence_file *writer;
+    uint64_t received;       /* payload bytes stored so far */
+    uint64_t progress_bytes; /* as of the last file_progress */
+    gint64 progress_us;
+    GByteArray *head; /* a still's first MD_IMAGE_HEAD_MAX bytes, for its size */
 };
 
 struct md_file_out {
-    md_dc_msg offer;     /* as sent to the leg */
-    GByteArray *data;    /* plaintext read back from the store, wiped when freed */
+    md_session_file file; /* as stored and audited */
+    uint32_t offer_index;
+    md_evidence_reader *reader; /* NULL once file_done is sent */
+    const uint8_t *chunk;       /* the reader's current chunk */
+    size_t chunk_len, pos;
     bool accepted, done; /* done: file_done sent, awaiting the receiver's answer */
     uint64_t sent;
 };
@@ -98,6 +106,30 @@ static void flush_chat(md_leg_ctx *leg)
 
 /* ---- files ---- */
 
+void md_session_file_copy(md_session_file *dst, const md_media_file *f)
+{
+    *dst = (md_session_file){.id = g_strdup(f->id),
+                             .name = g_strdup(f->name),
+                             .mime = g_strdup(f->mime),
+                             .sha256 = g_strdup(f->sha256),
+                             .size = f->size,
+                             .still = f->still,
+                             .width = f->width,
+                             .height = f->height};
+}
+
+md_media_file md_session_file_view(const md_session_file *f)
+{
+    return (md_media_file){.id = f->id,
+                           .name = f->name,
+                           .mime = f->mime,
+                           .sha256 = f->sha256,
+                           .size = f->size,
+                           .still = f->still,
+                           .width = f->width,
+                           .height = f->height};
+}
+
 void md_session_file_clear(md_session_file *f)
 {
     g_free(f->id);
@@ -107,22 +139,44 @@ void md_session_file_clear(md_session_file *f)
     memset(f, 0, sizeof(*f));
 }
 
+static void session_file_free(gpointer data)
+{
+    md_session_file_clear(data);
+    g_free(data);
+}
+
 static md_dc_limits file_limits(const md_session *s)
 {
-    return (md_dc_limits){.max_file_size = s->files.max_file_size,
+    return (md_dc_limits){.max_chat_bytes = s->files.max_chat_bytes,
+                          .max_file_size = s->files.max_file_size,
                           .allowed_mime = (const char *const *)s->files.file_types};
 }
 
-static void send_file_answer(md_leg_ctx *leg, md_dc_msg_type type, const char *id, int error)
+static void send_file_msg(md_leg_ctx *leg, md_dc_msg_type type, const char *id, int error,
+                          uint64_t bytes)
 {
-    md_dc_msg m = {.type = type};
+    md_dc_msg m = {.type = type, .bytes = bytes};
     g_strlcpy(m.id, id, sizeof(m.id));
     if (error)
         g_strlcpy(m.code, md_err_code(error), sizeof(m.code));
     int r = md_dc_send_file_msg(leg->dc, &m);
     if (r < 0)
-        md_debug("datachannel", "file_answer_failed", "{s:s, s:s}", "session", leg->session->id,
-                 "error", md_err_code(r));
+        md_debug("datachannel", "file_message_failed", "{s:s, s:s, s:s}", "session",
+                 leg->session->id, "type", md_dc_type_name(type), "error", md_err_code(r));
+}
+
+/* An offer refused or a transfer that failed: reported for the audit, at
+ * most MD_FILE_FAILURES_REPORTED times per leg so that a client sending
+ * refused offers in a loop cannot flood the audit trail. */
+static void report_file_failed(md_leg_ctx *leg, const char *id, bool still, int error)
+{
+    md_debug("datachannel", "file_failed", "{s:s, s:s, s:s}", "session", leg->session->id, "leg",
+             md_leg_name(leg->which), "error", md_err_code(error));
+    if (leg->file_failures++ >= MD_FILE_FAILURES_REPORTED)
+        return;
+    emit(leg, (md_media_event){.type = MD_MEDIA_FILE_FAILED,
+                               .error = error,
+                               .file = {.id = id, .still = still}});
 }
 
 static void file_in_free(md_file_in *in)
@@ -131,28 +185,31 @@ static void file_in_free(md_file_in *in)
         return;
     md_evidence_file_abort(in->writer); /* nothing stored unless committed */
     md_dc_file_rx_free(in->rx);
+    if (in->head)
+        g_byte_array_unref(in->head);
     g_free(in);
-}
-
-static void file_out_free(md_file_out *out)
-{
-    if (!out)
-        return;
-    if (out->data) {
-        md_wipe(out->data->data, out->data->len);
-        g_byte_array_unref(out->data);
-    }
-    g_free(out);
 }
 
 /* Ends the incoming transfer with file_error{code}; the writer is aborted. */
 static void file_in_fail(md_leg_ctx *leg, int error)
 {
-    md_debug("datachannel", "file_failed", "{s:s, s:s, s:s}", "session", leg->session->id, "leg",
-             md_leg_name(leg->which), "error", md_err_code(error));
-    send_file_answer(leg, MD_DC_FILE_ERROR, leg->file_in->offer.id, error);
-    file_in_free(leg->file_in);
+    md_file_in *in = leg->file_in;
+    send_file_msg(leg, MD_DC_FILE_ERROR, in->offer.id, error, 0);
+    report_file_failed(leg, in->offer.id, in->offer.kind == MD_DC_KIND_STILL, error);
+    file_in_free(in);
     leg->file_in = NULL;
+}
+
+/* A still is accepted only from the tablet, once, for the id of the
+ * verifier's last request (md_session_still_expect). */
+static int check_still(md_leg_ctx *leg, const md_dc_msg *offer)
+{
+    if (offer->kind != MD_DC_KIND_STILL)
+        return 0;
+    if (leg->which != MD_LEG_TABLET || strcmp(leg->still_id, offer->id) != 0)
+        return -MD_E_STILL_NOT_REQUESTED;
+    leg->still_id[0] = '\0';
+    return 0;
 }
 
 static void on_file_offer(md_leg_ctx *leg, const md_dc_msg *offer)
@@ -166,23 +223,39 @@ static void on_file_offer(md_leg_ctx *leg, const md_dc_msg *offer)
         r = -MD_E_DC_REFUSED; /* one file at a time; or no store */
         goto out;
     }
+    if ((r = check_still(leg, offer)) < 0)
+        goto out;
     in = g_new0(md_file_in, 1);
     in->offer = *offer;
     in->offer.text = NULL;
+    in->progress_us = g_get_monotonic_time();
+    if (offer->kind == MD_DC_KIND_STILL)
+        in->head = g_byte_array_sized_new((guint)MIN(offer->size, (uint64_t)MD_IMAGE_HEAD_MAX));
     if ((r = md_dc_file_rx_new(offer, &lim, &in->rx)) < 0)
         goto out;
     if ((r = md_evidence_file_begin(s->files.evidence, s->id, offer->id, &in->writer)) < 0)
         goto out;
     leg->file_in = in;
     in = NULL;
-    send_file_answer(leg, MD_DC_FILE_ACCEPT, offer->id, 0);
+    send_file_msg(leg, MD_DC_FILE_ACCEPT, offer->id, 0, 0);
 out:
     if (r < 0) {
-        md_debug("datachannel", "file_refused", "{s:s, s:s, s:s}", "session", s->id, "leg",
-                 md_leg_name(leg->which), "error", md_err_code(r));
-        send_file_answer(leg, MD_DC_FILE_REFUSE, offer->id, r);
+        send_file_msg(leg, MD_DC_FILE_REFUSE, offer->id, r, 0);
+        report_file_failed(leg, offer->id, offer->kind == MD_DC_KIND_STILL, r);
     }
     file_in_free(in);
+}
+
+/* A still's claimed sides must be those of its image header. */
+static int check_still_size(const md_file_in *in)
+{
+    uint32_t w, h;
+    if (!in->head)
+        return 0;
+    int r = md_image_size(in->head->data, in->head->len, &w, &h);
+    if (r < 0)
+        return r == -MD_E_FILE_TYPE ? r : -MD_E_STILL_RESOLUTION;
+    return w == in->offer.width && h == in->offer.height ? 0 : -MD_E_STILL_RESOLUTION;
 }
 
 static void on_file_done(md_leg_ctx *leg)
@@ -191,6 +264,8 @@ static void on_file_done(md_leg_ctx *leg)
     uint8_t digest[MD_SHA256_LEN];
     char hex[MD_SHA256_HEX_LEN + 1];
     int r = md_dc_file_rx_finish(in->rx, digest);
+    if (r == 0)
+        r = check_still_size(in);
     if (r < 0) {
         file_in_fail(leg, r);
         return;
@@ -202,53 +277,146 @@ static void on_file_done(md_leg_ctx *leg)
         return;
     }
     md_hex_encode(digest, sizeof(digest), hex);
+    const md_dc_msg *o = &in->offer;
     emit(leg, (md_media_event){.type = MD_MEDIA_FILE,
-                               .file_id = in->offer.id,
-                               .file_name = in->offer.name,
-                               .file_size = in->offer.size,
-                               .file_mime = in->offer.mime,
-                               .file_sha256 = hex});
+                               .file = {.id = o->id,
+                                        .name = o->name,
+                                        .size = o->size,
+                                        .mime = o->mime,
+                                        .sha256 = hex,
+                                        .still = o->kind == MD_DC_KIND_STILL,
+                                        .width = o->width,
+                                        .height = o->height}});
     file_in_free(in);
     leg->file_in = NULL;
 }
 
-/* Sends chunks until the buffer is full (on_file_writable resumes), then
- * file_done. */
+/* file_progress {id, bytes} to the sender: at most every
+ * FILE_PROGRESS_BYTES or FILE_PROGRESS_US, whichever comes first. */
+static void file_in_progress(md_leg_ctx *leg)
+{
+    md_file_in *in = leg->file_in;
+    gint64 now = g_get_monotonic_time();
+    if (in->received - in->progress_bytes < FILE_PROGRESS_BYTES &&
+        now - in->progress_us < FILE_PROGRESS_US)
+        return;
+    in->progress_bytes = in->received;
+    in->progress_us = now;
+    send_file_msg(leg, MD_DC_FILE_PROGRESS, in->offer.id, 0, in->received);
+}
+
+static void file_out_free(md_file_out *out)
+{
+    if (!out)
+        return;
+    md_evidence_reader_free(out->reader);
+    md_session_file_clear(&out->file);
+    g_free(out);
+}
+
+static void offer_next_file(md_leg_ctx *leg);
+
+/* The outgoing transfer is over (answered, or failed: the leg is told with
+ * file_cancel); the next queued file goes. */
+static void file_out_end(md_leg_ctx *leg, int error)
+{
+    md_file_out *out = leg->file_out;
+    if (error) {
+        md_debug("datachannel", "file_send_failed", "{s:s, s:s, s:s}", "session",
+                 leg->session->id, "leg", md_leg_name(leg->which), "error", md_err_code(error));
+        send_file_msg(leg, MD_DC_FILE_CANCEL, out->file.id, 0, 0);
+    }
+    file_out_free(out);
+    leg->file_out = NULL;
+    offer_next_file(leg);
+}
+
+/* Streams the accepted file from the evidence store until the send buffer
+ * is full (on_file_writable resumes), then file_done.  At most one
+ * decrypted store chunk (64 KiB) is held per outgoing file. */
 static void pump_file_out(md_leg_ctx *leg)
 {
     md_file_out *out = leg->file_out;
+    int r;
     if (!out || !out->accepted || out->done)
         return;
-    while (out->sent < out->data->len) {
-        size_t n = MIN((size_t)(out->data->len - out->sent), (size_t)FILE_SEND_CHUNK);
-        int r = md_dc_send_file_chunk(leg->dc, out->offer.index, out->sent,
-                                      out->data->data + out->sent, n);
+    for (;;) {
+        if (out->pos == out->chunk_len) {
+            r = md_evidence_reader_next(out->reader, &out->chunk, &out->chunk_len);
+            out->pos = 0;
+            if (r == 0)
+                break; /* every chunk sent */
+            if (r < 0) {
+                file_out_end(leg, r);
+                return;
+            }
+            continue;
+        }
+        size_t n = MIN(out->chunk_len - out->pos, (size_t)FILE_SEND_CHUNK);
+        r = md_dc_send_file_chunk(leg->dc, out->offer_index, out->sent, out->chunk + out->pos, n);
         if (r == -EAGAIN)
             return;
         if (r < 0) {
-            md_debug("datachannel", "file_send_failed", "{s:s, s:s}", "session", leg->session->id,
-                     "error", md_err_code(r));
-            file_out_free(leg->file_out);
-            leg->file_out = NULL;
+            file_out_end(leg, r);
             return;
         }
+        out->pos += n;
         out->sent += n;
     }
+    if (out->sent != out->file.size) { /* the store holds other than what was audited */
+        file_out_end(leg, -MD_E_EVIDENCE_CORRUPT);
+        return;
+    }
     md_dc_msg done = {.type = MD_DC_FILE_DONE};
-    memcpy(done.id, out->offer.id, sizeof(done.id));
-    if (md_dc_send_file_msg(leg->dc, &done) == -EAGAIN)
-        return; /* the last chunk filled the buffer: on_file_writable retries */
-    out->done = true;
-    /* The receiver's file_verified / file_error only ends the transfer. */
-    md_wipe(out->data->data, out->data->len);
-    g_byte_array_set_size(out->data, 0);
+    g_strlcpy(done.id, out->file.id, sizeof(done.id));
+    if (md_dc_send_file_msg(leg->dc, &done) == -EAGAIN) {
+        out->pos = out->chunk_len = 0; /* the reader is finished: on_file_writable retries */
+        return;
+    }
+    out->done = true; /* the receiver's file_verified / file_error ends it */
+    out->reader = md_evidence_reader_free(out->reader);
+}
+
+/* Offers the leg the next queued file, if it has none in flight and its
+ * file channel is open. */
+static void offer_next_file(md_leg_ctx *leg)
+{
+    md_session *s = leg->session;
+    while (!leg->file_out && md_dc_file_ready(leg->dc) && !g_queue_is_empty(&leg->file_queue)) {
+        md_session_file *f = g_queue_pop_head(&leg->file_queue);
+        md_file_out *out = g_new0(md_file_out, 1);
+        out->file = *f;
+        g_free(f);
+        int r = md_evidence_reader_open(s->files.evidence, s->id, out->file.id, &out->reader);
+        if (r == 0) {
+            md_dc_msg offer = {.type = MD_DC_FILE_OFFER,
+                               .index = ++leg->next_file_index,
+                               .size = out->file.size,
+                               .kind = out->file.still ? MD_DC_KIND_STILL : MD_DC_KIND_FILE,
+                               .width = out->file.width,
+                               .height = out->file.height};
+            g_strlcpy(offer.id, out->file.id, sizeof(offer.id));
+            g_strlcpy(offer.name, out->file.name, sizeof(offer.name));
+            g_strlcpy(offer.mime, out->file.mime, sizeof(offer.mime));
+            g_strlcpy(offer.sha256, out->file.sha256, sizeof(offer.sha256));
+            out->offer_index = offer.index;
+            r = md_dc_send_file_msg(leg->dc, &offer);
+        }
+        if (r < 0) {
+            md_debug("datachannel", "file_offer_failed", "{s:s, s:s, s:s}", "session", s->id,
+                     "leg", md_leg_name(leg->which), "error", md_err_code(r));
+            file_out_free(out);
+            continue;
+        }
+        leg->file_out = out;
+    }
 }
 
 /* A message from the leg about the file we offered it. */
 static void on_file_out_answer(md_leg_ctx *leg, const md_dc_msg *m)
 {
     md_file_out *out = leg->file_out;
-    if (!out || strcmp(out->offer.id, m->id) != 0)
+    if (!out || strcmp(out->file.id, m->id) != 0)
         return;
     if (m->type == MD_DC_FILE_ACCEPT && !out->accepted) {
         out->accepted = true;
@@ -260,67 +428,45 @@ static void on_file_out_answer(md_leg_ctx *leg, const md_dc_msg *m)
         md_debug("datachannel", "file_delivered", "{s:s, s:s, s:s, s:s}", "session",
                  leg->session->id, "leg", md_leg_name(leg->which), "result",
                  md_dc_type_name(m->type), "code", m->code);
-        file_out_free(out);
-        leg->file_out = NULL;
+        file_out_end(leg, 0);
     }
 }
 
-static int collect(const uint8_t *buf, size_t len, void *ud)
-{
-    GByteArray *a = ud;
-    if (len > (size_t)FILE_READ_MAX - a->len)
-        return -MD_E_FILE_TOO_LARGE;
-    g_byte_array_append(a, buf, (guint)len);
-    return 0;
-}
-
 void md_session_file_deliver(md_session_host *host, const char *id, md_leg to_leg,
-                             const md_session_file *f)
+                             md_session_file *f)
 {
     md_session *s = g_hash_table_lookup(host->sessions, id);
-    if (!s)
+    if (!s || !s->files.evidence)
         return;
     md_leg_ctx *to = &s->legs[to_leg], *from = md_leg_other(to);
-    md_file_out *out = NULL;
-    int r;
 
     /* Stored and audited by now: the sender may show it as verified. */
     md_dc_msg verified = {.type = MD_DC_FILE_VERIFIED};
     g_strlcpy(verified.id, f->id, sizeof(verified.id));
     g_strlcpy(verified.sha256, f->sha256, sizeof(verified.sha256));
-    if ((r = md_dc_send_file_msg(from->dc, &verified)) < 0)
+    int r = md_dc_send_file_msg(from->dc, &verified);
+    if (r < 0)
         md_debug("datachannel", "file_verified_failed", "{s:s, s:s}", "session", s->id, "error",
                  md_err_code(r));
 
-    if (to->file_out || !md_dc_file_ready(to->dc) || !s->files.evidence) {
-        r = to->file_out ? -EBUSY : -ENOTCONN;
-        goto out;
+    if (g_queue_get_length(&to->file_queue) >= host->cfg.file_queue) {
+        md_debug("datachannel", "file_queue_full", "{s:s, s:s}", "session", s->id, "leg",
+                 md_leg_name(to_leg));
+        return; /* stored and audited; not offered */
     }
-    out = g_new0(md_file_out, 1);
-    out->data = g_byte_array_sized_new((guint)MIN(f->size, (uint64_t)FILE_READ_MAX));
-    if ((r = md_evidence_file_read(s->files.evidence, s->id, f->id, collect, out->data)) < 0)
-        goto out;
-    if (out->data->len != f->size) {
-        r = -MD_E_EVIDENCE_CORRUPT;
-        goto out;
-    }
-    out->offer = (md_dc_msg){.type = MD_DC_FILE_OFFER,
-                             .index = ++to->next_file_index,
-                             .size = f->size,
-                             .kind = MD_DC_KIND_FILE};
-    g_strlcpy(out->offer.id, f->id, sizeof(out->offer.id));
-    g_strlcpy(out->offer.name, f->name, sizeof(out->offer.name));
-    g_strlcpy(out->offer.mime, f->mime, sizeof(out->offer.mime));
-    g_strlcpy(out->offer.sha256, f->sha256, sizeof(out->offer.sha256));
-    if ((r = md_dc_send_file_msg(to->dc, &out->offer)) < 0)
-        goto out;
-    to->file_out = out;
-    out = NULL;
-out:
-    if (r < 0)
-        md_debug("datachannel", "file_offer_failed", "{s:s, s:s, s:s}", "session", s->id, "leg",
-                 md_leg_name(to_leg), "error", md_err_code(r));
-    file_out_free(out);
+    md_session_file *q = g_new(md_session_file, 1);
+    *q = *f;
+    memset(f, 0, sizeof(*f)); /* taken */
+    g_queue_push_tail(&to->file_queue, q);
+    offer_next_file(to);
+}
+
+void md_session_still_expect(md_session_host *host, const char *id, const char *still_id)
+{
+    md_session *s = g_hash_table_lookup(host->sessions, id);
+    if (s)
+        g_strlcpy(s->legs[MD_LEG_TABLET].still_id, still_id,
+                  sizeof(s->legs[MD_LEG_TABLET].still_id));
 }
 
 /* ---- md_dc callbacks ---- */
@@ -378,23 +524,39 @@ static void on_dc_file(const md_dc_msg *m, void *ud)
     }
 }
 
+static void on_dc_file_refused(const char *id, int error, void *ud)
+{
+    report_file_failed(ud, id, false, error);
+}
+
 static void on_dc_file_chunk(const uint8_t *buf, size_t len, void *ud)
 {
     md_leg_ctx *leg = ud;
+    md_file_in *in = leg->file_in;
     const uint8_t *payload;
     size_t n;
-    if (!leg->file_in)
+    if (!in)
         return; /* after a failure the sender may still be sending */
-    int r = md_dc_file_rx_chunk(leg->file_in->rx, buf, len, &payload, &n);
+    int r = md_dc_file_rx_chunk(in->rx, buf, len, &payload, &n);
     if (r == 0)
-        r = md_evidence_file_write(leg->file_in->writer, payload, n);
-    if (r < 0)
+        r = md_evidence_file_write(in->writer, payload, n);
+    if (r < 0) {
         file_in_fail(leg, r);
+        return;
+    }
+    if (in->head && in->head->len < MD_IMAGE_HEAD_MAX)
+        g_byte_array_append(in->head, payload, (guint)MIN(n, MD_IMAGE_HEAD_MAX - in->head->len));
+    in->received += n;
+    file_in_progress(leg);
 }
 
 static void on_dc_file_writable(void *ud)
 {
-    pump_file_out(ud);
+    md_leg_ctx *leg = ud;
+    if (leg->file_out)
+        pump_file_out(leg);
+    else
+        offer_next_file(leg);
 }
 
 static const md_dc_callbacks dc_callbacks = {
@@ -403,6 +565,7 @@ static const md_dc_callbacks dc_callbacks = {
     .on_chat_writable = on_dc_chat_writable,
     .on_refused = on_dc_refused,
     .on_file = on_dc_file,
+    .on_file_refused = on_dc_file_refused,
     .on_file_chunk = on_dc_file_chunk,
     .on_file_writable = on_dc_file_writable,
 };
@@ -452,9 +615,20 @@ void md_session_dc_release(md_leg_ctx *leg)
 {
     md_session_host *host = leg->session->host;
     /* A transfer cut by the association's end leaves nothing stored. */
+    if (leg->file_in)
+        report_file_failed(leg, leg->file_in->offer.id,
+                           leg->file_in->offer.kind == MD_DC_KIND_STILL, -MD_E_SCTP_FAILED);
     file_in_free(leg->file_in);
     leg->file_in = NULL;
-    file_out_free(leg->file_out);
+    /* A file not yet answered by the leg is offered again when it is back. */
+    md_file_out *out = leg->file_out;
+    if (out && !out->done) {
+        md_session_file *f = g_new(md_session_file, 1);
+        *f = out->file;
+        memset(&out->file, 0, sizeof(out->file));
+        g_queue_push_head(&leg->file_queue, f);
+    }
+    file_out_free(out);
     leg->file_out = NULL;
     if (!leg->dc)
         return;
@@ -468,6 +642,7 @@ void md_session_dc_release(md_leg_ctx *leg)
 void md_session_dc_clear(md_leg_ctx *leg)
 {
     g_queue_clear_full(&leg->chat_queue, queued_chat_free);
+    g_queue_clear_full(&leg->file_queue, session_file_free);
 }
 
 void md_session_chat_deliver(md_session_host *host, const char *id, md_leg to_leg,

@@ -22,6 +22,7 @@
 
 #define RETENTION_DAYS_MAX 3650 /* ten years; longer is not a retention limit */
 #define MAX_FILE_MB_MAX 100
+#define CHAT_MAX_BYTES_MAX 16000 /* under the 16 KiB cap of one data-channel control message */
 #define FILE_TYPES_MAX 32
 #define NETWORKS_MAX 256
 #define MIME_NAME_MAX 127 /* RFC 6838 4.2 */
@@ -36,6 +37,7 @@ static void policy_defaults(md_policy *p)
         .recording = MD_RECORDING_OFF,
         .retention_days = 365,
         .max_file_mb = 10,
+        .chat_max_bytes = 2000,
         .require_device_cert = true,
         .min_tls = g_strdup("1.3"),
         .assignment = MD_ASSIGN_PICK,
@@ -220,6 +222,12 @@ static int parse_quality(json_t *v, md_policy *p, const char **ret_why)
     return md_quality_thresholds_parse(v, &p->quality, ret_why);
 }
 
+static int parse_chat_max_bytes(json_t *v, md_policy *p, const char **ret_why)
+{
+    *ret_why = "must be an integer from 1 to 16000";
+    return parse_int_range(v, 1, CHAT_MAX_BYTES_MAX, &p->chat_max_bytes);
+}
+
 static const struct policy_key {
     const char *name;
     policy_key_parser parse;
@@ -227,6 +235,7 @@ static const struct policy_key {
     {"recording", parse_recording},
     {"retention_days", parse_retention_days},
     {"max_file_mb", parse_max_file_mb},
+    {"chat_max_bytes", parse_chat_max_bytes},
     {"file_types", parse_file_types},
     {"require_device_cert", parse_require_device_cert},
     {"require_srtp_gcm", parse_require_srtp_gcm},

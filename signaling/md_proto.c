@@ -61,6 +61,7 @@ static const struct schema schemas[MD_MSG__COUNT] = {
                            {"candidate", FT_STRING_OR_NULL, true, 1024, NULL},
                            {"mid", FT_STRING_OR_NULL, false, 32, NULL}}},
     [MD_MSG_HANGUP] = {"hangup", PARTIES, {SESSION_FIELD}},
+    [MD_MSG_STILL] = {"still", MD_SENDER_VERIFIER, {SESSION_FIELD}},
 };
 
 const char *md_proto_type_name(md_msg_type type)

@@ -19,6 +19,7 @@ typedef enum md_msg_type {
     MD_MSG_RESTART,
     MD_MSG_CANDIDATE,
     MD_MSG_HANGUP,
+    MD_MSG_STILL,
     MD_MSG__COUNT
 } md_msg_type;
 

@@ -70,6 +70,7 @@ typedef struct md_policy {
     enum md_recording_policy recording;
     int retention_days;
     int max_file_mb;
+    int chat_max_bytes;       /* longest chat text, bytes of UTF-8; default 2000 */
     char **file_types;        /* NULL-terminated MIME types */
     bool require_device_cert; /* default true */
     bool require_srtp_gcm;    /* DTLS-SRTP only with AEAD_AES_128_GCM; default false */

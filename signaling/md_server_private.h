@@ -69,6 +69,7 @@ struct md_session {
     bool media_open;
     guint timer; /* queue wait, connect timeout or rejoin grace */
     enum md_assignment_mode assignment;
+    unsigned stills; /* stills asked for: names the next one "still-<n+1>" */
 };
 
 struct md_server {
@@ -126,6 +127,9 @@ json_t *md_session_ice_servers(md_server *srv, const md_session *s);
 void md_session_chat_received(md_server *srv, md_session *s, const md_media_event *ev);
 void md_session_channel_refused(md_server *srv, md_session *s, const md_media_event *ev);
 void md_session_file_received(md_server *srv, md_session *s, const md_media_event *ev);
+void md_session_file_failed(md_server *srv, md_session *s, const md_media_event *ev);
+/* The verifier's "still": see md_session_chat.c. */
+void md_session_still_request(md_server *srv, md_session *s, md_party *verifier, const char *re);
 
 /* md_http_api.c */
 void md_http_api_handle(md_server *srv, const md_http_request *req, md_http_response *resp);

@@ -8,9 +8,14 @@
  * it to the other leg and acknowledges it to the sender.  A message that
  * cannot be stored or audited is not relayed and not acknowledged.
  * Files (MD_MEDIA_FILE) come already committed to the evidence store by the
- * worker; they are audited as "file" {id, sha256, size, mime, leg} -- never
- * the name, which may be personal data -- and only then offered to the other
- * leg with md_media_file_deliver().
+ * worker; each gets a row in the evidence table (with its name) and is
+ * audited as "file" {id, sha256, size, mime, leg, kind, width?, height?} --
+ * never the name, which may be personal data -- and only then offered to the
+ * other leg with md_media_file_deliver().  Refused and failed transfers
+ * (MD_MEDIA_FILE_FAILED) are audited as "file_refused" {id, leg, kind, code}.
+ * A still is asked for by the verifier (signaling "still"): audited "still"
+ * {id}, expected on the tablet's file channel under that id, and announced
+ * to both parties.
  * Everything here runs on the control thread.
  */
 #include "md_err.h"
@@ -70,20 +75,83 @@ void md_session_channel_refused(md_server *srv, md_session *s, const md_media_ev
                               md_err_code(ev->error ? ev->error : -MD_E_DC_REFUSED)));
 }
 
+/* The audit detail of a file: identifiers and hashes, never the name. */
+static json_t *file_detail(const md_media_event *ev)
+{
+    const md_media_file *f = &ev->file;
+    json_t *d = json_pack("{s:s, s:s, s:I, s:s, s:s, s:s}", "id", f->id, "sha256", f->sha256,
+                          "size", (json_int_t)f->size, "mime", f->mime, "leg",
+                          md_leg_name(ev->leg), "kind", f->still ? "still" : "file");
+    if (d && f->still) {
+        json_object_set_new(d, "width", json_integer(f->width));
+        json_object_set_new(d, "height", json_integer(f->height));
+    }
+    return d;
+}
+
 void md_session_file_received(md_server *srv, md_session *s, const md_media_event *ev)
 {
     md_party *p = s->leg[ev->leg];
-    if (!ev->file_id || !ev->file_sha256 || !ev->file_mime || !ev->file_name)
+    const md_media_file *f = &ev->file;
+    if (!f->id || !f->sha256 || !f->mime || !f->name)
         return;
+    int r = md_store_exec(
+        srv->store,
+        "INSERT INTO evidence (session_id, file_id, leg, kind, name, mime, size, sha256, width, "
+        "height, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        MD_PARAMS(MD_P_TEXT(s->id), MD_P_TEXT(f->id), MD_P_TEXT(md_leg_name(ev->leg)),
+                  MD_P_TEXT(f->still ? "still" : "file"), MD_P_TEXT(f->name), MD_P_TEXT(f->mime),
+                  MD_P_INT(f->size), MD_P_TEXT(f->sha256),
+                  f->still ? MD_P_INT(f->width) : MD_P_NULL,
+                  f->still ? MD_P_INT(f->height) : MD_P_NULL, MD_P_INT(md_now_ms())));
+    if (r < 0) {
+        md_error("file", "evidence_row_failed", "{s:s, s:s}", "session", s->id, "error",
+                 md_strerror(r));
+        return;
+    }
     if (md_server_audit(srv, p ? p->actor : "system", "file", s->municipality, s->post_office,
-                        s->id,
-                        json_pack("{s:s, s:s, s:I, s:s, s:s}", "id", ev->file_id, "sha256",
-                                  ev->file_sha256, "size", (json_int_t)ev->file_size, "mime",
-                                  ev->file_mime, "leg", md_leg_name(ev->leg))) < 0)
-        return; /* audit durable before the file is offered on */
+                        s->id, file_detail(ev)) < 0) {
+        /* Not offered on without its audit entry; the row goes with it. */
+        md_store_exec(srv->store, "DELETE FROM evidence WHERE session_id = ? AND file_id = ?",
+                      MD_PARAMS(MD_P_TEXT(s->id), MD_P_TEXT(f->id)));
+        return;
+    }
     md_leg to = ev->leg == MD_LEG_TABLET ? MD_LEG_VERIFIER : MD_LEG_TABLET;
-    int r = md_media_file_deliver(srv->media, s->id, to, ev->file_id, ev->file_name, ev->file_size,
-                                  ev->file_mime, ev->file_sha256);
+    r = md_media_file_deliver(srv->media, s->id, to, f);
     if (r < 0)
         md_error("file", "deliver_failed", "{s:s, s:s}", "session", s->id, "error", md_strerror(r));
+}
+
+void md_session_file_failed(md_server *srv, md_session *s, const md_media_event *ev)
+{
+    md_party *p = s->leg[ev->leg];
+    md_server_audit(srv, p ? p->actor : "system", "file_refused", s->municipality, s->post_office,
+                    s->id,
+                    json_pack("{s:s, s:s, s:s, s:s}", "id", ev->file.id ? ev->file.id : "", "leg",
+                              md_leg_name(ev->leg), "kind", ev->file.still ? "still" : "file",
+                              "code", md_err_code(ev->error ? ev->error : -MD_E_INTERNAL)));
+}
+
+void md_session_still_request(md_server *srv, md_session *s, md_party *verifier, const char *re)
+{
+    md_party *tablet = s->leg[MD_LEG_TABLET];
+    if (s->state != MD_STATE_LIVE || !tablet) {
+        md_server_send_error(srv, verifier, -MD_E_SESSION_STATE, "the session is not live", re,
+                             s->id);
+        return;
+    }
+    char id[32];
+    g_snprintf(id, sizeof(id), "still-%u", ++s->stills);
+    int r = md_media_still_expect(srv->media, s->id, id);
+    if (r == 0 && md_server_audit(srv, verifier->actor, "still", s->municipality, s->post_office,
+                                  s->id, json_pack("{s:s}", "id", id)) < 0)
+        r = -MD_E_INTERNAL;
+    if (r < 0) {
+        md_server_send_error(srv, verifier, r, "the still could not be requested", re, s->id);
+        return;
+    }
+    md_server_send(srv, tablet, json_pack("{s:s, s:s, s:s}", "type", "still", "session", s->id,
+                                          "id", id));
+    md_server_send(srv, verifier, json_pack("{s:s, s:s, s:s}", "type", "still", "session", s->id,
+                                            "id", id));
 }

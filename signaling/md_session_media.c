@@ -30,6 +30,7 @@ int md_session_media_open(md_server *srv, md_session *s)
         .evidence = srv->evidence,
         .max_file_size = (uint64_t)policy.max_file_mb << 20,
         .file_types = (const char *const *)policy.file_types,
+        .max_chat_bytes = (size_t)policy.chat_max_bytes,
     };
     s->quality = policy.quality;
     r = md_media_session_open(srv->media, s->id, &opt); /* copies file_types */

@@ -549,6 +549,13 @@ static void on_candidate(md_server *srv, md_party *p, const md_proto_result *m)
         md_server_send_error(srv, p, r, NULL, m->id, s->id);
 }
 
+static void on_still(md_server *srv, md_party *p, const md_proto_result *m)
+{
+    md_session *s = own_session(srv, p, m);
+    if (s)
+        md_session_still_request(srv, s, p, m->id);
+}
+
 static void on_hangup(md_server *srv, md_party *p, const md_proto_result *m)
 {
     md_session *s = own_session(srv, p, m);
@@ -559,7 +566,7 @@ static void on_hangup(md_server *srv, md_party *p, const md_proto_result *m)
 const md_msg_handler md_session_handlers[MD_MSG__COUNT] = {
     [MD_MSG_REQUEST] = on_request,     [MD_MSG_CANCEL] = on_cancel, [MD_MSG_ACCEPT] = on_accept,
     [MD_MSG_OUTCOME] = on_outcome,     [MD_MSG_OFFER] = on_offer,   [MD_MSG_RESTART] = on_offer,
-    [MD_MSG_CANDIDATE] = on_candidate, [MD_MSG_HANGUP] = on_hangup,
+    [MD_MSG_CANDIDATE] = on_candidate, [MD_MSG_HANGUP] = on_hangup,   [MD_MSG_STILL] = on_still,
 };
 
 /* ---- parties coming and going ---- */
@@ -763,6 +770,9 @@ void md_sessions_on_media_event(const md_media_event *ev, void *userdata)
         break;
     case MD_MEDIA_FILE:
         md_session_file_received(srv, s, ev);
+        break;
+    case MD_MEDIA_FILE_FAILED:
+        md_session_file_failed(srv, s, ev);
         break;
     }
 }

@@ -133,6 +133,7 @@ static void test_file_messages(void)
     expect_offer("invoice\\u202efdp.exe", 10, "application/pdf", "file", "", -MD_E_FILE_NAME);
     expect_offer("still", 10, "image/png", "video", "", -MD_E_DC_PROTOCOL);
     expect_offer("p.png", 10, "image/png", "still", ",\"width\":0", -MD_E_DC_PROTOCOL);
+    expect_offer("p.png", 10, "image/png", "still", "", -MD_E_DC_PROTOCOL); /* sides required */
 
     /* Policy: a smaller cap and only PDF. */
     static const char *const pdf_only[] = {"application/pdf", NULL};
@@ -156,12 +157,13 @@ static void test_file_messages(void)
     expect(MD_DC_CHANNEL_FILE, "{\"type\":\"file_error\",\"id\":\"f1\",\"code\":\"file_hash_mismatch\"}",
            0);
     expect(MD_DC_CHANNEL_FILE, "{\"type\":\"file_cancel\",\"id\":\"f1\"}", 0);
-    expect(MD_DC_CHANNEL_FILE, "{\"type\":\"still_request\",\"id\":\"s1\"}", 0);
+    expect(MD_DC_CHANNEL_FILE, "{\"type\":\"still_request\",\"id\":\"s1\"}",
+           -MD_E_UNKNOWN_TYPE); /* a still is asked for over signaling ("still") */
     expect(MD_DC_CHANNEL_FILE, "{\"type\":\"chat\",\"id\":\"m\",\"ts\":1,\"text\":\"a\"}",
            -MD_E_UNKNOWN_TYPE);
 
     /* Every type round-trips. */
-    for (md_dc_msg_type t = MD_DC_CHAT; t <= MD_DC_STILL_REQUEST; t++) {
+    for (md_dc_msg_type t = MD_DC_CHAT; t <= MD_DC_FILE_CANCEL; t++) {
         md_dc_msg src = m, back;
         src.type = t;
         src.text = (char *)"hello";

@@ -11,6 +11,7 @@ import asyncio
 import hashlib
 import json
 import os
+import sqlite3
 import struct
 import sys
 from pathlib import Path
@@ -31,8 +32,21 @@ def send(ch, **msg):
     ch.dc.send(json.dumps(msg))
 
 
+PROGRESS = {}  # transfer id -> the gateway's file_progress byte counts
+
+
+async def receive(ch):
+    """The next message that is not a file_progress (those are kept)."""
+    while True:
+        m = await ch.receive()
+        if isinstance(m, dict) and m.get("type") == "file_progress":
+            PROGRESS.setdefault(m["id"], []).append(m["bytes"])
+            continue
+        return m
+
+
 async def expect(ch, **fields):
-    m = await ch.receive()
+    m = await receive(ch)
     for k, v in fields.items():
         if not isinstance(m, dict) or m.get(k) != v:
             raise AssertionError("expected %r, got %r" % (fields, m))
@@ -55,7 +69,7 @@ async def receive_file(ch, fid):
     send(ch, type="file_accept", id=fid)
     data = bytearray()
     while True:
-        m = await ch.receive()
+        m = await receive(ch)
         if isinstance(m, bytes):
             index, offset = struct.unpack(">IQ", m[:12])
             assert index == offer["index"] and offset == len(data), (index, offset)
@@ -97,9 +111,29 @@ class Files(LiveBase):
         files = {e["detail"]["id"]: e["detail"] for e in entries if e.get("event") == "file"}
         self.assertEqual(set(files), {"png-1", "pdf-1"}, harness.describe_entries(entries))
         self.assertEqual(files["png-1"], {"id": "png-1", "sha256": sha256(png), "size": len(png),
-                                          "mime": "image/png", "leg": "tablet"})
+                                          "mime": "image/png", "leg": "tablet", "kind": "file"})
         self.assertEqual(files["pdf-1"], {"id": "pdf-1", "sha256": sha256(pdf), "size": len(pdf),
-                                          "mime": "application/pdf", "leg": "verifier"})
+                                          "mime": "application/pdf", "leg": "verifier",
+                                          "kind": "file"})
+        refused = [e["detail"] for e in entries if e.get("event") == "file_refused"]
+        self.assertEqual(refused, [{"id": "exe-1", "leg": "tablet", "kind": "file",
+                                    "code": "file_type_not_allowed"}],
+                         harness.describe_entries(entries))
+        # The evidence table: one row per stored file, the same hashes as the
+        # audit, and the name (which the audit never holds).
+        with sqlite3.connect(self.gw.database) as db:
+            rows = db.execute("SELECT file_id, leg, kind, name, mime, size, sha256, width, height "
+                              "FROM evidence WHERE session_id = ? ORDER BY file_id",
+                              (session,)).fetchall()
+        self.assertEqual(rows, [
+            ("pdf-1", "verifier", "file", "Bescheid.pdf", "application/pdf", len(pdf),
+             sha256(pdf), None, None),
+            ("png-1", "tablet", "file", "Ausweis Muster.png", "image/png", len(png),
+             sha256(png), None, None)])
+        # file_progress from the gateway while it stored the 2 MB file:
+        # increasing, within the size.
+        got = PROGRESS.get("png-1", [])
+        self.assertTrue(got and got == sorted(got) and got[-1] <= len(png), got)
         dump = json.dumps(entries, ensure_ascii=False)
         for name in ("Ausweis Muster", "Bescheid", "Rechnung"):
             self.assertNotIn(name, dump, "file name in the audit log")

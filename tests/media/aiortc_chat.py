@@ -28,7 +28,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from aiortc_relay import TIMEOUT, Gateway, answered, close_peers, make_peer  # noqa: E402
+from aiortc_relay import TIMEOUT, Gateway, answered, close_peers, make_peer, run_main  # noqa: E402
 
 
 def rfc8841(sdp):
@@ -185,4 +185,4 @@ async def main(peer_path, mode):
 
 
 if __name__ == "__main__":
-    asyncio.run(main(sys.argv[1], sys.argv[2] if len(sys.argv) > 2 else "chat"))
+    run_main(main(sys.argv[1], sys.argv[2] if len(sys.argv) > 2 else "chat"))

@@ -39,7 +39,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from aiortc_chat import connect_pair  # noqa: E402
-from aiortc_relay import TIMEOUT, Gateway, close_peers, make_peer  # noqa: E402
+from aiortc_relay import TIMEOUT, Gateway, close_peers, make_peer, run_main  # noqa: E402
 
 CAP = 3 << 20
 CHUNK = 16384
@@ -68,6 +68,7 @@ class FileChannel:
     def __init__(self, pc):
         self.dc = pc.createDataChannel("file")
         self.inbox = asyncio.Queue()
+        self.progress = {}  # transfer id -> the gateway's file_progress byte counts
         self.incoming = bytearray()
         self.opened = asyncio.get_event_loop().create_future()
         self.dc.on("open", lambda: self.opened.done() or self.opened.set_result(True))
@@ -79,7 +80,11 @@ class FileChannel:
             assert offset == len(self.incoming), (offset, len(self.incoming))
             self.incoming += m[12:]
         else:
-            self.inbox.put_nowait(json.loads(m))
+            msg = json.loads(m)
+            if msg.get("type") == "file_progress":
+                self.progress.setdefault(msg["id"], []).append(msg["bytes"])
+            else:
+                self.inbox.put_nowait(msg)
 
     def send(self, **msg):
         self.dc.send(json.dumps(msg))
@@ -218,4 +223,4 @@ async def main(peer_path, mode):
 
 
 if __name__ == "__main__":
-    asyncio.run(main(sys.argv[1], sys.argv[2] if len(sys.argv) > 2 else "transfer"))
+    run_main(main(sys.argv[1], sys.argv[2] if len(sys.argv) > 2 else "transfer"))

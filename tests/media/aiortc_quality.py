@@ -48,6 +48,7 @@ import av  # noqa: E402
 from aiortc import (RTCConfiguration, RTCPeerConnection,  # noqa: E402
                     RTCSessionDescription)
 from aiortc.codecs import vpx  # noqa: E402
+from aiortc_relay import run_main  # noqa: E402
 from aiortc.mediastreams import (AudioStreamTrack, MediaStreamTrack,  # noqa: E402
                                  VideoStreamTrack)
 
@@ -487,4 +488,4 @@ async def main(peer_path, mode):
 
 
 if __name__ == "__main__":
-    asyncio.run(main(sys.argv[1], sys.argv[2]))
+    run_main(main(sys.argv[1], sys.argv[2]))

@@ -20,7 +20,9 @@ Usage: aiortc_relay.py <path to media_peer> <mode>
 """
 import asyncio
 import json
+import os
 import sys
+import traceback
 
 import aioice.ice
 
@@ -92,6 +94,19 @@ class Gateway:
             rc = "killed: no exit within %d s of stdin EOF" % TIMEOUT
         self.reader.cancel()
         return rc
+
+
+def run_main(coro):
+    """asyncio.run(coro), but a failure exits at once: after an exception,
+    aiortc's leftover tasks and encoder threads can keep the interpreter from
+    ending, and the test would hang until its timeout."""
+    try:
+        asyncio.run(coro)
+    except BaseException:
+        traceback.print_exc()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(1)
 
 
 async def close_peers(*pcs):
@@ -212,4 +227,4 @@ async def main(peer_path, mode):
 
 
 if __name__ == "__main__":
-    asyncio.run(main(sys.argv[1], sys.argv[2] if len(sys.argv) > 2 else "relay"))
+    run_main(main(sys.argv[1], sys.argv[2] if len(sys.argv) > 2 else "relay"))

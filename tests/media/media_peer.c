@@ -36,7 +36,8 @@ static const char *event_name(md_media_event_type t)
 {
     static const char *const names[] = {"answer",       "candidate",       "connected",
                                         "disconnected", "failed",          "quality",
-                                        "chat",         "channel_refused", "file"};
+                                        "chat",         "channel_refused", "file",
+                                        "file_failed"};
     return (size_t)t < G_N_ELEMENTS(names) ? names[t] : "unknown";
 }
 
@@ -69,15 +70,17 @@ static void on_event(const md_media_event *ev, void *ud)
                               ev->chat_id, ev->chat_ts, ev->chat_text);
     }
     if (ev->type == MD_MEDIA_FILE) {
-        json_object_set_new(o, "id", json_string(ev->file_id));
-        json_object_set_new(o, "name", json_string(ev->file_name));
-        json_object_set_new(o, "size", json_integer((json_int_t)ev->file_size));
-        json_object_set_new(o, "mime", json_string(ev->file_mime));
-        json_object_set_new(o, "sha256", json_string(ev->file_sha256));
-        md_media_file_deliver(
-            media, ev->session_id, ev->leg == MD_LEG_TABLET ? MD_LEG_VERIFIER : MD_LEG_TABLET,
-            ev->file_id, ev->file_name, ev->file_size, ev->file_mime, ev->file_sha256);
+        json_object_set_new(o, "id", json_string(ev->file.id));
+        json_object_set_new(o, "name", json_string(ev->file.name));
+        json_object_set_new(o, "size", json_integer((json_int_t)ev->file.size));
+        json_object_set_new(o, "mime", json_string(ev->file.mime));
+        json_object_set_new(o, "sha256", json_string(ev->file.sha256));
+        json_object_set_new(o, "kind", json_string(ev->file.still ? "still" : "file"));
+        md_media_file_deliver(media, ev->session_id,
+                              ev->leg == MD_LEG_TABLET ? MD_LEG_VERIFIER : MD_LEG_TABLET, &ev->file);
     }
+    if (ev->type == MD_MEDIA_FILE_FAILED)
+        json_object_set_new(o, "id", json_string(ev->file.id));
     if (ev->label)
         json_object_set_new(o, "label", json_string(ev->label));
     if (ev->error) {
