@@ -53,9 +53,11 @@ async def expect(ch, **fields):
     return m
 
 
-async def send_file(ch, fid, index, name, data, mime):
-    send(ch, type="file_offer", id=fid, index=index, name=name, size=len(data), mime=mime,
-         sha256=sha256(data), kind="file")
+async def send_file(ch, fid, index, name, data, mime, **offer):
+    """offer: other file_offer fields (kind, width, height); kind "file"
+    unless given."""
+    send(ch, **{"type": "file_offer", "id": fid, "index": index, "name": name,
+                "size": len(data), "mime": mime, "sha256": sha256(data), "kind": "file", **offer})
     await expect(ch, type="file_accept", id=fid)
     for off in range(0, len(data), CHUNK):
         ch.dc.send(struct.pack(">IQ", index, off) + data[off:off + CHUNK])
