@@ -18,15 +18,18 @@
  * plaintext never crosses threads and back-pressure is SCTP's own receive
  * window (the worker writes each chunk before reading the next).  The cost
  * is that md_evidence_file_commit()'s fsync runs on the worker loop, once
- * per file.  Offer -> md_dc_file_rx_new (policy size cap, allowed types) ->
- * file_accept | file_refuse{code}; chunks -> md_dc_file_rx_chunk (order,
- * magic bytes, SHA-256) -> md_evidence_file_write; file_done ->
- * md_dc_file_rx_finish (hash) -> commit -> MD_MEDIA_FILE.  Any error sends
- * file_error{code} and aborts the writer: nothing is stored.  The control
- * thread audits, then md_session_file_deliver() reads the file back from the
- * store into memory (bounded by the policy's file cap, wiped when freed),
- * offers it to the other leg, streams it on file_accept with
- * buffered-amount-low flow control, and sends file_verified to the sender.
+ * per file.  Offer -> md_dc_file_rx_new (policy size cap, allowed types; a
+ * still only under the id the verifier asked for) -> file_accept |
+ * file_refuse{code}; chunks -> md_dc_file_rx_chunk (order, magic bytes,
+ * SHA-256) -> md_evidence_file_write, with file_progress to the sender;
+ * file_done -> md_dc_file_rx_finish (hash; a still's size against its image
+ * header) -> commit -> MD_MEDIA_FILE.  Any error sends file_error{code},
+ * aborts the writer (nothing is stored) and posts MD_MEDIA_FILE_FAILED for
+ * the audit.  The control thread records and audits, then
+ * md_session_file_deliver() sends file_verified to the sender and queues the
+ * file for the other leg, which is offered one file at a time and gets it
+ * streamed from the store (md_evidence_reader, one 64 KiB chunk held) as its
+ * SCTP send buffer drains.
  */
 #include "md_session.h"
 #include "md_err.h"
