@@ -20,6 +20,12 @@ Errors before `ready` are printed as
 {"ready": false, "error": ...}.  The temporary directory, with serve.log, is
 removed after a clean stop unless MD_IT_KEEP is set or `keep` was sent.
 
+`sql QUERY` prints {"rows": [objects]} (blobs as hex) from the gateway's SQLite file, opened
+read-only ({"error": ...} if the query fails, e.g. on a table that does not
+exist).  `ready` also names the data directory (`data`: config, database,
+evidence/).  MD_BR_REGISTRY names a registry file to import instead of
+data/sample-registry.json (e.g. a copy with another security policy).
+
 Only loopback addresses are used, unless MD_BR_CONFIG (a JSON object merged
 into the config) puts a listener or ICE on an address of a network namespace
 made by the test (test_ice_restart.mjs).
@@ -29,6 +35,7 @@ import asyncio
 import json
 import os
 import shutil
+import sqlite3
 import sys
 import tempfile
 import traceback
@@ -48,12 +55,27 @@ def out(obj):
     sys.stdout.flush()
 
 
+def query(database, sql):
+    """Rows of `sql` on the gateway's database, read-only, as JSON objects."""
+    try:
+        db = sqlite3.connect("file:%s?mode=ro" % database, uri=True, timeout=10)
+        try:
+            db.row_factory = sqlite3.Row
+            return {"rows": [{k: v.hex() if isinstance(v, bytes) else v for k, v in dict(r).items()}
+                             for r in db.execute(sql).fetchall()]}
+        finally:
+            db.close()
+    except sqlite3.Error as e:
+        return {"error": "%s: %s" % (type(e).__name__, e)}
+
+
 async def main():
     tmp = Path(tempfile.mkdtemp(prefix="md-br-"))
     gw = None
     keep = bool(os.environ.get("MD_IT_KEEP"))
     try:
-        template = harness.Template.get(harness.SAMPLE_REGISTRY, USERS, DEVICES)
+        registry = os.environ.get("MD_BR_REGISTRY") or harness.SAMPLE_REGISTRY
+        template = harness.Template.get(registry, USERS, DEVICES)
         data = tmp / "data"
         shutil.copytree(template.dir, data)
         # MD_BR_CONFIG: JSON merged into the harness's config (e.g. the
@@ -64,7 +86,8 @@ async def main():
         device = next(iter(DEVICES))
         crt, key = gw.device_files(device)
         out({"ready": True, "origin": gw.origin, "staff_port": gw.staff_port,
-             "device_port": gw.device_port, "dir": str(tmp), "log": str(gw.log_path),
+             "device_port": gw.device_port, "dir": str(tmp), "data": str(data),
+             "database": gw.database, "log": str(gw.log_path),
              "ca": gw.ca, "device": {"id": device, "cert": crt, "key": key},
              "users": gw.secrets, "password": harness.PASSWORD})
     except Exception as e:
@@ -94,6 +117,8 @@ async def main():
                 if len(words) == 2:
                     entries = [e for e in entries if e.get("session") == words[1]]
                 out({"audit": entries})
+            elif words[:1] == ["sql"] and len(words) > 1:
+                out(await asyncio.to_thread(query, gw.database, line.strip()[3:].strip()))
             elif words == ["alive"]:
                 out({"alive": gw.alive()})
             else:

@@ -157,10 +157,14 @@ export class JsonLines {
 export class Gateway extends JsonLines {
   // Starts gateway.py and waits for its `ready` line.
   // `config` (optional) is merged into the gateway's config (MD_BR_CONFIG);
-  // `deviceHost` is where the tablet reaches the device listener.
-  static async start({ config, deviceHost = '127.0.0.1' } = {}) {
-    const gw = new Gateway(PYTHON, [path.join(HERE, 'gateway.py')],
-                           config ? { MD_BR_CONFIG: JSON.stringify(config) } : {});
+  // `registry` (optional) is imported instead of data/sample-registry.json
+  // (MD_BR_REGISTRY); `deviceHost` is where the tablet reaches the device
+  // listener.
+  static async start({ config, registry, deviceHost = '127.0.0.1' } = {}) {
+    const env = {};
+    if (config) env.MD_BR_CONFIG = JSON.stringify(config);
+    if (registry) env.MD_BR_REGISTRY = registry;
+    const gw = new Gateway(PYTHON, [path.join(HERE, 'gateway.py')], env);
     const ready = await gw.next(90_000 * SLOW);
     if (!ready.ready) {
       throw new Error(`gateway set-up failed: ${ready.error || JSON.stringify(ready)}\n${ready.log || ''}`);
@@ -189,6 +193,14 @@ export class Gateway extends JsonLines {
     const r = await this.command(session ? `audit ${session}` : 'audit');
     assert.ok(Array.isArray(r.audit), `audit export: ${JSON.stringify(r)}`);
     return r.audit;
+  }
+
+  // Rows of an SQL query on the gateway's database (read-only); throws with
+  // the SQLite error (e.g. "no such table") if it fails.
+  async sql(query) {
+    const r = await this.command(`sql ${query.replace(/\s+/g, ' ')}`);
+    if (!Array.isArray(r.rows)) throw new Error(`sql ${query}: ${r.error || JSON.stringify(r)}`);
+    return r.rows;
   }
 
   // Keeps the temporary directory (serve.log) after the stop.
@@ -411,12 +423,14 @@ export async function hangupIfOpen(page) {
 /*
  * The shared set-up of a test file: a gateway, and a Chromium (plus a
  * Firefox if asked) that trust its dev CA, started before the file's tests
- * and always stopped after them.  A test that fails sets env.failed; then the
+ * and always stopped after them.  `gateway(tmp)` (optional) returns the
+ * options of Gateway.start (e.g. a registry written to the file's temporary
+ * directory `tmp`).  A test that fails sets env.failed; then the
  * browsers' console, the gateway's log and anything env.onFailure prints are
  * shown, and the gateway's directory is kept.  env.cleanup runs before the
  * browsers close (for helper processes such as the aiortc tablet).
  */
-export function browserFixture(prefix, { firefox = false } = {}) {
+export function browserFixture(prefix, { firefox = false, gateway } = {}) {
   const env = {
     gw: null, chromium: null, firefox: null, tmp: null, failed: false, consoleLog: [],
     onFailure: null, cleanup: null,
@@ -424,7 +438,7 @@ export function browserFixture(prefix, { firefox = false } = {}) {
   before(async () => {
     try {
       env.tmp = tempDir(prefix);
-      env.gw = await Gateway.start();
+      env.gw = await Gateway.start(gateway ? await gateway(env.tmp) : {});
       const home = path.join(env.tmp, 'home');
       nssTrustingCa(path.join(home, '.pki', 'nssdb'), env.gw.ca);
       const profile = firefox ? nssTrustingCa(path.join(env.tmp, 'firefox-profile'), env.gw.ca) : null;

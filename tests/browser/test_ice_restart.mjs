@@ -8,14 +8,19 @@
 // the tablet's veth end down cuts the tablet's path (media and its WebSocket)
 // and nothing else.
 //
-// - 5 s cut: the tablet restarts ICE (`restart`, answered at once), media
-//   flows again both ways, the session id is the same and nobody got `ended`.
+// - 5 s cut, both pages with data channels (?dc=1): the tablet restarts ICE
+//   (`restart`, answered at once), media flows again both ways, the session
+//   id is the same and nobody got `ended`; chat sent before, during and after
+//   the cut by either side arrives once and is acknowledged once; a file each
+//   way started after the restart arrives intact; the audit has each chat and
+//   file once.
 // - a cut longer than the grace period (session.rejoin_grace_seconds 3): the
 //   session ends with reason `network`, audited as session_ended.
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
+import * as dc from './dc.mjs';
 import * as lib from './lib.mjs';
 import { Netns, NsTablet, requireNetns } from './netns.mjs';
 
@@ -45,7 +50,7 @@ after(() => {
 // A gateway (device listener and ICE on the root end of the veth), the
 // verifier's Chromium, the tablet's Chromium in the namespace; one live
 // session with media both ways. Calls fn(ctx), then tears everything down.
-async function withLiveSession(name, config, fn) {
+async function withLiveSession(name, config, fn, query = {}) {
   let gw;
   let browser;
   let tablet;
@@ -68,9 +73,9 @@ async function withLiveSession(name, config, fn) {
     const verifierContext = await browser.newContext();
     verifier = await verifierContext.newPage();
     lib.recordConsole(verifier, `verifier ${name}`, consoleLog);
-    await lib.openVerifier(verifier, gw, { allow: ns.net, codec: 'VP8' });
+    await lib.openVerifier(verifier, gw, { allow: ns.net, codec: 'VP8', ...query });
 
-    const q = new URLSearchParams({ allow: ns.net, device: gw.deviceWs, codec: 'VP8' });
+    const q = new URLSearchParams({ allow: ns.net, device: gw.deviceWs, codec: 'VP8', ...query });
     await tablet.open(gw, `${gw.deviceOrigin}/test/tablet.html?${q}`);
     const id = await lib.waitFor(tablet, () => window.mdTest && window.mdTest.session, null,
                                  'tablet queued');
@@ -123,88 +128,39 @@ const detailOf = (e) => {
   try { return JSON.parse(e.detail); } catch { return { text: e.detail }; }
 };
 
-test('a 5 s cut of the tablet path: ICE restart, same session, media again',
-     { timeout: 200_000 * lib.SLOW }, () =>
-  withLiveSession('short-cut', {}, async ({ gw, verifier, tablet, id }) => {
-    const before = await tablet.evaluate(() => ({ restarts: window.mdTest.restarts.length,
-                                                  answers: window.mdTest.answers,
-                                                  ice: window.mdTest.iceStates.length }));
-    const cutAt = Date.now();
-    ns.cut();
-    log(`cut ${ns.nsIf} for ${CUT_MS} ms`);
-    await lib.sleep(CUT_MS);
-    ns.restore();
-    const restoredAt = Date.now();
-    log('restored');
+// After a cut and its restore: the tablet has restarted ICE (by itself; the
+// test hook otherwise, logged), the gateway answered, ICE is connected again
+// and signaling stable.
+async function awaitRestart(tablet, before, cutAt, restoredAt) {
+  // The tablet restarts ICE by itself when its ICE goes disconnected or
+  // failed. Should Chromium not notice a cut this short, the test hook
+  // restarts (logged); so far it always noticed.
+  const noticed = await lib.waitFor(tablet, (b) => window.mdTest.restarts.length > b.restarts,
+                                    before, 'tablet: ICE restart', 20_000).catch(() => false);
+  if (!noticed) {
+    log('the tablet did not restart ICE by itself: restarting through mdTest.restartIce()');
+    await tablet.evaluate(() => window.mdTest.restartIce());
+  }
 
-    // The tablet restarts ICE by itself when its ICE goes disconnected or
-    // failed. Should Chromium not notice a cut this short, the test hook
-    // restarts (logged); so far it always noticed.
-    const noticed = await lib.waitFor(tablet, (b) => window.mdTest.restarts.length > b.restarts,
-                                      before, 'tablet: ICE restart', 20_000).catch(() => false);
-    if (!noticed) {
-      log('the tablet did not restart ICE by itself: restarting through mdTest.restartIce()');
-      await tablet.evaluate(() => window.mdTest.restartIce());
-    }
-
-    // The tablet restarted ICE, the gateway answered, ICE is connected again.
-    const after = await lib.waitFor(tablet, (b) => {
-      const t = window.mdTest;
-      const ice = t.pc && t.pc.iceConnectionState;
-      return t.restarts.length > b.restarts && t.answers > b.answers &&
-        (ice === 'connected' || ice === 'completed') && t.pc.signalingState === 'stable'
-        ? { restarts: t.restarts, answers: t.answers, iceStates: t.iceStates.slice(b.ice),
-            sent: t.sent, connection: t.pc.connectionState }
-        : null;
-    }, before, 'tablet: ICE restart answered and connected again', 90_000);
-    const reconnected = after.iceStates.filter((s) => s.state === 'connected' ||
-                                                      s.state === 'completed').pop();
-    log(`tablet ICE states since the cut: ${iceSummary(after.iceStates, cutAt)}`);
-    log(`tablet restarts: ${after.restarts.slice(before.restarts).map((r) =>
-      `${r.reason}@${((r.at - cutAt) / 1000).toFixed(1)}s ufrag=${r.ufrag}`).join(', ')}; ` +
-        (reconnected ? `connected again ${((reconnected.at - restoredAt) / 1000).toFixed(1)} s ` +
-                       'after the restore' : 'ICE stayed connected throughout'));
-    assert.ok(after.sent.includes('restart'), `tablet sent no restart: ${after.sent}`);
-
-    // Media through the gateway again, both ways, after the restore.
-    const v0 = await framesDecoded(verifier);
-    const t0f = await framesDecoded(tablet);
-    await lib.waitFor(verifier, async (n) => {
-      const s = await window.mdTest.stats();
-      return s.video && s.video.framesDecoded > n + 30;
-    }, v0, 'verifier decodes the tablet video after the restore', 30_000);
-    await lib.waitFor(tablet, async (n) => {
-      const s = await window.mdTest.stats();
-      return s.video && s.video.framesDecoded > n + 30;
-    }, t0f, 'tablet decodes the verifier video after the restore', 30_000);
-    const vs = await verifier.evaluate(() => window.mdTest.stats());
-    log(`verifier after the restore: ${JSON.stringify(vs.video)}; audio ${JSON.stringify(vs.audio)}`);
-    await lib.assertMediaFlows(verifier, 'verifier after restart', 'video/VP8');
-    await lib.assertMediaFlows(tablet, 'tablet after restart', 'video/VP8');
-
-    // Same session on both sides, nobody ended, still live.
-    for (const [page, name] of [[verifier, 'verifier'], [tablet, 'tablet']]) {
-      const s = await page.evaluate(() => ({ session: window.mdTest.session,
-                                             ended: window.mdTest.ended,
-                                             state: window.mdTest.state,
-                                             errors: window.mdTest.errors }));
-      assert.equal(s.session, id, `${name}: session id`);
-      assert.equal(s.ended, null, `${name}: ended ${JSON.stringify(s.ended)}`);
-      assert.equal(s.state, 'live', `${name}: state`);
-      assert.deepEqual(s.errors, [], `${name}: errors from the gateway`);
-    }
-
-    const audit = await gw.audit(id);
-    log(`audit for ${id}: ${auditSummary(audit, cutAt)}`);
-    assert.ok(!audit.some((e) => actionOf(e) === 'session_ended'),
-              'the session ended in the audit');
-    const lost = audit.filter((e) => actionOf(e) === 'leg_media_lost');
-    const restored = audit.filter((e) => actionOf(e) === 'leg_media_restored');
-    log(`gateway: leg_media_lost ${lost.length}, leg_media_restored ${restored.length}`);
-    if (lost.length) assert.ok(restored.length >= lost.length, 'leg_media_lost without restore');
-
-    await lib.finish(verifier, tablet);
-  }));
+  // The tablet restarted ICE, the gateway answered, ICE is connected again.
+  const after = await lib.waitFor(tablet, (b) => {
+    const t = window.mdTest;
+    const ice = t.pc && t.pc.iceConnectionState;
+    return t.restarts.length > b.restarts && t.answers > b.answers &&
+      (ice === 'connected' || ice === 'completed') && t.pc.signalingState === 'stable'
+      ? { restarts: t.restarts, answers: t.answers, iceStates: t.iceStates.slice(b.ice),
+          sent: t.sent, connection: t.pc.connectionState }
+      : null;
+  }, before, 'tablet: ICE restart answered and connected again', 90_000);
+  const reconnected = after.iceStates.filter((s) => s.state === 'connected' ||
+                                                    s.state === 'completed').pop();
+  log(`tablet ICE states since the cut: ${iceSummary(after.iceStates, cutAt)}`);
+  log(`tablet restarts: ${after.restarts.slice(before.restarts).map((r) =>
+    `${r.reason}@${((r.at - cutAt) / 1000).toFixed(1)}s ufrag=${r.ufrag}`).join(', ')}; ` +
+      (reconnected ? `connected again ${((reconnected.at - restoredAt) / 1000).toFixed(1)} s ` +
+                     'after the restore' : 'ICE stayed connected throughout'));
+  assert.ok(after.sent.includes('restart'), `tablet sent no restart: ${after.sent}`);
+}
 
 test('a cut longer than the grace period: the session ends with reason network',
      { timeout: 200_000 * lib.SLOW }, () =>
@@ -237,3 +193,119 @@ test('a cut longer than the grace period: the session ends with reason network',
           restarts: window.mdTest.restarts.length, wsOpen: window.mdTest.wsOpen,
           wsClose: window.mdTest.wsClose, errors: window.mdTest.errors.map((e) => e.code) })))}`);
   }));
+
+test('a 5 s cut of the tablet path: ICE restart, same session; media, chat and files again, ' +
+     'nothing lost, nothing twice',
+     { timeout: 200_000 * lib.SLOW }, () =>
+  withLiveSession('dc-cut', {}, async ({ gw, verifier, tablet, id }) => {
+    const files = await dc.testFiles();
+    const names = { tablet: ['tablet', 'verifier'], verifier: ['verifier', 'tablet'] };
+    await dc.waitChannelsOpen(tablet, 'tablet');
+    await dc.waitChannelsOpen(verifier, 'verifier');
+    await dc.chat(tablet, verifier, 't-before', 'カットの前です。', names.tablet);
+    await dc.chat(verifier, tablet, 'v-before', 'before the cut', names.verifier);
+
+    const before = await tablet.evaluate(() => ({ restarts: window.mdTest.restarts.length,
+                                                  answers: window.mdTest.answers,
+                                                  ice: window.mdTest.iceStates.length }));
+    const cutAt = Date.now();
+    ns.cut();
+    log(`cut ${ns.nsIf} for ${CUT_MS} ms, chat from both sides meanwhile`);
+    const during = [];
+    for (let i = 1; i <= 3; i++) {
+      await lib.sleep(CUT_MS / 4);
+      for (const [page, who] of [[tablet, 't'], [verifier, 'v']]) {
+        const chatId = `${who}-during-${i}`;
+        await page.evaluate(([c, text]) => { window.md.chat(text, c); }, [chatId, `${chatId} 通信断`]);
+        during.push(chatId);
+      }
+    }
+    await lib.sleep(CUT_MS / 4);
+    ns.restore();
+    const restoredAt = Date.now();
+    log('restored');
+    await awaitRestart(tablet, before, cutAt, restoredAt);
+
+    // Media through the gateway again, both ways, after the restore.
+    const v0 = await framesDecoded(verifier);
+    const t0f = await framesDecoded(tablet);
+    await lib.waitFor(verifier, async (n) => {
+      const s = await window.mdTest.stats();
+      return s.video && s.video.framesDecoded > n + 30;
+    }, v0, 'verifier decodes the tablet video after the restore', 30_000);
+    await lib.waitFor(tablet, async (n) => {
+      const s = await window.mdTest.stats();
+      return s.video && s.video.framesDecoded > n + 30;
+    }, t0f, 'tablet decodes the verifier video after the restore', 30_000);
+    const vs = await verifier.evaluate(() => window.mdTest.stats());
+    log(`verifier after the restore: ${JSON.stringify(vs.video)}; audio ${JSON.stringify(vs.audio)}`);
+    await lib.assertMediaFlows(verifier, 'verifier after restart', 'video/VP8');
+    await lib.assertMediaFlows(tablet, 'tablet after restart', 'video/VP8');
+
+    // Same session on both sides, nobody ended, still live.
+    for (const [page, name] of [[verifier, 'verifier'], [tablet, 'tablet']]) {
+      const s = await page.evaluate(() => ({ session: window.mdTest.session,
+                                             ended: window.mdTest.ended,
+                                             state: window.mdTest.state,
+                                             errors: window.mdTest.errors }));
+      assert.equal(s.session, id, `${name}: session id`);
+      assert.equal(s.ended, null, `${name}: ended ${JSON.stringify(s.ended)}`);
+      assert.equal(s.state, 'live', `${name}: state`);
+      assert.deepEqual(s.errors, [], `${name}: errors from the gateway`);
+    }
+
+    await dc.chat(tablet, verifier, 't-after', '復旧しました。', names.tablet);
+    await dc.chat(verifier, tablet, 'v-after', 'after the restart', names.verifier);
+
+    // Every chat acknowledged to its sender and delivered to the other page.
+    const sentBy = {
+      tablet: ['t-before', ...during.filter((c) => c.startsWith('t-')), 't-after'],
+      verifier: ['v-before', ...during.filter((c) => c.startsWith('v-')), 'v-after'],
+    };
+    for (const [page, other, who] of [[tablet, verifier, 'tablet'], [verifier, tablet, 'verifier']]) {
+      const otherName = who === 'tablet' ? 'verifier' : 'tablet';
+      await dc.waitMd(page, (ids) => ids.every((c) => window.md.chatAcked.includes(c)), sentBy[who],
+                      `${who}: chat_ack for ${sentBy[who]}`, 60_000);
+      await dc.waitMd(other, (ids) => ids.every((c) => window.md.chatReceived.some((m) => m.id === c)),
+                      sentBy[who], `${otherName}: chat ${sentBy[who]}`, 60_000);
+    }
+
+    // Files each way, started after the restart.
+    await dc.transfer(tablet, verifier, { id: 'pdf-after', name: '申請書.pdf', mime: 'application/pdf',
+                                          make: { type: 'pdf', size: 4 << 20, seed: 0x5eed0011 } },
+                      names.tablet, files);
+    await dc.transfer(verifier, tablet, { id: 'png-after', name: '案内.png', mime: 'image/png',
+                                          make: { type: 'png', size: 512 << 10, seed: 0x5eed0012 } },
+                      names.verifier, files);
+
+    // Exactly once: no chat came twice (the files took a while, so a late
+    // repeat would be here by now), none was acknowledged twice.
+    for (const [page, who] of [[tablet, 'tablet'], [verifier, 'verifier']]) {
+      const otherWho = who === 'tablet' ? 'verifier' : 'tablet';
+      const s = await page.evaluate(() => ({ counts: window.md.chatCounts(),
+                                             acked: window.md.chatAcked,
+                                             sent: window.md.summary().chatSent,
+                                             opens: window.md.opens,
+                                             errors: window.md.errors }));
+      log(`${who}: chat sent ${JSON.stringify(s.sent)}; channels opened ${JSON.stringify(s.opens)}`);
+      assert.deepEqual(s.counts, Object.fromEntries(sentBy[otherWho].map((c) => [c, 1])),
+                       `${who}: each chat of the ${otherWho} once`);
+      assert.deepEqual([...s.acked].sort(), [...sentBy[who]].sort(), `${who}: each chat_ack once`);
+      assert.deepEqual(s.errors, [], `${who}: data-channel errors`);
+    }
+
+    const audit = await gw.audit(id);
+    log(`audit for ${id}: ${auditSummary(audit, cutAt)}`);
+    const chats = audit.filter((e) => e.event === 'chat').map((e) => detailOf(e).id).sort();
+    assert.deepEqual(chats, [...sentBy.tablet, ...sentBy.verifier].sort(), 'audit: each chat once');
+    const fileIds = audit.filter((e) => e.event === 'file').map((e) => detailOf(e).id).sort();
+    assert.deepEqual(fileIds, ['pdf-after', 'png-after'], 'audit: the files');
+    assert.ok(!audit.some((e) => actionOf(e) === 'session_ended'), 'the session ended in the audit');
+    const lost = audit.filter((e) => actionOf(e) === 'leg_media_lost');
+    const restored = audit.filter((e) => actionOf(e) === 'leg_media_restored');
+    log(`gateway: leg_media_lost ${lost.length}, leg_media_restored ${restored.length}`);
+    if (lost.length) assert.ok(restored.length >= lost.length, 'leg_media_lost without restore');
+
+
+    await lib.finish(verifier, tablet);
+  }, { dc: '1' }));

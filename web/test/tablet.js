@@ -3,10 +3,17 @@
 // the browser's business), asks for ?procedure= (default mynumber.new) and, on
 // `assigned`, offers audio + video with ?codec= (VP8, H264 or any). When its
 // path to the gateway is lost it restarts ICE (`restart`, same session).
+// ?dc=1 also opens the `chat` and `file` data channels (datachannels.js,
+// window.md) and answers the gateway's `still` with a photo (still.js).
+import { attach, expose } from './datachannels.js';
 import { Leg, connect, exposeState, mdTest, params, resetSession, setError, showState } from './peer.js';
+import { onStill } from './still.js';
 
 exposeState();
 mdTest.role = 'tablet';
+mdTest.stillMessages = []; // every `still` from the gateway
+const dataChannels = params.get('dc') === '1';
+if (dataChannels) expose('tablet');
 
 const url = params.get('device');
 const procedure = params.get('procedure') || 'mynumber.new';
@@ -31,11 +38,19 @@ const handlers = {
       if (state === 'connected' || state === 'completed') leg.everConnected = true;
       if (state === 'disconnected' || state === 'failed') maybeRestart(leg, state);
     };
+    if (dataChannels) attach(leg.pc); // before the offer: it needs the data m-line
     await leg.start(codec);
   },
   answer: (m) => mdTest.leg && m.session === mdTest.session && mdTest.leg.onAnswer(m),
   candidate: (m) => mdTest.leg && m.session === mdTest.session && mdTest.leg.onCandidate(m),
   ended: () => { if (mdTest.leg) mdTest.leg.close(); },
+  still: (m) => {
+    mdTest.stillMessages.push(m);
+    if (m.session !== mdTest.session || !dataChannels) return null;
+    const leg = mdTest.leg;
+    const track = leg && leg.localStream && leg.localStream.getVideoTracks()[0];
+    return onStill(m, track);
+  },
 };
 
 // ICE restart (docs/protocol.md, Media): when the path to the gateway is lost

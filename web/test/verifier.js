@@ -3,13 +3,19 @@
 // the staff WebSocket on its own origin, shows the queue with an accept
 // button per entry, and on `assigned` offers audio + video with ?codec=.
 // ?counter=1 also decodes the frame counter of the remote video (counter.js).
+// ?dc=1 also opens the `chat` and `file` data channels (datachannels.js,
+// window.md); mdTest.requestStill() asks the tablet for a photo (`still`).
 import { watch } from './counter.js';
+import { attach, expose } from './datachannels.js';
 import { Leg, connect, exposeState, mdTest, params, resetSession } from './peer.js';
 
 exposeState();
 mdTest.role = 'verifier';
 mdTest.counter = {};
 mdTest.quality = {}; // leg name -> stats of the last `quality` message for that leg
+mdTest.stillMessages = []; // every `still` from the gateway (the acknowledgement)
+const dataChannels = params.get('dc') === '1';
+if (dataChannels) expose('verifier');
 
 const codec = params.get('codec');
 const video = document.getElementById('remote');
@@ -41,15 +47,18 @@ const handlers = {
     resetSession(m);
     const leg = new Leg(conn, m.session, m.ice_servers);
     leg.onRemoteTrack = (track, stream) => { video.srcObject = stream; };
+    if (dataChannels) attach(leg.pc); // before the offer: it needs the data m-line
     await leg.start(codec);
   },
   answer: (m) => mdTest.leg && m.session === mdTest.session && mdTest.leg.onAnswer(m),
   candidate: (m) => mdTest.leg && m.session === mdTest.session && mdTest.leg.onCandidate(m),
   ended: () => { if (mdTest.leg) mdTest.leg.close(); },
   quality: (m) => { if (m.session === mdTest.session) mdTest.quality[m.leg] = m.stats; },
+  still: (m) => { mdTest.stillMessages.push(m); },
 };
 
 conn = connect(`wss://${location.host}/ws`, handlers);
 mdTest.outcome = (result) => conn.send({ type: 'outcome', session: mdTest.session, result });
 mdTest.hangup = () => conn.send({ type: 'hangup', session: mdTest.session });
+mdTest.requestStill = () => conn.send({ type: 'still', session: mdTest.session });
 if (params.get('counter') === '1') watch(video, document.getElementById('frame'), mdTest.counter);
