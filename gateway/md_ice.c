@@ -37,6 +37,8 @@ struct md_ice {
     md_ice_callbacks cb;
     void *ud;
     char *public_address;
+    char *bind_address;
+    unsigned port_min, port_max;
     bool ice_tcp;
     char ufrag[MD_ICE_UFRAG_LEN + 1];
     char pwd[MD_ICE_PWD_LEN + 1];
@@ -148,12 +150,34 @@ static void on_recv(NiceAgent *agent, guint stream, guint component, guint len, 
         ice->cb.on_packet((const uint8_t *)buf, len, ice->ud);
 }
 
-static int setup_agent(md_ice *ice, const md_ice_options *opt)
+static void drop_agent(md_ice *ice)
 {
-    if (opt->bind_address && opt->bind_address[0]) {
+    if (!ice->agent)
+        return;
+    g_signal_handlers_disconnect_by_data(ice->agent, ice);
+    if (ice->stream) {
+        nice_agent_attach_recv(ice->agent, ice->stream, COMPONENT, ice->ctx, NULL, NULL);
+        nice_agent_remove_stream(ice->agent, ice->stream);
+    }
+    g_clear_object(&ice->agent);
+    ice->stream = 0;
+}
+
+/* A new agent with one stream, new local credentials and its host
+ * candidates gathered (synchronously: they are read back with
+ * md_ice_local_candidates()). */
+static int new_agent(md_ice *ice)
+{
+    ice->agent = nice_agent_new_full(ice->ctx, NICE_COMPATIBILITY_RFC5245,
+                                     NICE_AGENT_OPTION_ICE_TRICKLE |
+                                         NICE_AGENT_OPTION_CONSENT_FRESHNESS);
+    g_object_set(ice->agent, "controlling-mode", FALSE, "ice-udp", TRUE, "ice-tcp",
+                 (gboolean)ice->ice_tcp, "upnp", FALSE, NULL);
+    ice->gathering_done = ice->connected = ice->failed = false;
+    if (ice->bind_address) {
         NiceAddress addr;
         nice_address_init(&addr);
-        if (!nice_address_set_from_string(&addr, opt->bind_address))
+        if (!nice_address_set_from_string(&addr, ice->bind_address))
             return -EINVAL;
         if (!nice_agent_add_local_address(ice->agent, &addr))
             return -EINVAL;
@@ -161,9 +185,9 @@ static int setup_agent(md_ice *ice, const md_ice_options *opt)
     ice->stream = nice_agent_add_stream(ice->agent, 1);
     if (ice->stream == 0)
         return -EIO;
-    if (opt->port_min || opt->port_max)
-        nice_agent_set_port_range(ice->agent, ice->stream, COMPONENT, opt->port_min,
-                                  opt->port_max);
+    if (ice->port_min || ice->port_max)
+        nice_agent_set_port_range(ice->agent, ice->stream, COMPONENT, ice->port_min,
+                                  ice->port_max);
     int r = new_local_credentials(ice);
     if (r < 0)
         return r;
@@ -185,21 +209,20 @@ int md_ice_new(GMainContext *ctx, const md_ice_options *opt, const md_ice_callba
     ice->ctx = ctx;
     ice->cb = *cb;
     ice->ud = ud;
+    ice->ice_tcp = opt->ice_tcp;
+    ice->port_min = opt->port_min;
+    ice->port_max = opt->port_max;
+    if (opt->bind_address && opt->bind_address[0])
+        ice->bind_address = g_strdup(opt->bind_address);
+    int r = 0;
     if (opt->public_address && opt->public_address[0]) {
         NiceAddress probe;
-        if (!nice_address_set_from_string(&probe, opt->public_address)) {
-            g_free(ice);
-            return -EINVAL;
-        }
+        if (!nice_address_set_from_string(&probe, opt->public_address))
+            r = -EINVAL;
         ice->public_address = g_strdup(opt->public_address);
     }
-    ice->agent = nice_agent_new_full(ctx, NICE_COMPATIBILITY_RFC5245,
-                                     NICE_AGENT_OPTION_ICE_TRICKLE |
-                                         NICE_AGENT_OPTION_CONSENT_FRESHNESS);
-    ice->ice_tcp = opt->ice_tcp;
-    g_object_set(ice->agent, "controlling-mode", FALSE, "ice-udp", TRUE, "ice-tcp",
-                 (gboolean)opt->ice_tcp, "upnp", FALSE, NULL);
-    int r = setup_agent(ice, opt);
+    if (r == 0)
+        r = new_agent(ice);
     if (r < 0) {
         md_ice_free(ice);
         return r;
@@ -212,15 +235,9 @@ md_ice *md_ice_free(md_ice *ice)
 {
     if (!ice)
         return NULL;
-    if (ice->agent) {
-        g_signal_handlers_disconnect_by_data(ice->agent, ice);
-        if (ice->stream) {
-            nice_agent_attach_recv(ice->agent, ice->stream, COMPONENT, ice->ctx, NULL, NULL);
-            nice_agent_remove_stream(ice->agent, ice->stream);
-        }
-        g_object_unref(ice->agent);
-    }
+    drop_agent(ice);
     g_free(ice->public_address);
+    g_free(ice->bind_address);
     md_wipe(ice->pwd, sizeof(ice->pwd));
     g_free(ice);
     return NULL;
@@ -238,7 +255,8 @@ const char *md_ice_local_pwd(const md_ice *ice)
 
 char **md_ice_local_candidates(md_ice *ice)
 {
-    GSList *list = nice_agent_get_local_candidates(ice->agent, ice->stream, COMPONENT);
+    GSList *list =
+        ice->agent ? nice_agent_get_local_candidates(ice->agent, ice->stream, COMPONENT) : NULL;
     GPtrArray *out = g_ptr_array_new();
     for (GSList *l = list; l; l = l->next) {
         if (!advertised(l->data))
@@ -259,6 +277,8 @@ bool md_ice_gathering_done(const md_ice *ice)
 
 int md_ice_set_remote_credentials(md_ice *ice, const char *ufrag, const char *pwd)
 {
+    if (!ice->agent)
+        return -ENOTCONN;
     return nice_agent_set_remote_credentials(ice->agent, ice->stream, ufrag, pwd) ? 0 : -EINVAL;
 }
 
@@ -306,6 +326,8 @@ int md_ice_add_remote_candidate(md_ice *ice, const char *candidate)
         candidate += 2;
     if (!g_str_has_prefix(candidate, "candidate:") || strlen(candidate) > 512)
         return -EINVAL;
+    if (!ice->agent)
+        return -ENOTCONN;
     int r = precheck_candidate(ice, candidate + strlen("candidate:"));
     if (r < 0)
         return r;
@@ -322,16 +344,22 @@ int md_ice_add_remote_candidate(md_ice *ice, const char *candidate)
 
 void md_ice_remote_gathering_done(md_ice *ice)
 {
-    nice_agent_peer_candidate_gathering_done(ice->agent, ice->stream);
+    if (ice->agent)
+        nice_agent_peer_candidate_gathering_done(ice->agent, ice->stream);
 }
 
+/* A fresh agent rather than nice_agent_restart_stream(): libnice keeps the
+ * pair selected before the restart, and its consent freshness can then take
+ * the component to FAILED while the new checks run; a check succeeding after
+ * that is a FAILED -> CONNECTED transition, which libnice 0.1.21 asserts
+ * against, aborting the process (docs/internals/media.md).  A new agent has
+ * no old pair and no old timer.  Its host candidates are new (new ports) and
+ * go out in the answer to the restart offer, which is allowed (RFC 8445 9:
+ * an ICE restart starts over, including gathering). */
 int md_ice_restart(md_ice *ice, const char *remote_ufrag, const char *remote_pwd)
 {
-    if (!nice_agent_restart_stream(ice->agent, ice->stream))
-        return -EIO;
-    ice->connected = false;
-    ice->failed = false;
-    int r = new_local_credentials(ice);
+    drop_agent(ice);
+    int r = new_agent(ice);
     if (r < 0)
         return r;
     return md_ice_set_remote_credentials(ice, remote_ufrag, remote_pwd);
@@ -339,6 +367,8 @@ int md_ice_restart(md_ice *ice, const char *remote_ufrag, const char *remote_pwd
 
 int md_ice_send(md_ice *ice, const uint8_t *buf, size_t len)
 {
+    if (!ice->agent)
+        return -ENOTCONN;
     gint n = nice_agent_send(ice->agent, ice->stream, COMPONENT, (guint)len, (const gchar *)buf);
     if (n < 0)
         return ice->connected ? -EIO : -EAGAIN; /* no selected pair yet */

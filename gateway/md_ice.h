@@ -69,8 +69,11 @@ int md_ice_add_remote_candidate(md_ice *ice, const char *candidate);
 /* RFC 8838 8.2: the peer sent end-of-candidates. */
 void md_ice_remote_gathering_done(md_ice *ice);
 
-/* RFC 8445 9: new local credentials, new remote credentials, no remote
- * candidates; local candidates are kept. */
+/* RFC 8445 9: starts ICE over with a new agent: new local credentials and
+ * candidates (read them with md_ice_local_candidates() for the answer), the
+ * given remote credentials, no remote candidates.  Until the new agent
+ * connects md_ice_send() returns -EAGAIN.  On failure the md_ice has no
+ * agent left: free it. */
 int md_ice_restart(md_ice *ice, const char *remote_ufrag, const char *remote_pwd);
 
 /* -EAGAIN when no pair is selected, -EIO on a send error. */
