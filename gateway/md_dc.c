@@ -136,9 +136,10 @@ static void on_chat_text(md_dc *dc, const uint8_t *buf, size_t len)
         md_debug("datachannel", "chat_refused", "{s:s}", "error", md_err_code(r));
         return;
     }
-    /* chat_ack from the client acknowledges our relay: nothing to do yet. */
     if (m.type == MD_DC_CHAT && md_sha256_hex(m.text, strlen(m.text), sha256) == 0)
         dc->cb.on_chat(&m, sha256, dc->ud);
+    else if (m.type == MD_DC_CHAT_ACK && dc->cb.on_chat_ack)
+        dc->cb.on_chat_ack(m.id, dc->ud); /* the client has a chat we relayed */
     md_dc_msg_clear(&m);
 }
 

@@ -35,6 +35,8 @@ typedef struct md_dc_callbacks {
     /* A valid chat message from the client; sha256 is the hex SHA-256 of its
      * text.  chat and its text are valid during the call. */
     void (*on_chat)(const md_dc_msg *chat, const char *sha256, void *ud);
+    /* Nullable.  The client acknowledged a chat message we sent it. */
+    void (*on_chat_ack)(const char *id, void *ud);
     /* The chat channel became writable: it was opened, or the send buffer
      * drained after a refusal.  A good moment to flush queued messages. */
     void (*on_chat_writable)(void *ud);

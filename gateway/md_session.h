@@ -165,6 +165,7 @@ typedef struct md_leg_ctx {
      * chat channel (bounded by cfg.chat_queue); it outlives dc. */
     md_dc *dc;
     GQueue chat_queue;
+    GQueue chat_unacked; /* sent to this leg, awaiting its chat_ack; outlives dc */
     /* At most one file coming in from and one going out to this leg; both
      * end (nothing stored for file_in) when the association goes.
      * file_queue holds stored files (md_session_file) waiting to be offered

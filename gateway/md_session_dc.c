@@ -100,10 +100,33 @@ static void flush_chat(md_leg_ctx *leg)
         int r = md_dc_send_chat(leg->dc, q->id, q->ts, q->text);
         if (r == -EAGAIN || r == -ENOTCONN)
             return; /* on_chat_writable comes back */
-        if (r < 0)
+        queued_chat *sent = g_queue_pop_head(&leg->chat_queue);
+        if (r < 0) {
             md_debug("datachannel", "chat_send_failed", "{s:s, s:s}", "session", leg->session->id,
                      "error", md_err_code(r));
-        queued_chat_free(g_queue_pop_head(&leg->chat_queue));
+            queued_chat_free(sent);
+            continue;
+        }
+        /* Kept until the client acknowledges it, to be sent again on the
+         * leg's next association if this one ends first. */
+        if (g_queue_get_length(&leg->chat_unacked) >= leg->session->host->cfg.chat_queue)
+            queued_chat_free(g_queue_pop_head(&leg->chat_unacked));
+        g_queue_push_tail(&leg->chat_unacked, sent);
+    }
+}
+
+static gint chat_id_cmp(gconstpointer a, gconstpointer b)
+{
+    return strcmp(((const queued_chat *)a)->id, b);
+}
+
+static void on_dc_chat_ack(const char *id, void *ud)
+{
+    md_leg_ctx *leg = ud;
+    GList *l = g_queue_find_custom(&leg->chat_unacked, id, chat_id_cmp);
+    if (l) {
+        queued_chat_free(l->data);
+        g_queue_delete_link(&leg->chat_unacked, l);
     }
 }
 
@@ -565,6 +588,7 @@ static void on_dc_file_writable(void *ud)
 static const md_dc_callbacks dc_callbacks = {
     .send = on_dc_send,
     .on_chat = on_dc_chat,
+    .on_chat_ack = on_dc_chat_ack,
     .on_chat_writable = on_dc_chat_writable,
     .on_refused = on_dc_refused,
     .on_file = on_dc_file,
@@ -635,6 +659,10 @@ void md_session_dc_release(md_leg_ctx *leg)
     leg->file_out = NULL;
     if (!leg->dc)
         return;
+    /* Chat this association took but the client never acknowledged goes out
+     * again, first, on the leg's next one; clients drop a repeated id. */
+    while (!g_queue_is_empty(&leg->chat_unacked))
+        g_queue_push_head(&leg->chat_queue, g_queue_pop_tail(&leg->chat_unacked));
     leg->dc = md_dc_free(leg->dc);
     if (--host->n_dc == 0 && host->sctp_timer) {
         g_source_destroy(host->sctp_timer);
@@ -645,6 +673,7 @@ void md_session_dc_release(md_leg_ctx *leg)
 void md_session_dc_clear(md_leg_ctx *leg)
 {
     g_queue_clear_full(&leg->chat_queue, queued_chat_free);
+    g_queue_clear_full(&leg->chat_unacked, queued_chat_free);
     g_queue_clear_full(&leg->file_queue, session_file_free);
 }
 

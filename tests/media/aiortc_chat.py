@@ -16,6 +16,10 @@ Modes:
            (channel_refused event, the channel closes) and chat goes on
   queued   the verifier opens only "file" at first; the tablet's message waits
            on the worker until the verifier opens "chat", then arrives
+  resend   the verifier gets a chat but does not acknowledge it, then comes
+           back with a new PeerConnection (a page reload): the chat is sent
+           again on the new association; once acknowledged, a third
+           PeerConnection does not get it again
 
 Usage: aiortc_chat.py <path to media_peer> <mode>
 """
@@ -127,6 +131,42 @@ async def exchange(gw, t_chat, v_chat):
     print("chat relayed both ways with acks", flush=True)
 
 
+async def rejoin(gw, old):
+    """The verifier's page reloads: a new PeerConnection (new DTLS
+    fingerprint) for the same leg of the same session."""
+    await close_peers(old)
+    await gw.wait(lambda e: e["event"] == "failed" and e["leg"] == "verifier",
+                  "the old verifier connection closed")  # DTLS close_notify
+    pc = make_peer("verifier", drain=True)
+    chat = Channel(pc, "chat")
+    await pc.setLocalDescription(await pc.createOffer())
+    gw.send(op="offer", leg="verifier", sdp=pc.localDescription.sdp)
+    await answered(gw, pc)
+    await gw.wait(lambda e: e["event"] == "connected" and e["leg"] == "verifier", "connected")
+    await chat.open()
+    return pc, chat
+
+
+async def resend(gw, t_chat, verifier, v_chat):
+    t_chat.chat("r-1", "before the verifier reloads")
+    await chat_event(gw, "tablet", "r-1")
+    await t_chat.expect(type="chat_ack", id="r-1")
+    await v_chat.expect(type="chat", id="r-1")  # arrived; not acknowledged
+    verifier, v_chat = await rejoin(gw, verifier)
+    await v_chat.expect(type="chat", id="r-1", text="before the verifier reloads")
+    print("unacknowledged chat sent again on the new association", flush=True)
+    v_chat.dc.send(json.dumps({"type": "chat_ack", "id": "r-1"}))
+    t_chat.chat("r-2", "after the reload")
+    await chat_event(gw, "tablet", "r-2")
+    await v_chat.expect(type="chat", id="r-2")
+    v_chat.dc.send(json.dumps({"type": "chat_ack", "id": "r-2"}))
+    await asyncio.sleep(0.5)  # the acks reach the gateway before the next reload
+    verifier, v_chat = await rejoin(gw, verifier)
+    await v_chat.quiet(1.0)
+    print("acknowledged chat not sent again", flush=True)
+    await close_peers(verifier)
+
+
 async def run(gw, mode):
     tablet, verifier = make_peer("tablet", drain=True), make_peer("verifier", drain=True)
     t_chat = Channel(tablet, "chat")
@@ -152,6 +192,10 @@ async def run(gw, mode):
         print("queued chat delivered once the channel opened", flush=True)
     else:
         v_chat = v_first
+    if mode == "resend":
+        await resend(gw, t_chat, verifier, v_first)
+        await close_peers(tablet)
+        return
     if shell:
         ev = gw.early_refused.pop(0) if gw.early_refused else await gw.wait(
             lambda e: e["event"] == "channel_refused", "channel_refused")
