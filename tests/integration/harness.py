@@ -708,7 +708,11 @@ class GatewayTestCase(unittest.IsolatedAsyncioTestCase):
     async def asyncTearDown(self):
         for c in self.clients:
             await c.close()
-        failed = not self._outcome.success if hasattr(self._outcome, "success") else False
+        # Python 3.11 records a failure in the result as it happens (and
+        # resets _outcome.success for the teardown), so ask the result.
+        result = self._outcome.result
+        failed = any(test is self for test, _ in
+                     getattr(result, "failures", []) + getattr(result, "errors", []))
         try:
             await self.gw.stop()
         finally:
