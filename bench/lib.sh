@@ -12,9 +12,10 @@ mdb_free_port() {
     python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
 }
 
-# mdb_md_config DIR HOST STAFF_PORT DEVICE_PORT
+# mdb_md_config DIR HOST STAFF_PORT DEVICE_PORT [NACK_PACKETS]
+# NACK_PACKETS: media.nack_buffer_packets for the run (default: the config's).
 mdb_md_config() {
-    local dir=$1 host=$2 sp=$3 dp=$4
+    local dir=$1 host=$2 sp=$3 dp=$4 nack=${5:+, \"nack_buffer_packets\": $5}
     cat >"$dir/config.json" <<EOF
 {"data_dir": "$dir", "log_level": "warn",
  "public_url": "https://$host:$sp",
@@ -22,7 +23,7 @@ mdb_md_config() {
  "device_listen": {"address": "$host", "port": $dp},
  "limits": {"max_connections": 4096},
  "session": {"connect_timeout_seconds": 120},
- "media": {"bind_address": "$host"}}
+ "media": {"bind_address": "$host"$nack}}
 EOF
 }
 

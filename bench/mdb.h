@@ -66,6 +66,25 @@ void mdb_stats_add_latency(mdb_stats *s, int64_t us);
 double mdb_hist_percentile(const uint32_t *hist, uint64_t samples, double p);
 double mdb_percentile(double *values, size_t n, double p); /* sorts values */
 
+/* The gateway's own per-leg counters (madoguchi only), from the `quality`
+ * message its verifier client receives once a second per leg
+ * (docs/internals/media.md).  The first report of a leg inside the window is
+ * the base, the last one the end, so the figures cover the window less up to
+ * a second.  ingress_lost sums the per-interval `lost` of both streams (what
+ * the gateway saw missing on the way in) over the reports after the base. */
+enum {
+    MDB_GW_PACKETS_IN,
+    MDB_GW_PACKETS_OUT,
+    MDB_GW_DROPPED_MALFORMED,
+    MDB_GW_DROPPED_OVERSIZE,
+    MDB_GW_DROPPED_UNKNOWN_PT,
+    MDB_GW_DROPPED_SRTP,
+    MDB_GW_DROPPED_NOT_READY,
+    MDB_GW_INGRESS_LOST,
+    MDB_GW_FIELDS
+};
+extern const char *const mdb_gw_field_names[MDB_GW_FIELDS];
+
 typedef struct mdb_run mdb_run;
 typedef struct mdb_client mdb_client;
 typedef struct mdb_peer mdb_peer;
@@ -109,6 +128,10 @@ struct mdb_client {
     unsigned janus_tx;
     int64_t t_keepalive_us;
     char *pending_jsep; /* offer received before our peer exists */
+    /* madoguchi verifier, per leg (tablet, verifier): counters at the base
+     * report and at the latest one while measuring */
+    uint64_t gw_base[2][MDB_GW_FIELDS], gw_last[2][MDB_GW_FIELDS];
+    bool gw_have_base[2];
 
     /* media thread */
     mdb_peer *peer;

@@ -167,6 +167,72 @@ static long proc_rss_kb(int pid)
     return kb;
 }
 
+/* UDP counters of a network namespace (RFC 4113 names, /proc/<pid>/net/snmp
+ * shows the namespace of pid): where datagrams were dropped in the kernel. */
+typedef struct udp_counters {
+    long long in_errors, rcvbuf_errors, sndbuf_errors;
+} udp_counters;
+
+static void proc_udp(int pid, udp_counters *ret)
+{
+    char path[64], names[512], values[512];
+    bool have_names = false;
+    *ret = (udp_counters){-1, -1, -1};
+    if (pid > 0)
+        snprintf(path, sizeof(path), "/proc/%d/net/snmp", pid);
+    else
+        snprintf(path, sizeof(path), "/proc/self/net/snmp");
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return;
+    while (fgets(have_names ? values : names, sizeof(names), f)) {
+        if (strncmp(have_names ? values : names, "Udp:", 4) != 0)
+            continue;
+        if (!have_names) {
+            have_names = true;
+            continue;
+        }
+        gchar **n = g_strsplit_set(names, " \n", -1), **v = g_strsplit_set(values, " \n", -1);
+        for (int i = 1; n[i] && v[i] && v[i - 1]; i++) {
+            long long x = strtoll(v[i], NULL, 10);
+            if (strcmp(n[i], "InErrors") == 0)
+                ret->in_errors = x;
+            else if (strcmp(n[i], "RcvbufErrors") == 0)
+                ret->rcvbuf_errors = x;
+            else if (strcmp(n[i], "SndbufErrors") == 0)
+                ret->sndbuf_errors = x;
+        }
+        g_strfreev(n);
+        g_strfreev(v);
+        break;
+    }
+    fclose(f);
+}
+
+static json_t *udp_json(const udp_counters *a, const udp_counters *b)
+{
+    return json_pack("{s:I, s:I, s:I}", "in_errors", (json_int_t)(b->in_errors - a->in_errors),
+                     "rcvbuf_errors", (json_int_t)(b->rcvbuf_errors - a->rcvbuf_errors),
+                     "sndbuf_errors", (json_int_t)(b->sndbuf_errors - a->sndbuf_errors));
+}
+
+/* The sum over sessions of the gateway's counters (both legs) in the window. */
+static void gw_counters_total(const mdb_run *run, uint64_t ret[MDB_GW_FIELDS], int *ret_legs)
+{
+    memset(ret, 0, sizeof(uint64_t) * MDB_GW_FIELDS);
+    *ret_legs = 0;
+    for (int i = 0; i < run->n_sessions; i++) {
+        const mdb_client *v = &run->clients[2 * i + 1];
+        for (int leg = 0; leg < 2; leg++) {
+            if (!v->gw_have_base[leg])
+                continue;
+            ++*ret_legs;
+            for (int f = 0; f < MDB_GW_FIELDS; f++)
+                ret[f] += v->gw_last[leg][f] - (f == MDB_GW_INGRESS_LOST ? 0 : v->gw_base[leg][f]);
+        }
+    }
+}
+
 static bool session_up(const mdb_run *run, int i)
 {
     const mdb_client *t = &run->clients[2 * i], *v = &run->clients[2 * i + 1];
@@ -231,8 +297,50 @@ static bool all_up(mdb_run *run)
     return true;
 }
 
+/* What is read from the gateway and the kernel at the edges of the window. */
+typedef struct window_edges {
+    long rss_connected; /* VmRSS with every client connected, before any session */
+    long rss_end;       /* VmRSS at the end of the window: retransmission rings full */
+    udp_counters udp_gw[2], udp_gen[2];
+} window_edges;
+
+static void window_edge(const mdb_run *run, const options *o, window_edges *e, int at)
+{
+    proc_udp(o->gateway_pid, &e->udp_gw[at]);
+    proc_udp(0, &e->udp_gen[at]);
+}
+
+/* Where packets went missing: the kernel's UDP drops in each namespace and,
+ * for madoguchi, its own counters (from `quality`: the window less up to a
+ * second, see mdb.h). */
+static void report_drops(const mdb_run *run, const options *o, const window_edges *e, json_t *j)
+{
+    if (o->gateway_pid > 0) {
+        json_object_set_new(j, "udp_drops",
+                            json_pack("{s:o, s:o}", "gateway",
+                                      udp_json(&e->udp_gw[0], &e->udp_gw[1]), "generator",
+                                      udp_json(&e->udp_gen[0], &e->udp_gen[1])));
+        json_object_set_new(j, "rss_kb_connected", json_integer(e->rss_connected));
+        json_object_set_new(j, "rss_kb_end", json_integer(e->rss_end));
+    }
+    if (strcmp(run->target.kind, "madoguchi") != 0)
+        return;
+    uint64_t total[MDB_GW_FIELDS], dropped = 0;
+    int legs;
+    gw_counters_total(run, total, &legs);
+    json_t *g = json_pack("{s:i}", "legs_reporting", legs);
+    for (int f = 0; f < MDB_GW_FIELDS; f++) {
+        if (f >= MDB_GW_DROPPED_MALFORMED && f <= MDB_GW_DROPPED_NOT_READY)
+            dropped += total[f];
+        json_object_set_new(g, mdb_gw_field_names[f], json_integer((json_int_t)total[f]));
+    }
+    json_object_set_new(g, "dropped", json_integer((json_int_t)dropped));
+    json_object_set_new(j, "gateway_counters", g);
+}
+
 static json_t *report(mdb_run *run, const options *o, long long cpu0, long long cpu1, uint64_t rx0,
-                      uint64_t rx1, uint64_t tx0, uint64_t tx1, long rss0, long rss1)
+                      uint64_t rx1, uint64_t tx0, uint64_t tx1, long rss0, long rss1,
+                      const window_edges *edges)
 {
     size_t n = (size_t)run->n_sessions;
     double *setup = g_new0(double, n), *sent = g_new0(double, n), *answered = g_new0(double, n),
@@ -297,7 +405,13 @@ static json_t *report(mdb_run *run, const options *o, long long cpu0, long long 
         json_object_set_new(j, "rss_kb_loaded", json_integer(rss1));
         json_object_set_new(j, "rss_kb_per_session",
                             json_real((double)(rss1 - rss0) / run->n_sessions));
+        json_object_set_new(j, "rss_kb_per_session_end",
+                            json_real((double)(edges->rss_end - rss0) / run->n_sessions));
+        /* the part of rss_kb_per_session the two signaling connections take */
+        json_object_set_new(j, "rss_kb_per_session_connections",
+                            json_real((double)(edges->rss_connected - rss0) / run->n_sessions));
     }
+    report_drops(run, o, edges, j);
     g_free(hist);
     g_free(setup);
     g_free(sent);
@@ -324,6 +438,7 @@ static int run_phases(mdb_run *run, const options *o, json_t **ret)
         sig->connect(&run->clients[i]);
     service_until(run, sig, run->t_start + 30 * G_USEC_PER_SEC, all_hello);
     run->t_all_connected = g_get_monotonic_time();
+    window_edges edges = {.rss_connected = o->gateway_pid > 0 ? proc_rss_kb(o->gateway_pid) : -1};
     for (int i = 0; i < run->n_sessions; i++)
         if (run->clients[2 * i].hello && run->clients[2 * i + 1].hello)
             sig->start_session(&run->clients[2 * i]);
@@ -332,6 +447,7 @@ static int run_phases(mdb_run *run, const options *o, json_t **ret)
     long rss1 = o->gateway_pid > 0 ? proc_rss_kb(o->gateway_pid) : -1;
     long long cpu0 = o->gateway_pid > 0 ? proc_cpu_ticks(o->gateway_pid) : -1;
     uint64_t rx0 = rx_total(run), tx0 = tx_total(run);
+    window_edge(run, o, &edges, 0);
     run->t_window_start = g_get_monotonic_time();
     atomic_store(&run->measuring, 1);
     if (o->mark) /* tells a profiler that the steady state has begun */
@@ -341,6 +457,8 @@ static int run_phases(mdb_run *run, const options *o, json_t **ret)
     run->t_window_end = g_get_monotonic_time();
     long long cpu1 = o->gateway_pid > 0 ? proc_cpu_ticks(o->gateway_pid) : -1;
     uint64_t rx1 = rx_total(run), tx1 = tx_total(run);
+    window_edge(run, o, &edges, 1);
+    edges.rss_end = o->gateway_pid > 0 ? proc_rss_kb(o->gateway_pid) : -1;
     for (int i = 0; i < 2 * run->n_sessions; i++)
         sig->finish(&run->clients[i]);
     service_until(run, sig, g_get_monotonic_time() + G_USEC_PER_SEC / 2, NULL);
@@ -349,7 +467,7 @@ static int run_phases(mdb_run *run, const options *o, json_t **ret)
     for (int i = 0; i < 2 * run->n_sessions; i++)
         mdb_ws_close(&run->clients[i]);
     service_until(run, sig, g_get_monotonic_time() + G_USEC_PER_SEC / 5, NULL);
-    *ret = report(run, o, cpu0, cpu1, rx0, rx1, tx0, tx1, rss0, rss1);
+    *ret = report(run, o, cpu0, cpu1, rx0, rx1, tx0, tx1, rss0, rss1, &edges);
     return 0;
 }
 

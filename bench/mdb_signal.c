@@ -34,6 +34,41 @@ static void media_candidate(mdb_client *c, char *cand)
         mdb_peer_add_candidate(c->peer, cand);
 }
 
+const char *const mdb_gw_field_names[MDB_GW_FIELDS] = {
+    "packets_in",         "packets_out",  "dropped_malformed", "dropped_oversize",
+    "dropped_unknown_pt", "dropped_srtp", "dropped_not_ready", "ingress_lost",
+};
+
+static uint64_t counter(json_t *o, const char *key)
+{
+    json_int_t v = json_integer_value(json_object_get(o, key));
+    return v > 0 ? (uint64_t)v : 0;
+}
+
+/* A leg's once-a-second figures (sent to the verifier only), while the run
+ * measures: the gateway's counters and the loss it saw on the way in.  No
+ * work per packet anywhere. */
+static void on_quality(mdb_client *c, json_t *msg)
+{
+    const char *leg = json_string_value(json_object_get(msg, "leg"));
+    json_t *stats = json_object_get(msg, "stats");
+    json_t *counters = json_object_get(stats, "counters");
+    if (c->tablet || !leg || !json_is_object(counters) ||
+        !atomic_load_explicit(&c->run->measuring, memory_order_relaxed))
+        return;
+    int l = strcmp(leg, "tablet") == 0 ? 0 : 1;
+    uint64_t *v = c->gw_have_base[l] ? c->gw_last[l] : c->gw_base[l];
+    for (int i = 0; i < MDB_GW_INGRESS_LOST; i++)
+        v[i] = counter(counters, mdb_gw_field_names[i]);
+    if (!c->gw_have_base[l]) {
+        c->gw_have_base[l] = true;
+        memcpy(c->gw_last[l], c->gw_base[l], sizeof(c->gw_last[l]));
+        return;
+    }
+    v[MDB_GW_INGRESS_LOST] += counter(json_object_get(stats, "video"), "lost") +
+                              counter(json_object_get(stats, "audio"), "lost");
+}
+
 static int sig_connect(mdb_client *c)
 {
     const mdb_target *t = &c->run->target;
@@ -90,6 +125,8 @@ static void on_message(mdb_client *c, json_t *msg)
         if (!c->ended && reason && strcmp(reason, "hangup") != 0)
             mdb_run_error(c->run, c, "ended", reason);
         c->ended = true;
+    } else if (strcmp(type, "quality") == 0 && session && strcmp(session, c->session) == 0) {
+        on_quality(c, msg);
     } else if (strcmp(type, "error") == 0) {
         const char *code = json_string_value(json_object_get(msg, "code"));
         const char *m = json_string_value(json_object_get(msg, "message"));

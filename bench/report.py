@@ -9,18 +9,38 @@ import subprocess
 import sys
 from pathlib import Path
 
+def _get(r, *path):
+    for k in path:
+        if not isinstance(r, dict) or k not in r:
+            return None
+        r = r[k]
+    return r
+
+
 FIGURES = [
-    # key, label, getter, lower is better
-    ("setup_p50", "setup p50 (ms)", lambda r: r["setup_ms"]["p50"]),
-    ("setup_p95", "setup p95 (ms)", lambda r: r["setup_ms"]["p95"]),
-    ("setup_p99", "setup p99 (ms)", lambda r: r["setup_ms"]["p99"]),
-    ("fwd_pps", "forwarded pkt/s", lambda r: r["forwarded_pps"]),
-    ("loss", "loss %", lambda r: r["loss_pct"]),
-    ("lat_p50", "latency p50 (µs)", lambda r: r["latency_us"]["p50"]),
-    ("lat_p99", "latency p99 (µs)", lambda r: r["latency_us"]["p99"]),
-    ("cpu_pkt", "CPU µs/pkt", lambda r: r.get("cpu_us_per_packet", -1)),
-    ("cpu_pct", "gateway CPU %", lambda r: r.get("cpu_pct", -1)),
-    ("rss_sess", "RSS KB/session", lambda r: r.get("rss_kb_per_session", -1)),
+    # key, label, getter, ratio (False for counts where a ratio means nothing)
+    ("setup_p50", "setup p50 (ms)", lambda r: r["setup_ms"]["p50"], True),
+    ("setup_p95", "setup p95 (ms)", lambda r: r["setup_ms"]["p95"], True),
+    ("setup_p99", "setup p99 (ms)", lambda r: r["setup_ms"]["p99"], True),
+    ("fwd_pps", "forwarded pkt/s", lambda r: r["forwarded_pps"], True),
+    ("loss", "loss %", lambda r: r["loss_pct"], True),
+    ("lost", "packets lost (receivers' trailer gaps)", lambda r: r.get("lost"), False),
+    ("udp_gw", "of which: UDP receive-buffer drops in the gateway's netns",
+     lambda r: _get(r, "udp_drops", "gateway", "rcvbuf_errors"), False),
+    ("udp_gen", "of which: UDP receive-buffer drops in the generator's netns",
+     lambda r: _get(r, "udp_drops", "generator", "rcvbuf_errors"), False),
+    ("gw_drop", "of which: dropped by the gateway (its counters)",
+     lambda r: _get(r, "gateway_counters", "dropped"), False),
+    ("gw_in_lost", "gateway saw missing on arrival (RFC 3550)",
+     lambda r: _get(r, "gateway_counters", "ingress_lost"), False),
+    ("lat_p50", "latency p50 (µs)", lambda r: r["latency_us"]["p50"], True),
+    ("lat_p99", "latency p99 (µs)", lambda r: r["latency_us"]["p99"], True),
+    ("cpu_pkt", "CPU µs/pkt", lambda r: r.get("cpu_us_per_packet", -1), True),
+    ("cpu_pct", "gateway CPU %", lambda r: r.get("cpu_pct", -1), True),
+    ("rss_sess", "RSS KB/session, all up", lambda r: r.get("rss_kb_per_session", -1), True),
+    ("rss_end", "RSS KB/session, end of window", lambda r: r.get("rss_kb_per_session_end"), True),
+    ("rss_conn", "RSS KB/session of the 2 signaling connections",
+     lambda r: r.get("rss_kb_per_session_connections"), True),
 ]
 
 
@@ -48,11 +68,11 @@ def main():
     for n in levels:
         md, ja = by.get(("madoguchi", n)), by.get(("janus", n))
         row = {"sessions": n}
-        for key, label, get in FIGURES:
+        for key, label, get, ratio in FIGURES:
             m = get(md) if md else None
             j = get(ja) if ja else None
-            row[key] = {"madoguchi": m, "janus": j,
-                        "ratio": (m / j) if (m is not None and j not in (None, 0) and m >= 0 and j > 0) else None}
+            ok = ratio and m is not None and j is not None and m >= 0 and j > 0
+            row[key] = {"madoguchi": m, "janus": j, "ratio": m / j if ok else None}
         row["sessions_up"] = {"madoguchi": md and md["sessions_up"], "janus": ja and ja["sessions_up"]}
         row["generator_late"] = {"madoguchi": md and md["generator_late"], "janus": ja and ja["generator_late"]}
         table.append(row)
@@ -66,7 +86,7 @@ def main():
         n = row["sessions"]
         lines.append("| %d | sessions up | %s | %s | |" % (n, fmt(row["sessions_up"]["madoguchi"]),
                                                          fmt(row["sessions_up"]["janus"])))
-        for key, label, _ in FIGURES:
+        for key, label, _, _ in FIGURES:
             f = row[key]
             lines.append("| %d | %s | %s | %s | %s |" % (n, label, fmt(f["madoguchi"]), fmt(f["janus"]),
                                                         fmt(f["ratio"])))

@@ -45,7 +45,8 @@ problems = []
 if r["sessions_up"] != n: problems.append("sessions_up %s != %d" % (r["sessions_up"], n))
 if not r["forwarded_pps"] > 0: problems.append("no packets forwarded")
 if not r["latency_us"]["samples"] > 0: problems.append("no latency samples")
-for k in ("setup_ms", "loss_pct", "cpu_us_per_packet", "rss_kb_per_session", "sent_pps"):
+for k in ("setup_ms", "loss_pct", "cpu_us_per_packet", "rss_kb_per_session", "sent_pps",
+          "rss_kb_per_session_end", "udp_drops", "gateway_counters"):
     if k not in r: problems.append("figure %s missing" % k)
 if r["setup_ms"]["p50"] < 0: problems.append("no setup time")
 if problems:

@@ -4,8 +4,8 @@
  * parsed, rewritten in place to the numbering leg B negotiated (SSRC, payload
  * type, sequence number and timestamp as continuous offsets, RFC 3550 5.1 /
  * 8.2 translator rules), protected for B and sent on B's ICE pair.  Video
- * packets sent to B are kept, protected, in a ring indexed by sequence
- * number so B's NACKs are answered locally (RFC 4585 6.2.1).  RTCP is
+ * packets sent to B are kept, protected, in B's retransmission store
+ * (md_rtx.h) so B's NACKs are answered locally (RFC 4585 6.2.1).  RTCP is
  * translated, not forwarded blindly: receiver report blocks are SSRC- and
  * sequence-mapped, sender reports are replaced by the gateway's own
  * (md_quality_tick.c), PLI/FIR become a rate-limited
@@ -68,17 +68,15 @@ int md_relay_leg_prepare(md_leg_ctx *leg, const md_session_config *cfg)
             out->ssrc = random_ssrc(leg->out[!k].ssrc);
     }
     md_stream_out *video = &leg->out[MD_KIND_VIDEO];
-    if (cfg->nack_slots && !video->rtx && (c->video_feedback & MD_SDP_FB_NACK)) {
-        video->rtx = g_new0(md_rtx_slot, cfg->nack_slots);
-        video->rtx_mask = cfg->nack_slots - 1;
-    }
+    if (cfg->nack_slots && !video->rtx && (c->video_feedback & MD_SDP_FB_NACK))
+        video->rtx = md_rtx_new(cfg->nack_slots);
     return 0;
 }
 
 void md_relay_leg_clear(md_leg_ctx *leg)
 {
     for (int k = 0; k < MD_KINDS; k++) {
-        g_clear_pointer(&leg->out[k].rtx, g_free);
+        leg->out[k].rtx = md_rtx_free(leg->out[k].rtx);
         leg->out[k].have_source = false;
         leg->in[k].have_sr = false;
     }
@@ -160,12 +158,7 @@ static void relay_rtp(md_leg_ctx *from, uint8_t *p, size_t len)
         to->counters.srtp_errors++;
         return;
     }
-    if (o->rtx && len <= sizeof(o->rtx[0].data)) {
-        md_rtx_slot *slot = &o->rtx[seq & o->rtx_mask];
-        slot->seq = seq;
-        slot->len = (uint16_t)len;
-        memcpy(slot->data, p, len);
-    }
+    md_rtx_put(o->rtx, seq, p, len);
     o->packets++;
     o->bytes += len;
     o->octets += h.payload_len;
@@ -286,12 +279,13 @@ struct nack_ctx {
 static bool answer_one(uint16_t seq, void *ud)
 {
     struct nack_ctx *n = ud;
-    md_rtx_slot *slot = &n->out->rtx[seq & n->out->rtx_mask];
+    size_t len;
     if (n->budget == 0)
         return false;
     n->budget--;
-    if (slot->len && slot->seq == seq) {
-        md_ice_send(n->leg->ice, slot->data, slot->len);
+    const uint8_t *packet = md_rtx_get(n->out->rtx, seq, &len);
+    if (packet) {
+        md_ice_send(n->leg->ice, packet, len);
         n->leg->counters.nack_answered++;
     } else {
         n->leg->counters.nack_missed++;

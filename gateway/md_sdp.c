@@ -406,6 +406,7 @@ static int attr_extmap(struct parser *p, const char *v)
     md_sdp_media *m = p->media;
     if (m->n_extmaps >= MD_SDP_MAX_EXTMAPS)
         return fail(p, "too many a=extmap lines");
+    m->extmaps = g_renew(md_sdp_extmap, m->extmaps, m->n_extmaps + 1);
     m->extmaps[m->n_extmaps].id = (uint16_t)id;
     g_strlcpy(m->extmaps[m->n_extmaps].uri, uri, sizeof(m->extmaps[0].uri));
     m->n_extmaps++;
@@ -420,10 +421,10 @@ static int attr_candidate(struct parser *p, const char *v)
     md_sdp_media *m = p->media;
     if (m->n_candidates >= MD_SDP_MAX_CANDIDATES)
         return fail(p, "too many a=candidate lines");
-    int n = snprintf(m->candidates[m->n_candidates], MD_SDP_MAX_CANDIDATE, "candidate:%s", v);
-    if (n < 0 || n >= MD_SDP_MAX_CANDIDATE)
+    if (strlen("candidate:") + strlen(v) >= MD_SDP_MAX_CANDIDATE)
         return fail(p, "a=candidate too long");
-    m->n_candidates++;
+    m->candidates = g_renew(char *, m->candidates, m->n_candidates + 1);
+    m->candidates[m->n_candidates++] = g_strconcat("candidate:", v, NULL);
     return 0;
 }
 
@@ -516,14 +517,29 @@ static int parse_attribute(struct parser *p, char *text)
     return 0; /* RFC 8866 5.13: unknown attributes are ignored */
 }
 
+static void media_clear(md_sdp_media *m)
+{
+    g_free(m->formats);
+    g_free(m->extmaps);
+    for (size_t i = 0; i < m->n_candidates; i++)
+        g_free(m->candidates[i]);
+    g_free(m->candidates);
+}
+
 /* RFC 8866 5.14: m=<media> <port>[/<n>] <proto> <fmt> ... */
 static int parse_media(struct parser *p, const char *v)
 {
     char kind[16], port_text[16], fmt[32];
     uint64_t port;
+    uint8_t pts[MD_SDP_MAX_FORMATS];
+    size_t n_pts = 0;
     if (p->sdp->n_media >= MD_SDP_MAX_MEDIA)
         return fail(p, "too many m-lines");
+    /* counted once it parsed; it allocates nothing before that */
+    p->sdp->media = g_renew(md_sdp_media, p->sdp->media, p->sdp->n_media + 1);
+    p->media = NULL; /* the array may have moved */
     md_sdp_media *m = &p->sdp->media[p->sdp->n_media];
+    memset(m, 0, sizeof(*m));
     if (!next_token(&v, kind, sizeof(kind)) || !next_token(&v, port_text, sizeof(port_text)) ||
         !next_token(&v, m->proto, sizeof(m->proto)))
         return fail(p, "bad m-line");
@@ -547,12 +563,11 @@ static int parse_media(struct parser *p, const char *v)
             continue;
         if (!parse_uint(fmt, 127, &pt))
             return fail(p, "bad payload type in m-line");
-        if (m->n_formats >= MD_SDP_MAX_FORMATS)
+        if (n_pts >= MD_SDP_MAX_FORMATS)
             return fail(p, "too many payload types in m-line");
-        for (size_t i = 0; i < m->n_formats; i++)
-            if (m->formats[i].pt == pt)
-                return fail(p, "duplicate payload type in m-line");
-        m->formats[m->n_formats++].pt = (uint8_t)pt;
+        if (memchr(pts, (int)pt, n_pts))
+            return fail(p, "duplicate payload type in m-line");
+        pts[n_pts++] = (uint8_t)pt;
     }
     while (*v == ' ')
         v++;
@@ -560,6 +575,12 @@ static int parse_media(struct parser *p, const char *v)
         return fail(p, "bad format in m-line");
     if (!m->first_format[0])
         return fail(p, "m-line without formats");
+    if (n_pts) {
+        m->formats = g_new0(md_sdp_format, n_pts);
+        for (size_t i = 0; i < n_pts; i++)
+            m->formats[i].pt = pts[i];
+        m->n_formats = n_pts;
+    }
     p->sdp->n_media++;
     p->media = m;
     return 0;
@@ -656,6 +677,11 @@ out:
 
 md_sdp *md_sdp_free(md_sdp *sdp)
 {
+    if (!sdp)
+        return NULL;
+    for (size_t i = 0; i < sdp->n_media; i++)
+        media_clear(&sdp->media[i]);
+    g_free(sdp->media);
     g_free(sdp);
     return NULL;
 }

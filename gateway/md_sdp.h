@@ -6,8 +6,11 @@
  * skipped (RFC 8866 5.13).  Every size is capped: the text, the number and
  * length of lines, m-lines, formats, SSRCs, candidates; exceeding a cap or
  * breaking the grammar is -MD_E_SDP_INVALID with a one-line reason that never
- * contains SDP text.  md_sdp objects are plain data: created on the control
- * thread, then owned by whichever thread holds the pointer.
+ * contains SDP text.  The m-lines, formats, extmaps and candidates of an md_sdp
+ * are arrays allocated to what the offer carries (a browser offer takes a
+ * few KB, not the size of every cap), all freed by md_sdp_free().  md_sdp
+ * objects are plain data: created on the control thread, then owned by
+ * whichever thread holds the pointer.
  */
 #ifndef MD_SDP_H
 #define MD_SDP_H
@@ -82,6 +85,11 @@ typedef struct md_sdp_transport {
     md_sdp_setup setup;
 } md_sdp_transport;
 
+typedef struct md_sdp_extmap {
+    uint16_t id;
+    char uri[128];
+} md_sdp_extmap;
+
 typedef struct md_sdp_media {
     md_sdp_kind kind;
     char kind_name[16]; /* as written, for rejecting it in the answer */
@@ -93,7 +101,7 @@ typedef struct md_sdp_media {
     bool has_direction;
     bool rtcp_mux, rtcp_rsize, bundle_only, end_of_candidates;
     md_sdp_transport transport; /* media level; see md_sdp_bundle_transport() */
-    md_sdp_format formats[MD_SDP_MAX_FORMATS];
+    md_sdp_format *formats;     /* n_formats, at most MD_SDP_MAX_FORMATS */
     size_t n_formats;
     uint32_t ssrcs[MD_SDP_MAX_SSRCS];
     size_t n_ssrcs;
@@ -101,12 +109,9 @@ typedef struct md_sdp_media {
         uint32_t primary, rtx;
     } fid[MD_SDP_MAX_FID]; /* a=ssrc-group:FID (RFC 5576 4.2, RFC 4588 8.1) */
     size_t n_fid;
-    struct {
-        uint16_t id;
-        char uri[128];
-    } extmaps[MD_SDP_MAX_EXTMAPS];
+    md_sdp_extmap *extmaps; /* n_extmaps, at most MD_SDP_MAX_EXTMAPS */
     size_t n_extmaps;
-    char candidates[MD_SDP_MAX_CANDIDATES][MD_SDP_MAX_CANDIDATE]; /* "candidate:..." */
+    char **candidates; /* n_candidates "candidate:..." strings, at most MD_SDP_MAX_CANDIDATES */
     size_t n_candidates;
     uint16_t sctp_port;        /* a=sctp-port (RFC 8841 5.2), or the legacy a=sctpmap
                                 * port for webrtc-datachannel; 0 = absent */
@@ -119,7 +124,7 @@ typedef struct md_sdp {
     md_sdp_transport session; /* session-level transport attributes */
     char bundle[MD_SDP_MAX_MEDIA][MD_SDP_MAX_MID + 1]; /* a=group:BUNDLE, tag first */
     size_t n_bundle;
-    md_sdp_media media[MD_SDP_MAX_MEDIA];
+    md_sdp_media *media; /* n_media, at most MD_SDP_MAX_MEDIA */
     size_t n_media;
 } md_sdp;
 

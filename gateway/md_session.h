@@ -17,6 +17,7 @@
 #include "md_quality.h"
 #include "md_sdp.h"
 #include "md_rtp.h"
+#include "md_rtx.h"
 #include "md_srtp.h"
 
 #include <stdbool.h>
@@ -81,13 +82,6 @@ typedef enum md_leg_state {
     MD_LEG_FAILED,
 } md_leg_state;
 
-/* Stored copy of a packet sent on a video stream, already protected. */
-typedef struct md_rtx_slot {
-    uint16_t seq;
-    uint16_t len; /* 0: empty */
-    uint8_t data[MD_MEDIA_MAX_PACKET + MD_SRTP_MAX_OVERHEAD];
-} md_rtx_slot;
-
 /* What a leg sends to the gateway, per kind. */
 typedef struct md_stream_in {
     uint8_t pt;
@@ -116,8 +110,7 @@ typedef struct md_stream_out {
     uint16_t last_seq;
     uint32_t last_ts;
     gint64 last_time_us;
-    md_rtx_slot *rtx; /* video only */
-    unsigned rtx_mask;
+    md_rtx *rtx; /* video only: what we sent, for NACKs */
     uint64_t packets, bytes;
     uint64_t octets; /* RTP payload octets, for our sender reports */
 } md_stream_out;
