@@ -80,6 +80,7 @@ static const struct field fields[] = {
     I("media.port_min", media.port_min, 0, 0, 65535),
     I("media.port_max", media.port_max, 0, 0, 65535),
     B("media.ice_tcp", media.ice_tcp, true),
+    I("media.socket_receive_buffer", media.socket_receive_buffer, 1 << 20, 0, 64 << 20),
     I("media.max_sessions", media.max_sessions, 256, 1, 100000),
     I("media.max_sdp_bytes", media.max_sdp_bytes, 65536, 4096, 262144),
     I("media.max_remote_candidates", media.max_remote_candidates, 32, 1, 256),

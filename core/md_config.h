@@ -77,6 +77,7 @@ typedef struct md_config {
         int port_min;              /* ICE port range (UDP and TCP); 0/0 (default) = ephemeral */
         int port_max;
         bool ice_tcp;              /* RFC 6544 passive TCP candidates too; default true */
+        int socket_receive_buffer; /* SO_RCVBUF of a leg's selected socket; 0 = the kernel's */
         int max_sessions;          /* default 256 */
         int max_sdp_bytes;         /* one offer; default 65536 */
         int max_remote_candidates; /* per leg; default 32 */

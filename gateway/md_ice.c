@@ -26,6 +26,7 @@
 
 #include <errno.h>
 #include <nice/agent.h>
+#include <sys/socket.h>
 #include <string.h>
 
 #define COMPONENT 1
@@ -38,7 +39,7 @@ struct md_ice {
     void *ud;
     char *public_address;
     char *bind_address;
-    unsigned port_min, port_max;
+    unsigned port_min, port_max, receive_buffer;
     bool ice_tcp;
     char ufrag[MD_ICE_UFRAG_LEN + 1];
     char pwd[MD_ICE_PWD_LEN + 1];
@@ -142,6 +143,26 @@ static void on_state_changed(NiceAgent *agent, guint stream, guint component, gu
     }
 }
 
+/* A leg's media arrives on its selected socket in bursts (a keyframe is
+ * dozens of packets) while the worker may be busy with other legs; the
+ * kernel's default receive buffer (~208 KiB) then overflows.  The kernel
+ * caps the size at net.core.rmem_max (doubled); the operator raises that
+ * sysctl for larger buffers (docs/configuration.md). */
+static void on_selected_pair(NiceAgent *agent, guint stream, guint component, NiceCandidate *local,
+                             NiceCandidate *remote, gpointer data)
+{
+    md_ice *ice = data;
+    (void)local;
+    (void)remote;
+    if (stream != ice->stream || component != COMPONENT || !ice->receive_buffer)
+        return;
+    GSocket *sock = nice_agent_get_selected_socket(agent, stream, component);
+    if (!sock)
+        return;
+    g_socket_set_option(sock, SOL_SOCKET, SO_RCVBUF, (gint)ice->receive_buffer, NULL);
+    g_object_unref(sock);
+}
+
 static void on_recv(NiceAgent *agent, guint stream, guint component, guint len, gchar *buf,
                     gpointer data)
 {
@@ -194,6 +215,7 @@ static int new_agent(md_ice *ice)
     g_signal_connect(ice->agent, "new-candidate-full", G_CALLBACK(on_new_candidate), ice);
     g_signal_connect(ice->agent, "candidate-gathering-done", G_CALLBACK(on_gathering_done), ice);
     g_signal_connect(ice->agent, "component-state-changed", G_CALLBACK(on_state_changed), ice);
+    g_signal_connect(ice->agent, "new-selected-pair-full", G_CALLBACK(on_selected_pair), ice);
     if (!nice_agent_attach_recv(ice->agent, ice->stream, COMPONENT, ice->ctx, on_recv, ice))
         return -EIO;
     ice->gathering = true;
@@ -212,6 +234,7 @@ int md_ice_new(GMainContext *ctx, const md_ice_options *opt, const md_ice_callba
     ice->ice_tcp = opt->ice_tcp;
     ice->port_min = opt->port_min;
     ice->port_max = opt->port_max;
+    ice->receive_buffer = opt->receive_buffer;
     if (opt->bind_address && opt->bind_address[0])
         ice->bind_address = g_strdup(opt->bind_address);
     int r = 0;

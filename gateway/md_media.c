@@ -282,7 +282,8 @@ static int start_workers(md_media *m, const md_config *cfg)
                 .public_address = cfg->media.public_address,
                 .port_min = (unsigned)cfg->media.port_min,
                 .port_max = (unsigned)cfg->media.port_max,
-                .ice_tcp = cfg->media.ice_tcp},
+                .ice_tcp = cfg->media.ice_tcp,
+                .receive_buffer = (unsigned)cfg->media.socket_receive_buffer},
         .dtls_timeout_ms = (unsigned)cfg->media.dtls_timeout_ms,
         .max_packet = (size_t)cfg->media.max_packet_bytes,
         .nack_slots = cfg->media.nack_buffer_packets
