@@ -153,5 +153,43 @@ class Files(LiveBase):
             await leg.client.expect("ended", session=session)
 
 
+    async def test_sender_gone_mid_file(self):
+        """The tablet's connection ends in the middle of a file (its page
+        closes the PeerConnection): the transfer is audited as file_refused
+        with code sctp_failed, nothing of it is stored, and the session stays
+        live for the tablet to come back within the grace period."""
+        session, t, v = await self.go_live(("file",), ("file",))
+        tf, vf = t.channels["file"], v.channels["file"]
+        await asyncio.gather(tf.open(), vf.open())
+        data = b"%PDF-1.4\n" + os.urandom(3 << 20)
+        send(tf, type="file_offer", id="cut-1", index=1, name="Antrag.pdf", size=len(data),
+             mime="application/pdf", sha256=sha256(data), kind="file")
+        await expect(tf, type="file_accept", id="cut-1")
+        for off in range(0, len(data) // 2, CHUNK):
+            tf.dc.send(struct.pack(">IQ", 1, off) + data[off:off + CHUNK])
+            while tf.dc.bufferedAmount > 1 << 20:
+                await asyncio.sleep(0.01)
+        while tf.dc.bufferedAmount:  # half the file has left the tablet
+            await asyncio.sleep(0.01)
+        await t.pc.close()
+
+        refused = []
+        for _ in range(int(LIVE_TIMEOUT * 10)):
+            entries = await self.gw.audit_api(session=session)
+            refused = [e["detail"] for e in entries if e.get("event") == "file_refused"]
+            if refused:
+                break
+            await asyncio.sleep(0.1)
+        self.assertEqual(refused, [{"id": "cut-1", "leg": "tablet", "kind": "file",
+                                    "code": "sctp_failed"}], harness.describe_entries(entries))
+        self.assertFalse(any(e.get("event") == "file" for e in entries))
+        sdir = self.gw.dir / "evidence" / "sessions" / session
+        left = [p.name for p in sdir.iterdir() if "cut-1" in p.name] if sdir.exists() else []
+        self.assertEqual(left, [], "a partial file was kept")
+        # The verifier's side goes on: no `ended` while the tablet may rejoin.
+        await v.client.expect_none("ended", 1.0, session=session)
+        await v.client.send({"type": "hangup", "session": session})
+        await v.client.expect("ended", session=session)
+
 if __name__ == "__main__":
     harness.main()
