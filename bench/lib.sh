@@ -8,8 +8,13 @@
 MDB_PASSWORD=bench-password-0123456789
 MDB_SRC=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 
-mdb_free_port() {
-    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+# mdb_free_ports N: N distinct free TCP ports on 127.0.0.1, one per line (all
+# sockets stay bound until every port is chosen, so none repeats).
+mdb_free_ports() {
+    python3 -c 'import socket, sys
+socks = [socket.socket() for _ in range(int(sys.argv[1]))]
+for s in socks: s.bind(("127.0.0.1", 0))
+print("\n".join(str(s.getsockname()[1]) for s in socks))' "$1"
 }
 
 # mdb_md_config DIR HOST STAFF_PORT DEVICE_PORT [NACK_PACKETS]

@@ -27,8 +27,7 @@ trap cleanup EXIT
 n=2
 "$here/gen-media.sh" "$tmp/media"
 mdb_md_prepare "$md" "$tmp/data" "$n"
-sp=$(mdb_free_port)
-dp=$(mdb_free_port)
+{ read -r sp; read -r dp; } < <(mdb_free_ports 2)
 mdb_md_config "$tmp/data" 127.0.0.1 "$sp" "$dp"
 "$md" -c "$tmp/data/config.json" serve >"$tmp/serve.log" 2>&1 &
 gw=$!

@@ -225,6 +225,15 @@ int md_config_load(const char *path, md_config *ret, char **ret_error)
         error = g_strdup("\"tls.min_version\" must be \"1.2\" or \"1.3\"");
         r = -MD_E_CONFIG;
     }
+    /* The two listeners are separate sockets with separate TLS policies (one
+     * asks for client certificates): one port cannot serve both. */
+    if (r == 0 && cfg.device_listen.port && cfg.device_listen.port == cfg.staff_listen.port &&
+        (strcmp(cfg.device_listen.address, cfg.staff_listen.address) == 0 ||
+         strcmp(cfg.device_listen.address, "0.0.0.0") == 0 ||
+         strcmp(cfg.staff_listen.address, "0.0.0.0") == 0)) {
+        error = g_strdup("\"device_listen\" and \"staff_listen\" must not share a port");
+        r = -MD_E_CONFIG;
+    }
     if (r < 0) {
         md_config_clear(&cfg);
         if (ret_error)

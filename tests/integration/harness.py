@@ -100,10 +100,19 @@ def secret_from_otpauth(uri):
 # helpers
 
 
-def free_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((HOST, 0))
-        return s.getsockname()[1]
+def free_ports(n=2):
+    """n distinct free ports: each socket stays bound until all are chosen,
+    so the kernel cannot hand out the same port twice."""
+    socks = []
+    try:
+        for _ in range(n):
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            socks.append(s)
+            s.bind((HOST, 0))
+        return tuple(s.getsockname()[1] for s in socks)
+    finally:
+        for s in socks:
+            s.close()
 
 
 def walk_strings(value):
@@ -377,7 +386,7 @@ class Gateway:
         self.dir = Path(data_dir)
         self.binary = madoguchi_binary()
         if ports is None:
-            ports = (free_port(), free_port())
+            ports = free_ports(2)
         self.staff_port, self.device_port = ports
         self.extra_config = config or {}
         self.config_path = self.dir / "config.json"
@@ -446,8 +455,8 @@ class Gateway:
     async def start(self):
         for attempt in range(3):
             if attempt:
-                # Another process may have taken a port between free_port() and bind().
-                self.staff_port, self.device_port = free_port(), free_port()
+                # Another process may have taken a port between free_ports() and bind().
+                self.staff_port, self.device_port = free_ports(2)
             self.write_config()
             self.log = open(self.log_path, "ab")
             self.proc = subprocess.Popen(

@@ -63,6 +63,9 @@ static void test_errors(void)
     expect_error("{\"log_level\": 3}", "must be a string");
     expect_error("{\"media\": {\"ice_tcp\": 1}}", "must be true or false");
     expect_error("{", "config.json");
+    /* one port cannot be both listeners (different TLS policies) */
+    expect_error("{\"staff_listen\": {\"port\": 9000}, \"device_listen\": {\"port\": 9000}}",
+                 "must not share a port");
     /* a misspelt section is an error even when empty */
     expect_error("{\"limtis\": {}}", "limtis");
 }
