@@ -647,9 +647,11 @@ void md_session_dc_release(md_leg_ctx *leg)
                            leg->file_in->offer.kind == MD_DC_KIND_STILL, -MD_E_SCTP_FAILED);
     file_in_free(leg->file_in);
     leg->file_in = NULL;
-    /* A file not yet answered by the leg is offered again when it is back. */
+    /* A file the leg has not answered (file_verified, file_error, ...) is
+     * offered again, first, when it is back; as with chat, a client that
+     * had it already recognises the id. */
     md_file_out *out = leg->file_out;
-    if (out && !out->done) {
+    if (out) {
         md_session_file *f = g_new(md_session_file, 1);
         *f = out->file;
         memset(&out->file, 0, sizeof(out->file));

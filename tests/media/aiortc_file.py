@@ -23,6 +23,9 @@ Modes:
             .pdf -> file_error{file_type_not_allowed}; a wrong hash ->
             file_error{file_hash_mismatch}; a transfer cut by closing the
             tablet's connection; none of them leaves a file in the store
+  reoffer   the verifier is offered a file and reloads (a new PeerConnection)
+            before answering: the file is offered again on the new one and
+            arrives byte-identical
 
 Usage: aiortc_file.py <path to media_peer> <mode>
 """
@@ -39,7 +42,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from aiortc_chat import connect_pair  # noqa: E402
-from aiortc_relay import TIMEOUT, Gateway, close_peers, make_peer, run_main  # noqa: E402
+from aiortc_relay import TIMEOUT, Gateway, answered, close_peers, make_peer, run_main  # noqa: E402
 
 CAP = 3 << 20
 CHUNK = 16384
@@ -192,6 +195,30 @@ async def refused(gw, ev_dir, tablet, t_file):
     await tablet.close()  # mid-file: checked once the gateway has exited
 
 
+async def reoffered(gw, t_file, verifier, v_file):
+    """The verifier is offered a file but reloads before answering: the
+    same file is offered again on its new PeerConnection's channel."""
+    png = png_bytes(300 * 1024)
+    sender = asyncio.ensure_future(t_file.send_file("png-r", 1, "Ausweis.png", png, "image/png"))
+    await file_event(gw, "tablet", "png-r")
+    await sender
+    await t_file.expect(type="file_verified", id="png-r", sha256=sha256(png))
+    await v_file.expect(type="file_offer", id="png-r")
+    await close_peers(verifier)  # offered, not answered
+    await gw.wait(lambda e: e["event"] == "failed" and e["leg"] == "verifier",
+                  "the old verifier connection closed")
+    verifier = make_peer("verifier", drain=True)
+    v_file = FileChannel(verifier)
+    await verifier.setLocalDescription(await verifier.createOffer())
+    gw.send(op="offer", leg="verifier", sdp=verifier.localDescription.sdp)
+    await answered(gw, verifier)
+    await asyncio.wait_for(v_file.opened, TIMEOUT)
+    offer, got = await v_file.receive_file("png-r")
+    assert got == png and offer["name"] == "Ausweis.png", offer
+    print("unanswered file offered again after the verifier reloaded", flush=True)
+    await close_peers(verifier)
+
+
 async def run(gw, mode, ev_dir):
     tablet, verifier = make_peer("tablet", drain=True), make_peer("verifier", drain=True)
     t_file, v_file = FileChannel(tablet), FileChannel(verifier)
@@ -200,6 +227,10 @@ async def run(gw, mode, ev_dir):
         await asyncio.wait_for(ch.opened, TIMEOUT)
     if mode == "transfer":
         await transfer(gw, ev_dir, t_file, v_file)
+    elif mode == "reoffer":
+        await reoffered(gw, t_file, verifier, v_file)
+        await close_peers(tablet)
+        return
     else:
         await refused(gw, ev_dir, tablet, t_file)
     await close_peers(tablet, verifier)
