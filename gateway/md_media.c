@@ -190,7 +190,8 @@ struct command {
     char *candidate;
     char **video_codecs;
     bool require_srtp_gcm;
-    char *chat_id, *chat_text; /* CMD_CHAT; chat_id is the still id of CMD_STILL */
+    char *chat_id, *chat_text; /* CMD_CHAT */
+    char *still_id;            /* CMD_STILL */
     int64_t chat_ts;
     md_session_files files; /* CMD_OPEN: evidence borrowed, types owned */
     md_session_file file;   /* CMD_FILE: strings owned */
@@ -204,6 +205,7 @@ static void command_free(gpointer data)
     g_free(c->candidate);
     g_strfreev(c->video_codecs);
     g_free(c->chat_id);
+    g_free(c->still_id);
     if (c->chat_text)
         md_wipe(c->chat_text, strlen(c->chat_text));
     g_free(c->chat_text);
@@ -244,7 +246,7 @@ static gboolean run_command(gpointer data)
         md_session_file_deliver(c->host, c->session_id, c->leg, &c->file);
         break;
     case CMD_STILL:
-        md_session_still_expect(c->host, c->session_id, c->chat_id);
+        md_session_still_expect(c->host, c->session_id, c->still_id);
         break;
     }
     return G_SOURCE_REMOVE;
@@ -254,6 +256,27 @@ static void post(md_media *m, unsigned worker, struct command *c)
 {
     c->host = m->workers[worker].host;
     md_worker_post(m->workers[worker].worker, run_command, c, command_free);
+}
+
+static struct session_record *record(const md_media *m, const char *session_id)
+{
+    return session_id ? g_hash_table_lookup(m->sessions, session_id) : NULL;
+}
+
+static bool leg_valid(md_leg leg)
+{
+    return leg == MD_LEG_TABLET || leg == MD_LEG_VERIFIER;
+}
+
+/* A command about session_id (and leg); the caller fills in the rest and
+ * post()s it to the session's worker. */
+static struct command *command_new(enum command_kind kind, const char *session_id, md_leg leg)
+{
+    struct command *c = g_new0(struct command, 1);
+    c->kind = kind;
+    c->session_id = g_strdup(session_id);
+    c->leg = leg;
+    return c;
 }
 
 /* ---- lifecycle ---- */
@@ -411,9 +434,7 @@ int md_media_session_open(md_media *m, const char *session_id, const md_media_se
     m->workers[rec->worker].sessions++;
     g_hash_table_insert(m->sessions, g_strdup(session_id), rec);
 
-    struct command *c = g_new0(struct command, 1);
-    c->kind = CMD_OPEN;
-    c->session_id = g_strdup(session_id);
+    struct command *c = command_new(CMD_OPEN, session_id, MD_LEG_TABLET);
     c->serial = rec->serial;
     c->video_codecs = g_strdupv((char **)video_codecs);
     c->require_srtp_gcm = opt->require_srtp_gcm;
@@ -430,10 +451,10 @@ int md_media_leg_offer(md_media *m, const char *session_id, md_leg leg, const ch
 {
     char err[256] = "";
     md_sdp *offer = NULL;
-    struct session_record *rec = session_id ? g_hash_table_lookup(m->sessions, session_id) : NULL;
+    struct session_record *rec = record(m, session_id);
     if (!rec)
         return -MD_E_SESSION_UNKNOWN;
-    if (leg != MD_LEG_TABLET && leg != MD_LEG_VERIFIER)
+    if (!leg_valid(leg))
         return -EINVAL;
     int r = md_sdp_parse(sdp, len, m->max_sdp_bytes, &offer, err, sizeof(err));
     if (r == 0) {
@@ -446,10 +467,7 @@ int md_media_leg_offer(md_media *m, const char *session_id, md_leg leg, const ch
             *ret_detail = g_strdup(err);
         return r;
     }
-    struct command *c = g_new0(struct command, 1);
-    c->kind = CMD_OFFER;
-    c->session_id = g_strdup(session_id);
-    c->leg = leg;
+    struct command *c = command_new(CMD_OFFER, session_id, leg);
     c->offer = offer;
     post(m, rec->worker, c);
     return 0;
@@ -458,19 +476,16 @@ int md_media_leg_offer(md_media *m, const char *session_id, md_leg leg, const ch
 int md_media_leg_candidate(md_media *m, const char *session_id, md_leg leg, const char *candidate,
                            const char *mid)
 {
-    struct session_record *rec = session_id ? g_hash_table_lookup(m->sessions, session_id) : NULL;
+    struct session_record *rec = record(m, session_id);
     if (!rec)
         return -MD_E_SESSION_UNKNOWN;
-    if ((leg != MD_LEG_TABLET && leg != MD_LEG_VERIFIER) ||
+    if (!leg_valid(leg) ||
         (candidate && !valid_text(candidate, MAX_CANDIDATE)))
         return -EINVAL;
     if (candidate && !g_str_has_prefix(candidate, "candidate:") &&
         !g_str_has_prefix(candidate, "a=candidate:"))
         return -EINVAL;
-    struct command *c = g_new0(struct command, 1);
-    c->kind = CMD_CANDIDATE;
-    c->session_id = g_strdup(session_id);
-    c->leg = leg;
+    struct command *c = command_new(CMD_CANDIDATE, session_id, leg);
     c->candidate = g_strdup(candidate);
     post(m, rec->worker, c);
     return 0;
@@ -479,16 +494,13 @@ int md_media_leg_candidate(md_media *m, const char *session_id, md_leg leg, cons
 int md_media_chat_deliver(md_media *m, const char *session_id, md_leg to_leg, const char *chat_id,
                           int64_t ts, const char *text)
 {
-    struct session_record *rec = session_id ? g_hash_table_lookup(m->sessions, session_id) : NULL;
+    struct session_record *rec = record(m, session_id);
     if (!rec)
         return -MD_E_SESSION_UNKNOWN;
-    if ((to_leg != MD_LEG_TABLET && to_leg != MD_LEG_VERIFIER) || !chat_id || !text ||
+    if (!leg_valid(to_leg) || !chat_id || !text ||
         !valid_text(chat_id, MD_DC_ID_MAX) || md_dc_check_chat_text(text, MD_DC_JSON_MAX) < 0)
         return -EINVAL;
-    struct command *c = g_new0(struct command, 1);
-    c->kind = CMD_CHAT;
-    c->session_id = g_strdup(session_id);
-    c->leg = to_leg;
+    struct command *c = command_new(CMD_CHAT, session_id, to_leg);
     c->chat_id = g_strdup(chat_id);
     c->chat_ts = ts;
     c->chat_text = g_strdup(text);
@@ -499,19 +511,16 @@ int md_media_chat_deliver(md_media *m, const char *session_id, md_leg to_leg, co
 int md_media_file_deliver(md_media *m, const char *session_id, md_leg to_leg,
                           const md_media_file *f)
 {
-    struct session_record *rec = session_id ? g_hash_table_lookup(m->sessions, session_id) : NULL;
+    struct session_record *rec = record(m, session_id);
     if (!rec)
         return -MD_E_SESSION_UNKNOWN;
-    if ((to_leg != MD_LEG_TABLET && to_leg != MD_LEG_VERIFIER) || !f || !f->id || !f->name ||
+    if (!leg_valid(to_leg) || !f || !f->id || !f->name ||
         !f->mime || !f->sha256 || !valid_text(f->id, MD_DC_ID_MAX) ||
         md_dc_check_file_name(f->name) < 0 || !valid_text(f->mime, MD_DC_MIME_MAX) ||
         strlen(f->sha256) != MD_SHA256_HEX_LEN || f->size == 0 ||
         (f->still && (f->width == 0 || f->height == 0)))
         return -EINVAL;
-    struct command *c = g_new0(struct command, 1);
-    c->kind = CMD_FILE;
-    c->session_id = g_strdup(session_id);
-    c->leg = to_leg;
+    struct command *c = command_new(CMD_FILE, session_id, to_leg);
     md_session_file_copy(&c->file, f);
     post(m, rec->worker, c);
     return 0;
@@ -519,28 +528,23 @@ int md_media_file_deliver(md_media *m, const char *session_id, md_leg to_leg,
 
 int md_media_still_expect(md_media *m, const char *session_id, const char *still_id)
 {
-    struct session_record *rec = session_id ? g_hash_table_lookup(m->sessions, session_id) : NULL;
+    struct session_record *rec = record(m, session_id);
     if (!rec)
         return -MD_E_SESSION_UNKNOWN;
     if (!still_id || !valid_text(still_id, MD_DC_ID_MAX))
         return -EINVAL;
-    struct command *c = g_new0(struct command, 1);
-    c->kind = CMD_STILL;
-    c->session_id = g_strdup(session_id);
-    c->leg = MD_LEG_TABLET;
-    c->chat_id = g_strdup(still_id);
+    struct command *c = command_new(CMD_STILL, session_id, MD_LEG_TABLET);
+    c->still_id = g_strdup(still_id);
     post(m, rec->worker, c);
     return 0;
 }
 
 int md_media_session_close(md_media *m, const char *session_id)
 {
-    struct session_record *rec = session_id ? g_hash_table_lookup(m->sessions, session_id) : NULL;
+    struct session_record *rec = record(m, session_id);
     if (!rec)
         return -MD_E_SESSION_UNKNOWN;
-    struct command *c = g_new0(struct command, 1);
-    c->kind = CMD_CLOSE;
-    c->session_id = g_strdup(session_id);
+    struct command *c = command_new(CMD_CLOSE, session_id, MD_LEG_TABLET);
     m->workers[rec->worker].sessions--;
     post(m, rec->worker, c);
     g_hash_table_remove(m->sessions, session_id);
