@@ -7,10 +7,10 @@ SETUP_JSON is the `ready` line of gateway.py (data dir, ports, device).
 
 It connects to the device listener with the tablet's client certificate
 (through tests/integration/harness.py), sends `request`, and on `assigned`
-offers audio + video as the integration tests' aiortc peers do: gathering on
-127.0.0.1 only (aioice leaves loopback out, so its address list is narrowed),
-all candidates in the offer, then a null candidate; of the gateway's
-candidates only loopback ones are used.  Each video frame
+offers audio + video with the integration tests' aiortc leg
+(tests/integration/webrtc.py: gathering on 127.0.0.1 only, all candidates in
+the offer, then a null candidate; of the gateway's candidates only loopback
+ones are used).  Each video frame
 is an 8 x 4 grid of black and white blocks: the 16-bit frame number, least
 significant bit first, then the same bits inverted (web/test/counter.js reads
 it back).  Progress goes to stdout as JSON lines: {"session"}, {"assigned"},
@@ -26,20 +26,12 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "integration"))
 
-import aioice.ice  # noqa: E402
-
-# Gather host candidates on loopback only (aioice leaves 127.0.0.1 out).
-aioice.ice.get_host_addresses = lambda use_ipv4=True, use_ipv6=True: (
-    ["127.0.0.1"] if use_ipv4 else [])
-
 import numpy  # noqa: E402
-from aiortc import (RTCConfiguration, RTCPeerConnection,  # noqa: E402
-                    RTCSessionDescription)
-from aiortc.mediastreams import AudioStreamTrack, VideoStreamTrack  # noqa: E402
-from aiortc.sdp import candidate_from_sdp  # noqa: E402
+from aiortc.mediastreams import VideoStreamTrack  # noqa: E402
 from av import VideoFrame  # noqa: E402
 
 import harness  # noqa: E402
+from webrtc import Leg  # noqa: E402  (loopback-only gathering and candidates)
 
 WIDTH, HEIGHT = 320, 240
 COLS, ROWS = 8, 4
@@ -80,64 +72,6 @@ class CounterTrack(VideoStreamTrack):
         return frame
 
 
-def loopback_candidate(value):
-    """True for an `a=candidate` value (with or without "candidate:") on 127.0.0.1."""
-    bits = value.split(":", 1)[-1].split()
-    return len(bits) >= 8 and bits[2].lower() == "udp" and bits[4] == "127.0.0.1"
-
-
-class CounterLeg:
-    """The tablet's one RTCPeerConnection to the gateway, the counter as its video."""
-
-    def __init__(self, client, session):
-        self.client = client
-        self.session = session
-        self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
-        self.video = CounterTrack()
-        self.pc.addTrack(self.video)
-        self.pc.addTrack(AudioStreamTrack())
-        self.candidate_task = None
-
-    async def offer(self):
-        await self.pc.setLocalDescription(await self.pc.createOffer())  # gathers everything
-        await self.client.send({"type": "offer", "session": self.session,
-                                "sdp": self.pc.localDescription.sdp})
-        # aiortc does not trickle: its candidates are all in the offer
-        await self.client.send({"type": "candidate", "session": self.session,
-                                "candidate": None, "mid": self.pc.getTransceivers()[0].mid})
-
-    async def apply_answer(self):
-        m = await self.client.expect(None, timeout=60 * harness.SLOW, session=self.session,
-                                     pred=lambda m: m.get("type") in ("answer", "error", "ended"))
-        if m["type"] != "answer":
-            raise AssertionError("%s instead of an answer" % m)
-        sdp = "\r\n".join(line for line in m["sdp"].splitlines()
-                           if not line.startswith("a=candidate:") or loopback_candidate(line[2:]))
-        await self.pc.setRemoteDescription(RTCSessionDescription(sdp=sdp + "\r\n", type="answer"))
-        self.candidate_task = asyncio.ensure_future(self.take_candidates())
-
-    async def take_candidates(self):
-        while True:
-            m = await self.client.expect("candidate", session=self.session, timeout=3600)
-            value = m.get("candidate")
-            if value is None or not loopback_candidate(value):
-                continue
-            if value.startswith("candidate:"):
-                value = value[len("candidate:"):]
-            candidate = candidate_from_sdp(value)
-            candidate.sdpMid = m.get("mid") or "0"
-            await self.pc.addIceCandidate(candidate)
-
-    async def close(self):
-        if self.candidate_task:
-            self.candidate_task.cancel()
-            try:
-                await self.candidate_task
-            except (asyncio.CancelledError, AssertionError):
-                pass
-        await self.pc.close()
-
-
 async def main():
     setup = json.loads(sys.argv[1])
     gw = harness.Gateway(Path(setup["dir"]) / "data",
@@ -152,7 +86,7 @@ async def main():
         out({"session": session})
         await client.expect("assigned", session=session, timeout=60 * harness.SLOW)
         out({"assigned": session})
-        leg = CounterLeg(client, session)
+        leg = Leg(client, session, video=CounterTrack())
         await leg.offer()
         await leg.apply_answer()
         out({"answer": True})

@@ -86,15 +86,17 @@ class DataChannel:
 class Leg:
     """One participant: a signaling client plus an aiortc peer connection.
     channels: labels of data channels created before the offer (so that the
-    offer carries the data m-line), in self.channels by label."""
+    offer carries the data m-line), in self.channels by label; video: the
+    track to send (default: aiortc's test pattern)."""
 
-    def __init__(self, client, session, channels=()):
+    def __init__(self, client, session, channels=(), video=None):
         self.client = client
         self.session = session
         self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
         self.tracks = asyncio.Queue()
         self.pc.on("track", lambda track: self.tracks.put_nowait(track))
-        self.pc.addTrack(VideoStreamTrack())
+        self.video = video or VideoStreamTrack()
+        self.pc.addTrack(self.video)
         self.pc.addTrack(AudioStreamTrack())
         self.channels = {label: DataChannel(self.pc, label) for label in channels}
         self.candidate_task = None
