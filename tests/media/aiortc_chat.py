@@ -32,7 +32,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from aiortc_relay import TIMEOUT, Gateway, answered, close_peers, make_peer, run_main  # noqa: E402
+from aiortc_relay import (TIMEOUT, answered, close_peers, make_peer, run_main,  # noqa: E402
+                          with_media_peer)
 
 
 def rfc8841(sdp):
@@ -217,14 +218,7 @@ async def run(gw, mode):
 
 
 async def main(peer_path, mode):
-    proc = await asyncio.create_subprocess_exec(
-        peer_path, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE)
-    gw = Gateway(proc)
-    try:
-        await run(gw, mode)
-    finally:
-        rc = await gw.stop()
-    assert rc == 0, "media_peer exited with %s" % rc
+    await with_media_peer(peer_path, lambda gw: run(gw, mode))
     print("ok", mode, flush=True)
 
 

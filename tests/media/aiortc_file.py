@@ -42,7 +42,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from aiortc_chat import connect_pair  # noqa: E402
-from aiortc_relay import TIMEOUT, Gateway, answered, close_peers, make_peer, run_main  # noqa: E402
+from aiortc_relay import (TIMEOUT, answered, close_peers, make_peer, run_main,  # noqa: E402
+                          with_media_peer)
 
 CAP = 3 << 20
 CHUNK = 16384
@@ -239,14 +240,7 @@ async def run(gw, mode, ev_dir):
 async def main(peer_path, mode):
     with tempfile.TemporaryDirectory() as ev_dir:
         env = dict(os.environ, MD_EVIDENCE_DIR=ev_dir, MD_MAX_FILE_BYTES=str(CAP))
-        proc = await asyncio.create_subprocess_exec(
-            peer_path, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, env=env)
-        gw = Gateway(proc)
-        try:
-            await run(gw, mode, ev_dir)
-        finally:
-            rc = await gw.stop()
-        assert rc == 0, "media_peer exited with %s" % rc
+        await with_media_peer(peer_path, lambda gw: run(gw, mode, ev_dir), env=env)
         if mode == "refused":
             assert stored(ev_dir, "cut-1") == [], stored(ev_dir, "cut-1")
             print("transfer cut mid-file: nothing stored", flush=True)

@@ -39,17 +39,12 @@ import json
 import sys
 import time
 
-import aioice.ice
-
-# Loopback only (DESIGN 8): aioice would otherwise gather every interface.
-aioice.ice.get_host_addresses = lambda use_ipv4, use_ipv6: ["127.0.0.1"]
-
-import av  # noqa: E402
-from aiortc import (RTCConfiguration, RTCPeerConnection,  # noqa: E402
-                    RTCSessionDescription)
-from aiortc.codecs import vpx  # noqa: E402
-from aiortc_relay import run_main  # noqa: E402
-from aiortc.mediastreams import (AudioStreamTrack, MediaStreamTrack,  # noqa: E402
+import aiortc_relay as relay  # first: it narrows aioice to loopback (DESIGN 8)
+import av
+from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
+from aiortc.codecs import vpx
+from aiortc_relay import run_main
+from aiortc.mediastreams import (AudioStreamTrack, MediaStreamTrack,
                                  VideoStreamTrack)
 
 TIMEOUT = 30
@@ -57,15 +52,14 @@ DROP_EVERY = 20  # 5 %
 PEERS = []  # every peer made, closed at the end even when a test fails
 
 
-class Gateway:
-    """media_peer's event stream, routed per session."""
+class Gateway(relay.Gateway):
+    """media_peer's event stream, routed per session (send() and stop() as
+    in aiortc_relay)."""
 
-    def __init__(self, proc):
-        self.proc = proc
+    def setup(self):
         self.queues = {}
         self.quality = {}  # (session, leg) -> list of stats
         self.resources = asyncio.Queue()
-        self.reader = asyncio.ensure_future(self._read())
 
     def queue(self, session):
         return self.queues.setdefault(session, asyncio.Queue())
@@ -84,9 +78,6 @@ class Gateway:
                 await self.resources.put(ev)
             else:
                 await self.queue(ev.get("session", "s1")).put(ev)
-
-    def send(self, **msg):
-        self.proc.stdin.write((json.dumps(msg) + "\n").encode())
 
     async def wait(self, session, pred, what, verbose=True):
         q = self.queue(session)
@@ -456,34 +447,28 @@ async def concurrency(gw, sessions=20):
     assert now == base, (base, now)
 
 
+MODES = {
+    "quality": quality,
+    "loss": lambda gw: loss(gw, sender_side=False),
+    "loss_sender": lambda gw: loss(gw, sender_side=True),
+    "rejoin": rejoin,
+    "late": late,
+    "concurrency": concurrency,
+}
+
+
 async def main(peer_path, mode):
-    proc = await asyncio.create_subprocess_exec(
-        peer_path, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE)
-    gw = Gateway(proc)
-    try:
-        if mode == "quality":
-            await quality(gw)
-        elif mode == "loss":
-            await loss(gw, sender_side=False)
-        elif mode == "loss_sender":
-            await loss(gw, sender_side=True)
-        elif mode == "rejoin":
-            await rejoin(gw)
-        elif mode == "late":
-            await late(gw)
-        elif mode == "concurrency":
-            await concurrency(gw)
-        else:
-            raise SystemExit("unknown mode " + mode)
-    finally:
+    if mode not in MODES:
+        raise SystemExit("unknown mode " + mode)
+
+    async def body(gw):
         try:
+            await MODES[mode](gw)
+        finally:
             await asyncio.wait_for(asyncio.gather(*(pc.close() for pc in PEERS),
                                                   return_exceptions=True), TIMEOUT)
-        finally:
-            proc.stdin.close()
-            rc = await asyncio.wait_for(proc.wait(), TIMEOUT)
-            gw.reader.cancel()
-    assert rc == 0, "media_peer exited with %d" % rc
+
+    await relay.with_media_peer(peer_path, body, gateway=Gateway)
     print("ok", mode, flush=True)
 
 

@@ -44,9 +44,14 @@ class Gateway:
 
     def __init__(self, proc):
         self.proc = proc
+        self.setup()
+        self.reader = asyncio.ensure_future(self._read())
+
+    def setup(self):
+        """State that _read() fills; a subclass routing events otherwise
+        overrides both."""
         self.events = asyncio.Queue()
         self.backlog = []
-        self.reader = asyncio.ensure_future(self._read())
 
     async def _read(self):
         while True:
@@ -94,6 +99,19 @@ class Gateway:
             rc = "killed: no exit within %d s of stdin EOF" % TIMEOUT
         self.reader.cancel()
         return rc
+
+
+async def with_media_peer(peer_path, body, gateway=None, env=None):
+    """Starts media_peer, runs body(gw) against it, then closes its stdin;
+    media_peer must exit 0 (it is killed if it does not exit)."""
+    proc = await asyncio.create_subprocess_exec(
+        peer_path, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, env=env)
+    gw = (gateway or Gateway)(proc)
+    try:
+        await body(gw)
+    finally:
+        rc = await gw.stop()
+    assert rc == 0, "media_peer exited with %s" % rc
 
 
 def run_main(coro):
@@ -212,17 +230,11 @@ async def mismatch(gw):
 
 
 async def main(peer_path, mode):
-    proc = await asyncio.create_subprocess_exec(
-        peer_path, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE)
-    gw = Gateway(proc)
-    try:
-        if mode == "mismatch":
-            await mismatch(gw)
-        else:
-            await relay(gw, renegotiate=(mode == "renegotiate"))
-    finally:
-        rc = await gw.stop()
-    assert rc == 0, "media_peer exited with %s" % rc
+    if mode == "mismatch":
+        await with_media_peer(peer_path, mismatch)
+    else:
+        await with_media_peer(peer_path,
+                              lambda gw: relay(gw, renegotiate=(mode == "renegotiate")))
     print("ok", mode, flush=True)
 
 
