@@ -174,6 +174,11 @@ void mdb_media_post(mdb_client *c, void (*fn)(mdb_client *, char *), char *arg);
 void mdb_media_stop(mdb_media *m);
 /* Registers c (whose peer was just made) with its thread's pacer; media thread. */
 void mdb_media_adopt(mdb_client *c);
+/* For mdb_media_post() by either signaling adapter: make the peer and send
+ * its offer; apply the remote answer; add a remote candidate. */
+void mdb_media_offer(mdb_client *c, char *unused);
+void mdb_media_answer(mdb_client *c, char *sdp);
+void mdb_media_candidate(mdb_client *c, char *cand);
 
 /* mdb_peer.c: one PeerConnection, on its media thread. */
 void mdb_peer_debug_init(void); /* main thread, before the media threads */

@@ -17,16 +17,6 @@
 
 #define KEEPALIVE_US (20 * G_USEC_PER_SEC)
 
-static void media_offer(mdb_client *c, char *unused)
-{
-    if (mdb_peer_new(c, mdb_media_context(c->media), mdb_media_stats(c->media), &c->peer) < 0) {
-        atomic_store(&c->media_failed, 1);
-        return;
-    }
-    mdb_media_adopt(c);
-    mdb_signal_local_sdp(c, "offer", mdb_peer_offer(c->peer));
-}
-
 static void media_answer_offer(mdb_client *c, char *sdp)
 {
     char *answer = NULL;
@@ -37,18 +27,6 @@ static void media_answer_offer(mdb_client *c, char *sdp)
     }
     mdb_media_adopt(c);
     mdb_signal_local_sdp(c, "answer", answer);
-}
-
-static void media_answer(mdb_client *c, char *sdp)
-{
-    if (!c->peer || mdb_peer_remote_description(c->peer, sdp, false, NULL) < 0)
-        atomic_store(&c->media_failed, 1);
-}
-
-static void media_candidate(mdb_client *c, char *cand)
-{
-    if (c->peer)
-        mdb_peer_add_candidate(c->peer, cand);
 }
 
 static void send_janus(mdb_client *c, const char *janus, const char *tx, json_t *extra)
@@ -101,7 +79,7 @@ static void start_session(mdb_client *tablet)
 {
     tablet->t_accept_us = g_get_monotonic_time();
     g_strlcpy(tablet->session, "call", sizeof(tablet->session));
-    mdb_media_post(tablet, media_offer, NULL);
+    mdb_media_post(tablet, mdb_media_offer, NULL);
 }
 
 static void on_plugin_event(mdb_client *c, json_t *msg)
@@ -123,7 +101,7 @@ static void on_plugin_event(mdb_client *c, json_t *msg)
         mdb_media_post(c, media_answer_offer, g_strdup(sdp));
     } else if (strcmp(event, "accepted") == 0 && sdp && c->tablet) {
         c->t_answer_us = g_get_monotonic_time();
-        mdb_media_post(c, media_answer, g_strdup(sdp));
+        mdb_media_post(c, mdb_media_answer, g_strdup(sdp));
     } else if (strcmp(event, "hangup") == 0) {
         c->ended = true;
     }
@@ -151,7 +129,7 @@ static void on_message(mdb_client *c, json_t *msg)
         json_t *cand = json_object_get(msg, "candidate");
         const char *line = json_string_value(json_object_get(cand, "candidate"));
         if (line)
-            mdb_media_post(c, media_candidate, g_strdup(line));
+            mdb_media_post(c, mdb_media_candidate, g_strdup(line));
     } else if (strcmp(janus, "error") == 0) {
         json_t *e = json_object_get(msg, "error");
         mdb_run_error(c->run, c, "janus", json_string_value(json_object_get(e, "reason")));

@@ -256,3 +256,28 @@ void mdb_media_free(mdb_media *m)
     g_free(m->stats);
     g_free(m);
 }
+
+/* ---- what both signaling adapters post to a client's media thread ---- */
+
+void mdb_media_offer(mdb_client *c, char *unused)
+{
+    (void)unused;
+    if (mdb_peer_new(c, mdb_media_context(c->media), mdb_media_stats(c->media), &c->peer) < 0) {
+        atomic_store(&c->media_failed, 1);
+        return;
+    }
+    mdb_media_adopt(c);
+    mdb_signal_local_sdp(c, "offer", mdb_peer_offer(c->peer));
+}
+
+void mdb_media_answer(mdb_client *c, char *sdp)
+{
+    if (!c->peer || mdb_peer_remote_description(c->peer, sdp, false, NULL) < 0)
+        atomic_store(&c->media_failed, 1);
+}
+
+void mdb_media_candidate(mdb_client *c, char *cand)
+{
+    if (c->peer)
+        mdb_peer_add_candidate(c->peer, cand);
+}

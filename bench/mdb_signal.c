@@ -11,29 +11,6 @@
 
 #include <string.h>
 
-/* On the media thread: make the peer, offer. */
-static void media_offer(mdb_client *c, char *unused)
-{
-    if (mdb_peer_new(c, mdb_media_context(c->media), mdb_media_stats(c->media), &c->peer) < 0) {
-        atomic_store(&c->media_failed, 1);
-        return;
-    }
-    mdb_media_adopt(c);
-    mdb_signal_local_sdp(c, "offer", mdb_peer_offer(c->peer));
-}
-
-static void media_answer(mdb_client *c, char *sdp)
-{
-    if (!c->peer || mdb_peer_remote_description(c->peer, sdp, false, NULL) < 0)
-        atomic_store(&c->media_failed, 1);
-}
-
-static void media_candidate(mdb_client *c, char *cand)
-{
-    if (c->peer)
-        mdb_peer_add_candidate(c->peer, cand);
-}
-
 const char *const mdb_gw_field_names[MDB_GW_FIELDS] = {
     "packets_in",         "packets_out",  "dropped_malformed", "dropped_oversize",
     "dropped_unknown_pt", "dropped_srtp", "dropped_not_ready", "ingress_lost",
@@ -110,16 +87,16 @@ static void on_message(mdb_client *c, json_t *msg)
         c->t_accept_us = g_get_monotonic_time(); /* the setup clock starts */
         mdb_ws_send(v, json_pack("{s:s, s:s}", "type", "accept", "session", session));
     } else if (strcmp(type, "assigned") == 0 && session && strcmp(session, c->session) == 0) {
-        mdb_media_post(c, media_offer, NULL);
+        mdb_media_post(c, mdb_media_offer, NULL);
     } else if (strcmp(type, "answer") == 0 && session && strcmp(session, c->session) == 0) {
         const char *sdp = json_string_value(json_object_get(msg, "sdp"));
         c->t_answer_us = g_get_monotonic_time();
         if (sdp)
-            mdb_media_post(c, media_answer, g_strdup(sdp));
+            mdb_media_post(c, mdb_media_answer, g_strdup(sdp));
     } else if (strcmp(type, "candidate") == 0 && session && strcmp(session, c->session) == 0) {
         const char *cand = json_string_value(json_object_get(msg, "candidate"));
         if (cand)
-            mdb_media_post(c, media_candidate, g_strdup(cand));
+            mdb_media_post(c, mdb_media_candidate, g_strdup(cand));
     } else if (strcmp(type, "ended") == 0 && session && strcmp(session, c->session) == 0) {
         const char *reason = json_string_value(json_object_get(msg, "reason"));
         if (!c->ended && reason && strcmp(reason, "hangup") != 0)
