@@ -363,6 +363,26 @@ static void append_feedback(GString *s, uint8_t pt, unsigned fb)
         g_string_append_printf(s, "a=rtcp-fb:%u goog-remb\r\n", pt);
 }
 
+/* ICE credentials, DTLS fingerprint and role: the same in every m-section
+ * (RFC 8843 7.1: one BUNDLE transport). */
+static void append_transport(GString *s, const md_sdp_answer_params *p)
+{
+    g_string_append_printf(s, "a=ice-ufrag:%s\r\na=ice-pwd:%s\r\na=ice-options:trickle\r\n",
+                           p->ice_ufrag, p->ice_pwd);
+    g_string_append_printf(s, "a=fingerprint:%s\r\na=setup:%s\r\n", p->fingerprint,
+                           p->setup == MD_SDP_SETUP_ACTIVE ? "active" : "passive");
+}
+
+/* RFC 8843 7.3.1 and RFC 8838 9: the bundle transport's candidates, once, in
+ * the first m-section. */
+static void append_candidates(GString *s, const md_sdp_answer_params *p)
+{
+    for (size_t i = 0; i < p->n_candidates; i++)
+        g_string_append_printf(s, "a=%s\r\n", p->candidates[i]);
+    if (p->end_of_candidates)
+        g_string_append(s, "a=end-of-candidates\r\n");
+}
+
 /* One accepted m-line (RFC 8829 5.3.1 lists what an answer m-section holds). */
 static void append_accepted(GString *s, const md_sdp_media *m, const md_sdp_format *f,
                             unsigned feedback, uint32_t ssrc, uint8_t abs_send_time_id,
@@ -374,10 +394,7 @@ static void append_accepted(GString *s, const md_sdp_media *m, const md_sdp_form
 
     g_string_append_printf(s, "m=%s 9 UDP/TLS/RTP/SAVPF %u\r\n", audio ? "audio" : "video", f->pt);
     g_string_append(s, "c=IN IP4 0.0.0.0\r\na=rtcp:9 IN IP4 0.0.0.0\r\n");
-    g_string_append_printf(s, "a=ice-ufrag:%s\r\na=ice-pwd:%s\r\na=ice-options:trickle\r\n",
-                           p->ice_ufrag, p->ice_pwd);
-    g_string_append_printf(s, "a=fingerprint:%s\r\na=setup:%s\r\n", p->fingerprint,
-                           p->setup == MD_SDP_SETUP_ACTIVE ? "active" : "passive");
+    append_transport(s, p);
     g_string_append_printf(s, "a=mid:%s\r\na=%s\r\n", m->mid, dir);
     if (sending)
         g_string_append_printf(s, "a=msid:%s %s-%s\r\n", p->stream_id, p->stream_id,
@@ -400,11 +417,7 @@ static void append_accepted(GString *s, const md_sdp_media *m, const md_sdp_form
         g_string_append_printf(s, "a=ssrc:%" PRIu32 " cname:%s\r\n", ssrc, p->cname);
     if (!first)
         return;
-    /* RFC 8843 7.3.1 and RFC 8838 9: candidates of the bundle transport once. */
-    for (size_t i = 0; i < p->n_candidates; i++)
-        g_string_append_printf(s, "a=%s\r\n", p->candidates[i]);
-    if (p->end_of_candidates)
-        g_string_append(s, "a=end-of-candidates\r\n");
+    append_candidates(s, p);
 }
 
 /* RFC 8841 4.1, 5 and 6: the accepted data-channel m-line.  The gateway
@@ -414,10 +427,7 @@ static void append_data_channel(GString *s, const md_sdp_media *m, bool legacy, 
 {
     g_string_append_printf(s, "m=application 9 %s\r\nc=IN IP4 0.0.0.0\r\n",
                            legacy ? "DTLS/SCTP 5000" : "UDP/DTLS/SCTP webrtc-datachannel");
-    g_string_append_printf(s, "a=ice-ufrag:%s\r\na=ice-pwd:%s\r\na=ice-options:trickle\r\n",
-                           p->ice_ufrag, p->ice_pwd);
-    g_string_append_printf(s, "a=fingerprint:%s\r\na=setup:%s\r\n", p->fingerprint,
-                           p->setup == MD_SDP_SETUP_ACTIVE ? "active" : "passive");
+    append_transport(s, p);
     g_string_append_printf(s, "a=mid:%s\r\n", m->mid);
     if (legacy) /* sctp-sdp-05 8.1: the stream count is informative */
         g_string_append(s, "a=sctpmap:5000 webrtc-datachannel 1024\r\n");
@@ -427,10 +437,7 @@ static void append_data_channel(GString *s, const md_sdp_media *m, bool legacy, 
                            p->max_message_size ? p->max_message_size : 65536);
     if (!first)
         return;
-    for (size_t i = 0; i < p->n_candidates; i++)
-        g_string_append_printf(s, "a=%s\r\n", p->candidates[i]);
-    if (p->end_of_candidates)
-        g_string_append(s, "a=end-of-candidates\r\n");
+    append_candidates(s, p);
 }
 
 int md_sdp_answer(const md_sdp *offer, const md_sdp_choice *choice,
