@@ -49,7 +49,6 @@ struct md_file_in {
     md_dc_msg offer;
     md_dc_file_rx *rx;
     md_evidence_file *writer;
-    uint64_t received;       /* payload bytes stored so far */
     uint64_t progress_bytes; /* as of the last file_progress */
     gint64 progress_us;
     GByteArray *head; /* a still's first MD_IMAGE_HEAD_MAX bytes, for its size */
@@ -323,12 +322,13 @@ static void file_in_progress(md_leg_ctx *leg)
 {
     md_file_in *in = leg->file_in;
     gint64 now = g_get_monotonic_time();
-    if (in->received - in->progress_bytes < FILE_PROGRESS_BYTES &&
+    uint64_t received = md_dc_file_rx_received(in->rx);
+    if (received - in->progress_bytes < FILE_PROGRESS_BYTES &&
         now - in->progress_us < FILE_PROGRESS_US)
         return;
-    in->progress_bytes = in->received;
+    in->progress_bytes = received;
     in->progress_us = now;
-    send_file_msg(leg, MD_DC_FILE_PROGRESS, in->offer.id, 0, in->received);
+    send_file_msg(leg, MD_DC_FILE_PROGRESS, in->offer.id, 0, received);
 }
 
 static void file_out_free(md_file_out *out)
@@ -572,7 +572,6 @@ static void on_dc_file_chunk(const uint8_t *buf, size_t len, void *ud)
     }
     if (in->head && in->head->len < MD_IMAGE_HEAD_MAX)
         g_byte_array_append(in->head, payload, (guint)MIN(n, MD_IMAGE_HEAD_MAX - in->head->len));
-    in->received += n;
     file_in_progress(leg);
 }
 
