@@ -22,7 +22,7 @@ struct field {
     enum field_type type;
     size_t offset;
     const char *def_string; /* NULL: derived after loading, see fill_derived() */
-    int def_int, min, max; /* F_BOOL: def_int only */
+    int def_int, min, max;  /* F_BOOL: def_int only */
 };
 
 #define S(path, member, def)                                                                       \

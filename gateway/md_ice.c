@@ -2,10 +2,10 @@
  * libnice adapter (see md_ice.h); the only file that includes <nice/agent.h>.
  * The agent is created with trickle (RFC 8838) and consent freshness
  * (RFC 7675, libnice >= 0.1.19: consent requests every ~5 s, a component
- * whose consent expires goes to FAILED; a cut path is noticed in 7-8 s here).  Credentials are our own
- * random ice-chars so their length is fixed (RFC 8445 5.3 asks for at least
- * 24 bits of randomness in the ufrag and 128 in the password).  All signals
- * are delivered on the worker context passed to nice_agent_new_full().
+ * whose consent expires goes to FAILED; a cut path is noticed in 7-8 s here).  Credentials are our
+ * own random ice-chars so their length is fixed (RFC 8445 5.3 asks for at least 24 bits of
+ * randomness in the ufrag and 128 in the password).  All signals are delivered on the worker
+ * context passed to nice_agent_new_full().
  *
  * ICE-TCP (RFC 6544): libnice gathers an active and a passive TCP host
  * candidate per address and sets their priorities itself (RFC 6544 4.2:
@@ -48,7 +48,8 @@ struct md_ice {
 
 static int random_ice_chars(char *out, size_t n)
 {
-    static const char alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    static const char alphabet[] =
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     uint8_t raw[64];
     if (n > sizeof(raw) || md_random_bytes(raw, n) < 0)
         return -MD_E_CRYPTO;
@@ -189,9 +190,9 @@ static void drop_agent(md_ice *ice)
  * md_ice_local_candidates()). */
 static int new_agent(md_ice *ice)
 {
-    ice->agent = nice_agent_new_full(ice->ctx, NICE_COMPATIBILITY_RFC5245,
-                                     NICE_AGENT_OPTION_ICE_TRICKLE |
-                                         NICE_AGENT_OPTION_CONSENT_FRESHNESS);
+    ice->agent =
+        nice_agent_new_full(ice->ctx, NICE_COMPATIBILITY_RFC5245,
+                            NICE_AGENT_OPTION_ICE_TRICKLE | NICE_AGENT_OPTION_CONSENT_FRESHNESS);
     g_object_set(ice->agent, "controlling-mode", FALSE, "ice-udp", TRUE, "ice-tcp",
                  (gboolean)ice->ice_tcp, "upnp", FALSE, NULL);
     ice->gathering_done = ice->connected = ice->failed = false;
@@ -207,8 +208,7 @@ static int new_agent(md_ice *ice)
     if (ice->stream == 0)
         return -EIO;
     if (ice->port_min || ice->port_max)
-        nice_agent_set_port_range(ice->agent, ice->stream, COMPONENT, ice->port_min,
-                                  ice->port_max);
+        nice_agent_set_port_range(ice->agent, ice->stream, COMPONENT, ice->port_min, ice->port_max);
     int r = new_local_credentials(ice);
     if (r < 0)
         return r;

@@ -479,8 +479,7 @@ int md_media_leg_candidate(md_media *m, const char *session_id, md_leg leg, cons
     struct session_record *rec = record(m, session_id);
     if (!rec)
         return -MD_E_SESSION_UNKNOWN;
-    if (!leg_valid(leg) ||
-        (candidate && !valid_text(candidate, MAX_CANDIDATE)))
+    if (!leg_valid(leg) || (candidate && !valid_text(candidate, MAX_CANDIDATE)))
         return -EINVAL;
     if (candidate && !g_str_has_prefix(candidate, "candidate:") &&
         !g_str_has_prefix(candidate, "a=candidate:"))
@@ -497,8 +496,8 @@ int md_media_chat_deliver(md_media *m, const char *session_id, md_leg to_leg, co
     struct session_record *rec = record(m, session_id);
     if (!rec)
         return -MD_E_SESSION_UNKNOWN;
-    if (!leg_valid(to_leg) || !chat_id || !text ||
-        !valid_text(chat_id, MD_DC_ID_MAX) || md_dc_check_chat_text(text, MD_DC_JSON_MAX) < 0)
+    if (!leg_valid(to_leg) || !chat_id || !text || !valid_text(chat_id, MD_DC_ID_MAX) ||
+        md_dc_check_chat_text(text, MD_DC_JSON_MAX) < 0)
         return -EINVAL;
     struct command *c = command_new(CMD_CHAT, session_id, to_leg);
     c->chat_id = g_strdup(chat_id);
@@ -514,11 +513,10 @@ int md_media_file_deliver(md_media *m, const char *session_id, md_leg to_leg,
     struct session_record *rec = record(m, session_id);
     if (!rec)
         return -MD_E_SESSION_UNKNOWN;
-    if (!leg_valid(to_leg) || !f || !f->id || !f->name ||
-        !f->mime || !f->sha256 || !valid_text(f->id, MD_DC_ID_MAX) ||
-        md_dc_check_file_name(f->name) < 0 || !valid_text(f->mime, MD_DC_MIME_MAX) ||
-        strlen(f->sha256) != MD_SHA256_HEX_LEN || f->size == 0 ||
-        (f->still && (f->width == 0 || f->height == 0)))
+    if (!leg_valid(to_leg) || !f || !f->id || !f->name || !f->mime || !f->sha256 ||
+        !valid_text(f->id, MD_DC_ID_MAX) || md_dc_check_file_name(f->name) < 0 ||
+        !valid_text(f->mime, MD_DC_MIME_MAX) || strlen(f->sha256) != MD_SHA256_HEX_LEN ||
+        f->size == 0 || (f->still && (f->width == 0 || f->height == 0)))
         return -EINVAL;
     struct command *c = command_new(CMD_FILE, session_id, to_leg);
     md_session_file_copy(&c->file, f);

@@ -305,8 +305,8 @@ int md_sdp_choose(const md_sdp *offer, const char *video_codec, md_sdp_choice *r
     c.audio_pt = am->formats[af].pt;
     c.video_pt = vm->formats[vf].pt;
     c.audio_feedback = 0; /* transport-cc is not terminated yet; nothing else applies */
-    c.video_feedback =
-        vm->formats[vf].feedback & (MD_SDP_FB_NACK | MD_SDP_FB_PLI | MD_SDP_FB_FIR | MD_SDP_FB_REMB);
+    c.video_feedback = vm->formats[vf].feedback &
+                       (MD_SDP_FB_NACK | MD_SDP_FB_PLI | MD_SDP_FB_FIR | MD_SDP_FB_REMB);
     c.remote_audio_ssrc = primary_ssrc(am);
     c.remote_video_ssrc = primary_ssrc(vm);
     memcpy(c.audio_mid, am->mid, sizeof(c.audio_mid));
@@ -385,8 +385,8 @@ static void append_candidates(GString *s, const md_sdp_answer_params *p)
 
 /* One accepted m-line (RFC 8829 5.3.1 lists what an answer m-section holds). */
 static void append_accepted(GString *s, const md_sdp_media *m, const md_sdp_format *f,
-                            unsigned feedback, uint32_t ssrc, uint8_t abs_send_time_id,
-                            bool first, const md_sdp_answer_params *p)
+                            unsigned feedback, uint32_t ssrc, uint8_t abs_send_time_id, bool first,
+                            const md_sdp_answer_params *p)
 {
     bool audio = m->kind == MD_SDP_AUDIO;
     const char *dir = answer_direction(m->has_direction ? m->direction : MD_SDP_SENDRECV);
@@ -402,8 +402,7 @@ static void append_accepted(GString *s, const md_sdp_media *m, const md_sdp_form
     g_string_append(s, "a=rtcp-mux\r\n");
     /* RFC 8285 5: the offered id, kept; the only extension the relay passes. */
     if (abs_send_time_id)
-        g_string_append_printf(s, "a=extmap:%u " MD_SDP_EXT_ABS_SEND_TIME "\r\n",
-                               abs_send_time_id);
+        g_string_append_printf(s, "a=extmap:%u " MD_SDP_EXT_ABS_SEND_TIME "\r\n", abs_send_time_id);
     if (m->rtcp_rsize)
         g_string_append(s, "a=rtcp-rsize\r\n");
     g_string_append_printf(s, "a=rtpmap:%u %s/%" PRIu32, f->pt, f->encoding, f->clock_rate);
@@ -440,8 +439,8 @@ static void append_data_channel(GString *s, const md_sdp_media *m, bool legacy, 
     append_candidates(s, p);
 }
 
-int md_sdp_answer(const md_sdp *offer, const md_sdp_choice *choice,
-                  const md_sdp_answer_params *p, char **ret_text)
+int md_sdp_answer(const md_sdp *offer, const md_sdp_choice *choice, const md_sdp_answer_params *p,
+                  char **ret_text)
 {
     if (choice->audio_index < 0 || choice->video_index < 0 ||
         (size_t)choice->audio_index >= offer->n_media ||

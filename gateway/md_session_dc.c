@@ -348,8 +348,8 @@ static void file_out_end(md_leg_ctx *leg, int error)
 {
     md_file_out *out = leg->file_out;
     if (error) {
-        md_debug("datachannel", "file_send_failed", "{s:s, s:s, s:s}", "session",
-                 leg->session->id, "leg", md_leg_name(leg->which), "error", md_err_code(error));
+        md_debug("datachannel", "file_send_failed", "{s:s, s:s, s:s}", "session", leg->session->id,
+                 "leg", md_leg_name(leg->which), "error", md_err_code(error));
         send_file_msg(leg, MD_DC_FILE_CANCEL, out->file.id, 0, 0);
     }
     file_out_free(out);
@@ -429,8 +429,8 @@ static void offer_next_file(md_leg_ctx *leg)
             r = md_dc_send_file_msg(leg->dc, &offer);
         }
         if (r < 0) {
-            md_debug("datachannel", "file_offer_failed", "{s:s, s:s, s:s}", "session", s->id,
-                     "leg", md_leg_name(leg->which), "error", md_err_code(r));
+            md_debug("datachannel", "file_offer_failed", "{s:s, s:s, s:s}", "session", s->id, "leg",
+                     md_leg_name(leg->which), "error", md_err_code(r));
             file_out_free(out);
             continue;
         }
