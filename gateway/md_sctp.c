@@ -61,11 +61,11 @@ struct md_sctp {
     /* Owner thread only. */
     int depth; /* nesting of md_sctp_* calls and callbacks */
     bool started, connected, closed, paused, above_low;
-    uint8_t *pend;             /* the unaccepted tail of a message (SCTP_EXPLICIT_EOR) */
+    uint8_t *pend; /* the unaccepted tail of a message (SCTP_EXPLICIT_EOR) */
     size_t pend_len, pend_off;
     uint16_t pend_stream;
     uint32_t pend_ppid;
-    uint8_t *rx;               /* reassembly of one message; streams do not interleave */
+    uint8_t *rx; /* reassembly of one message; streams do not interleave */
     size_t rx_len, rx_cap;
     uint16_t rx_stream;
     uint32_t rx_ppid;
@@ -133,7 +133,7 @@ static void upcall(struct socket *sock, void *arg, int flags)
 
 /* ---- library lifetime ----------------------------------------------------- */
 
-static int global_ref(md_sctp *s)
+static void global_ref(md_sctp *s)
 {
     g_mutex_lock(&tick_lock);
     g_mutex_lock(&global_lock);
@@ -151,7 +151,6 @@ static int global_ref(md_sctp *s)
         next_id = 1;
     g_mutex_unlock(&global_lock);
     g_mutex_unlock(&tick_lock);
-    return 0;
 }
 
 static void global_unref(void)
@@ -267,7 +266,7 @@ static void set_bit(uint8_t *set, uint16_t i, bool on)
     if (on)
         set[i / 8] |= (uint8_t)(1u << (i % 8));
     else
-        set[i / 8] &= (uint8_t)~(1u << (i % 8));
+        set[i / 8] &= (uint8_t) ~(1u << (i % 8));
 }
 
 /* RFC 8831 6.7 / RFC 6525: one SCTP_RESET_STREAMS for every queued stream
@@ -308,8 +307,7 @@ static void queue_reset(md_sctp *s, uint16_t stream)
     set_bit(s->reset_queued, stream, true);
 }
 
-static void on_stream_reset_event(md_sctp *s, const struct sctp_stream_reset_event *ev,
-                                  size_t len)
+static void on_stream_reset_event(md_sctp *s, const struct sctp_stream_reset_event *ev, size_t len)
 {
     if (len < sizeof(*ev) || ev->strreset_length > len)
         return;
@@ -527,8 +525,8 @@ static ssize_t sendv(md_sctp *s, uint16_t stream, uint32_t ppid, const uint8_t *
         spa.sendv_prinfo.pr_policy = p->pr == MD_SCTP_PR_RTX ? SCTP_PR_SCTP_RTX : SCTP_PR_SCTP_TTL;
         spa.sendv_prinfo.pr_value = p->pr_value;
     }
-    return usrsctp_sendv(s->sock, buf, len, NULL, 0, &spa, (socklen_t)sizeof(spa),
-                         SCTP_SENDV_SPA, 0);
+    return usrsctp_sendv(s->sock, buf, len, NULL, 0, &spa, (socklen_t)sizeof(spa), SCTP_SENDV_SPA,
+                         0);
 }
 
 static int map_send_errno(int err)
@@ -550,8 +548,8 @@ static bool resume_pending(md_sctp *s)
 {
     if (!s->pend || !s->connected)
         return false;
-    ssize_t n = sendv(s, s->pend_stream, s->pend_ppid, s->pend + s->pend_off,
-                      s->pend_len - s->pend_off);
+    ssize_t n =
+        sendv(s, s->pend_stream, s->pend_ppid, s->pend + s->pend_off, s->pend_len - s->pend_off);
     if (n < 0) {
         int r = map_send_errno(errno);
         if (r != -EAGAIN)
@@ -796,12 +794,6 @@ out:
     return r;
 }
 
-void md_sctp_set_buffered_amount_low(md_sctp *s, size_t threshold)
-{
-    if (s)
-        s->low_threshold = threshold;
-}
-
 int md_sctp_close_stream(md_sctp *s, uint16_t stream)
 {
     if (!s || stream >= MD_SCTP_MAX_STREAMS)
@@ -841,8 +833,18 @@ int md_sctp_shutdown(md_sctp *s)
 
 md_sctp *md_sctp_free(md_sctp *s)
 {
+    GQueue last = G_QUEUE_INIT;
+
     if (!s)
         return NULL;
+    if (s->sock) {
+        usrsctp_set_upcall(s->sock, NULL, NULL);
+        /* SO_LINGER 0: usrsctp sends an ABORT (RFC 9260 9.1) through
+         * conn_output while the id is still registered, and frees the socket
+         * at once. */
+        usrsctp_close(s->sock);
+        s->sock = NULL;
+    }
     g_mutex_lock(&global_lock);
     if (assocs)
         g_hash_table_remove(assocs, id_ptr(s->id));
@@ -851,11 +853,18 @@ md_sctp *md_sctp_free(md_sctp *s)
         g_source_unref(s->wake);
         s->wake = NULL;
     }
-    g_queue_clear_full(&s->out, (GDestroyNotify)g_bytes_unref);
+    last = s->out;
+    g_queue_init(&s->out);
     g_mutex_unlock(&global_lock);
-    if (s->sock) {
-        usrsctp_set_upcall(s->sock, NULL, NULL);
-        usrsctp_close(s->sock); /* SO_LINGER 0: ABORT, freed at once */
+    /* The ABORT (and anything queued before it) goes out through the owner's
+     * transport, which must still be alive: md_sctp_free() is called before
+     * the DTLS it runs over is freed. */
+    GBytes *p;
+    while ((p = g_queue_pop_head(&last))) {
+        gsize len;
+        const uint8_t *d = g_bytes_get_data(p, &len);
+        s->cb.send(d, len, s->ud);
+        g_bytes_unref(p);
     }
     usrsctp_deregister_address(id_ptr(s->id));
     global_unref();

@@ -44,8 +44,8 @@
 #define MD_SCTP_PPID_STRING_EMPTY 56
 #define MD_SCTP_PPID_BINARY_EMPTY 57
 
-#define MD_SCTP_PORT 5000               /* a=sctp-port default (RFC 8841 5) */
-#define MD_SCTP_MAX_STREAMS 1024        /* SCTP_INITMSG, both directions */
+#define MD_SCTP_PORT 5000                 /* a=sctp-port default (RFC 8841 5) */
+#define MD_SCTP_MAX_STREAMS 1024          /* SCTP_INITMSG, both directions */
 #define MD_SCTP_DEFAULT_MAX_MESSAGE 65536 /* RFC 8841 6.1 when the attribute is absent */
 #define MD_SCTP_HARD_MAX_MESSAGE (16u << 20)
 
@@ -117,17 +117,21 @@ int md_sctp_set_stream_params(md_sctp *s, uint16_t stream, const md_sctp_stream_
 int md_sctp_send(md_sctp *s, uint16_t stream, uint32_t ppid, const uint8_t *buf, size_t len);
 /* Bytes accepted but not yet acknowledged by the peer. */
 size_t md_sctp_buffered_amount(md_sctp *s);
-void md_sctp_set_buffered_amount_low(md_sctp *s, size_t threshold);
 /* RFC 8831 6.7: resets our outgoing stream; on_stream_closed follows when
  * the peer resets its side.  Queued and retried if a reset is in flight. */
 int md_sctp_close_stream(md_sctp *s, uint16_t stream);
 /* While paused nothing is read: the receive window closes and the peer's
- * sender slows down.  Used to pass back-pressure from the other leg. */
+ * sender slows down.  The gateway itself never pauses: an incoming file is
+ * written to the evidence store as it arrives and sent on from there, so the
+ * other leg's pace does not reach the sender; the tests use it to play a
+ * slow reader. */
 void md_sctp_set_receive_paused(md_sctp *s, bool paused);
 /* Graceful SHUTDOWN; on_closed(0) follows. */
 int md_sctp_shutdown(md_sctp *s);
-/* Aborts the association if still up.  No callback after it returns; not
- * from inside a callback of s.  Takes NULL, returns NULL. */
+/* Aborts the association if still up: the ABORT is handed to the send
+ * callback before this returns, so free s before the transport under it.  No
+ * other callback; none after it returns; not from inside a callback of s.
+ * Takes NULL, returns NULL. */
 md_sctp *md_sctp_free(md_sctp *s);
 
 /* Advances usrsctp's timers by the real time since the previous tick.  Call
