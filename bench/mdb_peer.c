@@ -63,17 +63,6 @@ struct mdb_peer {
     uint8_t buf[1600 + MD_SRTP_MAX_OVERHEAD];
 };
 
-static void put_u64(uint8_t *p, uint64_t v)
-{
-    md_put_u32(p, (uint32_t)(v >> 32));
-    md_put_u32(p + 4, (uint32_t)v);
-}
-
-static uint64_t get_u64(const uint8_t *p)
-{
-    return (uint64_t)md_get_u32(p) << 32 | md_get_u32(p + 4);
-}
-
 static void dtls_send(const uint8_t *buf, size_t len, void *ud)
 {
     mdb_peer *p = ud;
@@ -118,7 +107,7 @@ static void on_rtp(mdb_peer *p, uint8_t *buf, size_t len)
         return;
     stream *s = t[3] == 'v' ? &p->video : &p->audio;
     uint32_t seq = md_get_u32(t + 4);
-    int64_t sent_ns = (int64_t)get_u64(t + 8);
+    int64_t sent_ns = (int64_t)md_get_u64(t + 8);
     int64_t now_ns = mdb_now_ns();
     if (!s->rx_started) {
         s->rx_started = true;
@@ -427,7 +416,7 @@ static void send_one(mdb_peer *p, stream *s, const mdb_packet *pkt, int64_t now_
     uint8_t *t = p->buf + len;
     memcpy(t, s->track->video ? "MDBv" : "MDBa", 4);
     md_put_u32(t + 4, s->trailer_seq++);
-    put_u64(t + 8, (uint64_t)now_ns);
+    md_put_u64(t + 8, (uint64_t)now_ns);
     len += MDB_TRAILER_LEN;
     if (md_srtp_protect_rtp(p->tx, p->buf, &len, sizeof(p->buf)) < 0)
         return;

@@ -15,6 +15,7 @@
  * on free.  Library layer: logs at debug only.
  */
 #include "md_evidence.h"
+#include "md_bytes.h"
 #include "md_err.h"
 #include "md_log.h"
 
@@ -73,23 +74,6 @@ static bool id_ok(const char *id)
         if (!g_ascii_isalnum(id[i]) && id[i] != '_' && id[i] != '-')
             return false;
     return true;
-}
-
-static void put_u64(uint8_t *p, uint64_t v)
-{
-    for (int i = 0; i < 8; i++)
-        p[i] = (uint8_t)(v >> (56 - 8 * i));
-}
-
-static void put_u32(uint8_t *p, uint32_t v)
-{
-    for (int i = 0; i < 4; i++)
-        p[i] = (uint8_t)(v >> (24 - 8 * i));
-}
-
-static uint32_t get_u32(const uint8_t *p)
-{
-    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
 }
 
 static void free_session_key(gpointer p)
@@ -442,10 +426,10 @@ static size_t file_aad(uint8_t *aad, const uint8_t prefix[PREFIX_LEN], const cha
 static void chunk_params(uint8_t *aad, size_t base, const uint8_t prefix[PREFIX_LEN],
                          uint64_t index, bool final, uint8_t nonce[MD_AEAD_NONCE_LEN])
 {
-    put_u64(aad + base, index);
+    md_put_u64(aad + base, index);
     aad[base + 8] = final ? 1 : 0;
     memcpy(nonce, prefix, PREFIX_LEN);
-    put_u32(nonce + PREFIX_LEN, (uint32_t)index);
+    md_put_u32(nonce + PREFIX_LEN, (uint32_t)index);
 }
 
 static char *file_path(const char *sdir, const char *file_id, bool tmp)
@@ -734,7 +718,7 @@ static size_t chat_aad(uint8_t *aad, const char *session_id, uint64_t seq)
     size_t sl = strlen(session_id);
     memcpy(aad, CHAT_MAGIC, MAGIC_LEN);
     memcpy(aad + MAGIC_LEN, session_id, sl + 1);
-    put_u64(aad + MAGIC_LEN + sl + 1, seq);
+    md_put_u64(aad + MAGIC_LEN + sl + 1, seq);
     return MAGIC_LEN + sl + 1 + 8;
 }
 
@@ -762,7 +746,7 @@ static int walk_records(int fd, record_fn fn, void *ud, uint64_t *ret_count)
         n = read_full(fd, head, sizeof(head));
         if (n == 0)
             break;
-        uint32_t len = n == 4 ? get_u32(head) : 0;
+        uint32_t len = n == 4 ? md_get_u32(head) : 0;
         if (len < MD_AEAD_NONCE_LEN + MD_AEAD_TAG_LEN ||
             len > MD_AEAD_NONCE_LEN + MD_EVIDENCE_MAX_RECORD + MD_AEAD_TAG_LEN ||
             read_full(fd, rec, len) != (ssize_t)len) {
@@ -816,7 +800,7 @@ int64_t md_evidence_chat_append(md_evidence *ev, const char *session_id, const v
         memcpy(buf, CHAT_MAGIC, MAGIC_LEN);
         off = MAGIC_LEN;
     }
-    put_u32(buf + off, (uint32_t)(MD_AEAD_NONCE_LEN + len + MD_AEAD_TAG_LEN));
+    md_put_u32(buf + off, (uint32_t)(MD_AEAD_NONCE_LEN + len + MD_AEAD_TAG_LEN));
     uint8_t *nonce = buf + off + 4;
     if ((r = md_random_bytes(nonce, MD_AEAD_NONCE_LEN)) < 0 ||
         (r = md_aead_seal(sk->key, nonce, aad, chat_aad(aad, session_id, (uint64_t)sk->next_seq),

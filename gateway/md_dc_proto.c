@@ -8,6 +8,7 @@
  * not an allowed type or is another type than the offer said.
  */
 #include "md_dc_proto.h"
+#include "md_bytes.h"
 #include "md_err.h"
 
 #include <errno.h>
@@ -365,7 +366,7 @@ int md_dc_parse(md_dc_channel ch, const char *buf, size_t len, const md_dc_limit
     m.type = td->type;
     const char *key;
     json_t *value;
-    json_object_foreach(root, key, value) {
+    json_object_foreach (root, key, value) {
         if (strcmp(key, "type") == 0)
             continue;
         const struct field_def *fd = field_by_name(key);
@@ -516,24 +517,17 @@ const char *md_dc_sniff_mime(const uint8_t *buf, size_t len)
 
 void md_dc_chunk_header(uint32_t index, uint64_t offset, uint8_t out[MD_DC_CHUNK_HEADER])
 {
-    for (int i = 0; i < 4; i++)
-        out[i] = (uint8_t)(index >> (24 - 8 * i));
-    for (int i = 0; i < 8; i++)
-        out[4 + i] = (uint8_t)(offset >> (56 - 8 * i));
+    md_put_u32(out, index);
+    md_put_u64(out + 4, offset);
 }
 
 int md_dc_chunk_parse(const uint8_t *buf, size_t len, uint32_t *ret_index, uint64_t *ret_offset,
                       const uint8_t **ret_payload, size_t *ret_payload_len)
 {
-    uint32_t index = 0;
-    uint64_t offset = 0;
-
     if (!buf || len <= MD_DC_CHUNK_HEADER || len - MD_DC_CHUNK_HEADER > MD_DC_CHUNK_MAX)
         return -MD_E_DC_PROTOCOL;
-    for (int i = 0; i < 4; i++)
-        index = index << 8 | buf[i];
-    for (int i = 0; i < 8; i++)
-        offset = offset << 8 | buf[4 + i];
+    uint32_t index = md_get_u32(buf);
+    uint64_t offset = md_get_u64(buf + 4);
     if (index == 0 || index > INT32_MAX)
         return -MD_E_DC_PROTOCOL;
     *ret_index = index;

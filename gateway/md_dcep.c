@@ -8,33 +8,11 @@
 #include "md_dcep.h"
 #include "md_err.h"
 
+#include "md_bytes.h"
+
 #include <errno.h>
 #include <glib.h>
 #include <string.h>
-
-static uint16_t get16(const uint8_t *p)
-{
-    return (uint16_t)(p[0] << 8 | p[1]);
-}
-
-static uint32_t get32(const uint8_t *p)
-{
-    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
-
-static void put16(uint8_t *p, uint16_t v)
-{
-    p[0] = (uint8_t)(v >> 8);
-    p[1] = (uint8_t)v;
-}
-
-static void put32(uint8_t *p, uint32_t v)
-{
-    p[0] = (uint8_t)(v >> 24);
-    p[1] = (uint8_t)(v >> 16);
-    p[2] = (uint8_t)(v >> 8);
-    p[3] = (uint8_t)v;
-}
 
 static bool known_channel_type(uint8_t t)
 {
@@ -72,7 +50,7 @@ int md_dcep_parse_open(const uint8_t *buf, size_t len, md_dcep_open *ret)
 
     if (!buf || len < MD_DCEP_HEADER_LEN || buf[0] != MD_DCEP_OPEN)
         return -MD_E_DC_PROTOCOL;
-    size_t label_len = get16(buf + 8), protocol_len = get16(buf + 10);
+    size_t label_len = md_get_u16(buf + 8), protocol_len = md_get_u16(buf + 10);
     if (len != MD_DCEP_HEADER_LEN + label_len + protocol_len)
         return -MD_E_DC_PROTOCOL;
     if (!known_channel_type(buf[1]))
@@ -84,9 +62,9 @@ int md_dcep_parse_open(const uint8_t *buf, size_t len, md_dcep_open *ret)
         return -MD_E_DC_REFUSED;
 
     o.channel_type = buf[1];
-    o.priority = get16(buf + 2);
+    o.priority = md_get_u16(buf + 2);
     /* RFC 8832 5.1: ignored by the receiver for reliable channels. */
-    o.reliability = (buf[1] & 0x7f) == 0 ? 0 : get32(buf + 4);
+    o.reliability = (buf[1] & 0x7f) == 0 ? 0 : md_get_u32(buf + 4);
     memcpy(o.label, label, label_len);
     o.label[label_len] = '\0';
     memcpy(o.protocol, protocol, protocol_len);
@@ -115,10 +93,10 @@ int md_dcep_build_open(const md_dcep_open *o, uint8_t *out, size_t cap)
         return -ENOBUFS;
     out[0] = MD_DCEP_OPEN;
     out[1] = o->channel_type;
-    put16(out + 2, o->priority);
-    put32(out + 4, (o->channel_type & 0x7f) == 0 ? 0 : o->reliability);
-    put16(out + 8, (uint16_t)label_len);
-    put16(out + 10, (uint16_t)protocol_len);
+    md_put_u16(out + 2, o->priority);
+    md_put_u32(out + 4, (o->channel_type & 0x7f) == 0 ? 0 : o->reliability);
+    md_put_u16(out + 8, (uint16_t)label_len);
+    md_put_u16(out + 10, (uint16_t)protocol_len);
     memcpy(out + MD_DCEP_HEADER_LEN, o->label, label_len);
     memcpy(out + MD_DCEP_HEADER_LEN + label_len, o->protocol, protocol_len);
     return (int)len;

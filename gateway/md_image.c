@@ -13,27 +13,18 @@
  * marker after the first scan, which a still does not need: refused.
  */
 #include "md_image.h"
+#include "md_bytes.h"
 #include "md_err.h"
 
 #include <stdbool.h>
 #include <string.h>
 
-static uint32_t be16(const uint8_t *p)
-{
-    return (uint32_t)p[0] << 8 | p[1];
-}
-
-static uint32_t be32(const uint8_t *p)
-{
-    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
-
 static int png_size(const uint8_t *buf, size_t len, uint32_t *w, uint32_t *h)
 {
-    if (len < 8 + 8 + 13 || be32(buf + 8) != 13 || memcmp(buf + 12, "IHDR", 4) != 0)
+    if (len < 8 + 8 + 13 || md_get_u32(buf + 8) != 13 || memcmp(buf + 12, "IHDR", 4) != 0)
         return -MD_E_STILL_RESOLUTION;
-    *w = be32(buf + 16);
-    *h = be32(buf + 20);
+    *w = md_get_u32(buf + 16);
+    *h = md_get_u32(buf + 20);
     if (*w == 0 || *h == 0 || *w > INT32_MAX || *h > INT32_MAX)
         return -MD_E_STILL_RESOLUTION;
     return 0;
@@ -61,14 +52,14 @@ static int jpeg_size(const uint8_t *buf, size_t len, uint32_t *w, uint32_t *h)
             return -MD_E_STILL_RESOLUTION; /* SOI again, EOI or a scan before any frame header */
         if (len - i < 2)
             return -MD_E_STILL_RESOLUTION;
-        uint32_t seg = be16(buf + i);
+        uint32_t seg = md_get_u16(buf + i);
         if (seg < 2 || len - i < seg)
             return -MD_E_STILL_RESOLUTION;
         if (is_sof(code)) {
             if (seg < 2 + 5)
                 return -MD_E_STILL_RESOLUTION;
-            *h = be16(buf + i + 3);
-            *w = be16(buf + i + 5);
+            *h = md_get_u16(buf + i + 3);
+            *w = md_get_u16(buf + i + 5);
             return *w && *h ? 0 : -MD_E_STILL_RESOLUTION;
         }
         i += seg;

@@ -14,6 +14,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "md_bytes.h"
+
 #define MD_RTP_HEADER_LEN 12
 #define MD_RTCP_HEADER_LEN 4
 
@@ -63,8 +65,8 @@ size_t md_rtp_strip_extensions(uint8_t *buf, size_t len, const md_rtp_header *h)
  * data is not 1..16 bytes, or the block is malformed.  h is the packet's
  * parse before the call and is stale afterwards except for the fixed header
  * fields and payload_len.  Returns the new length. */
-size_t md_rtp_rewrite_extensions(uint8_t *buf, size_t len, const md_rtp_header *h,
-                                 uint8_t src_id, uint8_t dst_id);
+size_t md_rtp_rewrite_extensions(uint8_t *buf, size_t len, const md_rtp_header *h, uint8_t src_id,
+                                 uint8_t dst_id);
 
 /* RFC 7741 4.3: true when a VP8 payload starts a keyframe. */
 bool md_rtp_vp8_is_keyframe(const uint8_t *payload, size_t len);
@@ -77,8 +79,8 @@ static inline bool md_seq_newer(uint16_t a, uint16_t b)
 
 /* One packet of a compound RTCP datagram. */
 typedef struct md_rtcp_packet {
-    uint8_t type;  /* PT: 200 SR, 201 RR, 202 SDES, 203 BYE, 205 RTPFB, 206 PSFB */
-    uint8_t count; /* RC / SC / FMT field */
+    uint8_t type;        /* PT: 200 SR, 201 RR, 202 SDES, 203 BYE, 205 RTPFB, 206 PSFB */
+    uint8_t count;       /* RC / SC / FMT field */
     const uint8_t *data; /* the whole packet, header included */
     size_t len;
 } md_rtcp_packet;
@@ -127,27 +129,5 @@ int md_rtcp_build_sr(uint8_t *out, size_t cap, uint32_t ssrc, uint64_t ntp, uint
 #define MD_RTCP_NACK_MAX_SEQS 68
 int md_rtcp_build_nack(uint8_t *out, size_t cap, uint32_t sender_ssrc, uint32_t media_ssrc,
                        uint16_t first, unsigned count);
-
-/* Big-endian accessors for code that rewrites RTCP in place. */
-static inline uint16_t md_get_u16(const uint8_t *p)
-{
-    return (uint16_t)(p[0] << 8 | p[1]);
-}
-static inline uint32_t md_get_u32(const uint8_t *p)
-{
-    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
-static inline void md_put_u16(uint8_t *p, uint16_t v)
-{
-    p[0] = (uint8_t)(v >> 8);
-    p[1] = (uint8_t)v;
-}
-static inline void md_put_u32(uint8_t *p, uint32_t v)
-{
-    p[0] = (uint8_t)(v >> 24);
-    p[1] = (uint8_t)(v >> 16);
-    p[2] = (uint8_t)(v >> 8);
-    p[3] = (uint8_t)v;
-}
 
 #endif
