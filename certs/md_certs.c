@@ -260,6 +260,19 @@ out:
     return r;
 }
 
+/* SHA-256 of the certificate's DER encoding, lower-case hex: what
+ * `openssl x509 -fingerprint -sha256` prints, without the colons. */
+static int cert_sha256(const X509 *x, char ret[MD_CERTS_SHA256_HEX_LEN + 1])
+{
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int len = 0;
+    if (!X509_digest(x, EVP_sha256(), md, &len) || len != MD_CERTS_SHA256_HEX_LEN / 2)
+        return md_certs_crypto_error("cert_sha256");
+    for (unsigned int i = 0; i < len; i++)
+        snprintf(ret + 2 * i, 3, "%02x", md[i]);
+    return 0;
+}
+
 /* ---- CA ---- */
 
 int md_certs_ca_init(const char *ca_cert_path, const char *ca_key_path, const char *name)
@@ -473,7 +486,8 @@ out:
 
 int md_certs_device_issue(const char *ca_cert_path, const char *ca_key_path, const char *device_id,
                           const char *post_office_id, int valid_days, const char *out_dir,
-                          const char *p12_password, char **ret_serial)
+                          const char *p12_password, char **ret_serial,
+                          char ret_sha256[MD_CERTS_SHA256_HEX_LEN + 1])
 {
     X509 *ca = NULL, *cert = NULL;
     EVP_PKEY *ca_key = NULL, *key = NULL;
@@ -510,6 +524,10 @@ int md_certs_device_issue(const char *ca_cert_path, const char *ca_key_path, con
     r = serial_hex(cert, &serial);
     if (r < 0)
         goto out;
+    char fingerprint[MD_CERTS_SHA256_HEX_LEN + 1];
+    r = cert_sha256(cert, fingerprint);
+    if (r < 0)
+        goto out;
 
     /* Stage all three before replacing any, so a reissue that fails halfway
      * leaves the previous bundle whole. */
@@ -538,6 +556,8 @@ int md_certs_device_issue(const char *ca_cert_path, const char *ca_key_path, con
     }
     *ret_serial = serial;
     serial = NULL;
+    if (ret_sha256)
+        memcpy(ret_sha256, fingerprint, sizeof(fingerprint));
     r = 0;
 out:
     for (size_t i = 0; i < 3; i++)
@@ -723,4 +743,24 @@ out:
     free(device);
     free(office);
     return r;
+}
+
+int md_certs_binding(const void *x509, char **ret_serial,
+                     char ret_sha256[MD_CERTS_SHA256_HEX_LEN + 1])
+{
+    char fingerprint[MD_CERTS_SHA256_HEX_LEN + 1];
+    char *serial = NULL;
+    if (!x509 || !ret_serial || !ret_sha256)
+        return -EINVAL;
+    int r = cert_sha256(x509, fingerprint);
+    if (r < 0)
+        return r;
+    r = serial_hex(x509, &serial);
+    if (r < 0)
+        return r;
+    for (char *c = serial; *c; c++)
+        *c = g_ascii_toupper(*c);
+    *ret_serial = serial;
+    memcpy(ret_sha256, fingerprint, sizeof(fingerprint));
+    return 0;
 }

@@ -43,14 +43,16 @@ int md_cli_device_issue(md_cli *cli, const char *device_id, const char *post_off
         return -MD_E_POST_OFFICE_UNKNOWN;
     }
     char *serial = NULL;
+    char fingerprint[MD_CERTS_SHA256_HEX_LEN + 1];
     r = md_certs_device_issue(cli->cfg.tls.ca, cli->cfg.tls.ca_key, device_id, post_office,
-                              DEVICE_CERT_DAYS, dir, p12_password ? p12_password : "", &serial);
+                              DEVICE_CERT_DAYS, dir, p12_password ? p12_password : "", &serial,
+                              fingerprint);
     if (r < 0) {
         md_cli_fail("device certificate", r);
         return r;
     }
-    r = md_device_register(cli->store, cli->audit, device_id, post_office, serial, cli->actor,
-                           md_now_ms());
+    r = md_device_register(cli->store, cli->audit, device_id, post_office, serial, fingerprint,
+                           cli->actor, md_now_ms());
     free(serial);
     if (r < 0) {
         static const char *const suffixes[] = {".p12", ".crt", ".key"};

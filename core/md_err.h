@@ -32,6 +32,10 @@
     X(DEVICE_MISMATCH, "device_post_office_mismatch",                                              \
       "certificate post office does not match the registry")                                      \
     X(TOO_MANY_CONNECTIONS, "too_many_connections", "too many connections for this device")        \
+    X(DEVICE_CERT_UNREGISTERED, "device_certificate_unregistered",                                 \
+      "the certificate is not the one registered for this device")                                \
+    X(CRL_UNAVAILABLE, "crl_unavailable",                                                          \
+      "the certificate revocation list is missing; devices are refused until it is in place")     \
     X(TLS_VERSION, "tls_version_too_low", "the municipality's policy requires a newer TLS version") \
     X(NETWORK_NOT_ALLOWED, "network_not_allowed",                                                  \
       "the device's network is not allowed by the municipality's policy")                         \
@@ -90,6 +94,12 @@
     /* operator side */                                                                            \
     X(CONFIG, "config_invalid", "configuration is invalid")                                        \
     X(AUDIT_BROKEN, "audit_chain_broken", "audit log failed verification")                         \
+    X(AUDIT_KEY_MISSING, "audit_signing_key_missing",                                              \
+      "the audit signing key is missing but signed checkpoints exist; restore it")                \
+    X(AUDIT_KEY_MISMATCH, "audit_key_mismatch",                                                    \
+      "the audit signing key does not belong to the pinned public key")                           \
+    X(AUDIT_CHECKPOINT, "audit_checkpoint_invalid",                                                \
+      "the checkpoint is malformed or not signed by the trusted key")                             \
     X(CRYPTO, "crypto_failed", "cryptographic operation failed")                                   \
     X(STORE, "store_failed", "database operation failed")                                          \
     X(INTERNAL, "internal", "internal error")

@@ -6,6 +6,8 @@
  *   verification_session: one row per verification request and its outcome;
  *   audit, audit_checkpoint: the hash-chained audit log (core/md_audit.c);
  *   evidence: files and stills stored encrypted (signaling/md_session_chat.c).
+ * staff.totp_secret, verification_session.outcome_note and evidence.name hold
+ * sealed values ("sealed1:...", core/md_sealed.h), never plaintext.
  * Times are ms since the epoch (BIGINT); registry dates are "YYYY-MM-DD" in JST.
  */
 #include "md_schema.h"
@@ -106,7 +108,7 @@ const char *const md_schema_migrations[] = {
     "CREATE TABLE evidence ("
     "  session_id TEXT NOT NULL REFERENCES verification_session(id),"
     "  file_id TEXT NOT NULL,"
-    "  leg TEXT NOT NULL," /* tablet or verifier: who sent it */
+    "  leg TEXT NOT NULL,"  /* tablet or verifier: who sent it */
     "  kind TEXT NOT NULL," /* file or still */
     "  name TEXT NOT NULL,"
     "  mime TEXT NOT NULL," /* checked by content */
@@ -116,6 +118,12 @@ const char *const md_schema_migrations[] = {
     "  height BIGINT,"
     "  created_at BIGINT NOT NULL,"
     "  PRIMARY KEY (session_id, file_id));",
+    /* 3: a device is bound to the certificate `device issue` made for it
+     * (docs/internals/security.md): cert_serial was kept since 1, now also
+     * the SHA-256 fingerprint of the DER.  Rows from before keep NULL here
+     * and are checked by serial alone until the tablet is reissued. */
+    "ALTER TABLE device ADD COLUMN cert_sha256 TEXT;",
 };
 
-const size_t md_schema_n_migrations = sizeof(md_schema_migrations) / sizeof(md_schema_migrations[0]);
+const size_t md_schema_n_migrations =
+    sizeof(md_schema_migrations) / sizeof(md_schema_migrations[0]);

@@ -7,8 +7,11 @@
  * device's certificate is on the CRL and cannot come back: a replacement
  * tablet is registered under a new id with a new certificate.  Certificate
  * serials are kept as upper-case hex, the form OpenSSL prints, and are
- * unique across devices so a serial names one tablet on the CRL.  Every
- * change is audited.  Functions run on the thread that owns the store.
+ * unique across devices so a serial names one tablet on the CRL.  The
+ * serial and the certificate's SHA-256 fingerprint bind a device to the one
+ * certificate issued for it: a connection with another certificate, even one
+ * signed by the CA with the right names, is refused.  Every change is
+ * audited.  Functions run on the thread that owns the store.
  */
 #include "md_err.h"
 #include "md_registry.h"
@@ -59,6 +62,16 @@ static char *normalize_serial(const char *s)
     return g_ascii_strup(s, -1);
 }
 
+static bool valid_sha256(const char *s)
+{
+    if (strlen(s) != 64)
+        return false;
+    for (size_t i = 0; i < 64; i++)
+        if (!g_ascii_isxdigit(s[i]) || g_ascii_isupper(s[i]))
+            return false;
+    return true;
+}
+
 static int64_t audit_device(md_audit *audit, const char *actor, const char *event,
                             const char *municipality, const char *post_office, json_t *detail)
 {
@@ -77,8 +90,8 @@ static int64_t audit_device(md_audit *audit, const char *actor, const char *even
 }
 
 int md_device_register(md_store *st, md_audit *audit, const char *device_id,
-                       const char *post_office, const char *cert_serial, const char *actor,
-                       int64_t now_ms)
+                       const char *post_office, const char *cert_serial, const char *cert_sha256,
+                       const char *actor, int64_t now_ms)
 {
     char *municipality = NULL;
     char *serial = NULL;
@@ -89,6 +102,10 @@ int md_device_register(md_store *st, md_audit *audit, const char *device_id,
         return -EINVAL;
     if (cert_serial && !(serial = normalize_serial(cert_serial)))
         return -EINVAL;
+    if (cert_sha256 && !valid_sha256(cert_sha256)) {
+        g_free(serial);
+        return -EINVAL;
+    }
 
     r = md_store_query_text(st, "SELECT municipality FROM post_office WHERE id = ?",
                             MD_PARAMS(MD_P_TEXT(post_office)), &municipality);
@@ -103,15 +120,18 @@ int md_device_register(md_store *st, md_audit *audit, const char *device_id,
         goto out;
     }
     r = md_store_exec(st,
-                      "INSERT INTO device (id, post_office, status, cert_serial, created_at,"
-                      " updated_at) VALUES (?, ?, 'active', ?, ?, ?)",
+                      "INSERT INTO device (id, post_office, status, cert_serial, cert_sha256,"
+                      " created_at, updated_at) VALUES (?, ?, 'active', ?, ?, ?, ?)",
                       MD_PARAMS(MD_P_TEXT(device_id), MD_P_TEXT(post_office), MD_P_TEXT(serial),
-                                MD_P_INT(now_ms), MD_P_INT(now_ms)));
+                                MD_P_TEXT(cert_sha256), MD_P_INT(now_ms), MD_P_INT(now_ms)));
     if (r < 0)
         goto out;
 
-    json_t *detail = serial ? json_pack("{s:s, s:s}", "device", device_id, "cert_serial", serial)
-                            : json_pack("{s:s}", "device", device_id);
+    json_t *detail = json_pack("{s:s}", "device", device_id);
+    if (detail && serial)
+        json_object_set_new(detail, "cert_serial", json_string(serial));
+    if (detail && cert_sha256)
+        json_object_set_new(detail, "cert_sha256", json_string(cert_sha256));
     int64_t seq =
         audit_device(audit, actor, "device_registered", municipality, post_office, detail);
     r = seq < 0 ? (int)seq : 0;
@@ -133,6 +153,7 @@ static int on_device(const md_row *row, void *userdata)
         .municipality = g_strdup(md_row_text(row, 2)), /* NULL if the office vanished */
         .status = status,
         .cert_serial = g_strdup(md_row_text(row, 4)),
+        .cert_sha256 = g_strdup(md_row_text(row, 5)),
     };
     return 1;
 }
@@ -143,7 +164,8 @@ int md_device_lookup(md_store *st, const char *device_id, md_device *ret)
     if (!st || !device_id || !ret)
         return -EINVAL;
     int r = md_store_query(st,
-                           "SELECT d.id, d.post_office, p.municipality, d.status, d.cert_serial"
+                           "SELECT d.id, d.post_office, p.municipality, d.status, d.cert_serial,"
+                           " d.cert_sha256"
                            " FROM device d LEFT JOIN post_office p ON p.id = d.post_office"
                            " WHERE d.id = ?",
                            MD_PARAMS(MD_P_TEXT(device_id)), on_device, &d);
@@ -190,6 +212,17 @@ out:
     return r;
 }
 
+int md_device_check_certificate(const md_device *d, const char *serial, const char *sha256)
+{
+    /* A row without a serial was never issued a certificate by `device
+     * issue`: nothing to compare with, so nothing is accepted. */
+    if (!d || !d->cert_serial || !serial || strcmp(d->cert_serial, serial) != 0)
+        return -MD_E_DEVICE_CERT_UNREGISTERED;
+    if (d->cert_sha256 && (!sha256 || strcmp(d->cert_sha256, sha256) != 0))
+        return -MD_E_DEVICE_CERT_UNREGISTERED;
+    return 0;
+}
+
 static int on_serial(const md_row *row, void *userdata)
 {
     g_ptr_array_add(userdata, g_strdup(md_row_text(row, 0)));
@@ -222,5 +255,6 @@ void md_device_clear(md_device *d)
     g_free(d->post_office);
     g_free(d->municipality);
     g_free(d->cert_serial);
+    g_free(d->cert_sha256);
     *d = (md_device){0};
 }

@@ -152,19 +152,27 @@ typedef struct md_device {
     char *post_office;
     char *municipality;
     enum md_device_status status;
-    char *cert_serial; /* hex, nullable */
+    char *cert_serial; /* upper-case hex, nullable */
+    char *cert_sha256; /* lower-case hex of the DER's SHA-256, nullable (before migration 3) */
 } md_device;
 
 void md_device_clear(md_device *d);
 
 /* Registers a device for a post office (which must exist and be direct or
- * simplified: any office may hold a tablet).  -EEXIST if the id is taken. */
+ * simplified: any office may hold a tablet).  -EEXIST if the id or the serial
+ * is taken.  cert_serial and cert_sha256 (both nullable) bind the device to
+ * the certificate issued for it. */
 int md_device_register(md_store *st, md_audit *audit, const char *device_id,
-                       const char *post_office, const char *cert_serial, const char *actor,
-                       int64_t now_ms);
+                       const char *post_office, const char *cert_serial, const char *cert_sha256,
+                       const char *actor, int64_t now_ms);
 int md_device_lookup(md_store *st, const char *device_id, md_device *ret);
 int md_device_set_status(md_store *st, md_audit *audit, const char *device_id,
                          enum md_device_status status, const char *actor, int64_t now_ms);
+/* Whether a presented certificate (serial as upper-case hex, SHA-256 as
+ * lower-case hex, from md_certs_binding) is the one registered for d: 0, or
+ * -MD_E_DEVICE_CERT_UNREGISTERED when the serial differs, the fingerprint
+ * differs (when one is registered), or d has no certificate registered. */
+int md_device_check_certificate(const md_device *d, const char *serial, const char *sha256);
 /* Serials of revoked devices, for the CRL.  NULL-terminated, g_strfreev(). */
 int md_device_revoked_serials(md_store *st, char ***ret);
 

@@ -169,7 +169,9 @@ static int open_device(md_server *srv, md_conn *c)
         r = -MD_E_DEVICE_REVOKED;
     else if (strcmp(dev.post_office, info->cert_post_office) != 0)
         r = -MD_E_DEVICE_MISMATCH;
-    else
+    else /* CA-signed with the right names is not enough: the certificate issued to it */
+        r = md_device_check_certificate(&dev, info->cert_serial, info->cert_sha256);
+    if (r == 0)
         r = md_registry_policy(srv->store, dev.municipality, &policy);
     if (r == 0 && strcmp(policy.min_tls, "1.3") == 0 && strcmp(info->tls_version, "TLSv1.3") != 0)
         r = -MD_E_TLS_VERSION;
@@ -358,12 +360,13 @@ static void on_http(const md_http_request *req, md_http_response *resp, void *ud
     md_http_api_handle(ud, req, resp);
 }
 
-static void on_cert_refused(const char *remote, const char *reason, const char *device_id, void *ud)
+static void on_cert_refused(const char *remote, int code, const char *reason, const char *device_id,
+                            void *ud)
 {
     md_server *srv = ud;
     g_autofree char *actor = g_strdup_printf("device:%s", device_id ? device_id : "unknown");
-    json_t *detail = json_pack("{s:s, s:s, s:s}", "code", "device_certificate_invalid", "remote",
-                               remote, "tls", reason);
+    json_t *detail =
+        json_pack("{s:s, s:s, s:s}", "code", md_err_code(code), "remote", remote, "tls", reason);
     if (device_id)
         json_object_set_new(detail, "device", json_string(device_id));
     md_server_audit(srv, actor, "device_refused", NULL, NULL, NULL, detail);

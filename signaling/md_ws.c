@@ -149,8 +149,9 @@ static void fill_peer(struct lws *wsi, md_conn *c)
     if (peer) {
         c->info.has_peer_cert = true;
         /* The handshake already refused invalid certificates; be explicit anyway. */
-        if (SSL_get_verify_result(ssl) == X509_V_OK)
-            md_certs_device_identity(peer, &c->info.cert_device_id, &c->info.cert_post_office);
+        if (SSL_get_verify_result(ssl) == X509_V_OK &&
+            md_certs_device_identity(peer, &c->info.cert_device_id, &c->info.cert_post_office) == 0)
+            md_certs_binding(peer, &c->info.cert_serial, c->info.cert_sha256);
         X509_free(peer);
     }
 }
@@ -176,6 +177,7 @@ static void conn_clear(md_conn *c)
 {
     g_clear_pointer(&c->info.cert_device_id, g_free);
     g_clear_pointer(&c->info.cert_post_office, g_free);
+    g_clear_pointer(&c->info.cert_serial, free);
     g_clear_pointer(&c->info.session_cookie, g_free);
     g_clear_pointer(&c->info.origin, g_free);
     g_clear_pointer(&c->info.host, g_free);
@@ -508,11 +510,20 @@ static void on_http_body(md_conn *c, const char *in, size_t len)
 
 /* ---- TLS hooks ---- */
 
+/* Fails closed: the CRL check is on even when there is no CRL to load, so a
+ * missing file refuses every device certificate (X509_V_ERR_UNABLE_TO_GET_CRL)
+ * instead of letting revoked ones in.  Returns 1 when the file is unreadable
+ * or malformed (the previous CRL, if any, stays in force), -ENOENT when it
+ * is missing. */
 static int load_crl(md_ws *ws, SSL_CTX *ctx)
 {
-    if (!g_file_test(ws->cfg->tls.crl, G_FILE_TEST_EXISTS))
-        return 0;
     X509_STORE *store = SSL_CTX_get_cert_store(ctx);
+    X509_STORE_set_flags(store, X509_V_FLAG_CRL_CHECK);
+    if (!g_file_test(ws->cfg->tls.crl, G_FILE_TEST_EXISTS)) {
+        md_error("ws", "crl_missing", "{s:s, s:s}", "path", ws->cfg->tls.crl, "effect",
+                 "device certificates are refused (crl_unavailable) until the CRL is in place");
+        return -ENOENT;
+    }
     int n = X509_STORE_load_file(store, ws->cfg->tls.crl);
     if (n != 1) {
         unsigned long e = ERR_get_error();
@@ -522,7 +533,6 @@ static int load_crl(md_ws *ws, SSL_CTX *ctx)
         md_error("ws", "crl_load_failed", "{s:s, s:s}", "path", ws->cfg->tls.crl, "openssl", text);
         return 1;
     }
-    X509_STORE_set_flags(store, X509_V_FLAG_CRL_CHECK);
     return 0;
 }
 
@@ -535,7 +545,7 @@ static int load_verify_extras(md_ws *ws, struct lws_vhost *vh, SSL_CTX *ctx)
     if (strcmp(lws_get_vhost_name(vh), "device") != 0)
         return 0;
     ws->device_ssl_ctx = ctx;
-    return load_crl(ws, ctx);
+    return load_crl(ws, ctx) > 0; /* a missing CRL refuses devices but starts the gateway */
 }
 
 int md_ws_reload_crl(md_ws *ws)
@@ -544,7 +554,8 @@ int md_ws_reload_crl(md_ws *ws)
      * (OpenSSL picks the most recent valid CRL, RFC 5280 6.3). */
     if (!ws->device_ssl_ctx)
         return -ENOENT;
-    return load_crl(ws, ws->device_ssl_ctx) ? -MD_E_CRYPTO : 0;
+    int r = load_crl(ws, ws->device_ssl_ctx);
+    return r > 0 ? -MD_E_CRYPTO : r;
 }
 
 static int verify_client_cert(md_ws *ws, X509_STORE_CTX *store_ctx, SSL *ssl, int preverify_ok)
@@ -561,7 +572,9 @@ static int verify_client_cert(md_ws *ws, X509_STORE_CTX *store_ctx, SSL *ssl, in
     if (fd >= 0)
         lws_get_peer_simple_fd(fd, remote, sizeof(remote));
     unmap_ipv4(remote);
-    ws->cb.on_cert_refused(remote, X509_verify_cert_error_string(err), device_id, ws->ud);
+    int code =
+        err == X509_V_ERR_UNABLE_TO_GET_CRL ? -MD_E_CRL_UNAVAILABLE : -MD_E_DEVICE_CERT_INVALID;
+    ws->cb.on_cert_refused(remote, code, X509_verify_cert_error_string(err), device_id, ws->ud);
     g_free(device_id);
     g_free(po);
     return 1; /* non-zero: fail the handshake */

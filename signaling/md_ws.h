@@ -29,6 +29,8 @@ typedef struct md_conn_info {
     bool has_peer_cert;   /* device listener: a client certificate was presented */
     char *cert_device_id; /* subject CN of a verified client certificate */
     char *cert_post_office;
+    char *cert_serial;    /* its serial, upper-case hex (md_certs_binding) */
+    char cert_sha256[65]; /* its SHA-256 fingerprint, lower-case hex; "" when none */
     char *session_cookie; /* value of the md_session cookie, staff listener */
     char *origin;         /* Origin header */
     char *host;           /* Host header */
@@ -68,8 +70,10 @@ typedef struct md_ws_callbacks {
     void (*on_close)(md_conn *c, void *ud);
     /* An HTTP request on either listener; fill resp (status 0 = 404). */
     void (*on_http)(const md_http_request *req, md_http_response *resp, void *ud);
-    /* A client certificate failed verification during the TLS handshake. */
-    void (*on_cert_refused)(const char *remote, const char *reason, const char *device_id,
+    /* A client certificate failed verification during the TLS handshake.
+     * code: -MD_E_CRL_UNAVAILABLE when no CRL is loaded (fail closed),
+     * otherwise -MD_E_DEVICE_CERT_INVALID; reason: OpenSSL's text. */
+    void (*on_cert_refused)(const char *remote, int code, const char *reason, const char *device_id,
                             void *ud);
 } md_ws_callbacks;
 
@@ -78,7 +82,9 @@ int md_ws_new(const md_config *cfg, GMainLoop *loop, const md_ws_callbacks *cb, 
 md_ws *md_ws_free(md_ws *ws);
 
 /* Loads the CRL file again into the device listener (after a revocation or
- * the periodic rewrite).  New handshakes use it at once. */
+ * the periodic rewrite).  New handshakes use it at once.  CRL checking is
+ * always on: while no CRL was ever loaded (the file is missing), every
+ * device certificate is refused (-ENOENT here, "crl_missing" in the log). */
 int md_ws_reload_crl(md_ws *ws);
 
 /* Bound ports (useful when the config asked for port 0). */

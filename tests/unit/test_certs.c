@@ -77,8 +77,9 @@ static void issue_device(const char *id, const char *office, const char *passwor
                          char **ret_serial)
 {
     g_autofree char *devices = path_in("devices");
-    ASSERT_EQ(md_certs_device_issue(ca_crt, ca_key, id, office, 365, devices, password, ret_serial),
-              0);
+    ASSERT_EQ(
+        md_certs_device_issue(ca_crt, ca_key, id, office, 365, devices, password, ret_serial, NULL),
+        0);
 }
 
 static X509 *read_device(const char *id)
@@ -267,32 +268,36 @@ static void test_device_refusals(void)
                              "x\n",
                              "12345678901234567890123456789012345678901234567890123456789012345"};
     for (size_t i = 0; i < G_N_ELEMENTS(bad_ids); i++) {
-        ASSERT_EQ(
-            md_certs_device_issue(ca_crt, ca_key, bad_ids[i], "PO-1", 365, devices, "p", &serial),
-            -EINVAL);
-        ASSERT_EQ(
-            md_certs_device_issue(ca_crt, ca_key, "TAB-1", bad_ids[i], 365, devices, "p", &serial),
-            -EINVAL);
+        ASSERT_EQ(md_certs_device_issue(ca_crt, ca_key, bad_ids[i], "PO-1", 365, devices, "p",
+                                        &serial, NULL),
+                  -EINVAL);
+        ASSERT_EQ(md_certs_device_issue(ca_crt, ca_key, "TAB-1", bad_ids[i], 365, devices, "p",
+                                        &serial, NULL),
+                  -EINVAL);
     }
-    ASSERT_EQ(md_certs_device_issue(ca_crt, ca_key, NULL, "PO-1", 365, devices, "p", &serial),
+    ASSERT_EQ(md_certs_device_issue(ca_crt, ca_key, NULL, "PO-1", 365, devices, "p", &serial, NULL),
               -EINVAL);
-    ASSERT_EQ(md_certs_device_issue(ca_crt, ca_key, "TAB-1", "PO-1", 0, devices, "p", &serial),
-              -EINVAL);
+    ASSERT_EQ(
+        md_certs_device_issue(ca_crt, ca_key, "TAB-1", "PO-1", 0, devices, "p", &serial, NULL),
+        -EINVAL);
     /* 64 characters is the limit, not beyond it. */
     const char *id64 = "1234567890123456789012345678901234567890123456789012345678901234";
     char *ok = NULL;
-    ASSERT_EQ(md_certs_device_issue(ca_crt, ca_key, id64, "PO_1.a", 30, devices, "p", &ok), 0);
+    ASSERT_EQ(md_certs_device_issue(ca_crt, ca_key, id64, "PO_1.a", 30, devices, "p", &ok, NULL),
+              0);
     free(ok);
 
     /* A key that is not the CA's is refused before anything is written. */
     g_autofree char *other_crt = path_in("other-ca.crt");
     g_autofree char *other_key = path_in("other-ca.key");
     ASSERT_EQ(md_certs_ca_init(other_crt, other_key, "other"), 1);
-    ASSERT_EQ(md_certs_device_issue(ca_crt, other_key, "TAB-X", "PO-1", 30, devices, "p", &serial),
-              -MD_E_CRYPTO);
+    ASSERT_EQ(
+        md_certs_device_issue(ca_crt, other_key, "TAB-X", "PO-1", 30, devices, "p", &serial, NULL),
+        -MD_E_CRYPTO);
     /* File errors come back as -errno: here the output "directory" is a file. */
-    ASSERT_EQ(md_certs_device_issue(ca_crt, ca_key, "TAB-X", "PO-1", 30, ca_crt, "p", &serial),
-              -ENOTDIR);
+    ASSERT_EQ(
+        md_certs_device_issue(ca_crt, ca_key, "TAB-X", "PO-1", 30, ca_crt, "p", &serial, NULL),
+        -ENOTDIR);
     g_autofree char *never = g_build_filename(devices, "TAB-X.p12", NULL);
     ASSERT(access(never, F_OK) != 0);
     ASSERT_STR_EQ(serial, "untouched");

@@ -209,8 +209,7 @@ static void test_policy_ok(void)
     json_t *doc = load_json("data/sample-registry.json");
     size_t i;
     json_t *m;
-    json_array_foreach(json_object_get(doc, "municipalities"), i, m)
-    {
+    json_array_foreach (json_object_get(doc, "municipalities"), i, m) {
         ASSERT_OK(md_policy_parse(json_object_get(m, "security_policy"), &p, NULL));
         md_policy_clear(&p);
     }
@@ -407,14 +406,14 @@ static int check(struct fixture *f, const char *device, const char *procedure, i
 
 static void register_devices(struct fixture *f)
 {
-    ASSERT_OK(
-        md_device_register(f->st, f->audit, "TAB-NUKUTA", "PO-NUKUTA", "01ab", "operator", NOW));
-    ASSERT_OK(
-        md_device_register(f->st, f->audit, "TAB-KIYOTAKI", "PO-KIYOTAKI", "02", "operator", NOW));
-    ASSERT_OK(md_device_register(f->st, f->audit, "TAB-AEON", "PO-MIYAKONOJO-AEON", NULL,
+    ASSERT_OK(md_device_register(f->st, f->audit, "TAB-NUKUTA", "PO-NUKUTA", "01ab", NULL,
                                  "operator", NOW));
-    ASSERT_OK(
-        md_device_register(f->st, f->audit, "TAB-KANI", "PO-SAMPLE-KANI", "03", "operator", NOW));
+    ASSERT_OK(md_device_register(f->st, f->audit, "TAB-KIYOTAKI", "PO-KIYOTAKI", "02", NULL,
+                                 "operator", NOW));
+    ASSERT_OK(md_device_register(f->st, f->audit, "TAB-AEON", "PO-MIYAKONOJO-AEON", NULL, NULL,
+                                 "operator", NOW));
+    ASSERT_OK(md_device_register(f->st, f->audit, "TAB-KANI", "PO-SAMPLE-KANI", "03", NULL,
+                                 "operator", NOW));
 }
 
 static void test_check_request(void)
@@ -524,20 +523,41 @@ static void test_devices(void)
     ASSERT_STR_EQ(d.municipality, "204111");
     ASSERT_STR_EQ(d.cert_serial, "01AB");
     ASSERT(d.status == MD_DEVICE_ACTIVE);
+    /* Issue #11 item 6: the serial binds the device to its certificate. */
+    ASSERT_OK(md_device_check_certificate(&d, "01AB", NULL));
+    ASSERT_EQ(md_device_check_certificate(&d, "01AC", NULL), -MD_E_DEVICE_CERT_UNREGISTERED);
+    ASSERT_EQ(md_device_check_certificate(&d, NULL, NULL), -MD_E_DEVICE_CERT_UNREGISTERED);
+    md_device_clear(&d);
+    /* With a fingerprint registered, both must match. */
+    static const char fp[] = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
+    ASSERT_OK(md_device_register(f.st, f.audit, "TAB-FP", "PO-NUKUTA", "7F", fp, "op", NOW));
+    ASSERT_OK(md_device_lookup(f.st, "TAB-FP", &d));
+    ASSERT_OK(md_device_check_certificate(&d, "7F", fp));
+    ASSERT_EQ(md_device_check_certificate(&d, "7F", "00"), -MD_E_DEVICE_CERT_UNREGISTERED);
+    ASSERT_EQ(md_device_check_certificate(&d, "7F", NULL), -MD_E_DEVICE_CERT_UNREGISTERED);
+    md_device_clear(&d);
+    ASSERT_EQ(md_device_register(f.st, f.audit, "TAB-FP2", "PO-NUKUTA", "80", "00", "op", NOW),
+              -EINVAL);
+    /* A device registered without a certificate accepts none. */
+    ASSERT_OK(md_device_lookup(f.st, "TAB-AEON", &d));
+    ASSERT_EQ(md_device_check_certificate(&d, "01AB", NULL), -MD_E_DEVICE_CERT_UNREGISTERED);
     md_device_clear(&d);
     ASSERT_EQ(md_device_lookup(f.st, "TAB-NOBODY", &d), -MD_E_DEVICE_UNKNOWN);
     ASSERT(!d.id);
 
-    ASSERT_EQ(md_device_register(f.st, f.audit, "TAB-NUKUTA", "PO-KIYOTAKI", NULL, "op", NOW),
+    ASSERT_EQ(md_device_register(f.st, f.audit, "TAB-NUKUTA", "PO-KIYOTAKI", NULL, NULL, "op", NOW),
               -EEXIST);
-    ASSERT_EQ(md_device_register(f.st, f.audit, "TAB-OTHER", "PO-KIYOTAKI", "01AB", "op", NOW),
-              -EEXIST);
-    ASSERT_EQ(md_device_register(f.st, f.audit, "TAB-X", "PO-NOWHERE", NULL, "op", NOW),
+    ASSERT_EQ(
+        md_device_register(f.st, f.audit, "TAB-OTHER", "PO-KIYOTAKI", "01AB", NULL, "op", NOW),
+        -EEXIST);
+    ASSERT_EQ(md_device_register(f.st, f.audit, "TAB-X", "PO-NOWHERE", NULL, NULL, "op", NOW),
               -MD_E_POST_OFFICE_UNKNOWN);
-    ASSERT_EQ(md_device_register(f.st, f.audit, "TAB X", "PO-NUKUTA", NULL, "op", NOW), -EINVAL);
-    ASSERT_EQ(md_device_register(f.st, f.audit, "TAB-Y", "PO-NUKUTA", "0x12", "op", NOW), -EINVAL);
-    ASSERT_EQ(count(&f, "SELECT count(*) FROM device"), 4);
-    ASSERT_EQ(count(&f, "SELECT count(*) FROM audit WHERE event = 'device_registered'"), 4);
+    ASSERT_EQ(md_device_register(f.st, f.audit, "TAB X", "PO-NUKUTA", NULL, NULL, "op", NOW),
+              -EINVAL);
+    ASSERT_EQ(md_device_register(f.st, f.audit, "TAB-Y", "PO-NUKUTA", "0x12", NULL, "op", NOW),
+              -EINVAL);
+    ASSERT_EQ(count(&f, "SELECT count(*) FROM device"), 5);
+    ASSERT_EQ(count(&f, "SELECT count(*) FROM audit WHERE event = 'device_registered'"), 5);
 
     ASSERT_OK(md_device_set_status(f.st, f.audit, "TAB-KANI", MD_DEVICE_REVOKED, "op", NOW));
     ASSERT_OK(md_device_set_status(f.st, f.audit, "TAB-AEON", MD_DEVICE_REVOKED, "op", NOW));
@@ -568,10 +588,8 @@ static json_t *find_designation(json_t *doc, const char *id)
 {
     size_t i, j;
     json_t *m, *d;
-    json_array_foreach(json_object_get(doc, "municipalities"), i, m)
-    {
-        json_array_foreach(json_object_get(m, "designations"), j, d)
-        {
+    json_array_foreach (json_object_get(doc, "municipalities"), i, m) {
+        json_array_foreach (json_object_get(m, "designations"), j, d) {
             if (strcmp(json_string_value(json_object_get(d, "id")), id) == 0)
                 return d;
         }
