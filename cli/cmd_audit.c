@@ -1,34 +1,154 @@
-/* `madoguchi audit verify|export`: the security officer's tools. */
+/*
+ * `madoguchi audit verify|export|checkpoint`: the security officer's tools.
+ * Verification trusts a public key given with --pubkey or pinned in the
+ * config (audit.public_key), and a checkpoint kept off the host anchors the
+ * log against a cut tail or a re-signed history (docs/internals/security.md).
+ */
 #include "cli.h"
 #include "md_err.h"
 #include "md_time.h"
 
+#include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
+
+/* --pubkey, else audit.public_key, else the .pub file beside the signing key. */
+static int trusted_key(md_cli *cli, const char *pubkey, md_sign_key **ret)
+{
+    bool pinned = false;
+    int r = pubkey ? md_audit_load_public_key(pubkey, ret)
+                   : md_audit_trusted_key(cli->cfg.audit.public_key, cli->cfg.audit.signing_key,
+                                          ret, &pinned);
+    if (r < 0) {
+        md_cli_fail(pubkey ? pubkey : "audit public key", r);
+        return r;
+    }
+    if (!pubkey && !pinned)
+        fprintf(stderr,
+                "madoguchi: audit: no pinned key (audit.public_key or --pubkey); trusting "
+                "%s.pub beside the signing key\n",
+                cli->cfg.audit.signing_key);
+    return 0;
+}
+
+static int read_checkpoint(const char *path, md_audit_checkpoint *ret)
+{
+    g_autofree char *text = NULL;
+    gsize len = 0;
+    g_autoptr(GError) error = NULL;
+    if (!g_file_get_contents(path, &text, &len, &error)) {
+        fprintf(stderr, "madoguchi: %s: %s\n", path, error->message);
+        return -ENOENT;
+    }
+    int r = md_audit_checkpoint_parse(text, len, ret);
+    if (r < 0)
+        md_cli_fail(path, r);
+    return r;
+}
 
 int md_cmd_audit_verify(md_cli *cli, int argc, char **argv)
 {
+    char *pubkey = NULL, *checkpoint = NULL;
+    const GOptionEntry entries[] = {
+        {"pubkey", 0, 0, G_OPTION_ARG_STRING, &pubkey,
+         "trust this Ed25519 public key (PEM file, or 64 hex characters) instead of "
+         "audit.public_key",
+         "KEY"},
+        {"checkpoint", 0, 0, G_OPTION_ARG_FILENAME, &checkpoint,
+         "also prove the log still extends this checkpoint (from `audit checkpoint`)", "FILE"},
+        {NULL},
+    };
     bool done;
     int status = md_cli_parse(&argc, &argv, "",
                               "Recomputes the audit hash chain and checks every signed checkpoint "
-                              "with the public key. Exits 0 when intact; otherwise names the "
-                              "first bad entry (seq N) and exits 1.",
-                              NULL, &done);
+                              "with the trusted public key. With --checkpoint, also checks that "
+                              "the entry the checkpoint names still hashes to it (a cut tail or a "
+                              "rewritten, re-signed history fails). Exits 0 when intact; "
+                              "otherwise names the first bad entry (seq N) and exits 1.",
+                              entries, &done);
+    md_sign_key *key = NULL;
+    md_audit_checkpoint cp;
+    md_audit_summary sum;
+    int r;
     if (done)
-        return status;
-    if (md_cli_store(cli) < 0)
-        return 1;
-    g_autofree char *pub = g_strdup_printf("%s.pub", cli->cfg.audit.signing_key);
-    int64_t bad = 0;
-    int r = md_audit_verify(cli->store, pub, stdout, &bad);
+        goto out;
+    status = 1;
+    if (md_cli_store(cli) < 0 || trusted_key(cli, pubkey, &key) < 0)
+        goto out;
+    if (checkpoint && read_checkpoint(checkpoint, &cp) < 0)
+        goto out;
+    r = checkpoint ? md_audit_verify_checkpoint(cli->store, key, &cp, stdout, &sum)
+                   : md_audit_verify_key(cli->store, key, stdout, &sum);
     if (r == -MD_E_AUDIT_BROKEN) {
-        printf("audit log BROKEN at seq %" PRId64 "\n", bad);
-        return 1;
+        printf("audit log BROKEN at seq %" PRId64 "\n", sum.bad_seq);
+        goto out;
     }
-    if (r < 0)
-        return md_cli_fail("audit verify", r);
-    printf("audit log intact\n");
-    return 0;
+    if (r < 0) {
+        md_cli_fail("audit verify", r);
+        goto out;
+    }
+    if (checkpoint)
+        printf("audit log intact and extends the checkpoint at seq %" PRId64 "\n", cp.seq);
+    else
+        printf("audit log intact\n");
+    status = 0;
+out:
+    md_sign_key_free(key);
+    g_free(pubkey);
+    g_free(checkpoint);
+    return status;
+}
+
+int md_cmd_audit_checkpoint(md_cli *cli, int argc, char **argv)
+{
+    char *pubkey = NULL;
+    const GOptionEntry entries[] = {
+        {"pubkey", 0, 0, G_OPTION_ARG_STRING, &pubkey,
+         "trust this Ed25519 public key instead of audit.public_key", "KEY"},
+        {NULL},
+    };
+    bool done;
+    int status = md_cli_parse(&argc, &argv, "",
+                              "Verifies the log, then prints its latest signed checkpoint as one "
+                              "JSON line on stdout. Keep it outside this host (write-once "
+                              "storage, a second system): `audit verify --checkpoint FILE` later "
+                              "proves the log still extends it.",
+                              entries, &done);
+    md_sign_key *key = NULL;
+    md_audit_checkpoint cp;
+    md_audit_summary sum;
+    char *json = NULL;
+    if (done)
+        goto out;
+    status = 1;
+    if (md_cli_store(cli) < 0 || trusted_key(cli, pubkey, &key) < 0)
+        goto out;
+    /* Anchor only what verifies: stderr gets the report, stdout the checkpoint. */
+    int r = md_audit_verify_key(cli->store, key, stderr, &sum);
+    if (r < 0) {
+        md_cli_fail("audit verify", r);
+        goto out;
+    }
+    r = md_audit_checkpoint_latest(cli->store, &cp);
+    if (r == 0 && md_audit_checkpoint_signed_by(&cp, key) != 1)
+        r = -MD_E_AUDIT_CHECKPOINT;
+    if (r < 0) {
+        md_cli_fail(r == -ENOENT ? "no signed checkpoint yet" : "audit checkpoint", r);
+        goto out;
+    }
+    json = md_audit_checkpoint_to_json(&cp);
+    if (!json) {
+        md_cli_fail("audit checkpoint", -ENOMEM);
+        goto out;
+    }
+    printf("%s\n", json);
+    status = fflush(stdout) == 0 ? 0 : 1;
+out:
+    free(json);
+    md_sign_key_free(key);
+    g_free(pubkey);
+    return status;
 }
 
 int md_cmd_audit_export(md_cli *cli, int argc, char **argv)

@@ -33,6 +33,8 @@ static const struct command {
     {"device", "revoke", md_cmd_device_revoke, "revoke a tablet's certificate for good"},
     {"audit", "verify", md_cmd_audit_verify, "check the audit hash chain and signatures"},
     {"audit", "export", md_cmd_audit_export, "write audit entries as JSON Lines"},
+    {"audit", "checkpoint", md_cmd_audit_checkpoint,
+     "print the latest signed checkpoint (JSON) to keep elsewhere"},
 };
 
 static void usage(FILE *out)
@@ -106,8 +108,9 @@ int md_cli_audit(md_cli *cli)
     int r = md_cli_store(cli);
     if (r < 0)
         return r;
-    r = md_audit_open(cli->store, cli->cfg.audit.signing_key, cli->cfg.audit.checkpoint_every,
-                      cli->cfg.audit.checkpoint_seconds, &cli->audit);
+    r = md_audit_open_pinned(cli->store, cli->cfg.audit.signing_key, cli->cfg.audit.public_key,
+                             cli->cfg.audit.checkpoint_every, cli->cfg.audit.checkpoint_seconds,
+                             &cli->audit);
     if (r < 0)
         md_cli_fail("audit log", r);
     return r;

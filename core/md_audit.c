@@ -312,8 +312,33 @@ static char *public_key_path(const char *key_path)
     return p;
 }
 
-int md_audit_open(md_store *st, const char *key_path, int checkpoint_every, int checkpoint_seconds,
-                  md_audit **ret)
+/* Whether any checkpoint was ever signed: then the key must exist somewhere. */
+static int has_checkpoints(md_store *st)
+{
+    int64_t one = 0;
+    int r = md_store_query_int(st, "SELECT 1 FROM audit_checkpoint LIMIT 1", MD_NO_PARAMS, &one);
+    return r < 0 ? r : r > 0;
+}
+
+/* -MD_E_AUDIT_KEY_MISMATCH unless key's public half is the pinned key. */
+static int check_pinned(const md_sign_key *key, const char *pinned)
+{
+    uint8_t have[MD_ED25519_PUBLIC_LEN], want[MD_ED25519_PUBLIC_LEN];
+    md_sign_key *pin = NULL;
+    int r = md_audit_load_public_key(pinned, &pin);
+    if (r < 0)
+        return r;
+    r = md_sign_key_raw_public(key, have);
+    if (r >= 0)
+        r = md_sign_key_raw_public(pin, want);
+    if (r >= 0)
+        r = md_memeq_const(have, want, sizeof(have)) ? 0 : -MD_E_AUDIT_KEY_MISMATCH;
+    md_sign_key_free(pin);
+    return r;
+}
+
+int md_audit_open_pinned(md_store *st, const char *key_path, const char *pinned_public_key,
+                         int checkpoint_every, int checkpoint_seconds, md_audit **ret)
 {
     md_audit *a = NULL;
     char *pub_path = NULL;
@@ -322,10 +347,19 @@ int md_audit_open(md_store *st, const char *key_path, int checkpoint_every, int 
 
     if (!st || !key_path || !ret || checkpoint_every <= 0 || checkpoint_seconds <= 0)
         return -EINVAL;
+    if (pinned_public_key && !*pinned_public_key)
+        pinned_public_key = NULL;
 
     if (stat(key_path, &sb) < 0) {
         if (errno != ENOENT)
             return -errno;
+        /* Never silently replace a key that signed something, or one the
+         * operator pinned: a fresh key would launder a rewritten log. */
+        r = pinned_public_key ? 1 : has_checkpoints(st);
+        if (r < 0)
+            return r;
+        if (r > 0)
+            return -MD_E_AUDIT_KEY_MISSING;
         pub_path = public_key_path(key_path);
         if (!pub_path)
             return -ENOMEM;
@@ -350,6 +384,11 @@ int md_audit_open(md_store *st, const char *key_path, int checkpoint_every, int 
     r = md_sign_key_id(a->key, a->key_id);
     if (r < 0)
         goto out;
+    if (pinned_public_key) {
+        r = check_pinned(a->key, pinned_public_key);
+        if (r < 0)
+            goto out;
+    }
 
     *ret = a;
     a = NULL;
@@ -361,6 +400,12 @@ out:
     }
     free(pub_path);
     return r;
+}
+
+int md_audit_open(md_store *st, const char *key_path, int checkpoint_every, int checkpoint_seconds,
+                  md_audit **ret)
+{
+    return md_audit_open_pinned(st, key_path, NULL, checkpoint_every, checkpoint_seconds, ret);
 }
 
 md_audit *md_audit_close(md_audit *a)
@@ -443,6 +488,8 @@ struct verify_state {
     char prev_hash[MD_SHA256_HEX_LEN + 1];
     int64_t entries, checkpoints, last_cp_seq;
     char last_cp_hash[MD_SHA256_HEX_LEN + 1];
+    int64_t anchor_seq; /* md_audit_verify_checkpoint: the entry whose hash to keep */
+    char anchor_hash[MD_SHA256_HEX_LEN + 1];
     bool broken;
     int64_t bad_seq;
     char why[200];
@@ -529,6 +576,8 @@ static int on_verify_row(const md_row *row, void *userdata)
             return r;
     }
 
+    if (seq == vs->anchor_seq)
+        memcpy(vs->anchor_hash, computed, sizeof(vs->anchor_hash));
     memcpy(vs->prev_hash, computed, sizeof(vs->prev_hash));
     vs->expected = seq + 1;
     vs->entries++;
@@ -537,25 +586,22 @@ static int on_verify_row(const md_row *row, void *userdata)
     return 0;
 }
 
-int md_audit_verify_summary(md_store *st, const char *pubkey_path, FILE *report,
-                            md_audit_summary *ret)
+/* Streams the whole chain into vs (vs->report and vs->anchor_seq preset);
+ * negative only when it could not run, vs->broken says the verdict. */
+static int verify_chain(md_store *st, const md_sign_key *key, struct verify_state *vs)
 {
-    struct verify_state vs = {.report = report, .expected = 1, .prev_hash = ZERO_HASH};
-    md_sign_key *key = NULL;
+    FILE *report = vs->report;
     int64_t orphan;
     int r;
 
-    if (!st || !pubkey_path || !ret)
-        return -EINVAL;
-    r = md_sign_key_load_public(pubkey_path, &key);
+    vs->expected = 1;
+    memcpy(vs->prev_hash, ZERO_HASH, sizeof(vs->prev_hash));
+    vs->key = key;
+    r = md_sign_key_id(key, vs->key_id);
     if (r < 0)
         return r;
-    vs.key = key;
-    r = md_sign_key_id(key, vs.key_id);
-    if (r < 0)
-        goto out;
     if (report)
-        fprintf(report, "audit: verifying with public key %s\n", vs.key_id);
+        fprintf(report, "audit: verifying with public key %s\n", vs->key_id);
 
     /* One statement, one snapshot: the gateway may keep appending meanwhile. */
     r = md_store_query(st,
@@ -563,49 +609,73 @@ int md_audit_verify_summary(md_store *st, const char *pubkey_path, FILE *report,
                        " a.session, a.detail, a.prev_hash, a.hash, c.hash, c.key_id, c.signature"
                        " FROM audit a LEFT JOIN audit_checkpoint c ON c.seq = a.seq"
                        " ORDER BY a.seq",
-                       MD_NO_PARAMS, on_verify_row, &vs);
+                       MD_NO_PARAMS, on_verify_row, vs);
     if (r < 0)
-        goto out;
+        return r;
     /* A checkpoint whose entry is gone means the end of the log was cut off. */
-    if (!vs.broken) {
+    if (!vs->broken) {
         r = md_store_query_int(st,
                                "SELECT MIN(c.seq) FROM audit_checkpoint c WHERE NOT EXISTS"
                                " (SELECT 1 FROM audit a WHERE a.seq = c.seq)",
                                MD_NO_PARAMS, &orphan);
         if (r < 0)
-            goto out;
+            return r;
         if (r > 0)
-            broken(&vs, orphan, "checkpoint %" PRId64 " has no entry: entries were removed",
-                   orphan);
+            broken(vs, orphan, "checkpoint %" PRId64 " has no entry: entries were removed", orphan);
     }
+    return 0;
+}
 
+/* Fills *ret from vs; prints the verdict; 0 or -MD_E_AUDIT_BROKEN. */
+static int summarize(const struct verify_state *vs, md_audit_summary *ret)
+{
+    FILE *report = vs->report;
     *ret = (md_audit_summary){
-        .entries = vs.entries,
-        .checkpoints = vs.checkpoints,
-        .last_checkpoint = vs.last_cp_seq,
-        .bad_seq = vs.broken ? vs.bad_seq : 0,
+        .entries = vs->entries,
+        .checkpoints = vs->checkpoints,
+        .last_checkpoint = vs->last_cp_seq,
+        .bad_seq = vs->broken ? vs->bad_seq : 0,
     };
-    memcpy(ret->last_checkpoint_hash, vs.last_cp_hash, sizeof(ret->last_checkpoint_hash));
-    if (vs.broken) {
-        snprintf(ret->reason, sizeof(ret->reason), "%s", vs.why);
+    memcpy(ret->last_checkpoint_hash, vs->last_cp_hash, sizeof(ret->last_checkpoint_hash));
+    if (vs->broken) {
+        snprintf(ret->reason, sizeof(ret->reason), "%s", vs->why);
         if (report)
-            fprintf(report, "audit: BROKEN at seq %" PRId64 ": %s\n", vs.bad_seq, vs.why);
-        r = -MD_E_AUDIT_BROKEN;
-        goto out;
+            fprintf(report, "audit: BROKEN at seq %" PRId64 ": %s\n", vs->bad_seq, vs->why);
+        return -MD_E_AUDIT_BROKEN;
     }
     if (report) {
-        fprintf(report, "audit: OK: %" PRId64 " entries, %" PRId64 " checkpoints\n", vs.entries,
-                vs.checkpoints);
-        if (vs.checkpoints > 0)
-            fprintf(report, "audit: last checkpoint: seq %" PRId64 " hash %s\n", vs.last_cp_seq,
-                    vs.last_cp_hash);
-        if (vs.entries > vs.last_cp_seq)
+        fprintf(report, "audit: OK: %" PRId64 " entries, %" PRId64 " checkpoints\n", vs->entries,
+                vs->checkpoints);
+        if (vs->checkpoints > 0)
+            fprintf(report, "audit: last checkpoint: seq %" PRId64 " hash %s\n", vs->last_cp_seq,
+                    vs->last_cp_hash);
+        if (vs->entries > vs->last_cp_seq)
             fprintf(report,
                     "audit: %" PRId64 " entries after the last checkpoint are not signed yet\n",
-                    vs.entries - vs.last_cp_seq);
+                    vs->entries - vs->last_cp_seq);
     }
-    r = 0;
-out:
+    return 0;
+}
+
+int md_audit_verify_key(md_store *st, const md_sign_key *key, FILE *report, md_audit_summary *ret)
+{
+    struct verify_state vs = {.report = report};
+    if (!st || !key || !ret)
+        return -EINVAL;
+    int r = verify_chain(st, key, &vs);
+    return r < 0 ? r : summarize(&vs, ret);
+}
+
+int md_audit_verify_summary(md_store *st, const char *pubkey_path, FILE *report,
+                            md_audit_summary *ret)
+{
+    md_sign_key *key = NULL;
+    if (!st || !pubkey_path || !ret)
+        return -EINVAL;
+    int r = md_audit_load_public_key(pubkey_path, &key);
+    if (r < 0)
+        return r;
+    r = md_audit_verify_key(st, key, report, ret);
     md_sign_key_free(key);
     return r;
 }
@@ -617,6 +687,182 @@ int md_audit_verify(md_store *st, const char *pubkey_path, FILE *report, int64_t
     if (r == -MD_E_AUDIT_BROKEN && ret_bad_seq)
         *ret_bad_seq = summary.bad_seq;
     return r;
+}
+
+/* ---- trust anchors ---- */
+
+int md_audit_load_public_key(const char *spec, md_sign_key **ret)
+{
+    uint8_t raw[MD_ED25519_PUBLIC_LEN];
+    if (!spec || !*spec || !ret)
+        return -EINVAL;
+    if (strlen(spec) == 2 * MD_ED25519_PUBLIC_LEN && md_hex_decode(spec, raw, sizeof(raw)) == 0)
+        return md_sign_key_from_raw_public(raw, ret);
+    return md_sign_key_load_public(spec, ret);
+}
+
+int md_audit_trusted_key(const char *pinned, const char *signing_key_path, md_sign_key **ret,
+                         bool *ret_pinned)
+{
+    if (!ret || (!pinned && !signing_key_path))
+        return -EINVAL;
+    bool is_pinned = pinned && *pinned;
+    int r;
+    if (is_pinned) {
+        r = md_audit_load_public_key(pinned, ret);
+    } else {
+        char *pub = signing_key_path ? public_key_path(signing_key_path) : NULL;
+        if (!pub)
+            return signing_key_path ? -ENOMEM : -EINVAL;
+        r = md_sign_key_load_public(pub, ret);
+        free(pub);
+    }
+    if (r >= 0 && ret_pinned)
+        *ret_pinned = is_pinned;
+    return r;
+}
+
+#define CHECKPOINT_FORMAT "madoguchi-audit-checkpoint/1"
+#define CHECKPOINT_MAX_TEXT 4096
+
+static int on_checkpoint_row(const md_row *row, void *userdata)
+{
+    md_audit_checkpoint *cp = userdata;
+    const char *hash = md_row_text(row, 2), *key_id = md_row_text(row, 3);
+    const char *sig = md_row_text(row, 4);
+    cp->seq = md_row_int(row, 0);
+    cp->ts = md_row_int(row, 1);
+    if (!is_hash(hash) || !key_id || strlen(key_id) != 16 || !sig || strlen(sig) != SIG_HEX_LEN ||
+        md_hex_decode(sig, cp->signature, SIG_LEN) < 0)
+        return -MD_E_AUDIT_BROKEN;
+    memcpy(cp->hash, hash, sizeof(cp->hash));
+    memcpy(cp->key_id, key_id, sizeof(cp->key_id));
+    return 1;
+}
+
+int md_audit_checkpoint_latest(md_store *st, md_audit_checkpoint *ret)
+{
+    md_audit_checkpoint cp = {0};
+    if (!st || !ret)
+        return -EINVAL;
+    int r = md_store_query(st,
+                           "SELECT seq, ts, hash, key_id, signature FROM audit_checkpoint"
+                           " ORDER BY seq DESC LIMIT 1",
+                           MD_NO_PARAMS, on_checkpoint_row, &cp);
+    if (r < 0)
+        return r;
+    if (cp.seq <= 0)
+        return -ENOENT;
+    *ret = cp;
+    return 0;
+}
+
+char *md_audit_checkpoint_to_json(const md_audit_checkpoint *cp)
+{
+    char sig_hex[SIG_HEX_LEN + 1];
+    if (!cp)
+        return NULL;
+    md_hex_encode(cp->signature, SIG_LEN, sig_hex);
+    json_t *obj = json_pack("{s:s, s:I, s:I, s:s, s:s, s:s}", "format", CHECKPOINT_FORMAT, "seq",
+                            (json_int_t)cp->seq, "ts", (json_int_t)cp->ts, "hash", cp->hash,
+                            "key_id", cp->key_id, "signature", sig_hex);
+    char *text = obj ? json_dumps(obj, CANONICAL_FLAGS) : NULL;
+    json_decref(obj);
+    return text;
+}
+
+static bool is_lower_hex(const char *s, size_t len)
+{
+    if (!s || strlen(s) != len)
+        return false;
+    for (size_t i = 0; i < len; i++)
+        if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
+            return false;
+    return true;
+}
+
+int md_audit_checkpoint_parse(const char *text, size_t len, md_audit_checkpoint *ret)
+{
+    md_audit_checkpoint cp = {0};
+    const char *format = NULL, *hash = NULL, *key_id = NULL, *sig = NULL;
+    json_int_t seq = 0, ts = 0;
+    int r = -MD_E_AUDIT_CHECKPOINT;
+
+    if (!text || !ret)
+        return -EINVAL;
+    if (len > CHECKPOINT_MAX_TEXT)
+        return -MD_E_AUDIT_CHECKPOINT;
+    json_t *obj = json_loadb(text, len, JSON_REJECT_DUPLICATES, NULL);
+    if (!obj || json_unpack(obj, "{s:s, s:I, s:I, s:s, s:s, s:s !}", "format", &format, "seq", &seq,
+                            "ts", &ts, "hash", &hash, "key_id", &key_id, "signature", &sig) < 0)
+        goto out;
+    if (strcmp(format, CHECKPOINT_FORMAT) != 0 || seq <= 0 || ts < 0 ||
+        !is_lower_hex(hash, MD_SHA256_HEX_LEN) || !is_lower_hex(key_id, 16) ||
+        !is_lower_hex(sig, SIG_HEX_LEN) || md_hex_decode(sig, cp.signature, SIG_LEN) < 0)
+        goto out;
+    cp.seq = seq;
+    cp.ts = ts;
+    memcpy(cp.hash, hash, sizeof(cp.hash));
+    memcpy(cp.key_id, key_id, sizeof(cp.key_id));
+    *ret = cp;
+    r = 0;
+out:
+    json_decref(obj);
+    return r;
+}
+
+int md_audit_checkpoint_signed_by(const md_audit_checkpoint *cp, const md_sign_key *key)
+{
+    char msg[160], key_id[17];
+    if (!cp || !key)
+        return -EINVAL;
+    int r = md_sign_key_id(key, key_id);
+    if (r < 0)
+        return r;
+    if (strcmp(key_id, cp->key_id) != 0)
+        return 0;
+    int n = checkpoint_message(cp->seq, cp->hash, msg, sizeof(msg));
+    if (n < 0)
+        return n;
+    return md_verify(key, msg, (size_t)n, cp->signature);
+}
+
+int md_audit_verify_checkpoint(md_store *st, const md_sign_key *key, const md_audit_checkpoint *cp,
+                               FILE *report, md_audit_summary *ret)
+{
+    struct verify_state vs = {.report = report};
+    if (!st || !key || !cp || !ret)
+        return -EINVAL;
+    int r = md_audit_checkpoint_signed_by(cp, key);
+    if (r < 0)
+        return r;
+    if (r == 0) {
+        if (report)
+            fprintf(report,
+                    "audit: the checkpoint (seq %" PRId64 ") is not signed by the trusted"
+                    " key\n",
+                    cp->seq);
+        return -MD_E_AUDIT_CHECKPOINT;
+    }
+    if (report)
+        fprintf(report, "audit: anchored checkpoint: seq %" PRId64 " hash %s\n", cp->seq, cp->hash);
+    vs.anchor_seq = cp->seq;
+    r = verify_chain(st, key, &vs);
+    if (r < 0)
+        return r;
+    /* The chain alone verified: now it must still pass through the anchor.
+     * Every entry after it chains from it, so that is the whole proof. */
+    if (!vs.broken && vs.expected <= cp->seq)
+        broken(&vs, cp->seq,
+               "entry %" PRId64 " of the anchored checkpoint is gone: the log ends at %" PRId64
+               " (its tail was cut)",
+               cp->seq, vs.expected - 1);
+    else if (!vs.broken && strcmp(vs.anchor_hash, cp->hash) != 0)
+        broken(&vs, cp->seq,
+               "entry %" PRId64 " no longer hashes to the anchored checkpoint: the history up to"
+               " it was rewritten",
+               cp->seq);
+    return summarize(&vs, ret);
 }
 
 /* ---- export and query ---- */

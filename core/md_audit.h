@@ -21,6 +21,7 @@
 #ifndef MD_AUDIT_H
 #define MD_AUDIT_H
 
+#include "md_crypto.h"
 #include "md_store.h"
 
 #include <jansson.h>
@@ -40,9 +41,17 @@ typedef struct md_audit_entry {
 
 /*
  * Opens the audit log on a store.  The Ed25519 private key is loaded from
- * key_path; if the file does not exist a key pair is generated there (and
- * "<key_path>.pub").  checkpoint_every > 0, checkpoint_seconds > 0.
+ * key_path.  If the file does not exist a key pair is generated there (and
+ * "<key_path>.pub"), but only for a log without checkpoints and without a
+ * pinned key: otherwise -MD_E_AUDIT_KEY_MISSING, because a fresh key would
+ * hide whatever happened to the old one (docs/internals/security.md).
+ * pinned_public_key (nullable, see md_audit_load_public_key) must be the
+ * private key's public half, else -MD_E_AUDIT_KEY_MISMATCH.
+ * checkpoint_every > 0, checkpoint_seconds > 0.
  */
+int md_audit_open_pinned(md_store *st, const char *key_path, const char *pinned_public_key,
+                         int checkpoint_every, int checkpoint_seconds, md_audit **ret);
+/* md_audit_open_pinned() without a pinned key. */
 int md_audit_open(md_store *st, const char *key_path, int checkpoint_every, int checkpoint_seconds,
                   md_audit **ret);
 /* Writes a final checkpoint if entries are unsigned; close it before its store. */
@@ -77,9 +86,60 @@ typedef struct md_audit_summary {
     char reason[200];              /* why bad_seq failed (the report's line); "" when intact */
 } md_audit_summary;
 
-/* md_audit_verify(), filling *ret when it returns 0 or -MD_E_AUDIT_BROKEN. */
+/* md_audit_verify(), filling *ret when it returns 0 or -MD_E_AUDIT_BROKEN.
+ * pubkey_path may also be a raw key as 64 hex characters
+ * (md_audit_load_public_key). */
 int md_audit_verify_summary(md_store *st, const char *pubkey_path, FILE *report,
                             md_audit_summary *ret);
+/* The same with a key already loaded. */
+int md_audit_verify_key(md_store *st, const md_sign_key *key, FILE *report, md_audit_summary *ret);
+
+/*
+ * Trust anchors (issue #11 item 11, docs/internals/security.md).
+ *
+ * A public key is given either as 64 hex characters (the raw Ed25519 key,
+ * RFC 8032 5.1.5, as pinned in the config) or as the path of a PEM file.
+ */
+int md_audit_load_public_key(const char *spec, md_sign_key **ret);
+/* The key verification trusts: the pinned one when pinned is non-empty,
+ * else "<signing_key_path>.pub" (*ret_pinned false: whoever can write the
+ * data directory can replace both the log and that file). */
+int md_audit_trusted_key(const char *pinned, const char *signing_key_path, md_sign_key **ret,
+                         bool *ret_pinned);
+
+/* A signed checkpoint as an operator keeps it elsewhere (JSON object:
+ * "format" "madoguchi-audit-checkpoint/1", "seq", "ts", "hash", "key_id",
+ * "signature" (hex)). */
+typedef struct md_audit_checkpoint {
+    int64_t seq;
+    int64_t ts;
+    char hash[MD_SHA256_HEX_LEN + 1];
+    char key_id[17];
+    uint8_t signature[64];
+} md_audit_checkpoint;
+
+/* The newest checkpoint in the store: 0, or -ENOENT when there is none. */
+int md_audit_checkpoint_latest(md_store *st, md_audit_checkpoint *ret);
+/* As JSON (one line, sorted keys); caller frees. */
+char *md_audit_checkpoint_to_json(const md_audit_checkpoint *cp);
+/* Parses untrusted text (a file the operator hands back); len <= 4096.
+ * -MD_E_AUDIT_CHECKPOINT when malformed.  Does not check the signature. */
+int md_audit_checkpoint_parse(const char *text, size_t len, md_audit_checkpoint *ret);
+/* 1 when key signed cp, 0 when not, negative on error. */
+int md_audit_checkpoint_signed_by(const md_audit_checkpoint *cp, const md_sign_key *key);
+
+/*
+ * Proves that the log still extends an anchored checkpoint, in the manner of
+ * an RFC 9162 2.1.4 consistency proof for a hash chain: the checkpoint is
+ * signed by key, the whole chain verifies (md_audit_verify_key), the entry at
+ * cp->seq still exists and its recomputed hash is cp->hash, and the chain runs
+ * on from it.  A cut tail (entry cp->seq gone) and a rewritten history (even
+ * one re-signed with a stolen key) fail at seq cp->seq.  Returns 0,
+ * -MD_E_AUDIT_BROKEN (with *ret filled as by md_audit_verify_summary) or
+ * -MD_E_AUDIT_CHECKPOINT when cp is not signed by key.
+ */
+int md_audit_verify_checkpoint(md_store *st, const md_sign_key *key, const md_audit_checkpoint *cp,
+                               FILE *report, md_audit_summary *ret);
 
 typedef struct md_audit_filter {
     int64_t from_ms;          /* inclusive; 0 = unbounded */

@@ -66,6 +66,7 @@ static const struct field fields[] = {
     I("auth.lockout_seconds", auth.lockout_seconds, 900, 1, 86400 * 7),
     I("auth.session_ttl_seconds", auth.session_ttl_seconds, 28800, 60, 86400 * 7),
     S("audit.signing_key", audit.signing_key, "audit.key"),
+    S("audit.public_key", audit.public_key, ""),
     I("audit.checkpoint_every", audit.checkpoint_every, 100, 1, 1000000),
     I("audit.checkpoint_seconds", audit.checkpoint_seconds, 60, 1, 86400),
     I("session.wait_timeout_seconds", session.wait_timeout_seconds, 600, 1, 86400),

@@ -656,6 +656,34 @@ int md_sign_key_load_public(const char *path, md_sign_key **ret)
     return load_key(path, false, ret);
 }
 
+int md_sign_key_from_raw_public(const uint8_t raw[MD_ED25519_PUBLIC_LEN], md_sign_key **ret)
+{
+    if (!raw || !ret)
+        return -EINVAL;
+    EVP_PKEY *pkey =
+        EVP_PKEY_new_raw_public_key(EVP_PKEY_ED25519, NULL, raw, MD_ED25519_PUBLIC_LEN);
+    if (!pkey)
+        return crypto_fail("ed25519_from_raw");
+    md_sign_key *key = calloc(1, sizeof(*key));
+    if (!key) {
+        EVP_PKEY_free(pkey);
+        return -ENOMEM;
+    }
+    key->pkey = pkey;
+    *ret = key;
+    return 0;
+}
+
+int md_sign_key_raw_public(const md_sign_key *key, uint8_t ret[MD_ED25519_PUBLIC_LEN])
+{
+    size_t len = MD_ED25519_PUBLIC_LEN;
+    if (!key || !ret)
+        return -EINVAL;
+    if (!EVP_PKEY_get_raw_public_key(key->pkey, ret, &len) || len != MD_ED25519_PUBLIC_LEN)
+        return crypto_fail("ed25519_raw_public");
+    return 0;
+}
+
 md_sign_key *md_sign_key_free(md_sign_key *key)
 {
     if (!key)
@@ -817,8 +845,8 @@ static int aead(bool seal, const uint8_t *key, const uint8_t *nonce, const void 
         r = crypto_fail("aead_update");
         goto out;
     }
-    if (!seal && !EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_TAG, MD_AEAD_TAG_LEN,
-                                      (void *)(in + len))) {
+    if (!seal &&
+        !EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_TAG, MD_AEAD_TAG_LEN, (void *)(in + len))) {
         r = crypto_fail("aead_set_tag");
         goto out;
     }

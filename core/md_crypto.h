@@ -38,7 +38,7 @@ char *md_base32_encode(const void *data, size_t len);
 int md_base32_decode(const char *s, uint8_t *out, size_t out_cap);
 
 bool md_memeq_const(const void *a, const void *b, size_t len); /* CRYPTO_memcmp */
-void md_wipe(void *p, size_t len);                              /* OPENSSL_cleanse */
+void md_wipe(void *p, size_t len);                             /* OPENSSL_cleanse */
 
 /* Password hashing with scrypt (N=2^15, r=8, p=1, 16-byte salt, 32-byte key).
  * Encoded as "$scrypt$ln=15,r=8,p=1$<salt b64url>$<hash b64url>".  verify
@@ -52,6 +52,11 @@ int md_sign_key_generate(const char *private_pem_path, const char *public_pem_pa
 int md_sign_key_load_private(const char *path, md_sign_key **ret);
 int md_sign_key_load_public(const char *path, md_sign_key **ret);
 md_sign_key *md_sign_key_free(md_sign_key *key);
+/* The raw 32-byte public key (RFC 8032 5.1.5), to pin a key in a config or
+ * print it; and a verifying key made from one. */
+#define MD_ED25519_PUBLIC_LEN 32
+int md_sign_key_raw_public(const md_sign_key *key, uint8_t ret[MD_ED25519_PUBLIC_LEN]);
+int md_sign_key_from_raw_public(const uint8_t raw[MD_ED25519_PUBLIC_LEN], md_sign_key **ret);
 /* Key id: first 16 hex chars of SHA-256 of the raw 32-byte public key. */
 int md_sign_key_id(const md_sign_key *key, char out[17]);
 int md_sign(const md_sign_key *key, const void *msg, size_t len, uint8_t ret_sig[64]);

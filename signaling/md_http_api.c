@@ -241,16 +241,23 @@ static void api_audit_verify(md_server *srv, const md_http_request *req, md_http
     if (authenticate_auditor(srv, req, resp, &staff) < 0)
         return;
     md_staff_clear(&staff);
-    g_autofree char *pub = g_strdup_printf("%s.pub", srv->cfg->audit.signing_key);
+    /* The pinned key (audit.public_key) when there is one: a .pub file in
+     * the data directory proves nothing to someone who could rewrite both. */
+    md_sign_key *key = NULL;
+    bool pinned = false;
     md_audit_summary sum;
-    int r = md_audit_verify_summary(srv->store, pub, NULL, &sum);
+    int r = md_audit_trusted_key(srv->cfg->audit.public_key, srv->cfg->audit.signing_key, &key,
+                                 &pinned);
+    if (r == 0)
+        r = md_audit_verify_key(srv->store, key, NULL, &sum);
+    md_sign_key_free(key);
     if (r < 0 && r != -MD_E_AUDIT_BROKEN) {
         respond_error(resp, r, NULL);
         return;
     }
-    json_t *j = json_pack("{s:b, s:I, s:I, s:I}", "ok", r == 0, "entries", (json_int_t)sum.entries,
-                          "checkpoints", (json_int_t)sum.checkpoints, "last_checkpoint",
-                          (json_int_t)sum.last_checkpoint);
+    json_t *j = json_pack("{s:b, s:I, s:I, s:I, s:b}", "ok", r == 0, "entries",
+                          (json_int_t)sum.entries, "checkpoints", (json_int_t)sum.checkpoints,
+                          "last_checkpoint", (json_int_t)sum.last_checkpoint, "pinned", pinned);
     if (r != 0) {
         json_object_set_new(j, "bad_seq", json_integer(sum.bad_seq));
         json_object_set_new(j, "reason", json_string(sum.reason));

@@ -458,12 +458,19 @@ int md_server_new(const md_config *cfg, md_server **ret)
                  md_strerror(r));
         goto fail;
     }
-    r = md_audit_open(srv->store, cfg->audit.signing_key, cfg->audit.checkpoint_every,
-                      cfg->audit.checkpoint_seconds, &srv->audit);
+    r = md_audit_open_pinned(srv->store, cfg->audit.signing_key, cfg->audit.public_key,
+                             cfg->audit.checkpoint_every, cfg->audit.checkpoint_seconds,
+                             &srv->audit);
     if (r < 0) {
-        md_error("server", "audit_open_failed", "{s:s}", "error", md_strerror(r));
+        /* Say which key and why: a missing key with checkpoints is a restore
+         * job for the operator, never something to paper over. */
+        md_error("server", "audit_open_failed", "{s:s, s:s, s:s}", "code", md_err_code(r),
+                 "signing_key", cfg->audit.signing_key, "error", md_strerror(r));
         goto fail;
     }
+    if (!*cfg->audit.public_key)
+        md_info("server", "audit_key_not_pinned", "{s:s}", "hint",
+                "set audit.public_key so verification does not trust a file beside the log");
     r = md_evidence_open(cfg->evidence.dir, cfg->evidence.master_key, &srv->evidence);
     if (r < 0) {
         md_error("server", "evidence_open_failed", "{s:s, s:s}", "dir", cfg->evidence.dir, "error",

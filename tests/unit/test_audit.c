@@ -719,6 +719,123 @@ static void test_export_and_query(void)
     md_store_close(st);
 }
 
+/* Issue #11 item 11: a missing signing key is not regenerated once it has
+ * signed something, and a pinned key must match the signing key. */
+static void test_key_missing_and_pinned(void)
+{
+    md_store *st = NULL;
+    md_audit *a = NULL;
+    char key2[512], pub2[512];
+    snprintf(key2, sizeof(key2), "%s/other.key", tmpdir);
+    snprintf(pub2, sizeof(pub2), "%s/other.key.pub", tmpdir);
+    ASSERT_OK(md_sign_key_generate(key2, pub2));
+
+    make_log("keys.db", 3, 100, 0); /* close signs a checkpoint */
+    ASSERT_OK(md_store_open(path_of("keys.db"), &st));
+    const char *gone = path_of("gone.key");
+    ASSERT_EQ(md_audit_open(st, gone, 100, 3600, &a), -MD_E_AUDIT_KEY_MISSING);
+    ASSERT(access(gone, F_OK) < 0);
+    /* The pinned key, as a PEM path and as raw hex. */
+    ASSERT_EQ(md_audit_open_pinned(st, key_path, pub2, 100, 3600, &a), -MD_E_AUDIT_KEY_MISMATCH);
+    ASSERT(a == NULL);
+    md_sign_key *pub = NULL;
+    uint8_t raw[MD_ED25519_PUBLIC_LEN];
+    char hex[2 * MD_ED25519_PUBLIC_LEN + 1];
+    ASSERT_OK(md_sign_key_load_public(pub_path, &pub));
+    ASSERT_OK(md_sign_key_raw_public(pub, raw));
+    md_sign_key_free(pub);
+    md_hex_encode(raw, sizeof(raw), hex);
+    ASSERT_OK(md_audit_open_pinned(st, key_path, hex, 100, 3600, &a));
+    md_audit_close(a);
+    ASSERT_OK(md_audit_open_pinned(st, key_path, pub_path, 100, 3600, &a));
+    md_audit_close(a);
+    /* A pin also forbids making a key, even for a log never signed. */
+    md_store_close(st);
+    ASSERT_OK(md_store_open(path_of("fresh.db"), &st));
+    ASSERT_EQ(md_audit_open_pinned(st, gone, hex, 100, 3600, &a), -MD_E_AUDIT_KEY_MISSING);
+    ASSERT_OK(md_audit_open(st, gone, 100, 3600, &a)); /* nothing signed, nothing pinned */
+    md_audit_close(a);
+    md_store_close(st);
+
+    md_audit_summary sum;
+    ASSERT_OK(md_store_open(path_of("keys.db"), &st));
+    ASSERT_OK(md_audit_verify_summary(st, hex, NULL, &sum));
+    ASSERT_EQ(md_audit_verify_summary(st, pub2, NULL, &sum), -MD_E_AUDIT_BROKEN);
+    md_store_close(st);
+}
+
+static void test_checkpoint_anchor(void)
+{
+    md_store *st = NULL;
+    md_audit *a = NULL;
+    md_sign_key *key = NULL;
+    md_audit_checkpoint cp, back;
+    md_audit_summary sum;
+
+    make_log("anchor.db", 10, 4, 0); /* checkpoints at 4, 8 and 10 (close) */
+    ASSERT_OK(md_sign_key_load_public(pub_path, &key));
+    ASSERT_OK(md_store_open(path_of("anchor.db"), &st));
+    ASSERT_OK(md_audit_checkpoint_latest(st, &cp));
+    ASSERT_EQ(cp.seq, 10);
+    ASSERT_EQ(md_audit_checkpoint_signed_by(&cp, key), 1);
+    char *json = md_audit_checkpoint_to_json(&cp);
+    ASSERT(json);
+    ASSERT_OK(md_audit_checkpoint_parse(json, strlen(json), &back));
+    ASSERT(memcmp(&cp, &back, sizeof(cp)) == 0);
+    free(json);
+    ASSERT_OK(md_audit_verify_checkpoint(st, key, &cp, NULL, &sum));
+
+    /* The log grows: it still extends the anchor. */
+    ASSERT_OK(md_audit_open(st, key_path, 4, 3600, &a));
+    ASSERT_EQ(append_nth(a, 11), 11);
+    md_audit_close(a);
+    ASSERT_OK(md_audit_verify_checkpoint(st, key, &cp, NULL, &sum));
+    md_store_close(st);
+
+    /* A clean cut back to checkpoint 8 verifies alone, not against the anchor. */
+    raw_exec("anchor.db", "DELETE FROM audit_checkpoint WHERE seq > 8; DELETE FROM audit WHERE"
+                          " seq > 8");
+    ASSERT_OK(md_store_open(path_of("anchor.db"), &st));
+    ASSERT_OK(md_audit_verify_key(st, key, NULL, &sum));
+    ASSERT_EQ(md_audit_verify_checkpoint(st, key, &cp, NULL, &sum), -MD_E_AUDIT_BROKEN);
+    ASSERT_EQ(sum.bad_seq, 10);
+    md_store_close(st);
+
+    /* A history made anew with the same key: valid alone, not against the anchor. */
+    raw_exec("anchor.db", "DELETE FROM audit_checkpoint; DELETE FROM audit");
+    ASSERT_OK(md_store_open(path_of("anchor.db"), &st));
+    ASSERT_OK(md_audit_open(st, key_path, 4, 3600, &a));
+    for (int i = 1; i <= 12; i++)
+        ASSERT_EQ(append_nth(a, i + 100), i);
+    md_audit_close(a);
+    ASSERT_OK(md_audit_verify_key(st, key, NULL, &sum));
+    ASSERT_EQ(md_audit_verify_checkpoint(st, key, &cp, NULL, &sum), -MD_E_AUDIT_BROKEN);
+    ASSERT_EQ(sum.bad_seq, 10);
+
+    /* A checkpoint the trusted key did not sign is refused outright. */
+    back = cp;
+    back.signature[0] ^= 1;
+    ASSERT_EQ(md_audit_verify_checkpoint(st, key, &back, NULL, &sum), -MD_E_AUDIT_CHECKPOINT);
+    back = cp;
+    back.hash[0] = back.hash[0] == 'a' ? 'b' : 'a';
+    ASSERT_EQ(md_audit_verify_checkpoint(st, key, &back, NULL, &sum), -MD_E_AUDIT_CHECKPOINT);
+    md_store_close(st);
+    md_sign_key_free(key);
+
+    /* The parser refuses what is not exactly a checkpoint. */
+    static const char *const bad[] = {
+        "",
+        "[]",
+        "{\"format\":\"madoguchi-audit-checkpoint/1\"}",
+        "{\"format\":\"x\",\"seq\":1,\"ts\":1,\"hash\":\"" ZERO_HASH "\",\"key_id\":"
+        "\"0123456789abcdef\",\"signature\":\"00\"}",
+        "{\"format\":\"madoguchi-audit-checkpoint/1\",\"seq\":0,\"ts\":1,\"hash\":\"" ZERO_HASH
+        "\",\"key_id\":\"0123456789abcdef\",\"signature\":\"00\"}",
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        ASSERT_EQ(md_audit_checkpoint_parse(bad[i], strlen(bad[i]), &back), -MD_E_AUDIT_CHECKPOINT);
+}
+
 int main(void)
 {
     tmpdir = md_test_tmpdir();
@@ -733,6 +850,8 @@ int main(void)
     RUN(test_append_refused);
     RUN(test_two_writers);
     RUN(test_export_and_query);
+    RUN(test_key_missing_and_pinned);
+    RUN(test_checkpoint_anchor);
     free(tmpdir);
     return 0;
 }
