@@ -24,6 +24,10 @@ typedef struct md_cli {
 /* Each opens what it needs once; on failure prints why and returns < 0. */
 int md_cli_store(md_cli *cli);
 int md_cli_audit(md_cli *cli); /* implies the store */
+/* The store with the key of sealed columns attached (core/md_sealed.h),
+ * creating the evidence master key if absent; md_cli_store attaches it only
+ * when the master key file exists. */
+int md_cli_sealing(md_cli *cli);
 int md_cli_procedures(md_cli *cli);
 int md_cli_ensure_data_dir(md_cli *cli);
 

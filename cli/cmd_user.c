@@ -18,6 +18,9 @@ int md_cli_user_add(md_cli *cli, const char *username, const char *role, const c
     int r = md_cli_audit(cli);
     if (r < 0)
         return r;
+    r = md_cli_sealing(cli); /* the TOTP secret is stored sealed */
+    if (r < 0)
+        return r;
     r = md_staff_add(cli->store, cli->audit, username, r_role, municipality, password, cli->actor,
                      md_now_ms(), ret_uri);
     if (r < 0)

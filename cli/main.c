@@ -5,7 +5,9 @@
  */
 #include "cli.h"
 #include "md_err.h"
+#include "md_evidence.h"
 #include "md_log.h"
+#include "md_sealed.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -88,6 +90,38 @@ int md_cli_ensure_data_dir(md_cli *cli)
     return 0;
 }
 
+/* Derives the field key from the evidence master key, attaches it to the
+ * store and seals what an older version left in plaintext.  create: make
+ * the master key (and evidence directory) if absent, as `serve` does. */
+static int attach_field_key(md_cli *cli, bool create)
+{
+    uint8_t key[MD_AEAD_KEY_LEN];
+    int r;
+    if (create) {
+        md_evidence *ev = NULL;
+        r = md_evidence_open(cli->cfg.evidence.dir, cli->cfg.evidence.master_key, &ev);
+        if (r == 0)
+            r = md_evidence_field_key(ev, key);
+        md_evidence_free(ev);
+    } else {
+        r = md_evidence_field_key_from_file(cli->cfg.evidence.master_key, key);
+    }
+    if (r == -ENOENT && !create)
+        return r;
+    if (r < 0) {
+        md_cli_fail(cli->cfg.evidence.master_key, r);
+        return r;
+    }
+    md_store_set_field_key(cli->store, key);
+    md_wipe(key, sizeof(key));
+    r = md_sealed_migrate(cli->store);
+    if (r < 0)
+        md_cli_fail("sealing plaintext values", r);
+    else if (r > 0)
+        fprintf(stderr, "madoguchi: sealed %d plaintext values in the database\n", r);
+    return r < 0 ? r : 0;
+}
+
 int md_cli_store(md_cli *cli)
 {
     if (cli->store)
@@ -96,9 +130,22 @@ int md_cli_store(md_cli *cli)
     if (r < 0)
         return r;
     r = md_store_open(cli->cfg.database, &cli->store);
-    if (r < 0)
+    if (r < 0) {
         md_cli_fail(cli->cfg.database, r);
-    return r;
+        return r;
+    }
+    /* Sealed columns open where the master key is at hand; elsewhere (an
+     * auditor's copy of the database) the rest still works. */
+    r = attach_field_key(cli, false);
+    return r == -ENOENT ? 0 : r;
+}
+
+int md_cli_sealing(md_cli *cli)
+{
+    int r = md_cli_store(cli);
+    if (r < 0 || md_store_field_key(cli->store))
+        return r;
+    return attach_field_key(cli, true);
 }
 
 int md_cli_audit(md_cli *cli)

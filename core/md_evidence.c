@@ -215,6 +215,44 @@ out:
     return r;
 }
 
+#define FIELD_KEY_LABEL "madoguchi field key v1"
+
+static int derive_field_key(const uint8_t master[MD_AEAD_KEY_LEN], uint8_t ret[MD_AEAD_KEY_LEN])
+{
+    uint8_t mac[MD_HMAC_MAX_LEN];
+    size_t len = 0;
+    int r = md_hmac("SHA256", master, MD_AEAD_KEY_LEN, FIELD_KEY_LABEL, strlen(FIELD_KEY_LABEL),
+                    mac, &len);
+    if (r == 0 && len != MD_AEAD_KEY_LEN)
+        r = -MD_E_CRYPTO;
+    if (r == 0)
+        memcpy(ret, mac, MD_AEAD_KEY_LEN);
+    md_wipe(mac, sizeof(mac));
+    return r;
+}
+
+int md_evidence_field_key(const md_evidence *ev, uint8_t ret[MD_AEAD_KEY_LEN])
+{
+    if (!ev || !ret)
+        return -EINVAL;
+    return derive_field_key(ev->master, ret);
+}
+
+int md_evidence_field_key_from_file(const char *master_key_path, uint8_t ret[MD_AEAD_KEY_LEN])
+{
+    uint8_t master[MD_AEAD_KEY_LEN];
+    struct stat sb;
+    if (!master_key_path || !ret)
+        return -EINVAL;
+    if (stat(master_key_path, &sb) < 0) /* load_master would create it */
+        return -errno;
+    int r = load_master(master_key_path, master);
+    if (r == 0)
+        r = derive_field_key(master, ret);
+    md_wipe(master, sizeof(master));
+    return r;
+}
+
 int md_evidence_open(const char *dir, const char *master_key_path, md_evidence **ret)
 {
     md_evidence *ev;
@@ -307,8 +345,8 @@ out:
 }
 
 /* Under ev->lock.  create: make one if absent.  Returns the cached entry. */
-static int get_key(md_evidence *ev, const char *session_id, bool create,
-                   struct session_key **ret, bool *ret_created)
+static int get_key(md_evidence *ev, const char *session_id, bool create, struct session_key **ret,
+                   bool *ret_created)
 {
     struct session_key *sk = g_hash_table_lookup(ev->keys, session_id);
     uint8_t file[KEY_FILE_LEN + 1];
@@ -700,8 +738,7 @@ static int to_file(const uint8_t *buf, size_t len, void *ud)
     return fwrite(buf, 1, len, ud) == len ? 0 : -EIO;
 }
 
-int md_evidence_file_export(md_evidence *ev, const char *session_id, const char *file_id,
-                            FILE *out)
+int md_evidence_file_export(md_evidence *ev, const char *session_id, const char *file_id, FILE *out)
 {
     if (!out)
         return -EINVAL;
@@ -835,8 +872,8 @@ static int open_record(uint64_t seq, const uint8_t *rec, size_t len, void *ud)
     struct chat_read *cr = ud;
     uint8_t aad[MAGIC_LEN + ID_MAX + 1 + 8];
     size_t plain_len = len - MD_AEAD_NONCE_LEN - MD_AEAD_TAG_LEN;
-    if (md_aead_open(cr->key, rec, aad, chat_aad(aad, cr->session_id, seq),
-                     rec + MD_AEAD_NONCE_LEN, len - MD_AEAD_NONCE_LEN, cr->plain) < 0)
+    if (md_aead_open(cr->key, rec, aad, chat_aad(aad, cr->session_id, seq), rec + MD_AEAD_NONCE_LEN,
+                     len - MD_AEAD_NONCE_LEN, cr->plain) < 0)
         return -MD_E_EVIDENCE_CORRUPT;
     int r = cr->sink(seq, cr->plain, plain_len, cr->ud);
     md_wipe(cr->plain, plain_len);

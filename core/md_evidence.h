@@ -40,6 +40,14 @@ int md_evidence_open(const char *dir, const char *master_key_path, md_evidence *
 /* Wipes cached keys.  Takes NULL, returns NULL. */
 md_evidence *md_evidence_free(md_evidence *ev);
 
+/* The key of sealed database columns (core/md_sealed.h), derived from the
+ * master key: HMAC-SHA256(master, "madoguchi field key v1").  Deriving,
+ * rather than storing a second key, keeps one secret to move off the host.
+ * The _from_file form reads the master key file without opening the store
+ * and never creates it (-ENOENT when absent). */
+int md_evidence_field_key(const md_evidence *ev, uint8_t ret[MD_AEAD_KEY_LEN]);
+int md_evidence_field_key_from_file(const char *master_key_path, uint8_t ret[MD_AEAD_KEY_LEN]);
+
 /* Loads the session's data key, creating and wrapping a new one if none
  * exists: 1 created, 0 loaded, -MD_E_EVIDENCE_KEY if the wrapped key does
  * not open with this master key. */

@@ -9,6 +9,7 @@
  */
 #define MD_STORE_BACKEND
 #include "md_store.h"
+#include "md_crypto.h"
 #include "md_err.h"
 #include "md_log.h"
 #include "md_schema.h"
@@ -23,6 +24,8 @@ struct md_store {
     void *conn;
     bool in_tx;
     int schema_version;
+    bool has_field_key;
+    uint8_t field_key[MD_STORE_FIELD_KEY_LEN];
 };
 
 static const md_store_ops *const backends[] = {
@@ -166,8 +169,22 @@ md_store *md_store_close(md_store *st)
     md_store_rollback(st);
     if (st->conn)
         st->ops->close(st->conn);
+    md_wipe(st->field_key, sizeof(st->field_key));
     free(st);
     return NULL;
+}
+
+void md_store_set_field_key(md_store *st, const uint8_t key[MD_STORE_FIELD_KEY_LEN])
+{
+    if (!st || !key)
+        return;
+    memcpy(st->field_key, key, sizeof(st->field_key));
+    st->has_field_key = true;
+}
+
+const uint8_t *md_store_field_key(const md_store *st)
+{
+    return st && st->has_field_key ? st->field_key : NULL;
 }
 
 int md_store_exec(md_store *st, const char *sql, const md_param *params, size_t n_params)

@@ -88,6 +88,12 @@ int md_store_query_text(md_store *st, const char *sql, const md_param *params, s
 /* Transactions; they do not nest (begin inside one returns -EBUSY).  A failed
  * commit rolls back.  rollback takes a store with no open transaction and does
  * nothing, so error paths can call it unconditionally. */
+/* The key of sealed columns (core/md_sealed.h), copied into the handle and
+ * wiped at close.  md_store_field_key() is NULL until one is set. */
+#define MD_STORE_FIELD_KEY_LEN 32
+void md_store_set_field_key(md_store *st, const uint8_t key[MD_STORE_FIELD_KEY_LEN]);
+const uint8_t *md_store_field_key(const md_store *st);
+
 int md_store_begin(md_store *st);
 int md_store_commit(md_store *st);
 void md_store_rollback(md_store *st);

@@ -5,6 +5,7 @@
  * daemon's start-up and clean shutdown.  Control thread only.
  */
 #include "md_certs.h"
+#include "md_sealed.h"
 #include "md_err.h"
 #include "md_server_private.h"
 #include "md_log.h"
@@ -430,6 +431,26 @@ static gboolean on_signal(gpointer data)
     return G_SOURCE_CONTINUE;
 }
 
+/* Sealed columns (core/md_sealed.h): their key derives from the evidence
+ * master key, and values an older version stored in plaintext are sealed
+ * before anything reads them. */
+static int attach_field_key(md_server *srv)
+{
+    uint8_t key[MD_SEALED_KEY_LEN];
+    int r = md_evidence_field_key(srv->evidence, key);
+    if (r == 0) {
+        md_store_set_field_key(srv->store, key);
+        r = md_sealed_migrate(srv->store);
+    }
+    md_wipe(key, sizeof(key));
+    if (r < 0)
+        md_error("server", "sealing_failed", "{s:s, s:s}", "code", md_err_code(r), "error",
+                 md_strerror(r));
+    else if (r > 0)
+        md_info("server", "sealed_migrated", "{s:i}", "values", r);
+    return r < 0 ? r : 0;
+}
+
 int md_server_new(const md_config *cfg, md_server **ret)
 {
     md_server *srv = g_new0(md_server, 1);
@@ -477,6 +498,9 @@ int md_server_new(const md_config *cfg, md_server **ret)
                  md_strerror(r));
         goto fail;
     }
+    r = attach_field_key(srv);
+    if (r < 0)
+        goto fail;
     r = md_media_new(cfg, g_main_context_default(), md_sessions_on_media_event, srv, &srv->media);
     if (r < 0) {
         md_error("server", "media_start_failed", "{s:s}", "error", md_strerror(r));

@@ -20,9 +20,11 @@
  */
 #include "md_err.h"
 #include "md_log.h"
+#include "md_sealed.h"
 #include "md_server_private.h"
 #include "md_time.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 void md_session_chat_received(md_server *srv, md_session *s, const md_media_event *ev)
@@ -95,15 +97,26 @@ void md_session_file_received(md_server *srv, md_session *s, const md_media_even
     const md_media_file *f = &ev->file;
     if (!f->id || !f->sha256 || !f->mime || !f->name)
         return;
-    int r = md_store_exec(
+    /* The name may be personal data: sealed for its row (core/md_sealed.h). */
+    g_autofree char *context = g_strconcat("evidence.name:", s->id, "/", f->id, NULL);
+    char *sealed_name = NULL;
+    int r = md_store_seal(srv->store, context, f->name, &sealed_name);
+    if (r < 0) {
+        md_error("file", "evidence_row_failed", "{s:s, s:s}", "session", s->id, "error",
+                 md_strerror(r));
+        return;
+    }
+    r = md_store_exec(
         srv->store,
         "INSERT INTO evidence (session_id, file_id, leg, kind, name, mime, size, sha256, width, "
         "height, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         MD_PARAMS(MD_P_TEXT(s->id), MD_P_TEXT(f->id), MD_P_TEXT(md_leg_name(ev->leg)),
-                  MD_P_TEXT(f->still ? "still" : "file"), MD_P_TEXT(f->name), MD_P_TEXT(f->mime),
+                  MD_P_TEXT(f->still ? "still" : "file"), MD_P_TEXT(sealed_name),
+                  MD_P_TEXT(f->mime),
                   MD_P_INT(f->size), MD_P_TEXT(f->sha256),
                   f->still ? MD_P_INT(f->width) : MD_P_NULL,
                   f->still ? MD_P_INT(f->height) : MD_P_NULL, MD_P_INT(md_now_ms())));
+    free(sealed_name);
     if (r < 0) {
         md_error("file", "evidence_row_failed", "{s:s, s:s}", "session", s->id, "error",
                  md_strerror(r));

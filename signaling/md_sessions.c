@@ -15,10 +15,12 @@
 #include "md_crypto.h"
 #include "md_err.h"
 #include "md_log.h"
+#include "md_sealed.h"
 #include "md_server_private.h"
 #include "md_time.h"
 
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 
 static const char *const state_names[] = {"requested", "assigned", "connecting", "live", "ended"};
@@ -475,6 +477,23 @@ static void on_accept(md_server *srv, md_party *p, const md_proto_result *m)
         md_server_send_error(srv, p, -MD_E_INTERNAL, NULL, m->id, s->id);
 }
 
+/* The verifier's free text is personal data: kept sealed for its session
+ * (core/md_sealed.h), never in the audit (which holds its SHA-256 only). */
+static void store_outcome_note(md_server *srv, const char *session_id, const char *note)
+{
+    g_autofree char *context = g_strconcat("verification_session.outcome_note:", session_id, NULL);
+    char *sealed = NULL;
+    int r = md_store_seal(srv->store, context, note, &sealed);
+    if (r == 0)
+        r = md_store_exec(srv->store,
+                          "UPDATE verification_session SET outcome_note = ? WHERE id = ?",
+                          MD_PARAMS(MD_P_TEXT(sealed), MD_P_TEXT(session_id)));
+    if (r < 0)
+        md_error("session", "outcome_note_not_stored", "{s:s, s:s}", "session", session_id, "error",
+                 md_strerror(r));
+    free(sealed);
+}
+
 static void on_outcome(md_server *srv, md_party *p, const md_proto_result *m)
 {
     md_session *s = own_session(srv, p, m);
@@ -502,8 +521,7 @@ static void on_outcome(md_server *srv, md_party *p, const md_proto_result *m)
         return;
     }
     if (reason)
-        md_store_exec(srv->store, "UPDATE verification_session SET outcome_note = ? WHERE id = ?",
-                      MD_PARAMS(MD_P_TEXT(reason), MD_P_TEXT(s->id)));
+        store_outcome_note(srv, s->id, reason);
     end_session(srv, s, result, "outcome", p, m->id);
 }
 

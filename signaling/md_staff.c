@@ -17,9 +17,11 @@
 #include "md_crypto.h"
 #include "md_err.h"
 #include "md_log.h"
+#include "md_sealed.h"
 #include "md_totp.h"
 
 #include <errno.h>
+#include <glib.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
@@ -179,11 +181,31 @@ static int user_exists(md_store *st, const char *username)
                               MD_PARAMS(MD_P_TEXT(username)), &one);
 }
 
+/* staff.totp_secret holds the base32 secret sealed for its row
+ * (core/md_sealed.h); these two are the only places that touch it. */
+static int seal_totp_secret(md_store *st, const char *username, const char *secret,
+                            char **ret_sealed)
+{
+    g_autofree char *context = g_strconcat("staff.totp_secret:", username, NULL);
+    return md_store_seal(st, context, secret, ret_sealed);
+}
+
+static int open_totp_secret(md_store *st, const char *username, const char *stored,
+                            char **ret_secret)
+{
+    g_autofree char *context = g_strconcat("staff.totp_secret:", username, NULL);
+    int r = md_store_unseal(st, context, stored, ret_secret);
+    if (r < 0)
+        md_debug("staff", "totp_secret_unreadable", "{s:s, s:s}", "username", username, "error",
+                 md_strerror(r));
+    return r;
+}
+
 int md_staff_add(md_store *st, md_audit *audit, const char *username, enum md_role role,
                  const char *municipality, const char *password, const char *actor, int64_t now_ms,
                  char **ret_otpauth_uri)
 {
-    char *hash = NULL, *secret = NULL, *uri = NULL;
+    char *hash = NULL, *secret = NULL, *uri = NULL, *sealed = NULL;
     bool inserted = false;
     int r;
 
@@ -217,11 +239,15 @@ int md_staff_add(md_store *st, md_audit *audit, const char *username, enum md_ro
         r = -ENOMEM;
         goto out;
     }
+    /* Sealed: reading the database must not yield the second factor. */
+    r = seal_totp_secret(st, username, secret, &sealed);
+    if (r < 0)
+        goto out;
     r = md_store_exec(st,
                       "INSERT INTO staff (username, role, municipality, password_hash, "
                       "totp_secret, created_at) VALUES (?, ?, ?, ?, ?, ?)",
                       MD_PARAMS(MD_P_TEXT(username), MD_P_TEXT(md_role_name(role)),
-                                MD_P_TEXT(municipality), MD_P_TEXT(hash), MD_P_TEXT(secret),
+                                MD_P_TEXT(municipality), MD_P_TEXT(hash), MD_P_TEXT(sealed),
                                 MD_P_INT(now_ms)));
     if (r < 0) {
         /* Lost a race with another writer (the CLI and the gateway share the file). */
@@ -252,26 +278,28 @@ out:
     free(secret);
     free(uri);
     free(hash);
+    free(sealed);
     return r;
 }
 
 int md_staff_totp_secret(md_store *st, const char *username, char **ret_secret)
 {
-    char *secret = NULL;
+    char *stored = NULL;
     int r;
 
     if (!st || !ret_secret || !valid_username(username))
         return -EINVAL;
     r = md_store_query_text(st, "SELECT totp_secret FROM staff WHERE username = ?",
-                            MD_PARAMS(MD_P_TEXT(username)), &secret);
+                            MD_PARAMS(MD_P_TEXT(username)), &stored);
     if (r < 0)
         return r;
-    if (r == 0 || !secret) {
-        free(secret);
+    if (r == 0 || !stored) {
+        free(stored);
         return -ENOENT;
     }
-    *ret_secret = secret;
-    return 0;
+    r = open_totp_secret(st, username, stored, ret_secret);
+    free(stored);
+    return r;
 }
 
 /* ---- login ---- */
@@ -318,13 +346,21 @@ static void account_clear(struct account *a)
     memset(a, 0, sizeof(*a));
 }
 
-/* Returns 1 with *a filled, 0 when there is no such user. */
+/* Returns 1 with *a filled (the TOTP secret opened), 0 when there is no such user. */
 static int account_load(md_store *st, const char *username, struct account *a)
 {
     int r = md_store_query(st,
                            "SELECT role, municipality, password_hash, totp_secret, totp_last_step, "
                            "locked_until, disabled FROM staff WHERE username = ?",
                            MD_PARAMS(MD_P_TEXT(username)), on_account_row, a);
+    if (r > 0) {
+        char *secret = NULL;
+        int o = open_totp_secret(st, username, a->totp_secret, &secret);
+        free(a->totp_secret);
+        a->totp_secret = secret;
+        if (o < 0)
+            r = o;
+    }
     if (r < 0)
         account_clear(a);
     return r < 0 ? r : (r > 0 ? 1 : 0);

@@ -677,6 +677,21 @@ class Gateway:
         return entries
 
 
+def open_sealed(data_dir, context, stored):
+    """Opens a sealed database value (docs/internals/security.md, "Sealed
+    fields"), independently of core/md_sealed.c: "sealed1:" + hex(nonce 12 ||
+    AES-256-GCM ciphertext || tag 16), AAD = context, key = HMAC-SHA256(evidence
+    master key, "madoguchi field key v1")."""
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+    prefix = "sealed1:"
+    if not isinstance(stored, str) or not stored.startswith(prefix):
+        raise AssertionError("not a sealed value: %r" % (stored,))
+    master = (Path(data_dir) / "evidence.key").read_bytes()
+    key = hmac.new(master, b"madoguchi field key v1", hashlib.sha256).digest()
+    raw = bytes.fromhex(stored[len(prefix):])
+    return AESGCM(key).decrypt(raw[:12], raw[12:], context.encode()).decode()
+
+
 def sanitizer_report(text, what):
     for marker in ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:",
                    "WARNING: ThreadSanitizer"):

@@ -122,11 +122,16 @@ class Files(LiveBase):
                                     "code": "file_type_not_allowed"}],
                          harness.describe_entries(entries))
         # The evidence table: one row per stored file, the same hashes as the
-        # audit, and the name (which the audit never holds).
+        # audit, and the name (which the audit never holds), sealed for its
+        # row (issue #11 item 10).
         with sqlite3.connect(self.gw.database) as db:
             rows = db.execute("SELECT file_id, leg, kind, name, mime, size, sha256, width, height "
                               "FROM evidence WHERE session_id = ? ORDER BY file_id",
                               (session,)).fetchall()
+        for name in ("Bescheid", "Ausweis"):
+            self.assertNotIn(name, repr(rows))
+        rows = [r[:3] + (harness.open_sealed(self.gw.dir, "evidence.name:%s/%s" % (session, r[0]),
+                                             r[3]),) + r[4:] for r in rows]
         self.assertEqual(rows, [
             ("pdf-1", "verifier", "file", "Bescheid.pdf", "application/pdf", len(pdf),
              sha256(pdf), None, None),

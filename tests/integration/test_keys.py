@@ -12,12 +12,11 @@ docs/internals/security.md):
   or a re-signed history (item 11);
 - a missing CRL fails closed (item 13).
 
-The sealed-field format is re-implemented here from its documentation with
-the `cryptography` package, independently of core/md_sealed.c."""
+The sealed-field format is re-implemented from its documentation with the
+`cryptography` package (harness.open_sealed), independently of
+core/md_sealed.c."""
 
-import base64
 import hashlib
-import hmac
 import json
 import sqlite3
 import subprocess
@@ -28,24 +27,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from cryptography.hazmat.primitives import serialization  # noqa: E402
 from cryptography.hazmat.primitives.asymmetric import ed25519  # noqa: E402
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM  # noqa: E402
 
 import harness  # noqa: E402
 from harness import GatewayTestCase  # noqa: E402
 
-SEALED_PREFIX = "sealed1:"
-
-
-def field_key(data_dir):
-    master = (Path(data_dir) / "evidence.key").read_bytes()
-    return hmac.new(master, b"madoguchi field key v1", hashlib.sha256).digest()
-
-
-def open_sealed(data_dir, context, stored):
-    """docs/internals/security.md, "Sealed fields"."""
-    assert stored.startswith(SEALED_PREFIX), stored
-    raw = base64.urlsafe_b64decode(stored[len(SEALED_PREFIX):] + "==")
-    return AESGCM(field_key(data_dir)).decrypt(raw[:12], raw[12:], context.encode()).decode()
+open_sealed = harness.open_sealed
 
 
 def entry_hash(prev, entry):

@@ -37,6 +37,11 @@ static void remember(const char *s)
     secrets[n_secrets++] = strdup(s);
 }
 
+/* The key of sealed columns (core/md_sealed.h) a gateway derives from its master key. */
+static const uint8_t FIELD_KEY[32] = {1,  2,  3,  4,  5,  6,  7,  8,  9,  10, 11,
+                                      12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22,
+                                      23, 24, 25, 26, 27, 28, 29, 30, 31};
+
 /* One store and audit log shared by the cases, which run in order. */
 struct fixture {
     char *dir, *db_path, *key_path, *pub_path;
@@ -54,6 +59,7 @@ static void fixture_open(void)
     ASSERT(asprintf(&f->pub_path, "%s/audit.key.pub", f->dir) > 0);
     ASSERT_OK(md_store_open(f->db_path, &f->st));
     ASSERT_OK(md_audit_open(f->st, f->key_path, 100, 60, &f->audit));
+    md_store_set_field_key(f->st, FIELD_KEY);
     ASSERT_OK(md_store_exec(
         f->st,
         "INSERT INTO municipality (code, name, policy, updated_at) "
@@ -209,6 +215,38 @@ static void test_add_accounts(void)
     char *secret = NULL;
     ASSERT_EQ(md_staff_totp_secret(f->st, "nobody", &secret), -ENOENT);
     ASSERT(secret == NULL);
+
+    /* The TOTP secret is stored sealed for its row, never in base32
+     * (issue #11 item 10); md_staff_totp_secret opens it. */
+    char *stored = NULL;
+    ASSERT_EQ(md_store_query_text(f->st, "SELECT totp_secret FROM staff WHERE username = ?",
+                                  MD_PARAMS(MD_P_TEXT("alice")), &stored),
+              1);
+    ASSERT(strncmp(stored, "sealed1:", 8) == 0);
+    ASSERT_OK(md_staff_totp_secret(f->st, "alice", &secret));
+    ASSERT(strstr(stored, secret) == NULL);
+    ASSERT_EQ(md_base32_decode(secret, (uint8_t[64]){0}, 64), MD_TOTP_SECRET_LEN);
+    /* Moved to another row, it does not open. */
+    char *carol = NULL, *moved = NULL;
+    ASSERT_EQ(md_store_query_text(f->st, "SELECT totp_secret FROM staff WHERE username = ?",
+                                  MD_PARAMS(MD_P_TEXT("carol")), &carol),
+              1);
+    ASSERT_OK(md_store_exec(f->st, "UPDATE staff SET totp_secret = ? WHERE username = 'carol'",
+                            MD_PARAMS(MD_P_TEXT(stored))));
+    ASSERT_EQ(md_staff_totp_secret(f->st, "carol", &moved), -MD_E_EVIDENCE_CORRUPT);
+    ASSERT_OK(md_store_exec(f->st, "UPDATE staff SET totp_secret = ? WHERE username = 'carol'",
+                            MD_PARAMS(MD_P_TEXT(carol))));
+    free(carol);
+    free(secret);
+    secret = NULL;
+    free(stored);
+
+    /* Without the key nothing is stored in the clear: the account is refused. */
+    md_store *bare = NULL;
+    ASSERT_OK(md_store_open(f->db_path, &bare));
+    ASSERT_EQ(md_staff_add(bare, f->audit, "erin", MD_ROLE_ADMIN, NULL, alice_pw, NULL, T0, &uri),
+              -MD_E_EVIDENCE_KEY);
+    md_store_close(bare);
 
     ASSERT_EQ(query_int(f->st, "SELECT COUNT(*) FROM audit WHERE event = ?", "staff_added"), 4);
     ASSERT_EQ(query_int(f->st,
