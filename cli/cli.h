@@ -43,6 +43,7 @@ typedef int (*md_cli_command)(md_cli *cli, int argc, char **argv);
 int md_cmd_serve(md_cli *cli, int argc, char **argv);
 int md_cmd_setup_dev(md_cli *cli, int argc, char **argv);
 int md_cmd_certs_init(md_cli *cli, int argc, char **argv);
+int md_cmd_certs_crl(md_cli *cli, int argc, char **argv);
 int md_cmd_registry_import(md_cli *cli, int argc, char **argv);
 int md_cmd_registry_list(md_cli *cli, int argc, char **argv);
 int md_cmd_registry_enable(md_cli *cli, int argc, char **argv);

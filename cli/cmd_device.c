@@ -110,6 +110,26 @@ static int rewrite_crl(md_cli *cli)
     return r;
 }
 
+int md_cmd_certs_crl(md_cli *cli, int argc, char **argv)
+{
+    bool done;
+    int status = md_cli_parse(&argc, &argv, "",
+                              "Rewrites the CRL (valid 30 days) from the registry's revoked "
+                              "devices. The gateway does this itself while tls.ca_key is on the "
+                              "host; with the CA key kept elsewhere, run this there at least every "
+                              "few weeks, copy tls.crl to the gateway and send it SIGHUP.",
+                              NULL, &done);
+    if (done)
+        return status;
+    if (md_cli_store(cli) < 0)
+        return 1;
+    int r = rewrite_crl(cli);
+    if (r < 0)
+        return md_cli_fail("revocation list", r);
+    printf("CRL written to %s\n", cli->cfg.tls.crl);
+    return 0;
+}
+
 static int set_status(md_cli *cli, int argc, char **argv, enum md_device_status status_to,
                       const char *verb, const char *summary)
 {

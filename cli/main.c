@@ -24,6 +24,7 @@ static const struct command {
     {"setup-dev", NULL, md_cmd_setup_dev,
      "create dev certificates, the demo registry, demo staff and a demo tablet (if absent)"},
     {"certs", "init", md_cmd_certs_init, "create the deployment CA, server certificate and CRL"},
+    {"certs", "crl", md_cmd_certs_crl, "rewrite the CRL from the registry (where the CA key is)"},
     {"registry", "import", md_cmd_registry_import, "import municipalities, offices, designations"},
     {"registry", "list", md_cmd_registry_list, "print the registry"},
     {"registry", "enable", md_cmd_registry_enable,

@@ -88,7 +88,6 @@ class MissingCrl(GatewayTestCase):
 
     async def test_missing_crl_refuses_devices(self):
         crl = self.gw.dir / "certs" / "ca.crl"
-        kept = crl.read_bytes()
         crl.unlink()
         await self.gw.start()
         self.assertIn("crl_missing", self.gw.log_text())
@@ -101,9 +100,13 @@ class MissingCrl(GatewayTestCase):
             await c.expect_closed()
             self.assertNotIn("hello", [m.get("type") for m in c.log], c.transcript())
         await self.assert_audited("crl_unavailable")
-        # staff are unaffected; a CRL put in place and a reload let tablets in
+        # staff are unaffected; a CRL written where the CA key is (`certs crl`
+        # with the key's media mounted) and a reload let tablets in
         self.assertEqual(await self.gw.healthz(), 200)
-        crl.write_bytes(kept)
+        self.gw.extra_config = {"tls": {"ca_key": str(self.gw.dir / "certs" / "ca.key")}}
+        self.gw.write_config()
+        self.gw.cli("certs", "crl")
+        self.assertTrue(crl.exists())
         self.gw.proc.send_signal(harness.signal.SIGHUP)
         for _ in range(50):
             try:
