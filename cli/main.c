@@ -107,16 +107,15 @@ static int attach_field_key(md_cli *cli, bool create)
     } else {
         r = md_evidence_field_key_from_file(cli->cfg.evidence.master_key, key);
     }
-    if (r == -ENOENT && !create)
-        return r;
     if (r < 0) {
-        md_cli_fail(cli->cfg.evidence.master_key, r);
+        if (create)
+            md_cli_fail(cli->cfg.evidence.master_key, r);
         return r;
     }
     md_store_set_field_key(cli->store, key);
     md_wipe(key, sizeof(key));
     r = md_sealed_migrate(cli->store);
-    if (r < 0)
+    if (r < 0 && create)
         md_cli_fail("sealing plaintext values", r);
     else if (r > 0)
         fprintf(stderr, "madoguchi: sealed %d plaintext values in the database\n", r);
@@ -136,9 +135,12 @@ int md_cli_store(md_cli *cli)
         return r;
     }
     /* Sealed columns open where the master key is at hand; elsewhere (an
-     * auditor's copy of the database) the rest still works. */
+     * auditor's copy of the database, an account that may not read the key)
+     * the rest still works, and commands that need it ask md_cli_sealing. */
     r = attach_field_key(cli, false);
-    return r == -ENOENT ? 0 : r;
+    if (r < 0 && r != -ENOENT)
+        fprintf(stderr, "madoguchi: sealed columns stay closed (%s)\n", md_err_code(r));
+    return 0;
 }
 
 int md_cli_sealing(md_cli *cli)

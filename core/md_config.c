@@ -186,6 +186,15 @@ char *md_config_path(const md_config *cfg, const char *rel)
     return g_build_filename(cfg->data_dir, rel, NULL);
 }
 
+static bool is_raw_key(const char *s)
+{
+    size_t n = strlen(s);
+    for (size_t i = 0; i < n; i++)
+        if (!g_ascii_isxdigit(s[i]))
+            return false;
+    return n == 64;
+}
+
 static void resolve(md_config *cfg, char **slot)
 {
     char *abs = md_config_path(cfg, *slot);
@@ -252,6 +261,9 @@ int md_config_load(const char *path, md_config *ret, char **ret_error)
     resolve(&cfg, &cfg.tls.ca_key);
     resolve(&cfg, &cfg.tls.crl);
     resolve(&cfg, &cfg.audit.signing_key);
+    /* A pinned key is either the raw key (64 hex characters) or a path. */
+    if (*cfg.audit.public_key && !is_raw_key(cfg.audit.public_key))
+        resolve(&cfg, &cfg.audit.public_key);
     resolve(&cfg, &cfg.evidence.dir);
     resolve(&cfg, &cfg.evidence.master_key);
     if (!cfg.public_url)

@@ -521,7 +521,7 @@ static int load_crl(md_ws *ws, SSL_CTX *ctx)
     X509_STORE_set_flags(store, X509_V_FLAG_CRL_CHECK);
     if (!g_file_test(ws->cfg->tls.crl, G_FILE_TEST_EXISTS)) {
         md_error("ws", "crl_missing", "{s:s, s:s}", "path", ws->cfg->tls.crl, "effect",
-                 "device certificates are refused (crl_unavailable) until the CRL is in place");
+                 "without a CRL loaded, device certificates are refused (crl_unavailable)");
         return -ENOENT;
     }
     int n = X509_STORE_load_file(store, ws->cfg->tls.crl);

@@ -40,6 +40,22 @@ static void test_overrides(void)
     ASSERT_STR_EQ(cfg.tls.key, "/srv/md/certs/server.key");
     ASSERT_STR_EQ(cfg.database, "/srv/md/madoguchi.db");
     ASSERT(!cfg.media.ice_tcp);
+    ASSERT_STR_EQ(cfg.audit.public_key, ""); /* not pinned */
+    md_config_clear(&cfg);
+    g_free(path);
+
+    /* audit.public_key: a raw key stays as it is, a relative path is resolved. */
+    static const char hex[] = "1e0974aa24853f122b9aa847f7215a3e453c3cc292d0f0621c2b81b8b1858e06";
+    g_autofree char *text =
+        g_strdup_printf("{\"data_dir\": \"/srv/md\", \"audit\": {\"public_key\": \"%s\"}}", hex);
+    path = write_tmp(text);
+    ASSERT_OK(md_config_load(path, &cfg, NULL));
+    ASSERT_STR_EQ(cfg.audit.public_key, hex);
+    md_config_clear(&cfg);
+    g_free(path);
+    path = write_tmp("{\"data_dir\": \"/srv/md\", \"audit\": {\"public_key\": \"pin.pub\"}}");
+    ASSERT_OK(md_config_load(path, &cfg, NULL));
+    ASSERT_STR_EQ(cfg.audit.public_key, "/srv/md/pin.pub");
     md_config_clear(&cfg);
     g_free(path);
 }
