@@ -31,7 +31,7 @@ typedef struct md_config {
         char *key;         /* default <data_dir>/certs/server.key */
         char *ca;          /* device CA; default <data_dir>/certs/ca.crt */
         char *ca_key;      /* for `device issue`; default <data_dir>/certs/ca.key */
-        char *crl;         /* default <data_dir>/certs/ca.crl (optional if absent) */
+        char *crl;         /* default <data_dir>/certs/ca.crl; missing: devices refused */
         char *min_version; /* "1.3" (default) or "1.2" */
     } tls;
 
