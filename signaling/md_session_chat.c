@@ -112,8 +112,7 @@ void md_session_file_received(md_server *srv, md_session *s, const md_media_even
         "height, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         MD_PARAMS(MD_P_TEXT(s->id), MD_P_TEXT(f->id), MD_P_TEXT(md_leg_name(ev->leg)),
                   MD_P_TEXT(f->still ? "still" : "file"), MD_P_TEXT(sealed_name),
-                  MD_P_TEXT(f->mime),
-                  MD_P_INT(f->size), MD_P_TEXT(f->sha256),
+                  MD_P_TEXT(f->mime), MD_P_INT(f->size), MD_P_TEXT(f->sha256),
                   f->still ? MD_P_INT(f->width) : MD_P_NULL,
                   f->still ? MD_P_INT(f->height) : MD_P_NULL, MD_P_INT(md_now_ms())));
     free(sealed_name);
