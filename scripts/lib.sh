@@ -15,12 +15,14 @@ MD_BUILD_PACKAGES=(
 
 # clang + compiler-rt: libFuzzer harnesses; GStreamer: the benchmark's
 # pre-encoded media (tests/bench short mode); python3 + websockets + aiortc:
-# the integration tests' independent client (always run as /usr/bin/python3);
-# chromium + firefox-esr + nodejs + libnss3-tools (certutil): the browser
-# tests (tests/browser/, whose npm packages md_npm_ci installs).
+# the integration tests' independent client (always run as /usr/bin/python3),
+# with python3-cryptography to open sealed columns and sign as an attacker
+# would (tests/integration/test_keys.py); chromium + firefox-esr + nodejs +
+# libnss3-tools (certutil): the browser tests (tests/browser/, whose npm
+# packages md_npm_ci installs).
 MD_TEST_PACKAGES=(
     clang libclang-rt-14-dev
-    python3 python3-websockets python3-aiortc
+    python3 python3-websockets python3-aiortc python3-cryptography
     chromium firefox-esr nodejs libnss3-tools
     gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good iproute2
 )
