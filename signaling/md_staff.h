@@ -63,7 +63,9 @@ int md_staff_session(md_store *st, const char *token, int64_t now_ms, md_staff *
 /* Ends a web session (logout). */
 int md_staff_logout(md_store *st, md_audit *audit, const char *token, int64_t now_ms);
 
-/* For tests and operators: the TOTP secret (base32) of a user, malloc'd. */
+/* For tests and operators: the TOTP secret (base32) of a user, malloc'd.
+ * It is stored sealed (core/md_sealed.h): md_staff_add, login and this need
+ * the store's field key (-MD_E_EVIDENCE_KEY without it). */
 int md_staff_totp_secret(md_store *st, const char *username, char **ret_secret);
 
 #endif
