@@ -91,6 +91,11 @@
     X(STILL_RESOLUTION, "still_resolution_mismatch", "the still's width and height differ from its image's") \
     X(EVIDENCE_KEY, "evidence_key_unavailable", "evidence key is missing, destroyed or wrong")    \
     X(EVIDENCE_CORRUPT, "evidence_corrupt", "evidence failed authentication (tampered or truncated)") \
+    /* recordings (core/md_recording.h, recorder/) */                                              \
+    X(RECORDING_UNKNOWN, "recording_unknown", "no such recording")                                 \
+    X(RECORDING_PURGED, "recording_purged", "the recording was destroyed by retention")            \
+    X(RECORDER, "recorder_failed", "the recording pipeline failed")                                \
+    X(RECORDING_EXPORT, "recording_export_failed", "the recording could not be exported")          \
     /* operator side */                                                                            \
     X(CONFIG, "config_invalid", "configuration is invalid")                                        \
     X(AUDIT_BROKEN, "audit_chain_broken", "audit log failed verification")                         \

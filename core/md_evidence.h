@@ -22,7 +22,9 @@
 
 #include "md_crypto.h"
 
+#include <stdbool.h>
 #include <stddef.h>
+#include <sys/types.h>
 #include <stdint.h>
 #include <stdio.h>
 
@@ -99,5 +101,83 @@ typedef int (*md_evidence_record_sink)(uint64_t seq, const uint8_t *buf, size_t 
  * or torn record; -ENOENT when the session has no transcript. */
 int md_evidence_chat_read(md_evidence *ev, const char *session_id, md_evidence_record_sink sink,
                           void *ud);
+
+/*
+ * Recordings (DESIGN 6, docs/internals/recorder.md).  Unlike a file, a
+ * recording is written in place, append-only, while the call runs, so that
+ * a crash leaves everything sealed so far readable.  Each recording has its
+ * own random 256-bit data key; it is returned wrapped by the master key
+ * (MD_EVIDENCE_WRAPPED_KEY_LEN bytes, AAD binding the recording id) for the
+ * caller to keep (the recording table's wrapped_key column): nothing on disk
+ * next to the ciphertext can open it, and destroying the wrapped copy makes
+ * the recording unrecoverable.  The file, recordings/<id>.rec under the
+ * evidence dir, is
+ *
+ *   "MDEVREC1" | prefix(8) | chunk*
+ *   chunk = u32 plaintext length | AES-256-GCM(ct | tag(16))
+ *   nonce = prefix | u32 index, AAD = "MDEVREC1" | prefix | id | 0 | u64 index | final(1)
+ *
+ * Chunks have any length up to MD_EVIDENCE_CHUNK; each is written and
+ * fsynced on its own.  The last chunk of a finished recording has final = 1
+ * (possibly empty).  A file whose last complete chunk is not final, or that
+ * ends inside a chunk, was cut (crash, power loss): readers report this as
+ * truncation, distinct from tampering (a chunk that fails authentication,
+ * which is -MD_E_EVIDENCE_CORRUPT).  Recording ids follow the file-id rule.
+ */
+#define MD_EVIDENCE_WRAPPED_KEY_LEN 68 /* "MDEVRKY1" | nonce | wrapped key | tag */
+
+typedef struct md_evidence_rec md_evidence_rec;
+
+/* Creates recordings/<recording_id>.rec (-EEXIST if present) and a new data
+ * key, returned wrapped in ret_wrapped_key.  The writer belongs to one thread
+ * at a time; it may be handed to another (md_media_record_start does). */
+int md_evidence_rec_begin(md_evidence *ev, const char *recording_id,
+                          uint8_t ret_wrapped_key[MD_EVIDENCE_WRAPPED_KEY_LEN],
+                          md_evidence_rec **ret);
+/* Buffers len bytes; a full chunk (MD_EVIDENCE_CHUNK) is sealed, written and
+ * fsynced at once.  After a write error every later call fails with it. */
+int md_evidence_rec_write(md_evidence_rec *w, const void *buf, size_t len);
+/* Seals what is buffered (if anything) as a non-final chunk and fsyncs: the
+ * recorder calls this about once a second so a crash loses at most that. */
+int md_evidence_rec_flush(md_evidence_rec *w);
+/* Plaintext and ciphertext bytes written so far (sealed chunks only). */
+uint64_t md_evidence_rec_size(const md_evidence_rec *w);
+/* Seals the buffer as the final chunk, fsyncs and closes; always frees w.
+ * ret_sha256_hex (nullable, 65 bytes) receives the lower-case hex SHA-256
+ * of the whole ciphertext file, ret_bytes (nullable) its size. */
+int md_evidence_rec_finish(md_evidence_rec *w, char *ret_sha256_hex, uint64_t *ret_bytes);
+/* Closes without a final chunk, as a crash would (the recording reads as
+ * cut up to what was flushed).  Takes NULL, returns NULL. */
+md_evidence_rec *md_evidence_rec_abandon(md_evidence_rec *w);
+/* Deletes the ciphertext file (retention; the caller destroys the wrapped
+ * key first).  0, or -ENOENT if there was none. */
+int md_evidence_rec_remove(md_evidence *ev, const char *recording_id);
+/* Lower-case hex SHA-256 (65 bytes) and size of the ciphertext file as it is
+ * on disk (for a cut recording, found after a restart).  -ENOENT. */
+int md_evidence_rec_file_hash(md_evidence *ev, const char *recording_id, char *ret_sha256_hex,
+                              uint64_t *ret_bytes);
+
+/* Random access to a recording's plaintext.  Opening unwraps the key and
+ * walks the chunk headers (no decryption) to learn the plaintext size and
+ * whether the file ends with a final chunk.  A reader belongs to one thread.
+ * open: -ENOENT (no file), -MD_E_EVIDENCE_KEY (wrapped key does not open:
+ * wrong master key, or a key for another recording), -MD_E_EVIDENCE_CORRUPT
+ * (bad header or a chunk length over the maximum). */
+typedef struct md_evidence_rec_reader md_evidence_rec_reader;
+int md_evidence_rec_reader_open(md_evidence *ev, const char *recording_id,
+                                const uint8_t *wrapped_key, size_t wrapped_len,
+                                md_evidence_rec_reader **ret);
+/* Plaintext bytes readable: the complete chunks. */
+uint64_t md_evidence_rec_reader_size(const md_evidence_rec_reader *rd);
+/* True when the file has no final chunk (a cut recording); the bytes up to
+ * md_evidence_rec_reader_size() still read normally. */
+bool md_evidence_rec_reader_truncated(const md_evidence_rec_reader *rd);
+/* Reads up to len bytes at plaintext offset; returns the count (0 at or past
+ * the end).  Every chunk is authenticated before any of it is returned:
+ * -MD_E_EVIDENCE_CORRUPT when one does not (tampering, never truncation). */
+ssize_t md_evidence_rec_reader_read(md_evidence_rec_reader *rd, uint64_t offset, void *buf,
+                                    size_t len);
+/* Wipes the key.  Takes NULL, returns NULL. */
+md_evidence_rec_reader *md_evidence_rec_reader_free(md_evidence_rec_reader *rd);
 
 #endif

@@ -123,6 +123,24 @@ const char *const md_schema_migrations[] = {
      * the SHA-256 fingerprint of the DER.  Rows from before keep NULL here
      * and are checked by serial alone until the tablet is reissued. */
     "ALTER TABLE device ADD COLUMN cert_sha256 TEXT;",
+    /* 4: recordings (core/md_recording.h).  wrapped_key is the recording's
+     * data key wrapped by the master key; NULL once retention destroyed it.
+     * No foreign key on session_id: a recording row must be writable
+     * before anything else about a failing session is. */
+    "CREATE TABLE recording ("
+    "  id TEXT PRIMARY KEY,"
+    "  session_id TEXT NOT NULL,"
+    "  file TEXT NOT NULL," /* relative to the evidence dir */
+    "  wrapped_key BLOB,"
+    "  codec TEXT,"
+    "  state TEXT NOT NULL," /* recording, complete, cut, purged */
+    "  started_at BIGINT NOT NULL,"
+    "  ended_at BIGINT,"
+    "  duration_ms BIGINT,"
+    "  sha256 TEXT," /* of the ciphertext file */
+    "  bytes BIGINT,"
+    "  purged_at BIGINT);"
+    "CREATE INDEX recording_by_session ON recording(session_id, started_at);",
 };
 
 const size_t md_schema_n_migrations =

@@ -65,6 +65,14 @@ typedef enum md_media_event_type {
      * transfer that failed or was cut; the sender got file_refuse or
      * file_error {id, code} and nothing was stored. */
     MD_MEDIA_FILE_FAILED,
+    /* recording: the session's recording changed state (md_media_record_*).
+     * state "recording": the pipeline runs (codec known); "complete" or
+     * "cut": it ended, the file is closed and recording.sha256/duration_ms
+     * are final.  Unlike every other event, the final one is delivered even
+     * after md_media_session_close() (closing a session stops its recording
+     * and the control thread must still store the outcome); never after
+     * md_media_free(). */
+    MD_MEDIA_RECORDING,
 } md_media_event_type;
 
 /* A file as stored and offered on; strings borrowed. */
@@ -78,6 +86,17 @@ typedef struct md_media_file {
     uint32_t width, height; /* still: pixels, as in its image header */
 } md_media_file;
 
+/* A recording's state change; strings borrowed. */
+typedef struct md_media_recording {
+    const char *id;     /* as given to md_media_record_start() */
+    const char *state;  /* "recording", "complete", "cut" */
+    const char *codec;  /* "VP8", "H264" */
+    const char *sha256; /* final states: hex SHA-256 of the ciphertext file */
+    uint64_t bytes;     /* final states: ciphertext size */
+    int64_t duration_ms;
+    uint64_t packets, dropped; /* RTP packets recorded / dropped at full queues */
+} md_media_recording;
+
 typedef struct md_media_event {
     md_media_event_type type;
     const char *session_id;
@@ -86,14 +105,15 @@ typedef struct md_media_event {
     const char *candidate; /* "candidate:..." without "a=" */
     const char *mid;
     int error;
-    const char *error_detail; /* nullable human text, e.g. the missing codec */
-    json_t *stats;            /* borrowed */
-    const char *chat_id;      /* MD_MEDIA_CHAT: [A-Za-z0-9_-]{1,64} */
-    const char *chat_text;    /* MD_MEDIA_CHAT: validated UTF-8 (md_dc_check_chat_text) */
-    const char *chat_sha256;  /* MD_MEDIA_CHAT: lower-case hex SHA-256 of chat_text */
-    int64_t chat_ts;          /* MD_MEDIA_CHAT: the sender's ms since the epoch */
-    const char *label;        /* MD_MEDIA_CHANNEL_REFUSED */
-    md_media_file file;       /* MD_MEDIA_FILE, MD_MEDIA_FILE_FAILED */
+    const char *error_detail;     /* nullable human text, e.g. the missing codec */
+    json_t *stats;                /* borrowed */
+    const char *chat_id;          /* MD_MEDIA_CHAT: [A-Za-z0-9_-]{1,64} */
+    const char *chat_text;        /* MD_MEDIA_CHAT: validated UTF-8 (md_dc_check_chat_text) */
+    const char *chat_sha256;      /* MD_MEDIA_CHAT: lower-case hex SHA-256 of chat_text */
+    int64_t chat_ts;              /* MD_MEDIA_CHAT: the sender's ms since the epoch */
+    const char *label;            /* MD_MEDIA_CHANNEL_REFUSED */
+    md_media_file file;           /* MD_MEDIA_FILE, MD_MEDIA_FILE_FAILED */
+    md_media_recording recording; /* MD_MEDIA_RECORDING; error set when cut by a failure */
 } md_media_event;
 
 /* Called on the control context; pointers are valid during the call only.
@@ -168,6 +188,32 @@ int md_media_file_deliver(md_media *m, const char *session_id, md_leg to_leg,
  * offer one file of kind "still" with this id; an earlier expected id is
  * forgotten.  -MD_E_SESSION_UNKNOWN, -EINVAL. */
 int md_media_still_expect(md_media *m, const char *session_id, const char *still_id);
+
+/*
+ * Recording (DESIGN 6, docs/internals/recorder.md).  The caller (after
+ * consent and policy) creates the recording with md_recording_begin()
+ * (core/md_recording.h) and hands its writer here; ownership of file is
+ * taken in every case.  On the worker a recorder (recorder/md_recorder.h)
+ * is attached to the session: from then on each decrypted RTP packet of
+ * both legs, audio and video, is copied into its bounded per-stream queue
+ * (full: dropped and counted; forwarding never waits), and a keyframe is
+ * requested from each leg that sends video (again whenever a leg
+ * reconnects).  Events: MD_MEDIA_RECORDING "recording" once the pipeline
+ * runs, then "complete" (after md_media_record_stop or session close) or
+ * "cut" (pipeline or disk failure; error set).  If the session already
+ * records, or has no codec yet (both offers not in), the worker ends the new
+ * one at once as "cut" with -EBUSY / -MD_E_SESSION_STATE.
+ * -MD_E_SESSION_UNKNOWN, -EINVAL (recording_id not [A-Za-z0-9_-]{1,64}).
+ */
+int md_media_record_start(md_media *m, const char *session_id, const char *recording_id,
+                          md_evidence_rec *file);
+/* Stops the session's recording (no-op if none): "complete" follows.
+ * -MD_E_SESSION_UNKNOWN. */
+int md_media_record_stop(md_media *m, const char *session_id);
+/* Test hook: stalls (or releases) the session's recording pipeline at its
+ * sink, as a muxer that cannot keep up; tests/recorder checks forwarding
+ * keeps its rate while the drop counter rises.  -MD_E_SESSION_UNKNOWN. */
+int md_media_record_test_stall(md_media *m, const char *session_id, bool stalled);
 
 /* -MD_E_SESSION_UNKNOWN; otherwise the session is gone for the caller. */
 int md_media_session_close(md_media *m, const char *session_id);
