@@ -278,6 +278,11 @@ fail:
     return r;
 }
 
+const char *md_evidence_dir(const md_evidence *ev)
+{
+    return ev->dir;
+}
+
 md_evidence *md_evidence_free(md_evidence *ev)
 {
     if (!ev)
@@ -905,4 +910,472 @@ int md_evidence_chat_read(md_evidence *ev, const char *session_id, md_evidence_r
 out:
     md_wipe(key, sizeof(key));
     return r;
+}
+
+/* ---- recordings (md_evidence.h, "Recordings") -------------------------------- */
+
+#define REC_MAGIC "MDEVREC1"
+#define REC_KEY_MAGIC "MDEVRKY1"
+#define REC_HEADER_LEN (MAGIC_LEN + PREFIX_LEN)
+#define REC_LEN_FIELD 4
+
+G_STATIC_ASSERT(MD_EVIDENCE_WRAPPED_KEY_LEN == KEY_FILE_LEN);
+
+struct md_evidence_rec {
+    int fd;
+    char *path;
+    uint8_t key[MD_AEAD_KEY_LEN], prefix[PREFIX_LEN], aad[AAD_MAX];
+    size_t aad_len; /* up to and excluding index and final flag */
+    uint8_t *plain, *sealed;
+    size_t plain_len;
+    uint64_t index, plain_bytes, file_bytes;
+    md_sha256_ctx *hash; /* of the ciphertext file, as written */
+    int failed;
+};
+
+static char *rec_path(const md_evidence *ev, const char *recording_id)
+{
+    char *name = g_strconcat(recording_id, ".rec", NULL);
+    char *path = g_build_filename(ev->dir, "recordings", name, NULL);
+    g_free(name);
+    return path;
+}
+
+static size_t rec_aad(uint8_t *aad, const uint8_t prefix[PREFIX_LEN], const char *recording_id)
+{
+    size_t n = strlen(recording_id);
+    memcpy(aad, REC_MAGIC, MAGIC_LEN);
+    memcpy(aad + MAGIC_LEN, prefix, PREFIX_LEN);
+    memcpy(aad + MAGIC_LEN + PREFIX_LEN, recording_id, n + 1);
+    return MAGIC_LEN + PREFIX_LEN + n + 1;
+}
+
+static size_t rec_key_aad(const char *recording_id, uint8_t *aad)
+{
+    size_t n = strlen(recording_id);
+    memcpy(aad, REC_KEY_MAGIC, MAGIC_LEN);
+    memcpy(aad + MAGIC_LEN, recording_id, n);
+    return MAGIC_LEN + n;
+}
+
+static int rec_unwrap(const md_evidence *ev, const char *recording_id, const uint8_t *wrapped,
+                      size_t len, uint8_t out[MD_AEAD_KEY_LEN])
+{
+    uint8_t aad[MAGIC_LEN + ID_MAX];
+    if (!wrapped || len != KEY_FILE_LEN || memcmp(wrapped, REC_KEY_MAGIC, MAGIC_LEN) != 0)
+        return -MD_E_EVIDENCE_KEY;
+    if (md_aead_open(ev->master, wrapped + MAGIC_LEN, aad, rec_key_aad(recording_id, aad),
+                     wrapped + MAGIC_LEN + MD_AEAD_NONCE_LEN, MD_AEAD_KEY_LEN + MD_AEAD_TAG_LEN,
+                     out) < 0)
+        return -MD_E_EVIDENCE_KEY;
+    return 0;
+}
+
+static int rec_write_out(md_evidence_rec *w, const void *buf, size_t len)
+{
+    int r = write_full(w->fd, buf, len);
+    if (r == 0)
+        r = md_sha256_ctx_update(w->hash, buf, len);
+    if (r == 0)
+        w->file_bytes += len;
+    return r;
+}
+
+int md_evidence_rec_begin(md_evidence *ev, const char *recording_id,
+                          uint8_t ret_wrapped_key[MD_EVIDENCE_WRAPPED_KEY_LEN],
+                          md_evidence_rec **ret)
+{
+    uint8_t wrapped[KEY_FILE_LEN], aad[MAGIC_LEN + ID_MAX], header[REC_HEADER_LEN];
+    char *dir = NULL;
+    int r;
+
+    if (!ev || !id_ok(recording_id) || !ret_wrapped_key || !ret)
+        return -EINVAL;
+    md_evidence_rec *w = g_new0(md_evidence_rec, 1);
+    w->fd = -1;
+    dir = g_build_filename(ev->dir, "recordings", NULL);
+    w->path = rec_path(ev, recording_id);
+    if ((r = mkdir_private(dir)) < 0)
+        goto out;
+    memcpy(wrapped, REC_KEY_MAGIC, MAGIC_LEN);
+    if ((r = md_random_bytes(w->key, sizeof(w->key))) < 0 ||
+        (r = md_random_bytes(wrapped + MAGIC_LEN, MD_AEAD_NONCE_LEN)) < 0 ||
+        (r = md_random_bytes(w->prefix, PREFIX_LEN)) < 0 || (r = md_sha256_ctx_new(&w->hash)) < 0)
+        goto out;
+    if ((r = md_aead_seal(ev->master, wrapped + MAGIC_LEN, aad, rec_key_aad(recording_id, aad),
+                          w->key, sizeof(w->key), wrapped + MAGIC_LEN + MD_AEAD_NONCE_LEN)) < 0)
+        goto out;
+    w->aad_len = rec_aad(w->aad, w->prefix, recording_id);
+    w->fd = open(w->path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (w->fd < 0) {
+        r = -errno;
+        goto out;
+    }
+    memcpy(header, REC_MAGIC, MAGIC_LEN);
+    memcpy(header + MAGIC_LEN, w->prefix, PREFIX_LEN);
+    if ((r = rec_write_out(w, header, sizeof(header))) < 0)
+        goto out;
+    if (fsync(w->fd) < 0 || (r = fsync_dir(dir)) < 0) {
+        r = r < 0 ? r : -errno;
+        goto out;
+    }
+    w->plain = g_malloc(MD_EVIDENCE_CHUNK);
+    w->sealed = g_malloc(REC_LEN_FIELD + MD_EVIDENCE_CHUNK + MD_AEAD_TAG_LEN);
+    memcpy(ret_wrapped_key, wrapped, sizeof(wrapped));
+    *ret = w;
+    w = NULL;
+out:
+    if (w) {
+        if (w->fd >= 0)
+            unlink(w->path); /* ours, just created */
+        md_evidence_rec_abandon(w);
+    }
+    g_free(dir);
+    return r;
+}
+
+/* Seals the buffer as chunk w->index (an empty one only when final), writes
+ * it in one piece and fsyncs. */
+static int rec_seal(md_evidence_rec *w, bool final)
+{
+    uint8_t nonce[MD_AEAD_NONCE_LEN];
+    int r;
+
+    if (w->index > UINT32_MAX)
+        return -EFBIG;
+    chunk_params(w->aad, w->aad_len, w->prefix, w->index, final, nonce);
+    put_u32(w->sealed, (uint32_t)w->plain_len);
+    if ((r = md_aead_seal(w->key, nonce, w->aad, w->aad_len + 9, w->plain, w->plain_len,
+                          w->sealed + REC_LEN_FIELD)) < 0)
+        return r;
+    if ((r = rec_write_out(w, w->sealed, REC_LEN_FIELD + w->plain_len + MD_AEAD_TAG_LEN)) < 0)
+        return r;
+    if (fsync(w->fd) < 0)
+        return -errno;
+    md_wipe(w->plain, w->plain_len);
+    w->plain_bytes += w->plain_len;
+    w->plain_len = 0;
+    w->index++;
+    return 0;
+}
+
+int md_evidence_rec_write(md_evidence_rec *w, const void *buf, size_t len)
+{
+    const uint8_t *p = buf;
+    int r;
+
+    if (!w || (!buf && len > 0))
+        return -EINVAL;
+    if (w->failed)
+        return w->failed;
+    while (len > 0) {
+        size_t n = MIN(len, MD_EVIDENCE_CHUNK - w->plain_len);
+        memcpy(w->plain + w->plain_len, p, n);
+        w->plain_len += n;
+        p += n;
+        len -= n;
+        if (w->plain_len == MD_EVIDENCE_CHUNK && (r = rec_seal(w, false)) < 0) {
+            w->failed = r;
+            return r;
+        }
+    }
+    return 0;
+}
+
+int md_evidence_rec_flush(md_evidence_rec *w)
+{
+    int r;
+    if (!w)
+        return -EINVAL;
+    if (w->failed)
+        return w->failed;
+    if (w->plain_len == 0)
+        return 0;
+    if ((r = rec_seal(w, false)) < 0)
+        w->failed = r;
+    return r;
+}
+
+uint64_t md_evidence_rec_size(const md_evidence_rec *w)
+{
+    return w ? w->plain_bytes : 0;
+}
+
+int md_evidence_rec_finish(md_evidence_rec *w, char *ret_sha256_hex, uint64_t *ret_bytes)
+{
+    uint8_t digest[MD_SHA256_LEN];
+    int r;
+
+    if (!w)
+        return -EINVAL;
+    if ((r = w->failed) < 0 || (r = rec_seal(w, true)) < 0 ||
+        (r = md_sha256_ctx_final(w->hash, digest)) < 0)
+        goto out;
+    if (close(w->fd) < 0) {
+        w->fd = -1;
+        r = -errno;
+        goto out;
+    }
+    w->fd = -1;
+    if (ret_sha256_hex)
+        md_hex_encode(digest, sizeof(digest), ret_sha256_hex);
+    if (ret_bytes)
+        *ret_bytes = w->file_bytes;
+out:
+    md_evidence_rec_abandon(w);
+    return r;
+}
+
+md_evidence_rec *md_evidence_rec_abandon(md_evidence_rec *w)
+{
+    if (!w)
+        return NULL;
+    if (w->fd >= 0) {
+        fsync(w->fd); /* what was sealed stays readable */
+        close(w->fd);
+    }
+    md_sha256_ctx_free(w->hash);
+    if (w->plain)
+        md_wipe(w->plain, MD_EVIDENCE_CHUNK);
+    g_free(w->plain);
+    g_free(w->sealed);
+    md_wipe(w->key, sizeof(w->key));
+    g_free(w->path);
+    g_free(w);
+    return NULL;
+}
+
+int md_evidence_rec_remove(md_evidence *ev, const char *recording_id)
+{
+    if (!ev || !id_ok(recording_id))
+        return -EINVAL;
+    char *path = rec_path(ev, recording_id);
+    char *dir = g_path_get_dirname(path);
+    int r = unlink(path) < 0 ? -errno : fsync_dir(dir);
+    g_free(dir);
+    g_free(path);
+    return r;
+}
+
+int md_evidence_rec_file_hash(md_evidence *ev, const char *recording_id, char *ret_sha256_hex,
+                              uint64_t *ret_bytes)
+{
+    uint8_t digest[MD_SHA256_LEN];
+    md_sha256_ctx *hash = NULL;
+    uint8_t *buf = NULL;
+    uint64_t total = 0;
+    int r, fd;
+
+    if (!ev || !id_ok(recording_id))
+        return -EINVAL;
+    char *path = rec_path(ev, recording_id);
+    fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    g_free(path);
+    if (fd < 0)
+        return -errno;
+    if ((r = md_sha256_ctx_new(&hash)) < 0)
+        goto out;
+    buf = g_malloc(MD_EVIDENCE_CHUNK);
+    for (;;) {
+        ssize_t n = read_full(fd, buf, MD_EVIDENCE_CHUNK);
+        if (n < 0) {
+            r = (int)n;
+            goto out;
+        }
+        if (n == 0)
+            break;
+        if ((r = md_sha256_ctx_update(hash, buf, (size_t)n)) < 0)
+            goto out;
+        total += (uint64_t)n;
+    }
+    if ((r = md_sha256_ctx_final(hash, digest)) < 0)
+        goto out;
+    if (ret_sha256_hex)
+        md_hex_encode(digest, sizeof(digest), ret_sha256_hex);
+    if (ret_bytes)
+        *ret_bytes = total;
+out:
+    g_free(buf);
+    md_sha256_ctx_free(hash);
+    close(fd);
+    return r;
+}
+
+/* Where each complete chunk starts in the file and in the plaintext. */
+struct rec_chunk {
+    uint64_t file_off, plain_off;
+    uint32_t len;
+};
+
+struct md_evidence_rec_reader {
+    int fd;
+    uint8_t key[MD_AEAD_KEY_LEN], prefix[PREFIX_LEN], aad[AAD_MAX];
+    size_t aad_base;
+    GArray *chunks; /* struct rec_chunk */
+    bool final_seen;
+    uint64_t size;
+    int64_t cached; /* index of the chunk in plain, -1 none */
+    uint8_t *sealed, *plain;
+};
+
+static int rec_load(md_evidence_rec_reader *rd, guint i);
+
+/* Walks the length fields: every complete chunk is indexed; a final one
+ * ends the walk (bytes after it are tampering); a torn last chunk is a cut. */
+static int rec_index(md_evidence_rec_reader *rd, uint64_t file_size)
+{
+    uint64_t off = REC_HEADER_LEN, plain = 0;
+    uint8_t lenb[REC_LEN_FIELD];
+
+    while (off + REC_LEN_FIELD <= file_size) {
+        if (pread(rd->fd, lenb, sizeof(lenb), (off_t)off) != (ssize_t)sizeof(lenb))
+            return -EIO;
+        uint32_t len = get_u32(lenb);
+        if (len > MD_EVIDENCE_CHUNK)
+            return -MD_E_EVIDENCE_CORRUPT;
+        uint64_t end = off + REC_LEN_FIELD + len + MD_AEAD_TAG_LEN;
+        if (end > file_size)
+            break; /* torn: the crash hit while this chunk was written */
+        struct rec_chunk c = {.file_off = off, .plain_off = plain, .len = len};
+        g_array_append_val(rd->chunks, c);
+        plain += len;
+        off = end;
+    }
+    rd->size = plain;
+    /* Whether the last complete chunk is final is known only by opening it. */
+    if (rd->chunks->len > 0) {
+        int r = rec_load(rd, rd->chunks->len - 1);
+        if (r < 0)
+            return r;
+    }
+    if (rd->final_seen && off != file_size)
+        return -MD_E_EVIDENCE_CORRUPT; /* data appended after the final chunk */
+    return 0;
+}
+
+int md_evidence_rec_reader_open(md_evidence *ev, const char *recording_id, const uint8_t *wrapped_key,
+                                size_t wrapped_len, md_evidence_rec_reader **ret)
+{
+    uint8_t header[REC_HEADER_LEN];
+    struct stat st;
+    int r;
+
+    if (!ev || !id_ok(recording_id) || !ret)
+        return -EINVAL;
+    md_evidence_rec_reader *rd = g_new0(md_evidence_rec_reader, 1);
+    rd->fd = -1;
+    rd->cached = -1;
+    rd->chunks = g_array_new(false, false, sizeof(struct rec_chunk));
+    char *path = rec_path(ev, recording_id);
+    if ((r = rec_unwrap(ev, recording_id, wrapped_key, wrapped_len, rd->key)) < 0)
+        goto out;
+    rd->fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (rd->fd < 0 || fstat(rd->fd, &st) < 0) {
+        r = -errno;
+        goto out;
+    }
+    if (read_full(rd->fd, header, sizeof(header)) != (ssize_t)sizeof(header) ||
+        memcmp(header, REC_MAGIC, MAGIC_LEN) != 0) {
+        r = -MD_E_EVIDENCE_CORRUPT;
+        goto out;
+    }
+    memcpy(rd->prefix, header + MAGIC_LEN, PREFIX_LEN);
+    rd->aad_base = rec_aad(rd->aad, rd->prefix, recording_id);
+    rd->sealed = g_malloc(MD_EVIDENCE_CHUNK + MD_AEAD_TAG_LEN);
+    rd->plain = g_malloc(MD_EVIDENCE_CHUNK);
+    r = rec_index(rd, (uint64_t)st.st_size);
+out:
+    g_free(path);
+    if (r < 0)
+        rd = md_evidence_rec_reader_free(rd);
+    *ret = rd;
+    return r;
+}
+
+uint64_t md_evidence_rec_reader_size(const md_evidence_rec_reader *rd)
+{
+    return rd->size;
+}
+
+bool md_evidence_rec_reader_truncated(const md_evidence_rec_reader *rd)
+{
+    return !rd->final_seen;
+}
+
+/* Opens chunk i into rd->plain.  A chunk fails as non-final and as final
+ * alike only if it was altered; which one opened tells if it is the last. */
+static int rec_load(md_evidence_rec_reader *rd, guint i)
+{
+    const struct rec_chunk *c = &g_array_index(rd->chunks, struct rec_chunk, i);
+    uint8_t nonce[MD_AEAD_NONCE_LEN];
+    size_t n = c->len + MD_AEAD_TAG_LEN;
+
+    if (rd->cached == (int64_t)i)
+        return 0;
+    rd->cached = -1;
+    if (pread(rd->fd, rd->sealed, n, (off_t)(c->file_off + REC_LEN_FIELD)) != (ssize_t)n)
+        return -EIO;
+    for (int final = 0; final <= 1; final++) {
+        chunk_params(rd->aad, rd->aad_base, rd->prefix, i, final, nonce);
+        if (md_aead_open(rd->key, nonce, rd->aad, rd->aad_base + 9, rd->sealed, n, rd->plain) ==
+            0) {
+            if (final && i + 1 != rd->chunks->len)
+                return -MD_E_EVIDENCE_CORRUPT; /* a final chunk followed by more */
+            if (final)
+                rd->final_seen = true;
+            rd->cached = i;
+            return 0;
+        }
+    }
+    return -MD_E_EVIDENCE_CORRUPT;
+}
+
+ssize_t md_evidence_rec_reader_read(md_evidence_rec_reader *rd, uint64_t offset, void *buf,
+                                    size_t len)
+{
+    uint8_t *out = buf;
+    size_t done = 0;
+
+    if (!rd || (!buf && len > 0))
+        return -EINVAL;
+    /* Binary search for the chunk holding offset. */
+    guint lo = 0, hi = rd->chunks->len;
+    while (hi - lo > 1) {
+        guint mid = (lo + hi) / 2;
+        if (g_array_index(rd->chunks, struct rec_chunk, mid).plain_off <= offset)
+            lo = mid;
+        else
+            hi = mid;
+    }
+    for (guint i = lo; i < rd->chunks->len && done < len; i++) {
+        const struct rec_chunk *c = &g_array_index(rd->chunks, struct rec_chunk, i);
+        int r = rec_load(rd, i);
+        if (r < 0)
+            return r;
+        uint64_t at = offset + done;
+        if (at < c->plain_off || at >= c->plain_off + c->len)
+            continue;
+        size_t from = (size_t)(at - c->plain_off);
+        size_t n = MIN(len - done, c->len - from);
+        memcpy(out + done, rd->plain + from, n);
+        done += n;
+    }
+    return (ssize_t)done;
+}
+
+md_evidence_rec_reader *md_evidence_rec_reader_free(md_evidence_rec_reader *rd)
+{
+    if (!rd)
+        return NULL;
+    if (rd->fd >= 0)
+        close(rd->fd);
+    if (rd->plain)
+        md_wipe(rd->plain, MD_EVIDENCE_CHUNK);
+    g_free(rd->plain);
+    g_free(rd->sealed);
+    if (rd->chunks)
+        g_array_free(rd->chunks, true);
+    md_wipe(rd->key, sizeof(rd->key));
+    g_free(rd);
+    return NULL;
 }

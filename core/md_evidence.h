@@ -39,6 +39,8 @@ typedef struct md_evidence_file md_evidence_file;
  * refused (-MD_E_EVIDENCE_KEY) if it has another size or is readable by
  * group or others. */
 int md_evidence_open(const char *dir, const char *master_key_path, md_evidence **ret);
+/* The directory given to md_evidence_open(). */
+const char *md_evidence_dir(const md_evidence *ev);
 /* Wipes cached keys.  Takes NULL, returns NULL. */
 md_evidence *md_evidence_free(md_evidence *ev);
 

@@ -792,5 +792,7 @@ void md_sessions_on_media_event(const md_media_event *ev, void *userdata)
     case MD_MEDIA_FILE_FAILED:
         md_session_file_failed(srv, s, ev);
         break;
+    case MD_MEDIA_RECORDING:
+        break; /* recording control (consent, policy, audit) is rec-control's */
     }
 }
