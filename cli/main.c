@@ -38,6 +38,9 @@ static const struct command {
     {"audit", "export", md_cmd_audit_export, "write audit entries as JSON Lines"},
     {"audit", "checkpoint", md_cmd_audit_checkpoint,
      "print the latest signed checkpoint (JSON) to keep elsewhere"},
+    {"recording", "list", md_cmd_recording_list, "list recordings and their state"},
+    {"recording", "export", md_cmd_recording_export,
+     "decrypt a recording to WebM/MP4 (needs --reason; audited)"},
 };
 
 static void usage(FILE *out)

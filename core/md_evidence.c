@@ -1,12 +1,10 @@
 /*
  * Evidence at rest (md_evidence.h).  On disk, under dir:
  *
- *   keys/<session>.key            "MDEVKEY1" | nonce(12) | AES-256-GCM(master, data key)(32) | tag(16)
- *                                 AAD = "MDEVKEY1" | session
- *   sessions/<session>/<file>.ev  "MDEVFIL1" | prefix(8) | chunk* ; chunk = ct | tag(16)
- *                                 nonce = prefix | u32 counter, AAD = "MDEVFIL1" | prefix |
- *                                 session | 0 | file | 0 | u64 index | final(1)
- *                                 every chunk but the last holds exactly 64 KiB
+ *   keys/<session>.key            "MDEVKEY1" | nonce(12) | AES-256-GCM(master, data key)(32) |
+ * tag(16) AAD = "MDEVKEY1" | session sessions/<session>/<file>.ev  "MDEVFIL1" | prefix(8) | chunk*
+ * ; chunk = ct | tag(16) nonce = prefix | u32 counter, AAD = "MDEVFIL1" | prefix | session | 0 |
+ * file | 0 | u64 index | final(1) every chunk but the last holds exactly 64 KiB
  *   sessions/<session>/transcript "MDEVCHT1" | record* ; record = u32 len | nonce(12) | ct | tag
  *                                 AAD = "MDEVCHT1" | session | 0 | u64 seq
  *
@@ -1126,6 +1124,23 @@ out:
     return r;
 }
 
+int md_evidence_rec_cut(md_evidence_rec *w, char *ret_sha256_hex, uint64_t *ret_bytes)
+{
+    uint8_t digest[MD_SHA256_LEN];
+    int r;
+
+    if (!w)
+        return -EINVAL;
+    r = md_evidence_rec_flush(w);
+    int h = md_sha256_ctx_final(w->hash, digest);
+    if (h == 0 && ret_sha256_hex)
+        md_hex_encode(digest, sizeof(digest), ret_sha256_hex);
+    if (ret_bytes)
+        *ret_bytes = w->file_bytes;
+    md_evidence_rec_abandon(w);
+    return r < 0 ? r : h;
+}
+
 md_evidence_rec *md_evidence_rec_abandon(md_evidence_rec *w)
 {
     if (!w)
@@ -1253,8 +1268,9 @@ static int rec_index(md_evidence_rec_reader *rd, uint64_t file_size)
     return 0;
 }
 
-int md_evidence_rec_reader_open(md_evidence *ev, const char *recording_id, const uint8_t *wrapped_key,
-                                size_t wrapped_len, md_evidence_rec_reader **ret)
+int md_evidence_rec_reader_open(md_evidence *ev, const char *recording_id,
+                                const uint8_t *wrapped_key, size_t wrapped_len,
+                                md_evidence_rec_reader **ret)
 {
     uint8_t header[REC_HEADER_LEN];
     struct stat st;

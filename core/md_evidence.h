@@ -148,6 +148,11 @@ uint64_t md_evidence_rec_size(const md_evidence_rec *w);
  * ret_sha256_hex (nullable, 65 bytes) receives the lower-case hex SHA-256
  * of the whole ciphertext file, ret_bytes (nullable) its size. */
 int md_evidence_rec_finish(md_evidence_rec *w, char *ret_sha256_hex, uint64_t *ret_bytes);
+/* Seals what is buffered as a non-final chunk and closes without a final
+ * chunk: the recording reads as cut (a pipeline that failed).  Always frees
+ * w; ret_sha256_hex / ret_bytes (nullable) as for finish, of what was
+ * written. */
+int md_evidence_rec_cut(md_evidence_rec *w, char *ret_sha256_hex, uint64_t *ret_bytes);
 /* Closes without a final chunk, as a crash would (the recording reads as
  * cut up to what was flushed).  Takes NULL, returns NULL. */
 md_evidence_rec *md_evidence_rec_abandon(md_evidence_rec *w);

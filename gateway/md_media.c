@@ -14,6 +14,7 @@
 #include "md_dc_proto.h"
 #include "md_err.h"
 #include "md_log.h"
+#include "md_recorder.h"
 #include "md_session.h"
 #include "md_worker.h"
 
@@ -73,6 +74,10 @@ struct event_msg {
     char *chat_id, *chat_text, *chat_sha256, *label;
     int64_t chat_ts;
     md_session_file file; /* owned copy */
+    /* MD_MEDIA_RECORDING: owned copies; final = delivered after close too */
+    char *rec_id, *rec_state, *rec_codec, *rec_sha256;
+    md_media_recording rec;
+    bool final;
 };
 
 md_event_sink *md_event_sink_ref(md_event_sink *sink)
@@ -106,6 +111,10 @@ static void event_msg_free(gpointer data)
     g_free(msg->chat_sha256);
     g_free(msg->label);
     md_session_file_clear(&msg->file);
+    g_free(msg->rec_id);
+    g_free(msg->rec_state);
+    g_free(msg->rec_codec);
+    g_free(msg->rec_sha256);
     g_free(msg);
 }
 
@@ -116,8 +125,13 @@ static gboolean deliver(gpointer data)
     if (!m)
         return G_SOURCE_REMOVE;
     struct session_record *rec = g_hash_table_lookup(m->sessions, msg->session_id);
-    if (!rec || rec->serial != msg->serial)
+    if (!msg->final && (!rec || rec->serial != msg->serial))
         return G_SOURCE_REMOVE; /* closed, or an older session of the same id */
+    md_media_recording recording = msg->rec;
+    recording.id = msg->rec_id;
+    recording.state = msg->rec_state;
+    recording.codec = msg->rec_codec;
+    recording.sha256 = msg->rec_sha256;
     md_media_event ev = {
         .type = msg->type,
         .session_id = msg->session_id,
@@ -134,6 +148,7 @@ static gboolean deliver(gpointer data)
         .chat_ts = msg->chat_ts,
         .label = msg->label,
         .file = md_session_file_view(&msg->file),
+        .recording = recording,
     };
     m->cb(&ev, m->userdata);
     return G_SOURCE_REMOVE;
@@ -160,6 +175,14 @@ void md_event_sink_post(md_event_sink *sink, const md_media_event *ev, uint64_t 
     msg->chat_ts = ev->chat_ts;
     msg->label = g_strdup(ev->label);
     md_session_file_copy(&msg->file, &ev->file);
+    if (ev->type == MD_MEDIA_RECORDING) {
+        msg->rec = ev->recording;
+        msg->rec_id = g_strdup(ev->recording.id);
+        msg->rec_state = g_strdup(ev->recording.state);
+        msg->rec_codec = g_strdup(ev->recording.codec);
+        msg->rec_sha256 = g_strdup(ev->recording.sha256 ? ev->recording.sha256 : "");
+        msg->final = ev->recording.state && strcmp(ev->recording.state, "recording") != 0;
+    }
     GSource *src = g_idle_source_new();
     g_source_set_priority(src, G_PRIORITY_DEFAULT);
     g_source_set_callback(src, deliver, msg, event_msg_free);
@@ -177,7 +200,10 @@ enum command_kind {
     CMD_SHUTDOWN,
     CMD_CHAT,
     CMD_FILE,
-    CMD_STILL
+    CMD_STILL,
+    CMD_RECORD_START,
+    CMD_RECORD_STOP,
+    CMD_RECORD_STALL,
 };
 
 struct command {
@@ -195,6 +221,9 @@ struct command {
     int64_t chat_ts;
     md_session_files files; /* CMD_OPEN: evidence borrowed, types owned */
     md_session_file file;   /* CMD_FILE: strings owned */
+    char *recording_id;     /* CMD_RECORD_START */
+    md_evidence_rec *recording_file;
+    bool stalled; /* CMD_RECORD_STALL */
 };
 
 static void command_free(gpointer data)
@@ -211,6 +240,8 @@ static void command_free(gpointer data)
     g_free(c->chat_text);
     g_strfreev(c->files.file_types);
     md_session_file_clear(&c->file);
+    g_free(c->recording_id);
+    md_evidence_rec_abandon(c->recording_file); /* a command never run */
     g_free(c);
 }
 
@@ -247,6 +278,16 @@ static gboolean run_command(gpointer data)
         break;
     case CMD_STILL:
         md_session_still_expect(c->host, c->session_id, c->still_id);
+        break;
+    case CMD_RECORD_START:
+        md_session_record_start(c->host, c->session_id, c->recording_id, c->recording_file);
+        c->recording_file = NULL;
+        break;
+    case CMD_RECORD_STOP:
+        md_session_record_stop(c->host, c->session_id);
+        break;
+    case CMD_RECORD_STALL:
+        md_session_record_stall(c->host, c->session_id, c->stalled);
         break;
     }
     return G_SOURCE_REMOVE;
@@ -381,6 +422,7 @@ md_media *md_media_free(md_media *m)
         md_worker_free(m->workers[i].worker);
     }
     g_free(m->workers);
+    md_recorder_wait_all(); /* recordings stopped by the shutdown finish their files */
     md_event_sink_unref(m->sink);
     md_dtls_identity_unref(m->identity);
     if (m->srtp_initialized)
@@ -533,6 +575,50 @@ int md_media_still_expect(md_media *m, const char *session_id, const char *still
         return -EINVAL;
     struct command *c = command_new(CMD_STILL, session_id, MD_LEG_TABLET);
     c->still_id = g_strdup(still_id);
+    post(m, rec->worker, c);
+    return 0;
+}
+
+static bool recording_id_ok(const char *id)
+{
+    size_t n = 0;
+    for (; id[n]; n++)
+        if (n >= 64 || !(g_ascii_isalnum(id[n]) || id[n] == '_' || id[n] == '-'))
+            return false;
+    return n > 0;
+}
+
+int md_media_record_start(md_media *m, const char *session_id, const char *recording_id,
+                          md_evidence_rec *file)
+{
+    struct session_record *rec = record(m, session_id);
+    if (!rec || !recording_id || !file || !recording_id_ok(recording_id)) {
+        md_evidence_rec_abandon(file);
+        return !rec ? -MD_E_SESSION_UNKNOWN : -EINVAL;
+    }
+    struct command *c = command_new(CMD_RECORD_START, session_id, MD_LEG_TABLET);
+    c->recording_id = g_strdup(recording_id);
+    c->recording_file = file;
+    post(m, rec->worker, c);
+    return 0;
+}
+
+int md_media_record_stop(md_media *m, const char *session_id)
+{
+    struct session_record *rec = record(m, session_id);
+    if (!rec)
+        return -MD_E_SESSION_UNKNOWN;
+    post(m, rec->worker, command_new(CMD_RECORD_STOP, session_id, MD_LEG_TABLET));
+    return 0;
+}
+
+int md_media_record_test_stall(md_media *m, const char *session_id, bool stalled)
+{
+    struct session_record *rec = record(m, session_id);
+    if (!rec)
+        return -MD_E_SESSION_UNKNOWN;
+    struct command *c = command_new(CMD_RECORD_STALL, session_id, MD_LEG_TABLET);
+    c->stalled = stalled;
     post(m, rec->worker, c);
     return 0;
 }

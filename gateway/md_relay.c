@@ -14,6 +14,7 @@
  * allocation happens per packet; nothing is shared with other workers.
  */
 #include "md_err.h"
+#include "md_recorder.h"
 #include "md_rtp.h"
 #include "md_session.h"
 
@@ -129,7 +130,7 @@ static void relay_rtp(md_leg_ctx *from, uint8_t *p, size_t len)
     }
     int k = h.payload_type == from->in[MD_KIND_VIDEO].pt   ? MD_KIND_VIDEO
             : h.payload_type == from->in[MD_KIND_AUDIO].pt ? MD_KIND_AUDIO
-                                                            : -1;
+                                                           : -1;
     if (k < 0) {
         from->counters.unknown_pt++;
         return;
@@ -140,6 +141,9 @@ static void relay_rtp(md_leg_ctx *from, uint8_t *p, size_t len)
     in->packets++;
     in->bytes += len;
     md_quality_on_rtp(from, k, &h, p, len, now);
+    /* A copy for the recorder before the rewrite; never waits (DESIGN 6). */
+    if (from->session->recorder)
+        md_recorder_push(from->session->recorder, from->which, k, p, len, now);
 
     md_leg_ctx *to = md_leg_other(from);
     md_stream_out *o = &to->out[k];

@@ -460,6 +460,7 @@ out:
 static void session_free(gpointer data)
 {
     md_session *s = data;
+    md_session_record_end(s); /* first: no packet reaches it after this */
     md_quality_stop(s);
     if (s->reaper) {
         g_source_destroy(s->reaper);

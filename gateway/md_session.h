@@ -20,6 +20,8 @@
 #include "md_rtx.h"
 #include "md_srtp.h"
 
+typedef struct md_recorder md_recorder; /* recorder/md_recorder.h */
+
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -40,9 +42,10 @@ typedef struct md_session_config {
     unsigned nack_slots; /* power of two, or 0 */
     unsigned keyframe_interval_ms;
     unsigned max_remote_candidates;
-    size_t max_message_size; /* our a=max-message-size, SCTP reassembly cap */
-    unsigned chat_queue;     /* chat messages waiting per leg for its chat channel */
-    unsigned file_queue;     /* stored files waiting per leg to be offered to it */
+    size_t max_message_size;       /* our a=max-message-size, SCTP reassembly cap */
+    unsigned chat_queue;           /* chat messages waiting per leg for its chat channel */
+    unsigned file_queue;           /* stored files waiting per leg to be offered to it */
+    unsigned record_queue_packets; /* per recorded stream; 0: the recorder's default */
 } md_session_config;
 
 typedef struct md_session_host md_session_host;
@@ -52,7 +55,7 @@ typedef struct md_session md_session;
 typedef struct md_session_files {
     md_evidence *evidence; /* borrowed; NULL: files refused */
     uint64_t max_file_size;
-    char **file_types; /* owned, NULL-terminated; NULL: defaults */
+    char **file_types;     /* owned, NULL-terminated; NULL: defaults */
     size_t max_chat_bytes; /* 0: md_dc_limits' default */
 } md_session_files;
 
@@ -167,8 +170,8 @@ typedef struct md_leg_ctx {
     md_file_in *file_in;
     md_file_out *file_out;
     GQueue file_queue;
-    uint32_t next_file_index; /* our transfer index towards this leg */
-    unsigned file_failures;   /* refused or failed incoming files (md_session_dc.c) */
+    uint32_t next_file_index;        /* our transfer index towards this leg */
+    unsigned file_failures;          /* refused or failed incoming files (md_session_dc.c) */
     char still_id[MD_DC_ID_MAX + 1]; /* tablet: the still it may send; "" none */
 } md_leg_ctx;
 
@@ -186,6 +189,8 @@ struct md_session {
     md_leg_ctx legs[2];
     GSource *reaper;
     GSource *quality_timer; /* every MD_QUALITY_INTERVAL_MS */
+    md_recorder *recorder;  /* while recording (md_session_rec.c); fed by md_relay.c */
+    char *recording_id;
 };
 
 struct md_session_host {
@@ -221,6 +226,14 @@ void md_session_file_deliver(md_session_host *host, const char *id, md_leg to_le
                              md_session_file *f);
 /* See md_media_still_expect(). */
 void md_session_still_expect(md_session_host *host, const char *id, const char *still_id);
+
+/* md_session_rec.c: see md_media_record_start(); file is taken. */
+void md_session_record_start(md_session_host *host, const char *id, const char *recording_id,
+                             md_evidence_rec *file);
+void md_session_record_stop(md_session_host *host, const char *id);
+void md_session_record_stall(md_session_host *host, const char *id, bool stalled);
+/* Hands the session's recorder (if any) to its thread to finish. */
+void md_session_record_end(md_session *s);
 
 /* md_session_dc.c: the leg's data channels, on the worker. */
 /* DTLS is up (or a renegotiation added a data m-line): starts SCTP. */

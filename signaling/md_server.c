@@ -7,6 +7,7 @@
 #include "md_certs.h"
 #include "md_sealed.h"
 #include "md_err.h"
+#include "md_recording.h"
 #include "md_server_private.h"
 #include "md_log.h"
 #include "md_time.h"
@@ -501,6 +502,13 @@ int md_server_new(const md_config *cfg, md_server **ret)
     r = attach_field_key(srv);
     if (r < 0)
         goto fail;
+    /* Recordings a crash interrupted end "cut" (they still export to the
+     * cut) before any session can start a new one (DESIGN 6). */
+    r = md_recording_recover(srv->store, srv->evidence, md_now_ms());
+    if (r > 0)
+        md_warn("server", "recordings_cut", "{s:i}", "count", r);
+    else if (r < 0)
+        md_error("server", "recording_recover_failed", "{s:s}", "error", md_strerror(r));
     r = md_media_new(cfg, g_main_context_default(), md_sessions_on_media_event, srv, &srv->media);
     if (r < 0) {
         md_error("server", "media_start_failed", "{s:s}", "error", md_strerror(r));

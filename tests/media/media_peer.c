@@ -18,12 +18,22 @@
  * every MD_MEDIA_FILE ("file" event: id, name, size, mime, sha256) is
  * delivered to the other leg at once, as the control thread does after its
  * audit.  Without it every file_offer is refused.
+ * Recording (tests/recorder): with MD_EVIDENCE_DIR and MD_RECORD_DB (an
+ * SQLite path) set, recordings are kept as `serve` keeps them: at start,
+ * rows left "recording" by a crash are recovered (md_recording_recover);
+ *         {"op":"record_start"} -> {"event":"record_begun","id":...}
+ *         {"op":"record_stop"}  {"op":"record_stall","stalled":true|false}
+ * and every MD_MEDIA_RECORDING is a "recording" event (id, state, codec,
+ * sha256, bytes, duration_ms, packets, dropped); a final one ends the row.
  * Usage: media_peer [codec ...]   (default VP8 H264).  Exits on stdin EOF.
  */
 #include "md_config.h"
 #include "md_err.h"
 #include "md_media.h"
+#include "md_recording.h"
+#include "md_store.h"
 
+#include <errno.h>
 #include <glib.h>
 #include <jansson.h>
 #include <stdio.h>
@@ -34,10 +44,9 @@ static md_media *media;
 
 static const char *event_name(md_media_event_type t)
 {
-    static const char *const names[] = {"answer",       "candidate",       "connected",
-                                        "disconnected", "failed",          "quality",
-                                        "chat",         "channel_refused", "file",
-                                        "file_failed"};
+    static const char *const names[] = {"answer", "candidate",   "connected", "disconnected",
+                                        "failed", "quality",     "chat",      "channel_refused",
+                                        "file",   "file_failed", "recording"};
     return (size_t)t < G_N_ELEMENTS(names) ? names[t] : "unknown";
 }
 
@@ -48,6 +57,30 @@ static void emit(json_t *obj)
     fflush(stdout);
     free(text);
     json_decref(obj);
+}
+
+static md_store *store;
+
+static void on_recording(const md_media_event *ev, json_t *o)
+{
+    const md_media_recording *r = &ev->recording;
+    json_object_set_new(o, "id", json_string(r->id));
+    json_object_set_new(o, "state", json_string(r->state));
+    json_object_set_new(o, "codec", r->codec ? json_string(r->codec) : json_null());
+    json_object_set_new(o, "sha256", json_string(r->sha256 ? r->sha256 : ""));
+    json_object_set_new(o, "bytes", json_integer((json_int_t)r->bytes));
+    json_object_set_new(o, "duration_ms", json_integer(r->duration_ms));
+    json_object_set_new(o, "packets", json_integer((json_int_t)r->packets));
+    json_object_set_new(o, "dropped", json_integer((json_int_t)r->dropped));
+    if (!store)
+        return;
+    if (strcmp(r->state, "recording") == 0) {
+        md_recording_set_codec(store, r->id, r->codec);
+        return;
+    }
+    md_recording_end(store, r->id,
+                     strcmp(r->state, "complete") == 0 ? MD_RECORDING_COMPLETE : MD_RECORDING_CUT,
+                     g_get_real_time() / 1000, r->duration_ms, r->sha256, r->bytes);
 }
 
 static void on_event(const md_media_event *ev, void *ud)
@@ -77,10 +110,13 @@ static void on_event(const md_media_event *ev, void *ud)
         json_object_set_new(o, "sha256", json_string(ev->file.sha256));
         json_object_set_new(o, "kind", json_string(ev->file.still ? "still" : "file"));
         md_media_file_deliver(media, ev->session_id,
-                              ev->leg == MD_LEG_TABLET ? MD_LEG_VERIFIER : MD_LEG_TABLET, &ev->file);
+                              ev->leg == MD_LEG_TABLET ? MD_LEG_VERIFIER : MD_LEG_TABLET,
+                              &ev->file);
     }
     if (ev->type == MD_MEDIA_FILE_FAILED)
         json_object_set_new(o, "id", json_string(ev->file.id));
+    if (ev->type == MD_MEDIA_RECORDING)
+        on_recording(ev, o);
     if (ev->label)
         json_object_set_new(o, "label", json_string(ev->label));
     if (ev->error) {
@@ -148,6 +184,21 @@ static void handle(json_t *msg)
         md_media_session_options opt = session_options();
         int r = md_media_session_open(media, sid, &opt);
         emit(json_pack("{s:s, s:s, s:i}", "event", "opened", "session", sid, "result", r));
+    } else if (strcmp(op, "record_start") == 0) {
+        char *id = NULL;
+        md_evidence_rec *file = NULL;
+        int r = store && evidence
+                    ? md_recording_begin(store, evidence, sid, g_get_real_time() / 1000, &id, &file)
+                    : -EINVAL;
+        if (r == 0)
+            r = md_media_record_start(media, sid, id, file);
+        emit(json_pack("{s:s, s:s, s:s?, s:s}", "event", "record_begun", "session", sid, "id", id,
+                       "result", r < 0 ? md_err_code(r) : "ok"));
+        free(id);
+    } else if (strcmp(op, "record_stop") == 0) {
+        md_media_record_stop(media, sid);
+    } else if (strcmp(op, "record_stall") == 0) {
+        md_media_record_test_stall(media, sid, json_is_true(json_object_get(msg, "stalled")));
     } else if (strcmp(op, "resources") == 0) {
         /* Counted here, on the control thread, after every earlier command
          * was posted; workers may still be running the last closes. */
@@ -197,6 +248,15 @@ int main(int argc, char **argv)
             return 2;
         }
     }
+    const char *db = g_getenv("MD_RECORD_DB");
+    if (db && evidence) {
+        int sr = md_store_open(db, &store);
+        if (sr < 0) {
+            fprintf(stderr, "md_store_open: %s\n", md_strerror(sr));
+            return 2;
+        }
+        md_recording_recover(store, evidence, g_get_real_time() / 1000);
+    }
     loop = g_main_loop_new(NULL, FALSE);
     int r = md_media_new(&cfg, g_main_context_default(), on_event, NULL, &media);
     if (r < 0) {
@@ -215,6 +275,7 @@ int main(int argc, char **argv)
     g_io_channel_unref(ch);
     md_media_free(media);
     md_evidence_free(evidence); /* after the workers that write into it */
+    md_store_close(store);
     g_main_loop_unref(loop);
     md_config_clear(&cfg);
     return 0;
