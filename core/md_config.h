@@ -90,6 +90,7 @@ typedef struct md_config {
         int max_message_size;      /* data channels: our a=max-message-size; default 262144 */
         int chat_queue_messages;   /* chat waiting per leg for its channel to open; default 32 */
         int file_queue_files;      /* stored files waiting per leg to be offered; default 8 */
+        int record_queue_packets;  /* RTP packets per recorded stream waiting for the recorder */
     } media;
 
     struct {

@@ -358,6 +358,7 @@ static int start_workers(md_media *m, const md_config *cfg)
         .max_message_size = (size_t)cfg->media.max_message_size,
         .chat_queue = (unsigned)cfg->media.chat_queue_messages,
         .file_queue = (unsigned)cfg->media.file_queue_files,
+        .record_queue_packets = (unsigned)cfg->media.record_queue_packets,
     };
     m->n_workers = cfg->media.workers > 0 ? (unsigned)cfg->media.workers : g_get_num_processors();
     m->workers = g_new0(struct worker_slot, m->n_workers);

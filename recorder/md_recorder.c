@@ -24,6 +24,7 @@
 #include <gst/app/gstappsink.h>
 #include <gst/app/gstappsrc.h>
 #include <gst/gst.h>
+#include <jansson.h>
 #include <stdatomic.h>
 #include <string.h>
 #include <unistd.h>
@@ -32,7 +33,7 @@
 #define APPSRC_MAX_BYTES (512 * 1024)
 #define STOP_TIMEOUT_US (5 * G_USEC_PER_SEC)
 #define POLL_US 5000
-#define JITTER_LATENCY_MS 200
+#define JITTER_LATENCY_MS 100
 
 struct slot {
     int64_t arrival_us;
@@ -69,6 +70,7 @@ struct md_recorder {
     GMutex stall_lock;
     GCond stall_cond;
     bool stalled, tearing_down;
+    _Atomic bool stalled_feed; /* the test hook also stops the feeder */
 
     _Atomic uint64_t dropped, packets;
     _Atomic bool stop;
@@ -135,6 +137,8 @@ uint64_t md_recorder_packets(const md_recorder *r)
 /* Recorder thread: moves what the rings hold into the appsrcs that have room. */
 static void drain(md_recorder *r)
 {
+    if (atomic_load_explicit(&r->stalled_feed, memory_order_relaxed))
+        return; /* test hook: a pipeline that accepts nothing */
     for (int p = 0; p < 2; p++)
         for (int k = 0; k < 2; k++) {
             if (!r->present[p][k])
@@ -190,13 +194,32 @@ static GstFlowReturn on_new_sample(GstAppSink *sink, gpointer ud)
     return r->file_error ? GST_FLOW_ERROR : GST_FLOW_OK;
 }
 
+/* Per muxer sink pad: the recorder and the last timestamp it passed. */
+struct mux_pad {
+    md_recorder *r;
+    GstClockTime last;
+};
+
+/* Timestamps into the muxer strictly increase per track: Matroska keeps
+ * milliseconds and MP4 needs distinct decode times, while two frames that
+ * arrived in one burst can map to the same millisecond.  Also measures the
+ * media time muxed. */
 static GstPadProbeReturn on_mux_buffer(GstPad *pad, GstPadProbeInfo *info, gpointer ud)
 {
-    md_recorder *r = ud;
+    struct mux_pad *mp = ud;
+    md_recorder *r = mp->r;
     GstBuffer *buf = GST_PAD_PROBE_INFO_BUFFER(info);
     GstClockTime pts = GST_BUFFER_PTS(buf);
     if (!GST_CLOCK_TIME_IS_VALID(pts))
         return GST_PAD_PROBE_OK;
+    if (GST_CLOCK_TIME_IS_VALID(mp->last) && pts < mp->last + GST_MSECOND) {
+        buf = gst_buffer_make_writable(buf);
+        pts = mp->last + GST_MSECOND;
+        GST_BUFFER_PTS(buf) = pts;
+        GST_BUFFER_DTS(buf) = pts;
+        GST_PAD_PROBE_INFO_DATA(info) = buf;
+    }
+    mp->last = pts;
     GstClockTime end = pts + (GST_BUFFER_DURATION_IS_VALID(buf) ? GST_BUFFER_DURATION(buf) : 0);
     g_mutex_lock(&r->time_lock);
     if (!GST_CLOCK_TIME_IS_VALID(r->first_pts) || pts < r->first_pts)
@@ -298,6 +321,7 @@ int md_recorder_new(const md_recorder_options *opt, md_evidence_rec *file, md_re
     atomic_init(&rec->dropped, 0);
     atomic_init(&rec->packets, 0);
     atomic_init(&rec->stop, false);
+    atomic_init(&rec->stalled_feed, false);
 
     char *desc = describe(opt, vp8);
     rec->pipeline = gst_parse_launch(desc, &err);
@@ -326,8 +350,11 @@ int md_recorder_new(const md_recorder_options *opt, md_evidence_rec *file, md_re
     GstIterator *it = gst_element_iterate_sink_pads(mux);
     GValue v = G_VALUE_INIT;
     while (gst_iterator_next(it, &v) == GST_ITERATOR_OK) {
+        struct mux_pad *mp = g_new0(struct mux_pad, 1);
+        mp->r = rec;
+        mp->last = GST_CLOCK_TIME_NONE;
         gst_pad_add_probe(GST_PAD(g_value_get_object(&v)), GST_PAD_PROBE_TYPE_BUFFER, on_mux_buffer,
-                          rec, NULL);
+                          mp, g_free);
         g_value_reset(&v);
     }
     g_value_unset(&v);
@@ -365,6 +392,7 @@ void md_recorder_test_stall(md_recorder *r, bool stalled)
     r->stalled = stalled;
     g_cond_broadcast(&r->stall_cond);
     g_mutex_unlock(&r->stall_lock);
+    atomic_store(&r->stalled_feed, stalled);
 }
 
 void md_recorder_stop(md_recorder *r, md_recorder_done_cb done, void *userdata)
@@ -468,6 +496,12 @@ static gpointer recorder_thread(gpointer data)
     g_mutex_lock(&r->time_lock);
     if (GST_CLOCK_TIME_IS_VALID(r->first_pts) && r->last_end > r->first_pts)
         res.duration_ms = (int64_t)((r->last_end - r->first_pts) / GST_MSECOND);
+    md_debug("recorder", "finished", "{s:s, s:I, s:I, s:I}", "recording", r->recording_id,
+             "first_ms",
+             GST_CLOCK_TIME_IS_VALID(r->first_pts) ? (json_int_t)(r->first_pts / GST_MSECOND) : -1,
+             "end_ms",
+             GST_CLOCK_TIME_IS_VALID(r->last_end) ? (json_int_t)(r->last_end / GST_MSECOND) : -1,
+             "stopped_ms", (json_int_t)((g_get_monotonic_time() * 1000 - r->base) / GST_MSECOND));
     g_mutex_unlock(&r->time_lock);
     if (r->file) {
         /* Cut: the file keeps what was sealed, and its hash is of that. */
@@ -539,28 +573,51 @@ static void on_no_more_pads(GstElement *demux, gpointer ud)
 
     x->container = h264 ? "mp4" : "webm";
     x->mux = gst_element_factory_make(h264 ? "mp4mux" : "webmmux", "mux");
-    if (!x->mux)
+    if (!x->mux) {
+        md_debug("recorder", "export_no_muxer", "{s:s}", "container", x->container);
         goto out;
+    }
     gst_bin_add(GST_BIN(x->pipeline), x->mux);
-    if (!gst_element_link(x->mux, x->sink))
+    if (!gst_element_link(x->mux, x->sink)) {
+        md_debug("recorder", "export_link_failed", "{s:s}", "pad", "sink");
         goto out;
+    }
+    /* Running before the first event reaches it, or the event is lost. */
+    gst_element_sync_state_with_parent(x->mux);
     /* Pads in demuxer order: tracks keep the recording's order. */
     for (guint i = 0; i < pads->len; i++) {
         GstPad *pad = pads->pdata[i];
         GstElement *queue = gst_element_factory_make("queue", NULL);
+        /* A track that starts late (video waits for its first keyframe)
+         * must not block the demuxer on the others' full queues: bounded
+         * by bytes only. */
+        g_object_set(queue, "max-size-time", (guint64)0, "max-size-buffers", 0u, "max-size-bytes",
+                     64u * 1024 * 1024, NULL);
         gst_bin_add(GST_BIN(x->pipeline), queue);
         GstPad *qsink = gst_element_get_static_pad(queue, "sink");
-        bool ok = gst_pad_link(pad, qsink) == GST_PAD_LINK_OK && gst_element_link(queue, x->mux);
-        gst_object_unref(qsink);
-        if (!ok)
-            goto out;
         GstPad *qsrc = gst_element_get_static_pad(queue, "src");
+        GstCaps *caps = gst_pad_get_current_caps(pad);
+        bool video = caps && g_str_has_prefix(
+                                 gst_structure_get_name(gst_caps_get_structure(caps, 0)), "video/");
+        GstPad *mpad = gst_element_request_pad_simple(x->mux, video ? "video_%u" : "audio_%u");
+        GstPadLinkReturn lr = mpad ? gst_pad_link(qsrc, mpad) : GST_PAD_LINK_REFUSED;
+        bool ok = mpad && lr == GST_PAD_LINK_OK && gst_pad_link(pad, qsink) == GST_PAD_LINK_OK;
+        if (!ok)
+            md_debug("recorder", "export_link_failed", "{s:s, s:i}", "pad", GST_PAD_NAME(pad),
+                     "link", (int)lr);
+        if (caps)
+            gst_caps_unref(caps);
+        if (mpad)
+            gst_object_unref(mpad);
+        gst_object_unref(qsink);
+        if (!ok) {
+            gst_object_unref(qsrc);
+            goto out;
+        }
         gst_pad_add_probe(qsrc, GST_PAD_PROBE_TYPE_BUFFER, on_export_buffer, x, NULL);
         gst_object_unref(qsrc);
         gst_element_sync_state_with_parent(queue);
     }
-    gst_element_sync_state_with_parent(x->mux);
-    gst_element_sync_state_with_parent(x->sink);
     x->linked = true;
 out:
     g_ptr_array_free(pads, true);
@@ -647,12 +704,15 @@ int md_recorder_export(md_evidence_rec_reader *rd, const char *out_path, const c
     gst_app_src_end_of_stream(GST_APP_SRC(src));
     if (!msg)
         msg = gst_bus_timed_pop_filtered(bus, 60 * GST_SECOND, GST_MESSAGE_EOS | GST_MESSAGE_ERROR);
-    if (!msg)
+    if (!msg) {
+        md_debug("recorder", "export_timeout", NULL);
         r = -MD_E_RECORDING_EXPORT;
-    else if (GST_MESSAGE_TYPE(msg) == GST_MESSAGE_ERROR)
+    } else if (GST_MESSAGE_TYPE(msg) == GST_MESSAGE_ERROR) {
         r = export_error(msg);
-    else if (!x.linked)
+    } else if (!x.linked) {
+        md_debug("recorder", "export_no_tracks", NULL);
         r = -MD_E_RECORDING_EXPORT;
+    }
 out:
     if (msg)
         gst_message_unref(msg);

@@ -11,18 +11,22 @@ MD_BUILD_PACKAGES=(
     libwebsockets-dev libwebsockets-evlib-glib
     libnice-dev libsrtp2-dev libusrsctp-dev
     sqlite3 openssl
+    libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev
+    gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad
 )
 
 # clang + compiler-rt: libFuzzer harnesses; GStreamer: the benchmark's
 # pre-encoded media (tests/bench short mode); python3 + websockets + aiortc:
 # the integration tests' independent client (always run as /usr/bin/python3),
 # with python3-cryptography to open sealed columns and sign as an attacker
-# would (tests/integration/test_keys.py); chromium + firefox-esr + nodejs +
-# libnss3-tools (certutil): the browser tests (tests/browser/, whose npm
-# packages md_npm_ci installs).
+# would (tests/integration/test_keys.py); ffmpeg (ffprobe) + python3-av +
+# python3-numpy: the recorder and recording tests read the exports
+# (tests/recorder/, tests/integration/test_recording_media.py); chromium +
+# firefox-esr + nodejs + libnss3-tools (certutil): the browser tests
+# (tests/browser/, whose npm packages md_npm_ci installs).
 MD_TEST_PACKAGES=(
     clang libclang-rt-14-dev
-    python3 python3-websockets python3-aiortc python3-cryptography
+    python3 python3-websockets python3-aiortc python3-cryptography python3-av python3-numpy ffmpeg
     chromium firefox-esr nodejs libnss3-tools
     gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good iproute2
 )

@@ -29,6 +29,7 @@
  */
 #include "md_config.h"
 #include "md_err.h"
+#include "md_log.h"
 #include "md_media.h"
 #include "md_recording.h"
 #include "md_store.h"
@@ -248,6 +249,12 @@ int main(int argc, char **argv)
             return 2;
         }
     }
+    const char *queue = g_getenv("MD_RECORD_QUEUE_PACKETS"); /* small: the stall test */
+    if (queue)
+        cfg.media.record_queue_packets = (int)g_ascii_strtoll(queue, NULL, 10);
+    const char *level = g_getenv("MD_LOG_LEVEL"); /* e.g. debug, when a test fails */
+    if (level && md_log_level_from_string(level) >= 0)
+        md_log_set_level((enum md_log_level)md_log_level_from_string(level));
     const char *db = g_getenv("MD_RECORD_DB");
     if (db && evidence) {
         int sr = md_store_open(db, &store);
