@@ -1042,7 +1042,7 @@ static int rec_seal(md_evidence_rec *w, bool final)
     if (w->index > UINT32_MAX)
         return -EFBIG;
     chunk_params(w->aad, w->aad_len, w->prefix, w->index, final, nonce);
-    put_u32(w->sealed, (uint32_t)w->plain_len);
+    md_put_u32(w->sealed, (uint32_t)w->plain_len);
     if ((r = md_aead_seal(w->key, nonce, w->aad, w->aad_len + 9, w->plain, w->plain_len,
                           w->sealed + REC_LEN_FIELD)) < 0)
         return r;
@@ -1245,7 +1245,7 @@ static int rec_index(md_evidence_rec_reader *rd, uint64_t file_size)
     while (off + REC_LEN_FIELD <= file_size) {
         if (pread(rd->fd, lenb, sizeof(lenb), (off_t)off) != (ssize_t)sizeof(lenb))
             return -EIO;
-        uint32_t len = get_u32(lenb);
+        uint32_t len = md_get_u32(lenb);
         if (len > MD_EVIDENCE_CHUNK)
             return -MD_E_EVIDENCE_CORRUPT;
         uint64_t end = off + REC_LEN_FIELD + len + MD_AEAD_TAG_LEN;
