@@ -96,6 +96,11 @@
     X(RECORDING_PURGED, "recording_purged", "the recording was destroyed by retention")            \
     X(RECORDER, "recorder_failed", "the recording pipeline failed")                                \
     X(RECORDING_EXPORT, "recording_export_failed", "the recording could not be exported")          \
+    /* consent and policy (docs/protocol.md "Recording") */                                        \
+    X(RECORDING_OFF, "recording_off", "this municipality's policy does not allow recording")       \
+    X(RECORDING_REQUIRED, "recording_required",                                                    \
+      "this municipality requires a recording made with consent before \"verified\"")             \
+    X(CONSENT_REFUSED, "consent_refused", "the applicant did not consent to recording")            \
     /* operator side */                                                                            \
     X(CONFIG, "config_invalid", "configuration is invalid")                                        \
     X(AUDIT_BROKEN, "audit_chain_broken", "audit log failed verification")                         \

@@ -15,6 +15,7 @@
 enum field_type {
     FT_STRING,         /* non-empty string */
     FT_STRING_OR_NULL, /* string (may be empty) or null */
+    FT_BOOL,           /* true or false */
 };
 
 struct field {
@@ -41,6 +42,7 @@ struct schema {
 #define SDP_MAX 32768
 
 static const char *const outcome_values[] = {"verified", "not_verified", "aborted", NULL};
+static const char *const record_actions[] = {"start", "stop", NULL};
 
 static const struct schema schemas[MD_MSG__COUNT] = {
     [MD_MSG_REQUEST] = {"request", MD_SENDER_TABLET, {{"procedure", FT_STRING, true, 64, NULL}}},
@@ -62,6 +64,12 @@ static const struct schema schemas[MD_MSG__COUNT] = {
                            {"mid", FT_STRING_OR_NULL, false, 32, NULL}}},
     [MD_MSG_HANGUP] = {"hangup", PARTIES, {SESSION_FIELD}},
     [MD_MSG_STILL] = {"still", MD_SENDER_VERIFIER, {SESSION_FIELD}},
+    [MD_MSG_RECORD] = {"record",
+                       MD_SENDER_VERIFIER,
+                       {SESSION_FIELD, {"action", FT_STRING, true, 8, record_actions}}},
+    [MD_MSG_CONSENT] = {"consent",
+                        MD_SENDER_TABLET,
+                        {SESSION_FIELD, {"given", FT_BOOL, true, 0, NULL}}},
 };
 
 const char *md_proto_type_name(md_msg_type type)
@@ -89,6 +97,12 @@ static int check_field(const struct field *f, json_t *v, char **ret_detail)
 {
     if (f->type == FT_STRING_OR_NULL && json_is_null(v))
         return 0;
+    if (f->type == FT_BOOL) {
+        if (json_is_boolean(v))
+            return 0;
+        *ret_detail = g_strdup_printf("\"%s\" must be true or false", f->name);
+        return -MD_E_SCHEMA;
+    }
     if (!json_is_string(v)) {
         *ret_detail = g_strdup_printf("\"%s\" must be a string", f->name);
         return -MD_E_SCHEMA;

@@ -20,6 +20,8 @@ typedef enum md_msg_type {
     MD_MSG_CANDIDATE,
     MD_MSG_HANGUP,
     MD_MSG_STILL,
+    MD_MSG_RECORD,
+    MD_MSG_CONSENT,
     MD_MSG__COUNT
 } md_msg_type;
 
@@ -35,9 +37,9 @@ enum md_sender {
 
 typedef struct md_proto_result {
     md_msg_type type;
-    json_t *msg;   /* owned: the validated object */
-    char *id;      /* the client's "id" if present and valid (malloc'd), else NULL */
-    char *detail;  /* on failure: which field or why (malloc'd), else NULL */
+    json_t *msg;  /* owned: the validated object */
+    char *id;     /* the client's "id" if present and valid (malloc'd), else NULL */
+    char *detail; /* on failure: which field or why (malloc'd), else NULL */
 } md_proto_result;
 
 /*

@@ -42,6 +42,28 @@ typedef struct md_party {
     int refusals;
 } md_party;
 
+/* Consent and recording of one session (md_session_recording.c,
+ * docs/protocol.md "Recording"). */
+typedef enum md_rec_state {
+    MD_REC_IDLE,      /* nothing asked */
+    MD_REC_ASKING,    /* the tablet was asked for the applicant's consent */
+    MD_REC_CONSENTED, /* consent given; recording starts once the session is live */
+    MD_REC_ON,        /* recording */
+    MD_REC_STOPPED,   /* stopped by the verifier */
+    MD_REC_REFUSED,   /* consent refused: nothing recorded */
+    MD_REC_FAILED,    /* the recorder could not start or failed */
+} md_rec_state;
+
+typedef struct md_session_rec {
+    enum md_recording_policy policy; /* the municipality's, fixed at the request */
+    md_rec_state state;
+    bool consent_given; /* asked once per session */
+    bool want;          /* the verifier (or the required policy) wants it running */
+    bool ran;           /* a recording with consent started in this session */
+    unsigned count;     /* recordings started in this session */
+    char *recording_id; /* the running one, else NULL */
+} md_session_rec;
+
 typedef enum md_session_state {
     MD_STATE_REQUESTED,
     MD_STATE_ASSIGNED,
@@ -70,6 +92,7 @@ struct md_session {
     guint timer; /* queue wait, connect timeout or rejoin grace */
     enum md_assignment_mode assignment;
     unsigned stills; /* stills asked for: names the next one "still-<n+1>" */
+    md_session_rec rec;
 };
 
 struct md_server {
@@ -130,6 +153,29 @@ void md_session_file_received(md_server *srv, md_session *s, const md_media_even
 void md_session_file_failed(md_server *srv, md_session *s, const md_media_event *ev);
 /* The verifier's "still": see md_session_chat.c. */
 void md_session_still_request(md_server *srv, md_session *s, md_party *verifier, const char *re);
+
+/* md_sessions.c: ends a session (the reason is a static string);
+ * by = the party that ended it (NULL: the gateway). */
+void md_session_end(md_server *srv, md_session *s, const char *outcome, const char *reason,
+                    md_party *by, const char *re);
+
+/* md_session_recording.c: policy, consent and the recorder's control
+ * (docs/protocol.md "Recording").  Hooks called by md_sessions.c: */
+void md_session_recording_init(md_session *s, enum md_recording_policy policy);
+void md_session_recording_clear(md_session *s);
+const char *md_session_recording_policy_name(const md_session *s);
+/* Assigned: with policy "required" the tablet is asked for consent now. */
+void md_session_recording_assigned(md_server *srv, md_session *s);
+/* Both legs up: a recording waiting for media starts. */
+void md_session_recording_live(md_server *srv, md_session *s);
+/* A leg came back: it is told the recording state (the tablet the question). */
+void md_session_recording_rejoined(md_server *srv, md_session *s, md_party *p);
+/* The session is ending: a running recording is stopped (before media close). */
+void md_session_recording_ending(md_server *srv, md_session *s);
+/* 0, or -MD_E_RECORDING_REQUIRED for "verified" without a consented recording. */
+int md_session_recording_outcome_check(const md_session *s, const char *result);
+void md_session_on_record(md_server *srv, md_party *p, const md_proto_result *m);
+void md_session_on_consent(md_server *srv, md_party *p, const md_proto_result *m);
 
 /* md_http_api.c */
 void md_http_api_handle(md_server *srv, const md_http_request *req, md_http_response *resp);

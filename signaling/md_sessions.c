@@ -44,6 +44,7 @@ void md_session_free(md_session *s)
     g_free(s->device_id);
     g_free(s->procedure);
     g_free(s->verifier);
+    md_session_recording_clear(s);
     g_free(s);
 }
 
@@ -233,9 +234,10 @@ static void send_queue_to(md_server *srv, md_party *verifier)
 
 static json_t *assigned_message(md_server *srv, md_session *s, const char *role)
 {
-    return json_pack("{s:s, s:s, s:s, s:s, s:s, s:o}", "type", "assigned", "session", s->id,
+    return json_pack("{s:s, s:s, s:s, s:s, s:s, s:o, s:s}", "type", "assigned", "session", s->id,
                      "procedure", s->procedure, "post_office", s->post_office, "role", role,
-                     "ice_servers", md_session_ice_servers(srv, s));
+                     "ice_servers", md_session_ice_servers(srv, s), "recording",
+                     md_session_recording_policy_name(s));
 }
 
 /* Assigns; nothing changes unless the audit entry is durable first. */
@@ -260,6 +262,7 @@ static int assign(md_server *srv, md_session *s, md_party *verifier, const char 
               json_pack("{s:s, s:s, s:s}", "type", "state", "session", s->id, "state", "assigned"));
     md_session_media_open(srv, s);
     arm_timer(srv, s, srv->cfg->session.connect_timeout_seconds, "connect_timeout");
+    md_session_recording_assigned(srv, s);
     broadcast_queue(srv, s->municipality);
     return 0;
 }
@@ -306,6 +309,7 @@ static void end_session(md_server *srv, md_session *s, const char *outcome, cons
         return;
     md_session_state was = s->state;
     disarm_timer(s);
+    md_session_recording_ending(srv, s);
     if (s->media_open)
         md_session_media_close(srv, s);
     s->state = MD_STATE_ENDED;
@@ -414,6 +418,7 @@ static void on_request(md_server *srv, md_party *p, const md_proto_result *m)
     s->requested_ms = now;
     s->requested_mono_ms = md_monotonic_ms();
     s->assignment = scope.policy.assignment;
+    md_session_recording_init(s, scope.policy.recording);
     s->leg[MD_LEG_TABLET] = p;
     p->session = s;
     md_request_scope_clear(&scope);
@@ -506,6 +511,13 @@ static void on_outcome(md_server *srv, md_party *p, const md_proto_result *m)
                              s->id);
         return;
     }
+    int refused = md_session_recording_outcome_check(s, result);
+    if (refused < 0) {
+        md_server_audit(srv, p->actor, "outcome_refused", s->municipality, s->post_office, s->id,
+                        json_pack("{s:s, s:s}", "result", result, "code", md_err_code(refused)));
+        md_server_send_error(srv, p, refused, NULL, m->id, s->id);
+        return;
+    }
     /* The free-text reason may describe the applicant: the store keeps it,
      * the audit keeps only its hash. */
     json_t *detail = json_pack("{s:s}", "result", result);
@@ -585,6 +597,7 @@ const md_msg_handler md_session_handlers[MD_MSG__COUNT] = {
     [MD_MSG_REQUEST] = on_request,     [MD_MSG_CANCEL] = on_cancel, [MD_MSG_ACCEPT] = on_accept,
     [MD_MSG_OUTCOME] = on_outcome,     [MD_MSG_OFFER] = on_offer,   [MD_MSG_RESTART] = on_offer,
     [MD_MSG_CANDIDATE] = on_candidate, [MD_MSG_HANGUP] = on_hangup,   [MD_MSG_STILL] = on_still,
+    [MD_MSG_RECORD] = md_session_on_record, [MD_MSG_CONSENT] = md_session_on_consent,
 };
 
 /* ---- parties coming and going ---- */
@@ -629,6 +642,7 @@ void md_sessions_party_joined(md_server *srv, md_party *p)
             md_server_send(srv, p,
                            json_pack("{s:s, s:s, s:s}", "type", "state", "session", s->id, "state",
                                      state_names[s->state]));
+            md_session_recording_rejoined(srv, s, p);
         }
     }
     if (p->role == MD_SENDER_VERIFIER) {
@@ -756,6 +770,7 @@ void md_sessions_on_media_event(const md_media_event *ev, void *userdata)
                 set_state(srv, s, MD_STATE_LIVE, "live_at");
                 md_server_audit(srv, "system", "session_live", s->municipality, s->post_office,
                                 s->id, NULL);
+                md_session_recording_live(srv, s);
             }
         }
         break;
@@ -795,4 +810,10 @@ void md_sessions_on_media_event(const md_media_event *ev, void *userdata)
     case MD_MEDIA_RECORDING:
         break; /* recording control (consent, policy, audit) is rec-control's */
     }
+}
+
+void md_session_end(md_server *srv, md_session *s, const char *outcome, const char *reason,
+                    md_party *by, const char *re)
+{
+    end_session(srv, s, outcome, reason, by, re);
 }

@@ -41,6 +41,31 @@ static void test_valid_messages(void)
            "127.0.0.1 9 typ host\",\"mid\":\"0\"}",
            MD_SENDER_VERIFIER, 0);
     expect("{\"type\":\"hangup\",\"session\":\"abc\"}", MD_SENDER_TABLET, 0);
+    expect("{\"type\":\"record\",\"session\":\"abc\",\"action\":\"start\"}", MD_SENDER_VERIFIER, 0);
+    expect("{\"type\":\"record\",\"session\":\"abc\",\"action\":\"stop\"}", MD_SENDER_VERIFIER, 0);
+    expect("{\"type\":\"consent\",\"session\":\"abc\",\"given\":true}", MD_SENDER_TABLET, 0);
+    expect("{\"type\":\"consent\",\"session\":\"abc\",\"given\":false}", MD_SENDER_TABLET, 0);
+}
+
+/* record and consent (docs/protocol.md "Recording"): who may send them, and
+ * "given" is a JSON boolean, not a truthy string or number. */
+static void test_recording_messages(void)
+{
+    expect("{\"type\":\"record\",\"session\":\"a\",\"action\":\"pause\"}", MD_SENDER_VERIFIER,
+           -MD_E_SCHEMA);
+    expect("{\"type\":\"record\",\"session\":\"a\"}", MD_SENDER_VERIFIER, -MD_E_SCHEMA);
+    expect("{\"type\":\"record\",\"session\":\"a\",\"action\":\"start\"}", MD_SENDER_TABLET,
+           -MD_E_FORBIDDEN);
+    expect("{\"type\":\"consent\",\"session\":\"a\",\"given\":true}", MD_SENDER_VERIFIER,
+           -MD_E_FORBIDDEN);
+    expect("{\"type\":\"consent\",\"session\":\"a\",\"given\":\"true\"}", MD_SENDER_TABLET,
+           -MD_E_SCHEMA);
+    expect("{\"type\":\"consent\",\"session\":\"a\",\"given\":1}", MD_SENDER_TABLET, -MD_E_SCHEMA);
+    expect("{\"type\":\"consent\",\"session\":\"a\",\"given\":null}", MD_SENDER_TABLET,
+           -MD_E_SCHEMA);
+    expect("{\"type\":\"consent\",\"session\":\"a\"}", MD_SENDER_TABLET, -MD_E_SCHEMA);
+    ASSERT_STR_EQ(md_err_code(-MD_E_RECORDING_OFF), "recording_off");
+    ASSERT_STR_EQ(md_err_code(-MD_E_CONSENT_REFUSED), "consent_refused");
 }
 
 static void test_bad_json(void)
@@ -114,6 +139,7 @@ int main(void)
     RUN(test_unknown_type);
     RUN(test_schema);
     RUN(test_roles);
+    RUN(test_recording_messages);
     RUN(test_error_message);
     return 0;
 }
