@@ -503,8 +503,9 @@ int md_server_new(const md_config *cfg, md_server **ret)
     if (r < 0)
         goto fail;
     /* Recordings a crash interrupted end "cut" (they still export to the
-     * cut) before any session can start a new one (DESIGN 6). */
-    r = md_recording_recover(srv->store, srv->evidence, md_now_ms());
+     * cut) before any session can start a new one (DESIGN 6); each is
+     * audited as stored. */
+    r = md_session_recording_recover(srv);
     if (r > 0)
         md_warn("server", "recordings_cut", "{s:i}", "count", r);
     else if (r < 0)
@@ -554,6 +555,7 @@ int md_server_run(md_server *srv)
     fflush(stdout);
     g_main_loop_run(srv->loop);
     md_sessions_shutdown(srv);
+    md_session_recording_drain(srv, 5000);
     md_server_audit(srv, "system", "gateway_stopped", NULL, NULL, NULL, NULL);
     return srv->exit_code;
 }

@@ -105,9 +105,10 @@ struct md_server {
     md_media *media;
     md_evidence *evidence; /* chat transcripts (evidence.dir) */
     md_auth_limits auth_limits;
-    GHashTable *sessions;     /* id -> md_session* (unfinished only) */
-    GPtrArray *parties;       /* md_party*, every open connection */
-    GHashTable *device_conns; /* device id -> GINT count */
+    GHashTable *sessions;        /* id -> md_session* (unfinished only) */
+    GPtrArray *parties;          /* md_party*, every open connection */
+    GHashTable *device_conns;    /* device id -> GINT count */
+    unsigned recordings_running; /* started, final MD_MEDIA_RECORDING not yet seen */
     guint tick_timer;
     guint crl_timer;
     guint signal_sources[3];
@@ -176,6 +177,12 @@ void md_session_recording_ending(md_server *srv, md_session *s);
 int md_session_recording_outcome_check(const md_session *s, const char *result);
 void md_session_on_record(md_server *srv, md_party *p, const md_proto_result *m);
 void md_session_on_consent(md_server *srv, md_party *p, const md_proto_result *m);
+/* MD_MEDIA_RECORDING (also after the session ended). */
+void md_session_recording_event(md_server *srv, const md_media_event *ev);
+/* serve start-up: recordings a crash interrupted are closed and audited. */
+int md_session_recording_recover(md_server *srv);
+/* serve shutdown: waits (at most timeout_ms) for stopped recordings' reports. */
+void md_session_recording_drain(md_server *srv, int timeout_ms);
 
 /* md_http_api.c */
 void md_http_api_handle(md_server *srv, const md_http_request *req, md_http_response *resp);

@@ -24,6 +24,7 @@
 #include "md_crypto.h"
 #include "md_err.h"
 #include "md_log.h"
+#include "md_recording.h"
 #include "md_server_private.h"
 #include "md_time.h"
 
@@ -34,8 +35,8 @@ static const char *const policy_names[] = {[MD_RECORDING_OFF] = "off",
                                            [MD_RECORDING_REQUIRED] = "required"};
 
 static const char *const rec_state_names[] = {
-    [MD_REC_IDLE] = "idle",       [MD_REC_ASKING] = "asking",   [MD_REC_CONSENTED] = "consented",
-    [MD_REC_ON] = "on",           [MD_REC_STOPPED] = "stopped", [MD_REC_REFUSED] = "refused",
+    [MD_REC_IDLE] = "idle",     [MD_REC_ASKING] = "asking",   [MD_REC_CONSENTED] = "consented",
+    [MD_REC_ON] = "on",         [MD_REC_STOPPED] = "stopped", [MD_REC_REFUSED] = "refused",
     [MD_REC_FAILED] = "failed",
 };
 
@@ -102,8 +103,9 @@ static void recording_failed(md_server *srv, md_session *s, const char *recordin
 }
 
 /* Starts the recorder once consent is given, the verifier (or the policy)
- * wants it, and media flows.  The audit entry comes first: a recording
- * without its record_start entry must not exist. */
+ * wants it, and media flows.  The row and the encrypted file exist before
+ * the record_start entry, and the entry before any media is written: a
+ * recording without its audit entry never exists. */
 static void start_if_ready(md_server *srv, md_session *s, md_party *by, const char *re)
 {
     if (!s->rec.consent_given || !s->rec.want || s->rec.state == MD_REC_ON)
@@ -113,28 +115,37 @@ static void start_if_ready(md_server *srv, md_session *s, md_party *by, const ch
             set_rec_state(srv, s, MD_REC_CONSENTED, by, re);
         return;
     }
-    uint8_t raw[16];
-    char id[33];
-    if (md_random_bytes(raw, sizeof(raw)) < 0) {
-        recording_failed(srv, s, NULL, -MD_E_INTERNAL);
+    g_autofree char *id = NULL;
+    md_evidence_rec *writer = NULL;
+    int r = md_recording_begin(srv->store, srv->evidence, s->id, md_now_ms(), &id, &writer);
+    if (r < 0) {
+        recording_failed(srv, s, NULL, r);
         return;
     }
-    md_hex_encode(raw, sizeof(raw), id);
     if (md_server_audit(srv, by ? by->actor : "system", "record_start", s->municipality,
                         s->post_office, s->id, json_pack("{s:s}", "recording", id)) < 0) {
+        md_evidence_rec_abandon(writer);
+        md_recording_end(srv->store, id, MD_RECORDING_CUT, md_now_ms(), 0, NULL, 0);
         recording_failed(srv, s, id, -MD_E_INTERNAL);
         return;
     }
-    int r = md_media_record_start(srv->media, s->id, id);
+    r = md_media_record_start(srv->media, s->id, id, writer); /* takes writer */
     if (r < 0) {
-        recording_failed(srv, s, id, r == -MD_E_INTERNAL ? r : -MD_E_RECORDING_FAILED);
+        char sha[MD_SHA256_HEX_LEN + 1];
+        uint64_t bytes = 0;
+        bool hashed = md_evidence_rec_file_hash(srv->evidence, id, sha, &bytes) == 0;
+        md_recording_end(srv->store, id, MD_RECORDING_CUT, md_now_ms(), 0, hashed ? sha : NULL,
+                         bytes);
+        recording_failed(srv, s, id, r);
         return;
     }
+    srv->recordings_running++;
     g_free(s->rec.recording_id);
-    s->rec.recording_id = g_strdup(id);
+    s->rec.recording_id = g_steal_pointer(&id);
     s->rec.ran = true;
     s->rec.count++;
-    md_info("recording", "started", "{s:s, s:s}", "session", s->id, "recording", id);
+    md_info("recording", "started", "{s:s, s:s}", "session", s->id, "recording",
+            s->rec.recording_id);
     set_rec_state(srv, s, MD_REC_ON, by, re);
 }
 
@@ -143,9 +154,8 @@ static void stop_running(md_server *srv, md_session *s, md_party *by, const char
     if (s->rec.state != MD_REC_ON || !s->rec.recording_id)
         return;
     int r = md_media_record_stop(srv->media, s->id);
-    md_server_audit(srv, by ? by->actor : "system", "record_stop", s->municipality,
-                    s->post_office, s->id,
-                    json_pack("{s:s, s:s}", "recording", s->rec.recording_id, "why", why));
+    md_server_audit(srv, by ? by->actor : "system", "record_stop", s->municipality, s->post_office,
+                    s->id, json_pack("{s:s, s:s}", "recording", s->rec.recording_id, "why", why));
     if (r < 0)
         md_warn("recording", "stop_failed", "{s:s, s:s}", "session", s->id, "error",
                 md_strerror(r));
@@ -265,8 +275,8 @@ void md_session_on_consent(md_server *srv, md_party *p, const md_proto_result *m
         return;
     }
     bool given = json_is_true(json_object_get(m->msg, "given"));
-    if (md_server_audit(srv, p->actor, given ? "consent_given" : "consent_refused",
-                        s->municipality, s->post_office, s->id,
+    if (md_server_audit(srv, p->actor, given ? "consent_given" : "consent_refused", s->municipality,
+                        s->post_office, s->id,
                         json_pack("{s:s}", "policy", policy_names[s->rec.policy])) < 0) {
         md_server_send_error(srv, p, -MD_E_INTERNAL, "the answer could not be recorded", m->id,
                              s->id);
@@ -288,41 +298,121 @@ void md_session_on_consent(md_server *srv, md_party *p, const md_proto_result *m
 
 /* ---- the recorder's report ---- */
 
-/* A recording was finalised (stopped, session closed, or cut by an error):
- * audited with its id, the SHA-256 of its ciphertext and its duration.  The
- * session may have ended already; the audit scope then comes from the store. */
-void md_session_recording_stored(md_server *srv, const char *session_id, const char *recording_id,
-                                 const char *sha256, int64_t duration_ms, int error)
+/* The audit scope of a session that may have ended already. */
+static void session_scope(md_server *srv, const char *session_id, char **ret_municipality,
+                          char **ret_post_office)
 {
     md_session *s = g_hash_table_lookup(srv->sessions, session_id);
-    g_autofree char *municipality = NULL, *post_office = NULL;
     if (s) {
-        municipality = g_strdup(s->municipality);
-        post_office = g_strdup(s->post_office);
-    } else {
-        md_store_query_text(srv->store, "SELECT municipality FROM verification_session WHERE id = ?",
-                            MD_PARAMS(MD_P_TEXT(session_id)), &municipality);
-        md_store_query_text(srv->store, "SELECT post_office FROM verification_session WHERE id = ?",
-                            MD_PARAMS(MD_P_TEXT(session_id)), &post_office);
-    }
-    if (error < 0 && !sha256) {
-        if (s && s->rec.recording_id && strcmp(s->rec.recording_id, recording_id) == 0) {
-            recording_failed(srv, s, recording_id, error);
-            return;
-        }
-        md_server_audit(srv, "system", "recording_failed", municipality, post_office, session_id,
-                        json_pack("{s:s, s:s}", "recording", recording_id, "code",
-                                  md_err_code(error)));
+        *ret_municipality = g_strdup(s->municipality);
+        *ret_post_office = g_strdup(s->post_office);
         return;
     }
-    json_t *detail = json_pack("{s:s, s:s, s:I}", "recording", recording_id, "sha256", sha256,
-                               "duration_ms", (json_int_t)duration_ms);
+    md_store_query_text(srv->store, "SELECT municipality FROM verification_session WHERE id = ?",
+                        MD_PARAMS(MD_P_TEXT(session_id)), ret_municipality);
+    md_store_query_text(srv->store, "SELECT post_office FROM verification_session WHERE id = ?",
+                        MD_PARAMS(MD_P_TEXT(session_id)), ret_post_office);
+}
+
+/* The audit entry of a finished recording: ids, hash and figures only. */
+static void audit_stored(md_server *srv, const md_recording *rec, const char *codec, int error,
+                         uint64_t dropped)
+{
+    g_autofree char *municipality = NULL, *post_office = NULL;
+    session_scope(srv, rec->session_id, &municipality, &post_office);
+    json_t *detail =
+        json_pack("{s:s, s:s, s:I, s:I, s:s}", "recording", rec->id, "state",
+                  md_recording_state_name(rec->state), "duration_ms", (json_int_t)rec->duration_ms,
+                  "bytes", (json_int_t)rec->bytes, "sha256", rec->sha256 ? rec->sha256 : "");
+    if (codec)
+        json_object_set_new(detail, "codec", json_string(codec));
     if (error < 0)
         json_object_set_new(detail, "code", json_string(md_err_code(error)));
-    md_server_audit(srv, "system", "recording_stored", municipality, post_office, session_id,
+    if (dropped)
+        json_object_set_new(detail, "dropped_packets", json_integer((json_int_t)dropped));
+    md_server_audit(srv, "system", "recording_stored", municipality, post_office, rec->session_id,
                     detail);
-    md_info("recording", "stored", "{s:s, s:s, s:I}", "session", session_id, "recording",
-            recording_id, "duration_ms", (json_int_t)duration_ms);
-    if (s && error < 0 && s->rec.recording_id && strcmp(s->rec.recording_id, recording_id) == 0)
-        recording_failed(srv, s, recording_id, error); /* cut short while running */
+}
+
+/* MD_MEDIA_RECORDING: "recording" once the pipeline runs (the codec is
+ * known), then "complete" or "cut".  The final one may come after the
+ * session ended (closing a session stops its recording). */
+void md_session_recording_event(md_server *srv, const md_media_event *ev)
+{
+    const md_media_recording *mr = &ev->recording;
+    if (!mr->id || !mr->state)
+        return;
+    if (strcmp(mr->state, "recording") == 0) {
+        if (mr->codec)
+            md_recording_set_codec(srv->store, mr->id, mr->codec);
+        return;
+    }
+    bool cut = strcmp(mr->state, "complete") != 0;
+    int64_t now = md_now_ms();
+    int r = md_recording_end(srv->store, mr->id, cut ? MD_RECORDING_CUT : MD_RECORDING_COMPLETE,
+                             now, mr->duration_ms, mr->sha256, mr->bytes);
+    if (r < 0)
+        md_error("recording", "end_failed", "{s:s, s:s}", "recording", mr->id, "error",
+                 md_strerror(r));
+    if (srv->recordings_running > 0)
+        srv->recordings_running--;
+    md_recording rec = {
+        .id = (char *)mr->id,
+        .session_id = (char *)ev->session_id,
+        .state = cut ? MD_RECORDING_CUT : MD_RECORDING_COMPLETE,
+        .duration_ms = mr->duration_ms,
+        .sha256 = (char *)mr->sha256,
+        .bytes = mr->bytes,
+    };
+    audit_stored(srv, &rec, mr->codec, cut ? (ev->error ? ev->error : -MD_E_RECORDER) : 0,
+                 mr->dropped);
+    md_info("recording", "stored", "{s:s, s:s, s:s, s:I}", "session", ev->session_id, "recording",
+            mr->id, "state", mr->state, "duration_ms", (json_int_t)mr->duration_ms);
+    md_session *s = g_hash_table_lookup(srv->sessions, ev->session_id);
+    if (s && s->rec.recording_id && strcmp(s->rec.recording_id, mr->id) == 0 && cut)
+        recording_failed(srv, s, mr->id, ev->error ? ev->error : -MD_E_RECORDER);
+}
+
+/* Rows a crash left "recording": md_recording_recover() closes them (cut,
+ * or complete if the final chunk made it) and each is audited as stored. */
+static int collect_unfinished(const md_recording *r, void *userdata)
+{
+    if (r->state == MD_RECORDING_RECORDING)
+        g_ptr_array_add(userdata, g_strdup(r->id));
+    return 0;
+}
+
+int md_session_recording_recover(md_server *srv)
+{
+    g_autoptr(GPtrArray) ids = g_ptr_array_new_with_free_func(g_free);
+    int r = md_recording_list(srv->store, NULL, collect_unfinished, ids);
+    if (r < 0)
+        return r;
+    if (ids->len == 0)
+        return 0;
+    r = md_recording_recover(srv->store, srv->evidence, md_now_ms());
+    if (r < 0)
+        return r;
+    for (guint i = 0; i < ids->len; i++) {
+        md_recording rec;
+        if (md_recording_get(srv->store, ids->pdata[i], &rec) == 1) {
+            audit_stored(srv, &rec, rec.codec, rec.state == MD_RECORDING_CUT ? -MD_E_RECORDER : 0,
+                         0);
+            md_recording_clear(&rec);
+        }
+    }
+    md_info("recording", "recovered", "{s:i}", "recordings", (int)ids->len);
+    return (int)ids->len;
+}
+
+/* Shutdown: sessions were ended (their recordings stopped); the final
+ * events come from the workers.  Waits for them, at most timeout_ms, so
+ * that a clean stop leaves complete recordings and their audit entries. */
+void md_session_recording_drain(md_server *srv, int timeout_ms)
+{
+    int64_t deadline = md_monotonic_ms() + timeout_ms;
+    while (srv->recordings_running > 0 && md_monotonic_ms() < deadline) {
+        if (!g_main_context_iteration(NULL, FALSE))
+            g_usleep(10 * 1000);
+    }
 }

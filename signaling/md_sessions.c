@@ -594,10 +594,17 @@ static void on_hangup(md_server *srv, md_party *p, const md_proto_result *m)
 }
 
 const md_msg_handler md_session_handlers[MD_MSG__COUNT] = {
-    [MD_MSG_REQUEST] = on_request,     [MD_MSG_CANCEL] = on_cancel, [MD_MSG_ACCEPT] = on_accept,
-    [MD_MSG_OUTCOME] = on_outcome,     [MD_MSG_OFFER] = on_offer,   [MD_MSG_RESTART] = on_offer,
-    [MD_MSG_CANDIDATE] = on_candidate, [MD_MSG_HANGUP] = on_hangup,   [MD_MSG_STILL] = on_still,
-    [MD_MSG_RECORD] = md_session_on_record, [MD_MSG_CONSENT] = md_session_on_consent,
+    [MD_MSG_REQUEST] = on_request,
+    [MD_MSG_CANCEL] = on_cancel,
+    [MD_MSG_ACCEPT] = on_accept,
+    [MD_MSG_OUTCOME] = on_outcome,
+    [MD_MSG_OFFER] = on_offer,
+    [MD_MSG_RESTART] = on_offer,
+    [MD_MSG_CANDIDATE] = on_candidate,
+    [MD_MSG_HANGUP] = on_hangup,
+    [MD_MSG_STILL] = on_still,
+    [MD_MSG_RECORD] = md_session_on_record,
+    [MD_MSG_CONSENT] = md_session_on_consent,
 };
 
 /* ---- parties coming and going ---- */
@@ -733,6 +740,10 @@ static void leg_media_lost(md_server *srv, md_session *s, md_party *p, md_leg le
 void md_sessions_on_media_event(const md_media_event *ev, void *userdata)
 {
     md_server *srv = userdata;
+    if (ev->type == MD_MEDIA_RECORDING) { /* may outlive its session */
+        md_session_recording_event(srv, ev);
+        return;
+    }
     md_session *s = g_hash_table_lookup(srv->sessions, ev->session_id);
     if (!s)
         return;
@@ -808,7 +819,7 @@ void md_sessions_on_media_event(const md_media_event *ev, void *userdata)
         md_session_file_failed(srv, s, ev);
         break;
     case MD_MEDIA_RECORDING:
-        break; /* recording control (consent, policy, audit) is rec-control's */
+        break; /* handled above */
     }
 }
 
