@@ -57,6 +57,7 @@ int md_cmd_audit_export(md_cli *cli, int argc, char **argv);
 int md_cmd_audit_checkpoint(md_cli *cli, int argc, char **argv);
 int md_cmd_recording_list(md_cli *cli, int argc, char **argv);
 int md_cmd_recording_export(md_cli *cli, int argc, char **argv);
+int md_cmd_retention_run(md_cli *cli, int argc, char **argv);
 
 /* Shared by certs init and setup-dev: CA, server certificate, empty CRL. */
 int md_cli_certs_init(md_cli *cli, char **names, bool force_server);

@@ -41,6 +41,8 @@ static const struct command {
     {"recording", "list", md_cmd_recording_list, "list recordings and their state"},
     {"recording", "export", md_cmd_recording_export,
      "decrypt a recording to WebM/MP4 (needs --reason; audited)"},
+    {"retention", "run", md_cmd_retention_run,
+     "purge recordings, files and transcripts past their retention (also daily in serve)"},
 };
 
 static void usage(FILE *out)

@@ -414,6 +414,18 @@ static char *session_dir(const md_evidence *ev, const char *session_id)
     return g_build_filename(ev->sessions_dir, session_id, NULL);
 }
 
+bool md_evidence_session_exists(md_evidence *ev, const char *session_id)
+{
+    if (!ev || !id_ok(session_id))
+        return false;
+    char *path = key_path(ev, session_id);
+    char *sdir = session_dir(ev, session_id);
+    bool found = g_file_test(path, G_FILE_TEST_EXISTS) || g_file_test(sdir, G_FILE_TEST_EXISTS);
+    g_free(path);
+    g_free(sdir);
+    return found;
+}
+
 int md_evidence_session_destroy(md_evidence *ev, const char *session_id)
 {
     int r = 0;

@@ -59,6 +59,9 @@ int md_evidence_session_key(md_evidence *ev, const char *session_id);
 /* Deletes the wrapped key (then the session's files): unrecoverable.
  * -ENOENT if there was no key. */
 int md_evidence_session_destroy(md_evidence *ev, const char *session_id);
+/* True if the session has a wrapped key or files (also half-destroyed ones:
+ * retention finishes those). */
+bool md_evidence_session_exists(md_evidence *ev, const char *session_id);
 
 /* Starts a file (creating the session key if needed).  -EEXIST if the file
  * was already committed. */

@@ -8,6 +8,7 @@
 #include "md_sealed.h"
 #include "md_err.h"
 #include "md_recording.h"
+#include "md_retention.h"
 #include "md_server_private.h"
 #include "md_log.h"
 #include "md_time.h"
@@ -417,6 +418,21 @@ static gboolean on_crl_timer(gpointer data)
     return G_SOURCE_CONTINUE;
 }
 
+/* The daily retention run (md_retention.h), on the control thread. */
+static gboolean on_retention_timer(gpointer data)
+{
+    md_server *srv = data;
+    md_retention_result res = {0};
+    int r =
+        md_retention_run(srv->store, srv->audit, srv->evidence, "system", md_now_ms(), NULL, &res);
+    if (r < 0)
+        md_error("retention", "run_failed", "{s:s}", "error", md_strerror(r));
+    else if (res.recordings || res.sessions || res.leftovers || res.failures)
+        md_info("retention", "run", "{s:i, s:i, s:i, s:i}", "recordings", res.recordings,
+                "sessions", res.sessions, "leftovers", res.leftovers, "failures", res.failures);
+    return G_SOURCE_CONTINUE;
+}
+
 static gboolean on_sighup(gpointer data)
 {
     md_info("server", "reloading", NULL);
@@ -530,6 +546,7 @@ int md_server_new(const md_config *cfg, md_server **ret)
 
     srv->tick_timer = g_timeout_add_seconds(1, on_tick, srv);
     srv->crl_timer = g_timeout_add_seconds(24 * 3600, on_crl_timer, srv);
+    srv->retention_timer = g_timeout_add_seconds(24 * 3600, on_retention_timer, srv);
     *ret = srv;
     return 0;
 
@@ -553,6 +570,7 @@ int md_server_run(md_server *srv)
            "  tablets connect to:    wss://<this host>:%d/ws (client certificate)\n",
            srv->cfg->public_url, srv->cfg->public_url, srv->cfg->device_listen.port);
     fflush(stdout);
+    on_retention_timer(srv); /* once at start, then daily */
     g_main_loop_run(srv->loop);
     md_sessions_shutdown(srv);
     md_session_recording_drain(srv, 5000);
@@ -571,6 +589,8 @@ md_server *md_server_free(md_server *srv)
         g_source_remove(srv->tick_timer);
     if (srv->crl_timer)
         g_source_remove(srv->crl_timer);
+    if (srv->retention_timer)
+        g_source_remove(srv->retention_timer);
     /* Closing the listeners runs on_close for every party. */
     srv->ws = md_ws_free(srv->ws);
     g_hash_table_destroy(srv->sessions);

@@ -111,6 +111,7 @@ struct md_server {
     unsigned recordings_running; /* started, final MD_MEDIA_RECORDING not yet seen */
     guint tick_timer;
     guint crl_timer;
+    guint retention_timer; /* daily md_retention_run */
     guint signal_sources[3];
     int exit_code;
 };
