@@ -327,6 +327,8 @@ static const struct route {
 
 void md_http_api_handle(md_server *srv, const md_http_request *req, md_http_response *resp)
 {
+    if (md_http_recording_handle(srv, req, resp))
+        return;
     for (size_t i = 0; i < G_N_ELEMENTS(routes); i++) {
         const struct route *r = &routes[i];
         if (strcmp(r->path, req->path) != 0)

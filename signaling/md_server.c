@@ -598,6 +598,8 @@ md_server *md_server_free(md_server *srv)
     srv->evidence = md_evidence_free(srv->evidence);
     g_ptr_array_free(srv->parties, TRUE);
     g_hash_table_destroy(srv->device_conns);
+    if (srv->playback_tickets)
+        g_hash_table_destroy(srv->playback_tickets);
     srv->audit = md_audit_close(srv->audit);
     srv->store = md_store_close(srv->store);
     srv->procedures = md_procedures_free(srv->procedures);

@@ -111,7 +111,8 @@ struct md_server {
     unsigned recordings_running; /* started, final MD_MEDIA_RECORDING not yet seen */
     guint tick_timer;
     guint crl_timer;
-    guint retention_timer; /* daily md_retention_run */
+    guint retention_timer;        /* daily md_retention_run */
+    GHashTable *playback_tickets; /* md_http_recording.c; NULL until the first */
     guint signal_sources[3];
     int exit_code;
 };
@@ -184,6 +185,10 @@ void md_session_recording_event(md_server *srv, const md_media_event *ev);
 int md_session_recording_recover(md_server *srv);
 /* serve shutdown: waits (at most timeout_ms) for stopped recordings' reports. */
 void md_session_recording_drain(md_server *srv, int timeout_ms);
+
+/* md_http_recording.c: the auditor's recording list and playback; true
+ * when the request was one of its paths (resp filled). */
+bool md_http_recording_handle(md_server *srv, const md_http_request *req, md_http_response *resp);
 
 /* md_http_api.c */
 void md_http_api_handle(md_server *srv, const md_http_request *req, md_http_response *resp);

@@ -71,6 +71,9 @@ struct md_conn {
     bool http_body_too_large;
     md_http_response resp;
     bool resp_ready;
+    char *http_range;          /* Range header of the request */
+    uint64_t src_off, src_end; /* resp.source: next byte to send, end (exclusive) */
+    bool src_started;          /* resp.source: headers sent */
 };
 
 static md_ws *ws_of(struct lws *wsi)
@@ -169,6 +172,14 @@ static void http_reset(md_conn *c)
     g_clear_pointer(&c->resp.body, g_free);
     g_clear_pointer(&c->resp.set_cookie, g_free);
     g_clear_pointer(&c->resp.file, g_free);
+    g_clear_pointer(&c->http_range, g_free);
+    if (c->resp.source) {
+        if (c->resp.source->free)
+            c->resp.source->free(c->resp.source->ud);
+        g_free(c->resp.source);
+    }
+    c->src_off = c->src_end = 0;
+    c->src_started = false;
     memset(&c->resp, 0, sizeof(c->resp));
     c->resp_ready = false;
 }
@@ -363,12 +374,16 @@ static int add_header(struct lws *wsi, const char *name, const char *value, unsi
                                        (const unsigned char *)value, (int)strlen(value), p, end);
 }
 
+static int write_source(struct lws *wsi, md_conn *c);
+
 static int write_response(struct lws *wsi, md_conn *c)
 {
     md_http_response *resp = &c->resp;
     unsigned char buf[LWS_PRE + 2048];
     unsigned char *start = buf + LWS_PRE, *p = start, *end = buf + sizeof(buf) - 1;
 
+    if (resp->source)
+        return write_source(wsi, c);
     if (resp->file) {
         /* lws_serve_http_file adds its own headers; ours go in other_headers. */
         for (size_t i = 0; i < G_N_ELEMENTS(security_headers); i++)
@@ -408,6 +423,111 @@ static int write_response(struct lws *wsi, md_conn *c)
     return lws_http_transaction_completed(wsi) ? -1 : 0;
 }
 
+/*
+ * One range of a body of `size` bytes (RFC 9110 14.1.2): "bytes=A-B",
+ * "bytes=A-" or "bytes=-N".  1 with [*ret_start, *ret_end) set, 0 when the
+ * header is absent or not one such range (the whole body is sent, as RFC
+ * 9110 14.2 allows), -1 when it cannot be satisfied (416).
+ */
+static int parse_range(const char *header, uint64_t size, uint64_t *ret_start, uint64_t *ret_end)
+{
+    if (!header || !g_str_has_prefix(header, "bytes="))
+        return 0;
+    const char *spec = header + 6;
+    if (strchr(spec, ','))
+        return 0; /* several ranges: not served as multipart */
+    const char *dash = strchr(spec, '-');
+    if (!dash)
+        return 0;
+    guint64 a = 0, b = 0;
+    bool has_a = dash > spec, has_b = dash[1] != '\0';
+    g_autofree char *first = g_strndup(spec, (gsize)(dash - spec));
+    if ((has_a && !g_ascii_string_to_unsigned(first, 10, 0, G_MAXUINT64, &a, NULL)) ||
+        (has_b && !g_ascii_string_to_unsigned(dash + 1, 10, 0, G_MAXUINT64, &b, NULL)) ||
+        (!has_a && !has_b))
+        return 0;
+    if (!has_a) { /* the last b bytes */
+        if (b == 0 || size == 0)
+            return -1;
+        *ret_start = b >= size ? 0 : size - b;
+        *ret_end = size;
+        return 1;
+    }
+    if (a >= size || (has_b && b < a))
+        return has_b && b < a ? 0 : -1;
+    *ret_start = a;
+    *ret_end = has_b && b < size - 1 ? b + 1 : size;
+    return 1;
+}
+
+#define SOURCE_PIECE 32768
+
+/* A body read on demand: headers once, then one piece per writable event. */
+static int write_source(struct lws *wsi, md_conn *c)
+{
+    md_http_response *resp = &c->resp;
+    md_http_source *src = resp->source;
+    if (!c->src_started) {
+        unsigned char buf[LWS_PRE + 2048];
+        unsigned char *start = buf + LWS_PRE, *p = start, *end = buf + sizeof(buf) - 1;
+        uint64_t a = 0, b = src->size;
+        int ranged = parse_range(c->http_range, src->size, &a, &b);
+        unsigned status = ranged > 0 ? 206 : ranged < 0 ? 416 : 200;
+        if (ranged < 0)
+            a = b = 0;
+        char content_range[96];
+        if (lws_add_http_common_headers(wsi, status, resp->content_type, b - a, &p, end) ||
+            add_header(wsi, "accept-ranges:", "bytes", &p, end) ||
+            add_header(wsi, "cache-control:", "no-store", &p, end))
+            return -1;
+        for (size_t i = 0; i < G_N_ELEMENTS(security_headers); i++)
+            if (add_header(wsi, security_headers[i][0], security_headers[i][1], &p, end))
+                return -1;
+        if (ranged > 0)
+            g_snprintf(content_range, sizeof(content_range),
+                       "bytes %" G_GUINT64_FORMAT "-%" G_GUINT64_FORMAT "/%" G_GUINT64_FORMAT, a,
+                       b - 1, src->size);
+        else
+            g_snprintf(content_range, sizeof(content_range), "bytes */%" G_GUINT64_FORMAT,
+                       src->size);
+        if (ranged != 0 && add_header(wsi, "content-range:", content_range, &p, end))
+            return -1;
+        if (lws_finalize_write_http_header(wsi, start, &p, end))
+            return -1;
+        c->src_started = true;
+        c->src_off = a;
+        c->src_end = b;
+        if (a == b) {
+            http_reset(c);
+            return lws_http_transaction_completed(wsi) ? -1 : 0;
+        }
+        lws_callback_on_writable(wsi);
+        return 0;
+    }
+    unsigned char *out = g_malloc(LWS_PRE + SOURCE_PIECE);
+    size_t want = (size_t)MIN((uint64_t)SOURCE_PIECE, c->src_end - c->src_off);
+    ssize_t n = src->read(src->ud, c->src_off, out + LWS_PRE, want);
+    if (n <= 0) { /* an error, or the body shrank: the length promised cannot be kept */
+        g_free(out);
+        http_reset(c);
+        return -1;
+    }
+    c->src_off += (uint64_t)n;
+    bool last = c->src_off >= c->src_end;
+    int w = lws_write(wsi, out + LWS_PRE, (size_t)n, last ? LWS_WRITE_HTTP_FINAL : LWS_WRITE_HTTP);
+    g_free(out);
+    if (w < 0) {
+        http_reset(c);
+        return -1;
+    }
+    if (!last) {
+        lws_callback_on_writable(wsi);
+        return 0;
+    }
+    http_reset(c);
+    return lws_http_transaction_completed(wsi) ? -1 : 0;
+}
+
 static void respond_error(md_conn *c, int status, int err)
 {
     json_t *j = json_pack("{s:s, s:s, s:s}", "type", "error", "code", md_err_code(err), "message",
@@ -427,6 +547,7 @@ static int dispatch_http(struct lws *wsi, md_conn *c)
     char *origin = copy_header(wsi, WSI_TOKEN_ORIGIN);
     char *host = copy_header(wsi, WSI_TOKEN_HOST);
     g_free(cookie);
+    c->http_range = copy_header(wsi, WSI_TOKEN_HTTP_RANGE);
 
     if (c->http_body_too_large) {
         respond_error(c, 413, -MD_E_TOO_LARGE);
@@ -442,9 +563,10 @@ static int dispatch_http(struct lws *wsi, md_conn *c)
             .origin = origin,
             .host = host,
             .remote = c->info.remote,
+            .range = c->http_range,
         };
         ws->cb.on_http(&req, &c->resp, ws->ud);
-        if (c->resp.status == 0 && !c->resp.file)
+        if (c->resp.status == 0 && !c->resp.file && !c->resp.source)
             respond_error(c, 404, -ENOENT);
         if (!c->resp.content_type)
             c->resp.content_type = "application/octet-stream";

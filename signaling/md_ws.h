@@ -15,6 +15,8 @@
 #include <glib.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
 
 typedef struct md_ws md_ws;
 typedef struct md_conn md_conn;
@@ -36,6 +38,23 @@ typedef struct md_conn_info {
     char *host;           /* Host header */
 } md_conn_info;
 
+/*
+ * A response body read on demand instead of held whole (a decrypted
+ * recording: it is never in memory entire and never on disk in clear).  The
+ * adapter answers a GET's Range header itself (RFC 9110 14.2: one range,
+ * "bytes=A-B", "bytes=A-" or "bytes=-N"; 206 with Content-Range, or 416 when
+ * it cannot be satisfied; anything else gets the whole body, 200), reads
+ * the body in pieces as the connection drains, and calls free once (done,
+ * failed or closed).  read returns the byte count (0 only past the end) or
+ * a negative code, which aborts the connection.  Control thread.
+ */
+typedef struct md_http_source {
+    uint64_t size;
+    ssize_t (*read)(void *ud, uint64_t offset, void *buf, size_t len);
+    void (*free)(void *ud);
+    void *ud;
+} md_http_source;
+
 typedef struct md_http_request {
     md_listener listener;
     const char *method; /* "GET", "POST" */
@@ -47,6 +66,7 @@ typedef struct md_http_request {
     const char *origin;         /* nullable */
     const char *host;           /* nullable */
     const char *remote;
+    const char *range; /* Range header, nullable */
 } md_http_request;
 
 typedef struct md_http_response {
@@ -54,8 +74,9 @@ typedef struct md_http_response {
     const char *content_type; /* static string */
     char *body;               /* g_malloc'd, taken by the adapter */
     size_t body_len;
-    char *set_cookie; /* g_malloc'd full Set-Cookie value, nullable */
-    char *file;       /* g_malloc'd path of a static file to send instead of body */
+    char *set_cookie;       /* g_malloc'd full Set-Cookie value, nullable */
+    char *file;             /* g_malloc'd path of a static file to send instead of body */
+    md_http_source *source; /* g_malloc'd body read on demand instead of body; taken */
 } md_http_response;
 
 typedef struct md_ws_callbacks {
