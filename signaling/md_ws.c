@@ -15,6 +15,7 @@
 #include "md_ws.h"
 #include "md_certs.h"
 #include "md_err.h"
+#include "md_http_range.h"
 #include "md_log.h"
 
 #include <errno.h>
@@ -423,43 +424,6 @@ static int write_response(struct lws *wsi, md_conn *c)
     return lws_http_transaction_completed(wsi) ? -1 : 0;
 }
 
-/*
- * One range of a body of `size` bytes (RFC 9110 14.1.2): "bytes=A-B",
- * "bytes=A-" or "bytes=-N".  1 with [*ret_start, *ret_end) set, 0 when the
- * header is absent or not one such range (the whole body is sent, as RFC
- * 9110 14.2 allows), -1 when it cannot be satisfied (416).
- */
-static int parse_range(const char *header, uint64_t size, uint64_t *ret_start, uint64_t *ret_end)
-{
-    if (!header || !g_str_has_prefix(header, "bytes="))
-        return 0;
-    const char *spec = header + 6;
-    if (strchr(spec, ','))
-        return 0; /* several ranges: not served as multipart */
-    const char *dash = strchr(spec, '-');
-    if (!dash)
-        return 0;
-    guint64 a = 0, b = 0;
-    bool has_a = dash > spec, has_b = dash[1] != '\0';
-    g_autofree char *first = g_strndup(spec, (gsize)(dash - spec));
-    if ((has_a && !g_ascii_string_to_unsigned(first, 10, 0, G_MAXUINT64, &a, NULL)) ||
-        (has_b && !g_ascii_string_to_unsigned(dash + 1, 10, 0, G_MAXUINT64, &b, NULL)) ||
-        (!has_a && !has_b))
-        return 0;
-    if (!has_a) { /* the last b bytes */
-        if (b == 0 || size == 0)
-            return -1;
-        *ret_start = b >= size ? 0 : size - b;
-        *ret_end = size;
-        return 1;
-    }
-    if (a >= size || (has_b && b < a))
-        return has_b && b < a ? 0 : -1;
-    *ret_start = a;
-    *ret_end = has_b && b < size - 1 ? b + 1 : size;
-    return 1;
-}
-
 #define SOURCE_PIECE 32768
 
 /* A body read on demand: headers once, then one piece per writable event. */
@@ -471,7 +435,7 @@ static int write_source(struct lws *wsi, md_conn *c)
         unsigned char buf[LWS_PRE + 2048];
         unsigned char *start = buf + LWS_PRE, *p = start, *end = buf + sizeof(buf) - 1;
         uint64_t a = 0, b = src->size;
-        int ranged = parse_range(c->http_range, src->size, &a, &b);
+        int ranged = md_http_range_parse(c->http_range, src->size, &a, &b);
         unsigned status = ranged > 0 ? 206 : ranged < 0 ? 416 : 200;
         if (ranged < 0)
             a = b = 0;
