@@ -13,12 +13,14 @@ the retention period in the database, as waiting a day is not a test."""
 import asyncio
 import json
 import sys
+import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import harness  # noqa: E402
 from test_recording import REGISTRY, USERS  # noqa: E402
+from test_recording_media import RecordingBase  # noqa: E402
 from webrtc import LiveBase  # noqa: E402
 
 DAY_MS = 24 * 3600 * 1000
@@ -99,6 +101,85 @@ class Retention(LiveBase):
         gw.exit_checked = False
         await gw.start()
         await self.assert_alive()
+
+
+class RecordingRetention(RecordingBase):
+    async def test_recording_purged_export_fails_then_nothing(self):
+        gw = self.gw
+        session, t, v = await self.go_live()
+        await self.start_recording(session, t, v)
+        await asyncio.sleep(2)
+        await v.client.send({"type": "outcome", "session": session, "result": "verified"})
+        await t.client.expect("ended", session=session)
+        stored, entries = await self.stored(session)
+        self.assertEqual(len(stored), 1, harness.describe_entries(entries))
+        [recording] = self.recording_ids(session)
+        rec_file = gw.dir / "evidence" / "recordings" / (recording + ".rec")
+        self.assertTrue(rec_file.is_file())
+        await gw.stop()
+
+        backdate(gw, session, 2)
+        r = gw.cli("retention", "run")
+        self.assertIn("purged recording %s" % recording, r.stdout)
+        self.assertIn("1 recording and", r.stdout)
+        self.assertFalse(rec_file.exists(), "the ciphertext survived")
+        row = gw.sqlite("SELECT state, wrapped_key IS NULL FROM recording WHERE id = '%s'"
+                        % recording).strip()
+        self.assertEqual(row, "purged|1", "the wrapped key survived")
+
+        with tempfile.TemporaryDirectory() as tmp:
+            r = gw.cli("recording", "export", recording, "--out", Path(tmp) / "x.webm",
+                       "--reason", "after retention", check=False)
+            self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
+            self.assertIn("(recording_purged)", r.stderr)
+            self.assertFalse((Path(tmp) / "x.webm").exists())
+        entries = [e for e in gw.audit_export("--session", session)
+                   if e.get("event") == "retention_purge"]
+        self.assertEqual(len(entries), 1, entries)
+        detail = entries[0]["detail"]
+        detail = json.loads(detail) if isinstance(detail, str) else detail
+        self.assertEqual((detail.get("kind"), detail.get("recording")), ("recording", recording))
+
+        after = audit_rows(gw)
+        r = gw.cli("retention", "run")
+        self.assertIn("0 recordings and the evidence of 0 sessions purged, 0 leftovers", r.stdout)
+        self.assertEqual(audit_rows(gw), after)
+        self.assertEqual(gw.sqlite("SELECT state FROM recording WHERE id = '%s'"
+                                   % recording).strip(), "purged")
+
+        # The auditor's playback of it: gone, with its code.
+        gw.exit_checked = False
+        await gw.start()
+        cookie = await gw.login_ok("a-audit")
+        status, body, _ = await gw.ahttp("POST", "/api/recordings/view",
+                                         {"recording": recording, "reason": "after retention"},
+                                         cookie=cookie)
+        self.assertEqual((status, body.get("code")), (410, "recording_purged"))
+
+    async def test_interrupted_purge_is_finished(self):
+        """A purge killed after the key went (the row says purged, the file
+        is still there) is finished by the next run."""
+        gw = self.gw
+        session, t, v = await self.go_live()
+        await self.start_recording(session, t, v)
+        await asyncio.sleep(1)
+        await t.client.send({"type": "hangup", "session": session})
+        await v.client.expect("ended", session=session)
+        await self.stored(session)
+        [recording] = self.recording_ids(session)
+        rec_file = gw.dir / "evidence" / "recordings" / (recording + ".rec")
+        await gw.stop()
+        # As md_recording_purge leaves it when killed between its two steps.
+        gw.sqlite("UPDATE recording SET wrapped_key = NULL, state = 'purged' WHERE id = '%s'"
+                  % recording)
+        self.assertTrue(rec_file.is_file())
+        r = gw.cli("retention", "run")
+        self.assertIn("1 leftover deleted", r.stdout)
+        self.assertFalse(rec_file.exists())
+        r = gw.cli("retention", "run")
+        self.assertIn("0 leftovers", r.stdout)
+        gw.exit_checked = False
+        await gw.start()
 
 
 if __name__ == "__main__":
