@@ -5,8 +5,10 @@
 // path to the gateway is lost it restarts ICE (`restart`, same session).
 // ?dc=1 also opens the `chat` and `file` data channels (datachannels.js,
 // window.md) and answers the gateway's `still` with a photo (still.js).
+// A `consent` question is shown and answered as on the kiosk (recording.js).
 import { attach, expose } from './datachannels.js';
 import { Leg, connect, exposeState, mdTest, params, resetSession, setError, showState } from './peer.js';
+import { setupRecording } from './recording.js';
 import { onStill } from './still.js';
 
 exposeState();
@@ -106,6 +108,7 @@ setInterval(async () => {
 // Test hook: restart now, whatever the ICE state.
 mdTest.restartIce = () => mdTest.leg && mdTest.leg.restartIce('test');
 
+Object.assign(handlers, setupRecording(() => conn, 'tablet'));
 if (!url) setError('no ?device= URL');
 else conn = connect(url, handlers);
 mdTest.hangup = () => conn.send({ type: 'hangup', session: mdTest.session });

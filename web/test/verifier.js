@@ -5,9 +5,11 @@
 // ?counter=1 also decodes the frame counter of the remote video (counter.js).
 // ?dc=1 also opens the `chat` and `file` data channels (datachannels.js,
 // window.md); mdTest.requestStill() asks the tablet for a photo (`still`).
+// mdTest.record('start'|'stop') and the record buttons drive recording (recording.js).
 import { watch } from './counter.js';
 import { attach, expose } from './datachannels.js';
 import { Leg, connect, exposeState, mdTest, params, resetSession } from './peer.js';
+import { setupRecording } from './recording.js';
 
 exposeState();
 mdTest.role = 'verifier';
@@ -57,6 +59,7 @@ const handlers = {
   still: (m) => { mdTest.stillMessages.push(m); },
 };
 
+Object.assign(handlers, setupRecording(() => conn, 'verifier'));
 conn = connect(`wss://${location.host}/ws`, handlers);
 mdTest.outcome = (result) => conn.send({ type: 'outcome', session: mdTest.session, result });
 mdTest.hangup = () => conn.send({ type: 'hangup', session: mdTest.session });
