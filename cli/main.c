@@ -7,6 +7,7 @@
 #include "md_err.h"
 #include "md_evidence.h"
 #include "md_log.h"
+#include "md_sanitizer.h"
 #include "md_sealed.h"
 
 #include <errno.h>
@@ -200,6 +201,7 @@ static const struct command *find_command(int argc, char **argv, int *ret_words)
 
 int main(int argc, char **argv)
 {
+    md_sanitizer_init(); /* before GStreamer's quarks: see core/md_sanitizer.c */
     const char *config_path = NULL;
     int i = 1;
     for (; i < argc && argv[i][0] == '-'; i++) {
