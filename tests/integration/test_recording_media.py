@@ -236,6 +236,50 @@ class OptionalRecording(RecordingBase):
             conn.close()
 
 
+class ConsentWhileLive(RecordingBase):
+    async def test_refused_while_live_records_nothing(self):
+        gw = self.gw
+        session, t, v = await self.go_live()
+        await v.client.send({"type": "record", "session": session, "action": "start"})
+        await t.client.expect("consent", session=session)
+        await t.client.send({"type": "consent", "session": session, "given": False})
+        await v.client.expect("recording", session=session, state="refused")
+        await asyncio.sleep(1.5)  # media keeps flowing; nothing may be written
+        self.assertEqual(self.recording_ids(session), [])
+        rec_dir = gw.dir / "evidence" / "recordings"
+        self.assertEqual(list(rec_dir.glob("*")) if rec_dir.exists() else [], [])
+        entries = await gw.audit_api(session=session)
+        self.assertTrue(find_event(entries, "consent_refused"))
+        self.assertFalse(find_event(entries, "record_start"))
+
+    async def test_consent_asked_once_per_session(self):
+        session, t, v = await self.go_live()
+        await self.start_recording(session, t, v)
+        await asyncio.sleep(1)
+        await v.client.send({"type": "record", "session": session, "action": "stop"})
+        await v.client.expect("recording", session=session, state="stopped")
+        # Again: consent stands, the recording starts at once.
+        await v.client.send({"type": "record", "session": session, "action": "start",
+                             "id": "again"})
+        await v.client.expect("recording", session=session, state="on", re="again")
+        await t.client.expect_none("consent", 0.5)
+        await asyncio.sleep(1)
+        await t.client.send({"type": "hangup", "session": session})
+        await v.client.expect("ended", session=session)
+        deadline = time.monotonic() + 30 * harness.SLOW
+        while True:
+            stored, entries = await self.stored(session)
+            if len(stored) == 2 or time.monotonic() > deadline:
+                break
+            await asyncio.sleep(0.3)
+        self.assertEqual(len(stored), 2, harness.describe_entries(entries))
+        self.assertEqual(len(find_event(entries, "consent_asked")), 1)
+        self.assertEqual(sorted(self.recording_ids(session)),
+                         sorted(e["detail"]["recording"] for e in stored))
+        whys = sorted(e["detail"]["why"] for e in find_event(entries, "record_stop"))
+        self.assertEqual(whys, ["session_ended", "verifier"])
+
+
 class RequiredRecording(RecordingBase):
     verifier_name, device_name = "v-nikko", "TAB-KIYOTAKI-1"
 
