@@ -23,7 +23,8 @@ import harness  # noqa: E402
 from harness import DEFAULT_USERS, TEST_DATA, GatewayTestCase, describe_entries  # noqa: E402
 
 REGISTRY = TEST_DATA / "registry-recording.json"
-USERS = dict(DEFAULT_USERS, **{"v-miyako": ("verifier", "452025")})
+USERS = dict(DEFAULT_USERS, **{"v-miyako": ("verifier", "452025"),
+                               "a-nikko": ("auditor", "092061")})
 
 
 def detail_of(entry):

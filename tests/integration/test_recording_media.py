@@ -216,6 +216,15 @@ class OptionalRecording(RecordingBase):
         self.assertEqual(body["recordings"][0]["state"], "complete")
         status, body, _ = await gw.ahttp("GET", "/api/recordings", cookie=verifier_cookie)
         self.assertEqual((status, body.get("code")), (403, "forbidden"))
+        # An auditor of another municipality: neither listed nor playable.
+        other = await gw.login_ok("a-nikko")
+        status, body, _ = await gw.ahttp("GET", "/api/recordings", cookie=other)
+        self.assertEqual((status, body.get("recordings")), (200, []))
+        status, body, _ = await gw.ahttp("POST", "/api/recordings/view",
+                                         {"recording": recording, "reason": "x"}, cookie=other)
+        self.assertEqual((status, body.get("code")), (404, "recording_unknown"))
+        status, body, _ = await asyncio.to_thread(get, None, other)
+        self.assertEqual(status, 403)
 
     def raw_get(self, url, cookie, range_header):
         import http.client
