@@ -141,7 +141,7 @@ const char *const md_schema_migrations[] = {
     "  bytes BIGINT,"
     "  purged_at BIGINT);"
     "CREATE INDEX recording_by_session ON recording(session_id, started_at);",
-    /* 4: retention (signaling/md_retention.c): when a session's evidence
+    /* 5: retention (signaling/md_retention.c): when a session's evidence
      * (files, stills, chat transcript) was purged; NULL until then. */
     "ALTER TABLE verification_session ADD COLUMN evidence_purged_at BIGINT;",
 };

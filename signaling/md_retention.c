@@ -13,8 +13,8 @@
  *               disk, audited "retention_purge" {kind: session_evidence,
  *               files}, then md_evidence_session_destroy() (the wrapped
  *               session key first, then files and transcript), the evidence
- *               rows' file names blanked (they may be personal data), and
- *               the session marked.
+ *               rows' file names blanked (they may be personal data; sealed
+ *               but readable with the master key), and the session marked.
  *
  * The audit entry comes first so that nothing is destroyed unrecorded; a
  * run killed after it repeats that purge (and its entry) next time, and a
@@ -26,6 +26,7 @@
 #include "md_log.h"
 #include "md_recording.h"
 #include "md_registry.h"
+#include "md_sealed.h"
 
 #include <errno.h>
 #include <glib.h>
@@ -191,6 +192,32 @@ static int collect_session(const md_row *row, void *userdata)
     return 0;
 }
 
+/* The evidence rows stay (the audit names their ids) but their file names,
+ * which may be personal data, go: an empty name, sealed like every name
+ * (core/md_sealed.h) when the store has the field key; else plain, and the
+ * next `serve` seals it. */
+static int collect_file_id(const md_row *row, void *userdata)
+{
+    g_ptr_array_add(userdata, g_strdup(md_row_text(row, 0)));
+    return 0;
+}
+
+static void blank_file_names(struct run *run, const char *session)
+{
+    g_autoptr(GPtrArray) files = g_ptr_array_new_with_free_func(g_free);
+    md_store_query(run->st, "SELECT file_id FROM evidence WHERE session_id = ?",
+                   MD_PARAMS(MD_P_TEXT(session)), collect_file_id, files);
+    for (guint i = 0; i < files->len; i++) {
+        const char *file_id = files->pdata[i];
+        g_autofree char *context = g_strconcat("evidence.name:", session, "/", file_id, NULL);
+        g_autofree char *sealed = NULL;
+        if (md_store_seal(run->st, context, "", &sealed) < 0)
+            sealed = g_strdup("");
+        md_store_exec(run->st, "UPDATE evidence SET name = ? WHERE session_id = ? AND file_id = ?",
+                      MD_PARAMS(MD_P_TEXT(sealed), MD_P_TEXT(session), MD_P_TEXT(file_id)));
+    }
+}
+
 static int purge_sessions(struct run *run, const struct municipality_cutoff *m)
 {
     g_autoptr(GPtrArray) due = g_ptr_array_new_with_free_func(g_free);
@@ -224,8 +251,7 @@ static int purge_sessions(struct run *run, const struct municipality_cutoff *m)
                 fprintf(run->report, "purged the evidence of session %s (%lld files)\n", session,
                         (long long)files);
         }
-        md_store_exec(run->st, "UPDATE evidence SET name = '' WHERE session_id = ?",
-                      MD_PARAMS(MD_P_TEXT(session)));
+        blank_file_names(run, session);
         md_store_exec(run->st,
                       "UPDATE verification_session SET evidence_purged_at = ? WHERE id = ?",
                       MD_PARAMS(MD_P_INT(run->now_ms), MD_P_TEXT(session)));

@@ -2,15 +2,16 @@
  * Retention (signaling/md_retention.h) on a real store, audit log and
  * evidence directory: only what is past its own municipality's
  * retention_days is purged (recordings: key then file; a session's evidence:
- * key then files and transcript), each purge audited once; a recording still
- * being written and a municipality whose policy cannot be read are left
- * alone; a second run changes nothing.
+ * key then files and transcript; the file names blanked), each purge audited once; a recording
+ * still being written and a municipality whose policy cannot be read are left alone; a second run
+ * changes nothing.
  */
 #include "md_audit.h"
 #include "md_err.h"
 #include "md_evidence.h"
 #include "md_recording.h"
 #include "md_retention.h"
+#include "md_sealed.h"
 #include "md_test.h"
 
 #include <glib.h>
@@ -37,6 +38,9 @@ static void fixture_open(struct fixture *f)
     ASSERT_OK(md_store_open(db, &f->st));
     ASSERT_OK(md_audit_open(f->st, key, 1000, 3600, &f->audit));
     ASSERT_OK(md_evidence_open(evdir, master, &f->ev));
+    uint8_t field_key[MD_SEALED_KEY_LEN];
+    ASSERT_OK(md_evidence_field_key(f->ev, field_key));
+    md_store_set_field_key(f->st, field_key);
 }
 
 static void add_municipality(struct fixture *f, const char *code, const char *policy)
@@ -58,6 +62,28 @@ static void add_session(struct fixture *f, const char *id, const char *municipal
                             MD_PARAMS(MD_P_TEXT(id), MD_P_TEXT(municipality),
                                       MD_P_INT(ended_ms - 60000), MD_P_INT(ended_ms))));
     ASSERT_OK(md_evidence_chat_append(f->ev, id, "{\"text\":\"x\"}", 12));
+    /* A file row, its name sealed as md_session_chat.c stores it. */
+    g_autofree char *context = g_strconcat("evidence.name:", id, "/f1", NULL);
+    g_autofree char *sealed = NULL;
+    ASSERT_OK(md_store_seal(f->st, context, "山田太郎の住民票.pdf", &sealed));
+    ASSERT_OK(md_store_exec(f->st,
+                            "INSERT INTO evidence (session_id, file_id, leg, kind, name, mime,"
+                            " size, sha256, created_at) VALUES (?, 'f1', 'tablet', 'file', ?,"
+                            " 'application/pdf', 1, 'x', 0)",
+                            MD_PARAMS(MD_P_TEXT(id), MD_P_TEXT(sealed))));
+}
+
+/* The file name of a session's evidence row, unsealed (g_free). */
+static char *file_name(struct fixture *f, const char *session)
+{
+    g_autofree char *stored = NULL;
+    char *plain = NULL;
+    ASSERT_EQ(md_store_query_text(f->st, "SELECT name FROM evidence WHERE session_id = ?",
+                                  MD_PARAMS(MD_P_TEXT(session)), &stored),
+              1);
+    g_autofree char *context = g_strconcat("evidence.name:", session, "/f1", NULL);
+    ASSERT_OK(md_store_unseal(f->st, context, stored, &plain));
+    return plain;
 }
 
 /* A finished recording of a session; returns its id (g_free). */
@@ -113,6 +139,9 @@ static void test_purges_only_what_is_due(void)
     ASSERT(md_evidence_session_exists(f.ev, "new-1"));
     ASSERT(md_evidence_session_exists(f.ev, "old-2"));
     ASSERT(md_evidence_session_exists(f.ev, "old-3"));
+    g_autofree char *gone = file_name(&f, "old-1"), *kept_name = file_name(&f, "new-1");
+    ASSERT_STR_EQ(gone, ""); /* the row stays for the audit's ids; the name goes */
+    ASSERT_STR_EQ(kept_name, "山田太郎の住民票.pdf");
 
     md_recording rec = {0};
     ASSERT_EQ(md_recording_get(f.st, due, &rec), 1);
