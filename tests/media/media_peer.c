@@ -32,6 +32,7 @@
 #include "md_log.h"
 #include "md_media.h"
 #include "md_recording.h"
+#include "md_sanitizer.h"
 #include "md_store.h"
 
 #include <errno.h>
@@ -230,6 +231,7 @@ static gboolean on_stdin(GIOChannel *ch, GIOCondition cond, gpointer data)
 
 int main(int argc, char **argv)
 {
+    md_sanitizer_init(); /* before GStreamer's quarks: see core/md_sanitizer.c */
     md_config cfg;
     const char *default_codecs[] = {"VP8", "H264", NULL};
     codecs = argc > 1 ? (const char *const *)argv + 1 : default_codecs;
