@@ -21,6 +21,7 @@ import json
 import sqlite3
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -148,14 +149,17 @@ class SealedSecrets(GatewayTestCase):
     async def test_plaintext_rows_are_sealed_at_start(self):
         await self.gw.stop()
         secret = self.gw.secrets["v-yasuoka"]
+        # A recent session: one older than its municipality's retention_days
+        # would be purged by serve's retention run at start (file names blanked).
+        now_ms = int(time.time() * 1000)
         self.gw.sqlite(
             "UPDATE staff SET totp_secret = '%s' WHERE username = 'v-yasuoka';"
             "INSERT INTO verification_session (id, municipality, post_office, device, procedure,"
             " state, outcome_note, requested_at) VALUES ('old-1', '204111', 'PO-NUKUTA',"
-            " 'TAB-NUKUTA-1', 'mynumber.new', 'ended', 'plain note', 1);"
+            " 'TAB-NUKUTA-1', 'mynumber.new', 'ended', 'plain note', %d);"
             "INSERT INTO evidence (session_id, file_id, leg, kind, name, mime, size, sha256,"
             " created_at) VALUES ('old-1', 'f1', 'tablet', 'file', 'Ausweis.png', 'image/png',"
-            " 1, '%s', 1);" % (secret, "0" * 64))
+            " 1, '%s', %d);" % (secret, now_ms, "0" * 64, now_ms))
         self.gw.exit_checked = False
         await self.gw.start()
         row = self.gw.sqlite("SELECT s.totp_secret, v.outcome_note, e.name FROM staff s,"
