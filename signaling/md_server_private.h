@@ -133,5 +133,23 @@ void md_session_still_request(md_server *srv, md_session *s, md_party *verifier,
 
 /* md_http_api.c */
 void md_http_api_handle(md_server *srv, const md_http_request *req, md_http_response *resp);
+/* Shared by the HTTP API files: a JSON answer, an error answer with its
+ * stable code, and the staff member behind the cookie (or a 401 answer). */
+void md_http_respond_json(md_http_response *resp, int status, json_t *body /* stolen */);
+void md_http_respond_error(md_http_response *resp, int err, const char *detail);
+int md_http_authenticate(md_server *srv, const md_http_request *req, md_http_response *resp,
+                         md_staff *ret);
+
+/* A route of the staff listener; a table ends with a NULL method. */
+typedef void (*md_http_handler)(md_server *srv, const md_http_request *req,
+                                md_http_response *resp);
+typedef struct md_http_route {
+    const char *method;
+    const char *path;
+    md_http_handler handler;
+} md_http_route;
+
+/* md_http_audit.c: the auditor's API */
+extern const md_http_route md_http_audit_routes[];
 
 #endif

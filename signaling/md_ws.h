@@ -56,6 +56,7 @@ typedef struct md_http_response {
     size_t body_len;
     char *set_cookie; /* g_malloc'd full Set-Cookie value, nullable */
     char *file;       /* g_malloc'd path of a static file to send instead of body */
+    char *disposition; /* g_malloc'd Content-Disposition value (downloads), nullable */
 } md_http_response;
 
 typedef struct md_ws_callbacks {
