@@ -92,6 +92,8 @@ static const struct field fields[] = {
     I("media.max_message_size", media.max_message_size, 262144, 16384, 16 << 20),
     I("media.chat_queue_messages", media.chat_queue_messages, 32, 1, 1024),
     I("media.file_queue_files", media.file_queue_files, 8, 1, 64),
+    S("metrics.address", metrics.address, "127.0.0.1"),
+    I("metrics.port", metrics.port, 0, 0, 65535),
     S("evidence.dir", evidence.dir, "evidence"),
     S("evidence.master_key", evidence.master_key, "evidence.key"),
 };

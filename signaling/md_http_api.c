@@ -107,6 +107,7 @@ static void api_login(md_server *srv, const md_http_request *req, md_http_respon
     char *token = NULL;
     int r = md_staff_login(srv->store, srv->audit, &srv->auth_limits, username, password, totp,
                            req->remote, md_now_ms(), &staff, &token);
+    md_metrics_login(srv->metrics, r);
     json_decref(body);
     if (r < 0) {
         respond_error(resp, r, NULL);

@@ -15,6 +15,7 @@
 #include "md_config.h"
 #include "md_evidence.h"
 #include "md_media.h"
+#include "md_metrics.h"
 #include "md_proto.h"
 #include "md_registry.h"
 #include "md_server.h"
@@ -82,6 +83,7 @@ struct md_server {
     md_media *media;
     md_evidence *evidence; /* chat transcripts (evidence.dir) */
     md_auth_limits auth_limits;
+    md_metrics *metrics; /* GET /metrics on its own listener */
     GHashTable *sessions;     /* id -> md_session* (unfinished only) */
     GPtrArray *parties;       /* md_party*, every open connection */
     GHashTable *device_conns; /* device id -> GINT count */

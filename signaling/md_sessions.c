@@ -584,7 +584,7 @@ static void on_hangup(md_server *srv, md_party *p, const md_proto_result *m)
 const md_msg_handler md_session_handlers[MD_MSG__COUNT] = {
     [MD_MSG_REQUEST] = on_request,     [MD_MSG_CANCEL] = on_cancel, [MD_MSG_ACCEPT] = on_accept,
     [MD_MSG_OUTCOME] = on_outcome,     [MD_MSG_OFFER] = on_offer,   [MD_MSG_RESTART] = on_offer,
-    [MD_MSG_CANDIDATE] = on_candidate, [MD_MSG_HANGUP] = on_hangup,   [MD_MSG_STILL] = on_still,
+    [MD_MSG_CANDIDATE] = on_candidate, [MD_MSG_HANGUP] = on_hangup, [MD_MSG_STILL] = on_still,
 };
 
 /* ---- parties coming and going ---- */
@@ -722,6 +722,7 @@ void md_sessions_on_media_event(const md_media_event *ev, void *userdata)
     md_session *s = g_hash_table_lookup(srv->sessions, ev->session_id);
     if (!s)
         return;
+    md_metrics_media_event(srv->metrics, ev);
     md_party *p = s->leg[ev->leg];
     switch (ev->type) {
     case MD_MEDIA_ANSWER:
