@@ -36,19 +36,19 @@ typedef struct md_config {
     } tls;
 
     struct {
-        int max_message_bytes;      /* one WebSocket message; default 65536 */
-        int messages_per_second;    /* token bucket rate; default 20 */
-        int message_burst;          /* bucket size; default 40 */
-        int flood_close_after;      /* refusals before the connection is closed; default 50 */
+        int max_message_bytes;    /* one WebSocket message; default 65536 */
+        int messages_per_second;  /* token bucket rate; default 20 */
+        int message_burst;        /* bucket size; default 40 */
+        int flood_close_after;    /* refusals before the connection is closed; default 50 */
         int connections_per_device; /* default 2 */
-        int max_connections;        /* all listeners; default 1024 */
-        int http_body_bytes;        /* POST body cap; default 8192 */
+        int max_connections;      /* all listeners; default 1024 */
+        int http_body_bytes;      /* POST body cap; default 8192 */
     } limits;
 
     struct {
-        int lockout_threshold;   /* failures before lockout; default 5 */
-        int lockout_seconds;     /* default 900 */
-        int session_ttl_seconds; /* staff cookie lifetime; default 28800 (8 h) */
+        int lockout_threshold;    /* failures before lockout; default 5 */
+        int lockout_seconds;      /* default 900 */
+        int session_ttl_seconds;  /* staff cookie lifetime; default 28800 (8 h) */
     } auth;
 
     struct {
@@ -60,9 +60,9 @@ typedef struct md_config {
     } audit;
 
     struct {
-        int wait_timeout_seconds;    /* unanswered request; default 600 */
-        int connect_timeout_seconds; /* assigned but no media; default 60 */
-        int rejoin_grace_seconds;    /* a leg may drop and rejoin; default 20 */
+        int wait_timeout_seconds;   /* unanswered request; default 600 */
+        int connect_timeout_seconds;/* assigned but no media; default 60 */
+        int rejoin_grace_seconds;   /* a leg may drop and rejoin; default 20 */
     } session;
 
     struct {
@@ -73,10 +73,10 @@ typedef struct md_config {
     } turn;
 
     struct {
-        int workers;          /* media threads; 0 (default) = one per core */
-        char *bind_address;   /* ICE host address; "" (default) = every non-loopback interface */
-        char *public_address; /* advertised instead of host addresses (1:1 NAT); default "" */
-        int port_min;         /* ICE port range (UDP and TCP); 0/0 (default) = ephemeral */
+        int workers;               /* media threads; 0 (default) = one per core */
+        char *bind_address;        /* ICE host address; "" (default) = every non-loopback interface */
+        char *public_address;      /* advertised instead of host addresses (1:1 NAT); default "" */
+        int port_min;              /* ICE port range (UDP and TCP); 0/0 (default) = ephemeral */
         int port_max;
         bool ice_tcp;              /* RFC 6544 passive TCP candidates too; default true */
         int socket_receive_buffer; /* SO_RCVBUF of a leg's selected socket; 0 = the kernel's */
@@ -98,9 +98,8 @@ typedef struct md_config {
     } metrics;
 
     struct {
-        char *dir; /* encrypted files and chat transcripts; default <data_dir>/evidence */
-        char *
-            master_key; /* 32-byte key wrapping the session keys; default <data_dir>/evidence.key */
+        char *dir;        /* encrypted files and chat transcripts; default <data_dir>/evidence */
+        char *master_key; /* 32-byte key wrapping the session keys; default <data_dir>/evidence.key */
     } evidence;
 } md_config;
 
