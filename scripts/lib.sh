@@ -19,11 +19,13 @@ MD_BUILD_PACKAGES=(
 # with python3-cryptography to open sealed columns and sign as an attacker
 # would (tests/integration/test_keys.py); chromium + firefox-esr + nodejs +
 # libnss3-tools (certutil): the browser tests (tests/browser/, whose npm
-# packages md_npm_ci installs).
+# packages md_npm_ci installs); fonts-noto-cjk: Japanese text in the console
+# screenshots; systemd: the unit file check (systemd-analyze verify);
+# zbar-tools: the admin test reads the TOTP QR code back (zbarimg).
 MD_TEST_PACKAGES=(
     clang libclang-rt-14-dev
     python3 python3-websockets python3-aiortc python3-cryptography
-    chromium firefox-esr nodejs libnss3-tools
+    chromium firefox-esr nodejs libnss3-tools fonts-noto-cjk systemd zbar-tools
     gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good iproute2
 )
 

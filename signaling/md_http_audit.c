@@ -644,7 +644,56 @@ static void api_verify(md_server *srv, const md_http_request *req, md_http_respo
     md_http_respond_json(resp, 200, j);
 }
 
+/* ---- GET /api/audit/options: what the page's filters offer ---- */
+
+static int on_office_row(const md_row *row, void *userdata)
+{
+    json_t *o = json_pack("{s:s?, s:s?, s:s?, s:s?}", "id", md_row_text(row, 0), "name",
+                          md_row_text(row, 1), "kind", md_row_text(row, 2), "municipality",
+                          md_row_text(row, 3));
+    return o && json_array_append_new(userdata, o) == 0 ? 0 : -ENOMEM;
+}
+
+static int on_name_row(const md_row *row, void *userdata)
+{
+    return json_array_append_new(userdata, json_string(md_row_text(row, 0))) == 0 ? 0 : -ENOMEM;
+}
+
+static void api_options(md_server *srv, const md_http_request *req, md_http_response *resp)
+{
+    audit_scope sc;
+    if (scope_of(srv, req, resp, NULL, &sc) < 0)
+        return;
+    json_t *offices = json_array(), *verifiers = json_array(), *procedures = json_array();
+    md_param mun = sc.municipality ? MD_P_TEXT(sc.municipality) : MD_P_NULL;
+    int r = md_store_query(srv->store,
+                           "SELECT id, name, kind, municipality FROM post_office"
+                           " WHERE ? IS NULL OR municipality = ? ORDER BY municipality, id",
+                           MD_PARAMS(mun, mun), on_office_row, offices);
+    if (r >= 0)
+        r = md_store_query(srv->store,
+                           "SELECT username FROM staff WHERE role = 'verifier'"
+                           " AND (? IS NULL OR municipality = ?) ORDER BY username",
+                           MD_PARAMS(mun, mun), on_name_row, verifiers);
+    for (size_t i = 0; r >= 0 && i < md_procedures_count(srv->procedures); i++) {
+        const md_procedure *p = md_procedures_at(srv->procedures, i);
+        json_array_append_new(procedures, json_pack("{s:s, s:s}", "id", p->id, "name", p->ja));
+    }
+    if (r < 0)
+        md_http_respond_error(resp, r, NULL);
+    else
+        md_http_respond_json(resp, 200,
+                             json_pack("{s:s?, s:O, s:O, s:O}", "municipality", sc.municipality,
+                                       "post_offices", offices, "verifiers", verifiers,
+                                       "procedures", procedures));
+    json_decref(offices);
+    json_decref(verifiers);
+    json_decref(procedures);
+    scope_clear(&sc);
+}
+
 const md_http_route md_http_audit_routes[] = {
+    {"GET", "/api/audit/options", api_options},
     {"GET", "/api/audit", api_audit},
     {"GET", "/api/audit/verify", api_verify},
     {"GET", "/api/audit/sessions", api_sessions},
