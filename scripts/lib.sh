@@ -9,7 +9,7 @@ MD_BUILD_PACKAGES=(
     meson ninja-build pkg-config gcc
     libglib2.0-dev libssl-dev libsqlite3-dev libjansson-dev
     libwebsockets-dev libwebsockets-evlib-glib
-    libnice-dev libsrtp2-dev libusrsctp-dev
+    libnice-dev libsrtp2-dev libusrsctp-dev libqrencode-dev
     sqlite3 openssl
 )
 

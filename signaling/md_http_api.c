@@ -240,20 +240,22 @@ void md_http_api_handle(md_server *srv, const md_http_request *req, md_http_resp
         r->handler(srv, req, resp);
         return;
     }
-    /* The auditor's API (md_http_audit.c): staff listener only. */
-    for (const md_http_route *r = md_http_audit_routes; r->method; r++) {
-        if (strcmp(r->path, req->path) != 0)
-            continue;
-        if (req->listener == MD_LISTENER_DEVICE)
-            return;
-        if (strcmp(r->method, req->method) != 0) {
-            respond_error(resp, -EINVAL, "method not allowed");
-            resp->status = 405;
+    /* The auditor's and the admin's APIs: staff listener only. */
+    static const md_http_route *const tables[] = {md_http_audit_routes, md_http_admin_routes};
+    for (size_t t = 0; t < G_N_ELEMENTS(tables); t++)
+        for (const md_http_route *r = tables[t]; r->method; r++) {
+            if (strcmp(r->path, req->path) != 0)
+                continue;
+            if (req->listener == MD_LISTENER_DEVICE)
+                return;
+            if (strcmp(r->method, req->method) != 0) {
+                respond_error(resp, -EINVAL, "method not allowed");
+                resp->status = 405;
+                return;
+            }
+            r->handler(srv, req, resp);
             return;
         }
-        r->handler(srv, req, resp);
-        return;
-    }
     /* Pages are served on both listeners: a tablet loads its page from the
      * device listener, so that its WebSocket there is same-origin for the
      * CSP (connect-src 'self').  The APIs above stay per listener. */

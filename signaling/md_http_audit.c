@@ -693,12 +693,8 @@ static void api_options(md_server *srv, const md_http_request *req, md_http_resp
 }
 
 const md_http_route md_http_audit_routes[] = {
-    {"GET", "/api/audit/options", api_options},
-    {"GET", "/api/audit", api_audit},
-    {"GET", "/api/audit/verify", api_verify},
-    {"GET", "/api/audit/sessions", api_sessions},
-    {"GET", "/api/audit/case", api_case},
-    {"POST", "/api/audit/evidence", api_evidence},
-    {"GET", "/api/audit/export", api_export},
-    {NULL, NULL, NULL},
+    {"GET", "/api/audit/options", api_options}, {"GET", "/api/audit", api_audit},
+    {"GET", "/api/audit/verify", api_verify},   {"GET", "/api/audit/sessions", api_sessions},
+    {"GET", "/api/audit/case", api_case},       {"POST", "/api/audit/evidence", api_evidence},
+    {"GET", "/api/audit/export", api_export},   {NULL, NULL, NULL},
 };

@@ -151,7 +151,8 @@ typedef struct md_http_route {
     md_http_handler handler;
 } md_http_route;
 
-/* md_http_audit.c: the auditor's API */
+/* md_http_audit.c: the auditor's API; md_http_admin.c: the admin's */
 extern const md_http_route md_http_audit_routes[];
+extern const md_http_route md_http_admin_routes[];
 
 #endif
