@@ -661,8 +661,9 @@ static int on_name_row(const md_row *row, void *userdata)
 
 static void api_options(md_server *srv, const md_http_request *req, md_http_response *resp)
 {
+    g_autoptr(GHashTable) params = query_params(req);
     audit_scope sc;
-    if (scope_of(srv, req, resp, NULL, &sc) < 0)
+    if (scope_of(srv, req, resp, params, &sc) < 0)
         return;
     json_t *offices = json_array(), *verifiers = json_array(), *procedures = json_array();
     md_param mun = sc.municipality ? MD_P_TEXT(sc.municipality) : MD_P_NULL;

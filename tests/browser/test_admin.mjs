@@ -92,6 +92,24 @@ test('admin: registry rules, a device from issue to revocation, a verifier with 
     await renewal.getByRole('button', { name: /利用開始/ }).click();
     await renewal.getByText('利用中').waitFor();
 
+    // a municipality's policy, edited through the same import (and its rules)
+    await page.getByRole('button', { name: '泰阜村 のポリシーを編集' }).click();
+    const policy = page.getByRole('form', { name: /ポリシーの編集/ });
+    await policy.getByLabel(/端末の接続元ネットワーク/).fill('10.0.0.0/33');
+    await policy.getByRole('button', { name: 'ポリシーを保存' }).click();
+    const results = page.getByRole('list', { name: '取り込みの結果' });
+    await results.getByText(/refused municipality 204111: /).waitFor();
+    await policy.getByLabel(/端末の接続元ネットワーク/).fill('');
+    await policy.getByLabel('ファイル上限 (MB)').fill('15');
+    await policy.getByLabel('保存期間 (日)').fill('1826');
+    await policy.getByLabel('往復遅延の上限 (ms)').fill('400');
+    await page.screenshot({ path: path.join(SHOTS, 'admin-policy.png') });
+    await policy.getByRole('button', { name: 'ポリシーを保存' }).click();
+    await results.getByText('imported 1 municipalities, 0 post offices, 0 designations; refused 0').waitFor();
+    const yasuoka = page.getByRole('table', { name: '自治体' }).getByRole('row').filter({ hasText: '泰阜村' });
+    await yasuoka.getByText('1826 日').waitFor();
+    await yasuoka.getByText('15 MB').waitFor();
+
     // a council procedure for the simplified office: refused, in the CLI's words
     const form = page.getByRole('form', { name: '指定の追加・更新' });
     await form.getByLabel('郵便局').selectOption({ label: '見本簡易郵便局 (簡易局)' });

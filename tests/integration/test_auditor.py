@@ -106,8 +106,28 @@ class Scope(AuditorBase):
         lines = [json.loads(x) for x in text.splitlines() if x.strip()]
         only_b([x for x in lines if "manifest" not in x], "GET /api/audit/export")
 
+        # what the filters offer, and the chain status (one chain: counts only)
+        status, body, _ = await self.get(b, "/api/audit/options")
+        self.assertEqual(status, 200, body)
+        self.assertEqual(body["municipality"], "092061", body)
+        self.assertEqual([p["id"] for p in body["post_offices"]], ["PO-KIYOTAKI"], body)
+        self.assertEqual(body["verifiers"], ["v-nikko"], body)
+        status, body, _ = await self.get(b, "/api/audit/verify")
+        self.assertEqual(status, 200, body)
+        self.assertEqual(set(body), {"ok", "entries", "checkpoints", "last_checkpoint",
+                                     "last_checkpoint_at"}, body)
+        # a verifier is not an auditor, whatever its municipality
+        v = await self.gw.login_ok("v-nikko")
+        for path in ("/api/audit", "/api/audit/sessions", "/api/audit/options",
+                     "/api/audit/verify", "/api/audit/export"):
+            status, body, _ = await self.get(v, path)
+            self.assertEqual(status, 403, "%s as a verifier: %r" % (path, body))
+        status, body, _ = await self.get(v, "/api/audit/case", session=sid_b)
+        self.assertEqual(status, 403, body)
+
         # ... refused when it names the other municipality
-        for path in ("/api/audit", "/api/audit/sessions", "/api/audit/export"):
+        for path in ("/api/audit", "/api/audit/sessions", "/api/audit/export",
+                     "/api/audit/options"):
             status, body, _ = await self.get(b, path, municipality="204111")
             self.assertEqual(status, 403, "%s?municipality=204111: %r" % (path, body))
             self.assertEqual(body.get("code"), "forbidden", body)

@@ -82,13 +82,18 @@ async function loadRegistry() {
       class: 'small', 'aria-label': `${p.name} を端末更改済みとして利用開始`,
       onclick: () => act(async () => { await api('POST', '/api/admin/procedures/enable', { procedure: p.id }); await loadRegistry(); }),
     }, '利用開始')))));
-  const offices = registry.post_offices.map((o) => el('option', { value: o.id }, `${o.name} (${o.kind === 'simplified' ? '簡易局' : '直営局'})`));
-  $('d-office').replaceChildren(...offices);
-  $('i-office').replaceChildren(...registry.post_offices.map((o) => el('option', { value: o.id }, o.name)));
+  const keep = (select, options) => { const v = select.value; select.replaceChildren(...options); if (v) select.value = v; };
+  keep($('d-office'), registry.post_offices.map((o) => el('option', { value: o.id }, `${o.name} (${o.kind === 'simplified' ? '簡易局' : '直営局'})`)));
+  keep($('i-office'), registry.post_offices.map((o) => el('option', { value: o.id }, o.name)));
   $('s-municipality').replaceChildren(el('option', { value: '' }, 'なし'),
     ...registry.municipalities.map((m) => el('option', { value: m.code }, `${m.name} (${m.code})`)));
-  $('d-procedures').replaceChildren(...registry.procedures.map((p) => el('label', {},
-    el('input', { type: 'checkbox', class: 'check', name: 'd-proc', value: p.id }), ` ${p.name}`)));
+  // Rebuilt after every change; what the admin ticked stays ticked.
+  const ticked = new Set([...document.querySelectorAll('input[name="d-proc"]:checked')].map((c) => c.value));
+  $('d-procedures').replaceChildren(...registry.procedures.map((p) => {
+    const box = el('input', { type: 'checkbox', class: 'check', name: 'd-proc', value: p.id });
+    box.checked = ticked.has(p.id);
+    return el('label', {}, box, ` ${p.name}`);
+  }));
 }
 
 let editing = null;
