@@ -112,6 +112,15 @@ test('auditor: find, open, view a still with a reason, export that verifies', as
     assert.deepEqual(views[0].detail, { file: seeded.still.id,
                                         reason: '住民からの照会 (第2024-17号) に回答するため' });
     await viewer.getByRole('button', { name: '閉じる' }).click();
+    // the chat transcript, also only after a reason
+    await page.getByRole('button', { name: 'チャットの記録を開く' }).click();
+    await dialog.getByLabel('閲覧理由').fill('同じ照会への回答のため');
+    await dialog.getByRole('button', { name: '記録して開く' }).click();
+    await viewer.getByText('本人確認書類を提示しました。').waitFor();
+    await viewer.getByRole('button', { name: '閉じる' }).click();
+    const transcriptViews = (await env.gw.audit(seeded.verified))
+      .filter((e) => e.event === 'evidence_viewed' && e.detail?.file === 'transcript');
+    assert.equal(transcriptViews.length, 1, JSON.stringify(transcriptViews));
 
     // the export of the current filter, verified offline; one line altered fails
     const [download] = await Promise.all([
