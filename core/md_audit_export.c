@@ -331,7 +331,7 @@ int md_audit_export_verify(FILE *in, const md_sign_key *key, FILE *report, int64
         bool whole = first_seq == 1 && prev_seq == cp_seq && count == cp_seq;
         fprintf(report,
                 "export intact: %" PRId64 " entries, checkpoint seq %" PRId64
-                " signed by the pinned key%s\n",
+                " signed by the trusted key%s\n",
                 count, cp_seq,
                 whole ? "; the whole chain up to it"
                       : "; a subset of the chain (each entry as hashed)");

@@ -11,7 +11,6 @@
 #include "md_certs.h"
 #include "md_crypto.h"
 #include "md_err.h"
-#include "md_totp.h"
 
 #include <errno.h>
 #include <glib.h>
@@ -19,7 +18,6 @@
 #include <unistd.h>
 
 #define DEVICE_CERT_DAYS 825
-#define TOTP_ISSUER "madoguchi" /* as md_staff.c */
 
 /* ---- devices ---- */
 
@@ -188,7 +186,7 @@ int md_admin_staff_reset_totp(md_store *st, md_audit *audit, const char *usernam
                               const char *actor, int64_t now_ms, char **ret_otpauth_uri)
 {
     struct account a;
-    char *secret = NULL, *uri = NULL, *old = NULL;
+    char *sealed = NULL, *uri = NULL, *old = NULL;
     int r = find_account(st, username, &a);
     if (r < 0)
         return r;
@@ -196,16 +194,12 @@ int md_admin_staff_reset_totp(md_store *st, md_audit *audit, const char *usernam
                             MD_PARAMS(MD_P_TEXT(username)), &old);
     if (r < 0)
         goto out;
-    r = md_totp_new_secret(&secret);
+    /* Generated and sealed by md_staff.c, the only code that touches the column's plaintext. */
+    r = md_staff_new_totp_secret(st, username, &sealed, &uri);
     if (r < 0)
         goto out;
-    uri = md_totp_uri(TOTP_ISSUER, username, secret);
-    if (!uri) {
-        r = -ENOMEM;
-        goto out;
-    }
     r = md_store_exec(st, "UPDATE staff SET totp_secret = ?, totp_last_step = 0 WHERE username = ?",
-                      MD_PARAMS(MD_P_TEXT(secret), MD_P_TEXT(username)));
+                      MD_PARAMS(MD_P_TEXT(sealed), MD_P_TEXT(username)));
     if (r < 0)
         goto out;
     int64_t seq = audit_account(audit, actor, "staff_totp_reset", a.municipality, username);
@@ -222,13 +216,11 @@ int md_admin_staff_reset_totp(md_store *st, md_audit *audit, const char *usernam
     r = 0;
 out:
     (void)now_ms;
-    if (secret)
-        md_wipe(secret, strlen(secret));
-    if (old)
-        md_wipe(old, strlen(old));
-    free(secret);
-    free(old);
+    if (uri)
+        md_wipe(uri, strlen(uri));
     free(uri);
+    free(sealed);
+    free(old);
     g_free(a.municipality);
     return r;
 }

@@ -42,7 +42,7 @@ manifest = {"manifest": {"format": "madoguchi-audit-export/1", "exported_at": "2
                          "head": {"seq": len(entries), "hash": prev},
                          "checkpoint": {"seq": len(entries), "ts": 1796500000009, "hash": prev,
                                         "key_id": key_id, "signature": sig,
-                                        "public_key": pem.decode()}}}
+                                        "public_key": raw.hex()}}}
 
 
 def write(name, lines):
