@@ -115,7 +115,7 @@ class Scope(AuditorBase):
         status, body, _ = await self.get(b, "/api/audit/verify")
         self.assertEqual(status, 200, body)
         self.assertEqual(set(body), {"ok", "entries", "checkpoints", "last_checkpoint",
-                                     "last_checkpoint_at"}, body)
+                                     "last_checkpoint_at", "pinned"}, body)
         # a verifier is not an auditor, whatever its municipality
         v = await self.gw.login_ok("v-nikko")
         for path in ("/api/audit", "/api/audit/sessions", "/api/audit/options",
