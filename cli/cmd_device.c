@@ -5,6 +5,7 @@
  * handshake once the gateway reloads it).
  */
 #include "cli.h"
+#include "md_admin.h"
 #include "md_certs.h"
 #include "md_err.h"
 #include "md_time.h"
@@ -13,8 +14,6 @@
 #include <stdio.h>
 #include <unistd.h>
 
-#define DEVICE_CERT_DAYS 825
-
 int md_cli_device_issue(md_cli *cli, const char *device_id, const char *post_office,
                         const char *out_dir, const char *p12_password)
 {
@@ -22,46 +21,13 @@ int md_cli_device_issue(md_cli *cli, const char *device_id, const char *post_off
     if (r < 0)
         return r;
     g_autofree char *dir = out_dir ? g_strdup(out_dir) : md_config_path(&cli->cfg, "devices");
-    if (g_mkdir_with_parents(dir, 0700) < 0) {
-        r = -errno;
-        md_cli_fail(dir, r);
-        return r;
-    }
-    /* Check what the registry would refuse before writing a certificate,
-     * and remove the bundle if registration still fails. */
-    md_device existing;
-    if (md_device_lookup(cli->store, device_id, &existing) == 0) {
-        md_device_clear(&existing);
-        md_cli_fail(device_id, -EEXIST);
-        return -EEXIST;
-    }
-    int64_t offices = 0;
-    md_store_query_int(cli->store, "SELECT COUNT(*) FROM post_office WHERE id = ?",
-                       MD_PARAMS(MD_P_TEXT(post_office)), &offices);
-    if (offices == 0) {
-        md_cli_fail(post_office, -MD_E_POST_OFFICE_UNKNOWN);
-        return -MD_E_POST_OFFICE_UNKNOWN;
-    }
-    char *serial = NULL;
-    char fingerprint[MD_CERTS_SHA256_HEX_LEN + 1];
-    r = md_certs_device_issue(cli->cfg.tls.ca, cli->cfg.tls.ca_key, device_id, post_office,
-                              DEVICE_CERT_DAYS, dir, p12_password ? p12_password : "", &serial,
-                              fingerprint);
+    r = md_admin_device_issue(cli->store, cli->audit, &cli->cfg, device_id, post_office, dir,
+                              p12_password, cli->actor, md_now_ms());
     if (r < 0) {
-        md_cli_fail("device certificate", r);
-        return r;
-    }
-    r = md_device_register(cli->store, cli->audit, device_id, post_office, serial, fingerprint,
-                           cli->actor, md_now_ms());
-    free(serial);
-    if (r < 0) {
-        static const char *const suffixes[] = {".p12", ".crt", ".key"};
-        for (size_t i = 0; i < G_N_ELEMENTS(suffixes); i++) {
-            g_autofree char *name = g_strconcat(device_id, suffixes[i], NULL);
-            g_autofree char *path = g_build_filename(dir, name, NULL);
-            unlink(path);
-        }
-        md_cli_fail(device_id, r);
+        md_cli_fail(r == -EEXIST || r == -MD_E_POST_OFFICE_UNKNOWN
+                        ? (r == -EEXIST ? device_id : post_office)
+                        : "device certificate",
+                    r);
         return r;
     }
     printf("device %s registered for %s; bundle %s/%s.p12\n", device_id, post_office, dir,
@@ -98,18 +64,6 @@ int md_cmd_device_issue(md_cli *cli, int argc, char **argv)
     return status;
 }
 
-static int rewrite_crl(md_cli *cli)
-{
-    char **serials = NULL;
-    int r = md_device_revoked_serials(cli->store, &serials);
-    if (r < 0)
-        return r;
-    r = md_certs_crl_write(cli->cfg.tls.ca, cli->cfg.tls.ca_key, (const char *const *)serials,
-                           cli->cfg.tls.crl);
-    g_strfreev(serials);
-    return r;
-}
-
 int md_cmd_certs_crl(md_cli *cli, int argc, char **argv)
 {
     bool done;
@@ -123,7 +77,7 @@ int md_cmd_certs_crl(md_cli *cli, int argc, char **argv)
         return status;
     if (md_cli_store(cli) < 0)
         return 1;
-    int r = rewrite_crl(cli);
+    int r = md_admin_crl_rewrite(cli->store, &cli->cfg);
     if (r < 0)
         return md_cli_fail("revocation list", r);
     printf("CRL written to %s\n", cli->cfg.tls.crl);
@@ -144,15 +98,10 @@ static int set_status(md_cli *cli, int argc, char **argv, enum md_device_status 
     }
     if (md_cli_audit(cli) < 0)
         return 1;
-    int r =
-        md_device_set_status(cli->store, cli->audit, argv[1], status_to, cli->actor, md_now_ms());
+    int r = md_admin_device_set_status(cli->store, cli->audit, &cli->cfg, argv[1], status_to,
+                                       cli->actor, md_now_ms());
     if (r < 0)
         return md_cli_fail(argv[1], r);
-    if (status_to == MD_DEVICE_REVOKED) {
-        r = rewrite_crl(cli);
-        if (r < 0)
-            return md_cli_fail("revocation list", r);
-    }
     printf("device %s %sd\n", argv[1], verb);
     return 0;
 }

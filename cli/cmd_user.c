@@ -1,5 +1,7 @@
-/* `madoguchi user add`: staff accounts (password + TOTP). */
+/* `madoguchi user add|reset-totp|unlock|disable|enable`: staff accounts
+ * (password + TOTP), through the same functions as the admin console. */
 #include "cli.h"
+#include "md_admin.h"
 #include "md_err.h"
 #include "md_staff.h"
 #include "md_time.h"
@@ -84,4 +86,72 @@ out:
     g_free(role);
     g_free(municipality);
     return status;
+}
+
+/* The one-argument account commands: USERNAME, then the shared function. */
+enum account_action { ACCOUNT_RESET_TOTP, ACCOUNT_UNLOCK, ACCOUNT_DISABLE, ACCOUNT_ENABLE };
+
+static int account_command(md_cli *cli, int argc, char **argv, enum account_action action,
+                           const char *verb, const char *summary)
+{
+    bool done;
+    int status = md_cli_parse(&argc, &argv, "USERNAME", summary, NULL, &done);
+    if (done)
+        return status;
+    if (argc != 2) {
+        fprintf(stderr, "usage: madoguchi user %s USERNAME\n", verb);
+        return 2;
+    }
+    if (md_cli_audit(cli) < 0)
+        return 1;
+    char *uri = NULL;
+    int64_t now = md_now_ms();
+    int r;
+    switch (action) {
+    case ACCOUNT_RESET_TOTP:
+        r = md_admin_staff_reset_totp(cli->store, cli->audit, argv[1], cli->actor, now, &uri);
+        break;
+    case ACCOUNT_UNLOCK:
+        r = md_admin_staff_unlock(cli->store, cli->audit, argv[1], cli->actor, now);
+        break;
+    default:
+        r = md_admin_staff_set_disabled(cli->store, cli->audit, argv[1], action == ACCOUNT_DISABLE,
+                                        cli->actor, now);
+        break;
+    }
+    if (r < 0)
+        return md_cli_fail(argv[1], r);
+    if (uri) {
+        printf("%s\n", uri);
+        explicit_bzero(uri, strlen(uri));
+        free(uri);
+    } else {
+        printf("%s: %s done\n", argv[1], verb);
+    }
+    return 0;
+}
+
+int md_cmd_user_reset_totp(md_cli *cli, int argc, char **argv)
+{
+    return account_command(cli, argc, argv, ACCOUNT_RESET_TOTP, "reset-totp",
+                           "Replaces the account's TOTP secret, prints the new otpauth:// URI "
+                           "once and ends the account's web sessions.");
+}
+
+int md_cmd_user_unlock(md_cli *cli, int argc, char **argv)
+{
+    return account_command(cli, argc, argv, ACCOUNT_UNLOCK, "unlock",
+                           "Clears the account's failed logins and any lock.");
+}
+
+int md_cmd_user_disable(md_cli *cli, int argc, char **argv)
+{
+    return account_command(cli, argc, argv, ACCOUNT_DISABLE, "disable",
+                           "Refuses the account's logins and ends its web sessions.");
+}
+
+int md_cmd_user_enable(md_cli *cli, int argc, char **argv)
+{
+    return account_command(cli, argc, argv, ACCOUNT_ENABLE, "enable",
+                           "Allows a disabled account to log in again.");
 }

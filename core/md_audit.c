@@ -990,3 +990,18 @@ int md_audit_query(md_store *st, const md_audit_filter *filter, int limit, json_
     *ret_array = array;
     return (int)json_array_size(array);
 }
+
+int md_audit_sign_now(md_audit *a)
+{
+    if (!a)
+        return -EINVAL;
+    if (!a->tail_known) {
+        int r = load_tail(a);
+        if (r < 0)
+            return r;
+    }
+    if (a->last_seq <= a->signed_seq)
+        return 0;
+    int r = sign_tail(a, md_now_ms());
+    return r < 0 ? r : 1;
+}

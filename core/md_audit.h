@@ -66,6 +66,11 @@ int64_t md_audit_append(md_audit *a, const md_audit_entry *e);
  * periodic timer.  Returns 1 when it wrote one, 0 when none was due. */
 int md_audit_tick(md_audit *a);
 
+/* Signs the tail now when entries are unsigned (before an export, so that
+ * its manifest carries a checkpoint covering every exported entry).
+ * Returns 1 when it wrote a checkpoint, 0 when the tail was signed. */
+int md_audit_sign_now(md_audit *a);
+
 /*
  * Recomputes the whole chain and checks every checkpoint signature with the
  * public key at pubkey_path.  Returns 0 when intact.  Otherwise returns

@@ -93,6 +93,8 @@ static const struct field fields[] = {
     I("media.chat_queue_messages", media.chat_queue_messages, 32, 1, 1024),
     I("media.file_queue_files", media.file_queue_files, 8, 1, 64),
     I("media.record_queue_packets", media.record_queue_packets, 1024, 16, 65536),
+    S("metrics.address", metrics.address, "127.0.0.1"),
+    I("metrics.port", metrics.port, 0, 0, 65535),
     S("evidence.dir", evidence.dir, "evidence"),
     S("evidence.master_key", evidence.master_key, "evidence.key"),
 };

@@ -94,6 +94,11 @@ typedef struct md_config {
     } media;
 
     struct {
+        char *address; /* default "127.0.0.1" */
+        int port;      /* plain HTTP GET /metrics; 0 (default) = off */
+    } metrics;
+
+    struct {
         char *dir;        /* encrypted files and chat transcripts; default <data_dir>/evidence */
         char *master_key; /* 32-byte key wrapping the session keys; default <data_dir>/evidence.key */
     } evidence;

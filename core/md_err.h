@@ -112,7 +112,9 @@
       "the checkpoint is malformed or not signed by the trusted key")                             \
     X(CRYPTO, "crypto_failed", "cryptographic operation failed")                                   \
     X(STORE, "store_failed", "database operation failed")                                          \
-    X(INTERNAL, "internal", "internal error")
+    X(INTERNAL, "internal", "internal error")                                                      \
+    /* auditor */                                                                                  \
+    X(REASON_REQUIRED, "reason_required", "give a reason (1 to 500 characters) to open evidence")
 
 enum md_error {
     MD_E__BASE = 1000, /* above every errno value */

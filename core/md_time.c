@@ -145,8 +145,20 @@ int md_time_parse_iso(const char *s, int64_t *ret_ms)
         for (; n < 3; n++)
             frac *= 10;
     }
-    if (strcmp(p, "Z") != 0 || hh > 23 || mm > 59 || ss > 60)
+    /* RFC 3339 5.6: "Z" or a numeric offset such as "+09:00" */
+    int64_t offset_ms = 0;
+    if (*p == '+' || *p == '-') {
+        int oh, om;
+        if (parse_digits(p + 1, 2, &oh) < 0 || p[3] != ':' || parse_digits(p + 4, 2, &om) < 0 ||
+            p[6] != '\0' || oh > 23 || om > 59)
+            return -EINVAL;
+        offset_ms = ((int64_t)oh * 60 + om) * 60000 * (*p == '-' ? -1 : 1);
+    } else if (strcmp(p, "Z") != 0) {
         return -EINVAL;
-    *ret_ms = (int64_t)days * DAY_MS + ((int64_t)hh * 3600 + mm * 60 + ss) * 1000 + frac;
+    }
+    if (hh > 23 || mm > 59 || ss > 60)
+        return -EINVAL;
+    *ret_ms =
+        (int64_t)days * DAY_MS + ((int64_t)hh * 3600 + mm * 60 + ss) * 1000 + frac - offset_ms;
     return 0;
 }

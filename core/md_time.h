@@ -25,7 +25,8 @@ int32_t md_date_jst(int64_t ms);
 /* Formats days since 1970-01-01 as "YYYY-MM-DD"; buf needs 11 bytes. */
 void md_date_format(int32_t days, char *buf, size_t len);
 
-/* Parses an ISO 8601 UTC instant ("2026-11-22T16:50:01Z", fraction optional)
+/* Parses an ISO 8601 instant with "Z" or a numeric offset
+ * ("2026-11-22T16:50:01Z", "2026-11-23T01:50:01.5+09:00"; fraction optional)
  * or a plain date (taken as 00:00 JST) into ms. */
 int md_time_parse_iso(const char *s, int64_t *ret_ms);
 

@@ -9,7 +9,7 @@ MD_BUILD_PACKAGES=(
     meson ninja-build pkg-config gcc
     libglib2.0-dev libssl-dev libsqlite3-dev libjansson-dev
     libwebsockets-dev libwebsockets-evlib-glib
-    libnice-dev libsrtp2-dev libusrsctp-dev
+    libnice-dev libsrtp2-dev libusrsctp-dev libqrencode-dev
     sqlite3 openssl
     libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev
     gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad
@@ -23,11 +23,14 @@ MD_BUILD_PACKAGES=(
 # python3-numpy: the recorder and recording tests read the exports
 # (tests/recorder/, tests/integration/test_recording_media.py); chromium +
 # firefox-esr + nodejs + libnss3-tools (certutil): the browser tests
-# (tests/browser/, whose npm packages md_npm_ci installs).
+# (tests/browser/, whose npm packages md_npm_ci installs); fonts-noto-cjk:
+# Japanese text in the screenshots; systemd: the unit file check
+# (systemd-analyze verify); zbar-tools: the admin test reads the TOTP QR code
+# back (zbarimg).
 MD_TEST_PACKAGES=(
     clang libclang-rt-14-dev
     python3 python3-websockets python3-aiortc python3-cryptography python3-av python3-numpy ffmpeg
-    chromium firefox-esr nodejs libnss3-tools
+    chromium firefox-esr nodejs libnss3-tools fonts-noto-cjk systemd zbar-tools
     gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good iproute2
 )
 

@@ -107,6 +107,7 @@ static void api_login(md_server *srv, const md_http_request *req, md_http_respon
     char *token = NULL;
     int r = md_staff_login(srv->store, srv->audit, &srv->auth_limits, username, password, totp,
                            req->remote, md_now_ms(), &staff, &token);
+    md_metrics_login(srv->metrics, r);
     json_decref(body);
     if (r < 0) {
         respond_error(resp, r, NULL);
@@ -165,106 +166,6 @@ static void page_designations(md_server *srv, const md_http_request *req, md_htt
     resp->body_len = strlen(html);
 }
 
-/* authenticate(), and the account must be an auditor or admin. */
-static int authenticate_auditor(md_server *srv, const md_http_request *req, md_http_response *resp,
-                                md_staff *ret)
-{
-    md_staff staff;
-    int r = authenticate(srv, req, resp, &staff);
-    if (r < 0)
-        return r;
-    if (staff.role != MD_ROLE_AUDITOR && staff.role != MD_ROLE_ADMIN) {
-        md_staff_clear(&staff);
-        respond_error(resp, -MD_E_FORBIDDEN, NULL);
-        return -MD_E_FORBIDDEN;
-    }
-    *ret = staff;
-    return 0;
-}
-
-static int parse_filter(GHashTable *params, md_audit_filter *f, int *limit)
-{
-    const char *v;
-    if (params && (v = g_hash_table_lookup(params, "from")) &&
-        md_time_parse_iso(v, &f->from_ms) < 0)
-        return -EINVAL;
-    if (params && (v = g_hash_table_lookup(params, "until")) &&
-        md_time_parse_iso(v, &f->until_ms) < 0)
-        return -EINVAL;
-    if (params) {
-        f->municipality = g_hash_table_lookup(params, "municipality");
-        f->post_office = g_hash_table_lookup(params, "post_office");
-        f->session = g_hash_table_lookup(params, "session");
-    }
-    *limit = 1000;
-    if (params && (v = g_hash_table_lookup(params, "limit"))) {
-        char *end;
-        long n = strtol(v, &end, 10);
-        if (*end || n < 1 || n > 10000)
-            return -EINVAL;
-        *limit = (int)n;
-    }
-    return 0;
-}
-
-static void api_audit(md_server *srv, const md_http_request *req, md_http_response *resp)
-{
-    md_staff staff;
-    if (authenticate_auditor(srv, req, resp, &staff) < 0)
-        return;
-    g_autoptr(GHashTable) params = g_uri_parse_params(req->query, -1, "&", G_URI_PARAMS_NONE, NULL);
-    md_audit_filter filter = {0};
-    int limit;
-    json_t *entries = NULL;
-    int r = parse_filter(params, &filter, &limit);
-    if (r < 0) {
-        respond_error(resp, r, "from/until must be ISO 8601, limit 1..10000");
-        md_staff_clear(&staff);
-        return;
-    }
-    /* Reading the trail is itself audited (who looked at what). */
-    g_autofree char *actor = g_strdup_printf("staff:%s", staff.username);
-    json_t *detail = json_pack("{s:s}", "query", req->query);
-    md_server_audit(srv, actor, "audit_viewed", filter.municipality, filter.post_office,
-                    filter.session, detail);
-    r = md_audit_query(srv->store, &filter, limit, &entries);
-    if (r < 0)
-        respond_error(resp, r, NULL);
-    else
-        respond_json(resp, 200, json_pack("{s:o}", "entries", entries));
-    md_staff_clear(&staff);
-}
-
-static void api_audit_verify(md_server *srv, const md_http_request *req, md_http_response *resp)
-{
-    md_staff staff;
-    if (authenticate_auditor(srv, req, resp, &staff) < 0)
-        return;
-    md_staff_clear(&staff);
-    /* The pinned key (audit.public_key) when there is one: a .pub file in
-     * the data directory proves nothing to someone who could rewrite both. */
-    md_sign_key *key = NULL;
-    bool pinned = false;
-    md_audit_summary sum;
-    int r = md_audit_trusted_key(srv->cfg->audit.public_key, srv->cfg->audit.signing_key, &key,
-                                 &pinned);
-    if (r == 0)
-        r = md_audit_verify_key(srv->store, key, NULL, &sum);
-    md_sign_key_free(key);
-    if (r < 0 && r != -MD_E_AUDIT_BROKEN) {
-        respond_error(resp, r, NULL);
-        return;
-    }
-    json_t *j = json_pack("{s:b, s:I, s:I, s:I, s:b}", "ok", r == 0, "entries",
-                          (json_int_t)sum.entries, "checkpoints", (json_int_t)sum.checkpoints,
-                          "last_checkpoint", (json_int_t)sum.last_checkpoint, "pinned", pinned);
-    if (r != 0) {
-        json_object_set_new(j, "bad_seq", json_integer(sum.bad_seq));
-        json_object_set_new(j, "reason", json_string(sum.reason));
-    }
-    respond_json(resp, 200, j);
-}
-
 static void healthz(md_server *srv, const md_http_request *req, md_http_response *resp)
 {
     resp->status = 200;
@@ -320,8 +221,6 @@ static const struct route {
     {"GET", "/api/me", api_me, false},
     {"GET", "/api/designations", api_designations, false},
     {"GET", "/designations", page_designations, false},
-    {"GET", "/api/audit", api_audit, false},
-    {"GET", "/api/audit/verify", api_audit_verify, false},
     {"GET", "/healthz", healthz, true},
 };
 
@@ -343,9 +242,41 @@ void md_http_api_handle(md_server *srv, const md_http_request *req, md_http_resp
         r->handler(srv, req, resp);
         return;
     }
+    /* The auditor's and the admin's APIs: staff listener only. */
+    static const md_http_route *const tables[] = {md_http_audit_routes, md_http_admin_routes};
+    for (size_t t = 0; t < G_N_ELEMENTS(tables); t++)
+        for (const md_http_route *r = tables[t]; r->method; r++) {
+            if (strcmp(r->path, req->path) != 0)
+                continue;
+            if (req->listener == MD_LISTENER_DEVICE)
+                return;
+            if (strcmp(r->method, req->method) != 0) {
+                respond_error(resp, -EINVAL, "method not allowed");
+                resp->status = 405;
+                return;
+            }
+            r->handler(srv, req, resp);
+            return;
+        }
     /* Pages are served on both listeners: a tablet loads its page from the
      * device listener, so that its WebSocket there is same-origin for the
      * CSP (connect-src 'self').  The APIs above stay per listener. */
     if (strcmp(req->method, "GET") == 0)
         static_file(srv, req, resp);
+}
+
+void md_http_respond_json(md_http_response *resp, int status, json_t *body)
+{
+    respond_json(resp, status, body);
+}
+
+void md_http_respond_error(md_http_response *resp, int err, const char *detail)
+{
+    respond_error(resp, err, detail);
+}
+
+int md_http_authenticate(md_server *srv, const md_http_request *req, md_http_response *resp,
+                         md_staff *ret)
+{
+    return authenticate(srv, req, resp, ret);
 }

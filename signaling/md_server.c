@@ -58,7 +58,9 @@ int64_t md_server_audit(md_server *srv, const char *actor, const char *event,
         .session = session,
         .detail = detail,
     };
+    int64_t t0 = g_get_monotonic_time();
     int64_t seq = md_audit_append(srv->audit, &e);
+    md_metrics_audit_append(srv->metrics, g_get_monotonic_time() - t0, seq >= 0);
     json_decref(detail);
     if (seq < 0)
         md_error("audit", "append_failed", "{s:s, s:s}", "event", event, "error",
@@ -531,6 +533,9 @@ int md_server_new(const md_config *cfg, md_server **ret)
         md_error("server", "media_start_failed", "{s:s}", "error", md_strerror(r));
         goto fail;
     }
+    r = md_metrics_new(cfg, srv, &srv->metrics);
+    if (r < 0)
+        goto fail;
     refresh_crl(srv);
     static const md_ws_callbacks callbacks = {
         .on_open = on_open,
@@ -591,6 +596,7 @@ md_server *md_server_free(md_server *srv)
         g_source_remove(srv->crl_timer);
     if (srv->retention_timer)
         g_source_remove(srv->retention_timer);
+    srv->metrics = md_metrics_free(srv->metrics);
     /* Closing the listeners runs on_close for every party. */
     srv->ws = md_ws_free(srv->ws);
     g_hash_table_destroy(srv->sessions);

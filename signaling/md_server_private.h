@@ -15,6 +15,7 @@
 #include "md_config.h"
 #include "md_evidence.h"
 #include "md_media.h"
+#include "md_metrics.h"
 #include "md_proto.h"
 #include "md_registry.h"
 #include "md_server.h"
@@ -105,6 +106,7 @@ struct md_server {
     md_media *media;
     md_evidence *evidence; /* chat transcripts (evidence.dir) */
     md_auth_limits auth_limits;
+    md_metrics *metrics;         /* GET /metrics on its own listener */
     GHashTable *sessions;        /* id -> md_session* (unfinished only) */
     GPtrArray *parties;          /* md_party*, every open connection */
     GHashTable *device_conns;    /* device id -> GINT count */
@@ -192,5 +194,24 @@ bool md_http_recording_handle(md_server *srv, const md_http_request *req, md_htt
 
 /* md_http_api.c */
 void md_http_api_handle(md_server *srv, const md_http_request *req, md_http_response *resp);
+/* Shared by the HTTP API files: a JSON answer, an error answer with its
+ * stable code, and the staff member behind the cookie (or a 401 answer). */
+void md_http_respond_json(md_http_response *resp, int status, json_t *body /* stolen */);
+void md_http_respond_error(md_http_response *resp, int err, const char *detail);
+int md_http_authenticate(md_server *srv, const md_http_request *req, md_http_response *resp,
+                         md_staff *ret);
+
+/* A route of the staff listener; a table ends with a NULL method. */
+typedef void (*md_http_handler)(md_server *srv, const md_http_request *req,
+                                md_http_response *resp);
+typedef struct md_http_route {
+    const char *method;
+    const char *path;
+    md_http_handler handler;
+} md_http_route;
+
+/* md_http_audit.c: the auditor's API; md_http_admin.c: the admin's */
+extern const md_http_route md_http_audit_routes[];
+extern const md_http_route md_http_admin_routes[];
 
 #endif

@@ -747,6 +747,7 @@ void md_sessions_on_media_event(const md_media_event *ev, void *userdata)
     md_session *s = g_hash_table_lookup(srv->sessions, ev->session_id);
     if (!s)
         return;
+    md_metrics_media_event(srv->metrics, ev);
     md_party *p = s->leg[ev->leg];
     switch (ev->type) {
     case MD_MEDIA_ANSWER:

@@ -201,6 +201,28 @@ static int open_totp_secret(md_store *st, const char *username, const char *stor
     return r;
 }
 
+int md_staff_new_totp_secret(md_store *st, const char *username, char **ret_sealed,
+                             char **ret_otpauth_uri)
+{
+    char *secret = NULL, *sealed = NULL, *uri = NULL;
+    int r = md_totp_new_secret(&secret);
+    if (r < 0)
+        return r;
+    uri = md_totp_uri(TOTP_ISSUER, username, secret);
+    r = uri ? seal_totp_secret(st, username, secret, &sealed) : -ENOMEM;
+    md_wipe(secret, strlen(secret));
+    free(secret);
+    if (r < 0) {
+        if (uri)
+            md_wipe(uri, strlen(uri));
+        free(uri);
+        return r;
+    }
+    *ret_sealed = sealed;
+    *ret_otpauth_uri = uri;
+    return 0;
+}
+
 int md_staff_add(md_store *st, md_audit *audit, const char *username, enum md_role role,
                  const char *municipality, const char *password, const char *actor, int64_t now_ms,
                  char **ret_otpauth_uri)

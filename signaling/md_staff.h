@@ -47,6 +47,12 @@ int md_staff_add(md_store *st, md_audit *audit, const char *username, enum md_ro
                  const char *municipality, const char *password, const char *actor, int64_t now_ms,
                  char **ret_otpauth_uri);
 
+/* A new TOTP secret for username (md_admin_staff_reset_totp): *ret_sealed
+ * is the value to store in staff.totp_secret, *ret_otpauth_uri the URI to
+ * show once; both malloc'd.  Needs the store's field key. */
+int md_staff_new_totp_secret(md_store *st, const char *username, char **ret_sealed,
+                             char **ret_otpauth_uri);
+
 /*
  * Checks a login.  On success returns 0, fills *ret and *ret_token (malloc'd
  * cookie value).  Failures: -MD_E_CREDENTIALS (unknown user or wrong

@@ -172,6 +172,7 @@ static void http_reset(md_conn *c)
     c->http_body_too_large = false;
     g_clear_pointer(&c->resp.body, g_free);
     g_clear_pointer(&c->resp.set_cookie, g_free);
+    g_clear_pointer(&c->resp.disposition, g_free);
     g_clear_pointer(&c->resp.file, g_free);
     g_clear_pointer(&c->http_range, g_free);
     if (c->resp.source) {
@@ -407,6 +408,8 @@ static int write_response(struct lws *wsi, md_conn *c)
     if (add_header(wsi, "cache-control:", "no-store", &p, end))
         return -1;
     if (resp->set_cookie && add_header(wsi, "set-cookie:", resp->set_cookie, &p, end))
+        return -1;
+    if (resp->disposition && add_header(wsi, "content-disposition:", resp->disposition, &p, end))
         return -1;
     if (lws_finalize_write_http_header(wsi, start, &p, end))
         return -1;

@@ -77,6 +77,7 @@ typedef struct md_http_response {
     char *set_cookie;       /* g_malloc'd full Set-Cookie value, nullable */
     char *file;             /* g_malloc'd path of a static file to send instead of body */
     md_http_source *source; /* g_malloc'd body read on demand instead of body; taken */
+    char *disposition;      /* g_malloc'd Content-Disposition value (downloads), nullable */
 } md_http_response;
 
 typedef struct md_ws_callbacks {

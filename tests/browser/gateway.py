@@ -20,6 +20,10 @@ Errors before `ready` are printed as
 {"ready": false, "error": ...}.  The temporary directory, with serve.log, is
 removed after a clean stop unless MD_IT_KEEP is set or `keep` was sent.
 
+`seed` makes three finished sessions with real peers (seed.py) and prints
+{"seed": {...}}; it needs MD_BR_USERS/MD_BR_DEVICES with v-nikko and
+TAB-KIYOTAKI-1.
+
 `sql QUERY` prints {"rows": [objects]} (blobs as hex) from the gateway's SQLite file, opened
 read-only ({"error": ...} if the query fails, e.g. on a table that does not
 exist).  `ready` also names the data directory (`data`: config, database,
@@ -48,6 +52,10 @@ import harness  # noqa: E402
 
 USERS = {"v-yasuoka": ("verifier", "204111")}
 DEVICES = {"TAB-NUKUTA-1": "PO-NUKUTA"}
+# MD_BR_USERS / MD_BR_DEVICES: JSON objects of more accounts ({name: [role,
+# municipality or null]}) and tablets ({id: post office}), e.g. the consoles'.
+USERS.update({k: tuple(v) for k, v in json.loads(os.environ.get("MD_BR_USERS") or "{}").items()})
+DEVICES.update(json.loads(os.environ.get("MD_BR_DEVICES") or "{}"))
 
 
 def out(obj):
@@ -119,6 +127,10 @@ async def main():
                 out({"audit": entries})
             elif words[:1] == ["sql"] and len(words) > 1:
                 out(await asyncio.to_thread(query, gw.database, line.strip()[3:].strip()))
+            elif words == ["seed"]:
+                # three finished sessions with real peers (seed.py)
+                import seed
+                out({"seed": await seed.run(gw)})
             elif words == ["alive"]:
                 out({"alive": gw.alive()})
             else:

@@ -44,7 +44,16 @@ static void test_iso_format(void)
     ASSERT_OK(md_time_parse_iso("2026-11-22T16:50:01.123Z", &ms));
     md_time_format_iso(ms, buf, sizeof(buf));
     ASSERT_STR_EQ(buf, "2026-11-22T16:50:01.123Z");
-    ASSERT(md_time_parse_iso("2026-11-22T16:50:01+09:00", &ms) < 0);
+    /* offsets (issue #10: "+09:00" was refused) */
+    ASSERT_OK(md_time_parse_iso("2026-11-23T01:50:01.123+09:00", &ms));
+    md_time_format_iso(ms, buf, sizeof(buf));
+    ASSERT_STR_EQ(buf, "2026-11-22T16:50:01.123Z");
+    ASSERT_OK(md_time_parse_iso("2026-11-22T12:50:01-04:00", &ms));
+    md_time_format_iso(ms, buf, sizeof(buf));
+    ASSERT_STR_EQ(buf, "2026-11-22T16:50:01.000Z");
+    ASSERT(md_time_parse_iso("2026-11-22T16:50:01+0900", &ms) < 0);
+    ASSERT(md_time_parse_iso("2026-11-22T16:50:01+09:00x", &ms) < 0);
+    ASSERT(md_time_parse_iso("2026-11-22T16:50:01+24:00", &ms) < 0);
     ASSERT(md_time_parse_iso("2026-11-22T25:00:00Z", &ms) < 0);
 }
 

@@ -1,44 +1,333 @@
-// Auditor view: chain status and the audit trail, filtered (docs/protocol.md).
+// Auditor console (docs/protocol.md, "Auditor API"): chain status, the
+// session list with JST day filters, the case view, evidence after a reason,
+// and the export.  The municipality an auditor may see is enforced by the
+// API; this page only shows what it gets.
 import { api, el, logout } from './api.js';
 
 const $ = (id) => document.getElementById(id);
+const PAGE = 50;
+let offset = 0;
+let lastQuery = new URLSearchParams();
+let current = null; // the open case
+const procedureNames = {};
 
-async function verify() {
-  $('chain').textContent = '確認中…';
-  const r = await api('GET', '/api/audit/verify');
-  $('chain').className = r.ok ? 'ok' : 'error';
-  $('chain').textContent = r.ok ? '監査ログは改ざんされていません。' : `改ざんを検出: seq ${r.bad_seq} — ${r.reason}`;
+// ---- Japanese names ----
+
+export const EVENT_NAMES = {
+  login: 'ログイン', login_failed: 'ログイン失敗', logout: 'ログアウト',
+  staff_refused: '職員接続の拒否', device_refused: '端末接続の拒否',
+  request: '受付 (端末からの依頼)', request_refused: '依頼の拒否',
+  assigned: '確認者の割当', accept_refused: '受諾の拒否',
+  session_connecting: '接続開始', leg_connected: '映像接続', session_live: '通話開始',
+  leg_disconnected: '接続断', leg_rejoined: '再接続', leg_media_lost: '映像の途絶',
+  leg_media_restored: '映像の回復', leg_failed: '映像の失敗', offer_refused: '接続条件の拒否',
+  quality_warning: '品質低下', quality_ok: '品質回復',
+  chat: 'チャット', chat_failed: 'チャット保存失敗', datachannel_refused: 'データチャネル拒否',
+  still: '静止画の要求', file: 'ファイル・静止画の受領', file_refused: 'ファイルの拒否',
+  outcome: '結果の記録', session_ended: '終了',
+  consent: '録画への同意', record_start: '録画開始', record_stop: '録画停止',
+  audit_viewed: '監査ログの閲覧', case_viewed: 'セッション詳細の閲覧',
+  evidence_viewed: '証拠の閲覧', audit_exported: '監査ログのエクスポート',
+  registry_change: '登録情報の変更', registry_refused: '登録情報の拒否',
+  procedure_enabled: '手続の利用開始', staff_added: '職員の追加',
+  device_registered: '端末の登録', device_status: '端末の状態変更',
+  gateway_started: 'ゲートウェイ起動', gateway_stopped: 'ゲートウェイ停止',
+  retention_purge: '保存期間経過による削除', recording_viewed: '録画の閲覧',
+};
+const OUTCOMES = { verified: '本人確認済み', not_verified: '確認できず', aborted: '中断', none: '結果なし' };
+const REASONS = {
+  outcome: '結果の記録', hangup: '切断', network: '通信断', cancelled: '取消',
+  queue_timeout: '待ち時間切れ', connect_timeout: '接続時間切れ', media: '映像・音声の失敗',
+  shutdown: 'ゲートウェイ停止',
+};
+const STATES = { requested: '受付待ち', assigned: '割当済み', connecting: '接続中', live: '通話中', ended: '終了' };
+const LEGS = { tablet: '郵便局 (端末)', verifier: '確認者' };
+const KINDS = { still: '静止画', file: 'ファイル' };
+const ERRORS = {
+  forbidden: 'この操作の権限がありません。', not_found: '見つかりません。',
+  reason_required: '閲覧理由を入力してください (500文字以内)。',
+  not_authenticated: 'ログインしてください。', login_expired: 'ログインの有効期限が切れました。',
+  evidence_key_unavailable: '証拠の鍵がありません (保存期間経過により削除済みの可能性)。',
+  evidence_corrupt: '証拠の検証に失敗しました (改ざんまたは欠損)。',
+};
+const message = (e) => ERRORS[e.code] || `${e.message} (${e.code || e.status})`;
+
+// ---- formatting (JST) ----
+
+const jst = new Intl.DateTimeFormat('ja-JP', {
+  timeZone: 'Asia/Tokyo', year: 'numeric', month: '2-digit', day: '2-digit',
+  hour: '2-digit', minute: '2-digit', second: '2-digit', hour12: false,
+});
+export const fmtTime = (ms) => (ms ? jst.format(new Date(ms)) : '—');
+const fmtSize = (n) => (n >= 1048576 ? `${(n / 1048576).toFixed(1)} MB`
+  : n >= 1024 ? `${(n / 1024).toFixed(1)} KB` : `${n} B`);
+const fmtDuration = (ms) => {
+  if (ms == null || ms < 0) return '—';
+  const s = Math.round(ms / 1000);
+  return s >= 60 ? `${Math.floor(s / 60)}分${s % 60}秒` : `${s}秒`;
+};
+const todayJst = () => new Intl.DateTimeFormat('sv-SE', { timeZone: 'Asia/Tokyo' }).format(new Date());
+
+// Detail fields worth a column, in Japanese.
+function describeDetail(d) {
+  if (!d || typeof d !== 'object') return '';
+  const parts = [];
+  const add = (label, v) => { if (v !== undefined && v !== null && v !== '') parts.push(`${label}: ${v}`); };
+  add('手続', d.procedure && (procedureNames[d.procedure] || d.procedure));
+  add('結果', d.result && (OUTCOMES[d.result] || d.result));
+  add('理由', d.reason && (REASONS[d.reason] || d.reason));
+  add('結果', d.outcome && (OUTCOMES[d.outcome] || d.outcome));
+  add('側', d.leg && (LEGS[d.leg] || d.leg));
+  add('種別', d.kind && (KINDS[d.kind] || d.kind));
+  add('ID', d.id);
+  add('形式', d.mime);
+  add('サイズ', d.size != null ? fmtSize(d.size) : undefined);
+  add('解像度', d.width ? `${d.width}×${d.height}` : undefined);
+  add('SHA-256', d.sha256 && `${d.sha256.slice(0, 16)}…`);
+  add('確認者', d.verifier);
+  add('方式', d.mode);
+  add('コード', d.code);
+  add('品質', Array.isArray(d.codes) ? d.codes.join(', ') : undefined);
+  add('ファイル', d.file);
+  add('条件', d.query);
+  add('件数', d.entries);
+  return parts.join(' / ');
 }
 
-async function search(ev) {
-  if (ev) ev.preventDefault();
-  $('error').textContent = '';
-  const q = new URLSearchParams();
-  for (const [k, v] of new FormData($('search'))) if (v) q.set(k, v);
+// ---- chain status ----
+
+async function verify() {
+  $('chain').className = 'muted';
+  $('chain').textContent = '検証中…';
   try {
-    const r = await api('GET', `/api/audit?${q}`);
-    $('entries').replaceChildren(...r.entries.map((e) => el('tr', {},
-      el('td', {}, e.seq),
-      el('td', {}, new Date(e.ts).toISOString()),
-      el('td', {}, e.actor),
-      el('td', {}, e.event),
-      el('td', {}, [e.municipality, e.post_office].filter(Boolean).join(' / ')),
-      el('td', { class: 'mono' }, e.session || ''),
-      el('td', { class: 'mono' }, JSON.stringify(e.detail)))));
+    const r = await api('GET', '/api/audit/verify');
+    const counts = `記録 ${r.entries} 件 / 署名済みチェックポイント ${r.checkpoints} 件 / 最終チェックポイント #${r.last_checkpoint} (${fmtTime(r.last_checkpoint_at)})`;
+    if (r.ok) {
+      $('chain').className = 'ok';
+      $('chain').textContent = `改ざんは検出されませんでした。${counts}`;
+    } else {
+      $('chain').className = 'error';
+      $('chain').textContent = `改ざんを検出しました: 記録 #${r.bad_seq} — ${r.reason}。それまでの ${counts}`;
+    }
   } catch (e) {
-    $('error').textContent = `${e.message} (${e.code})`;
+    $('chain').className = 'error';
+    $('chain').textContent = message(e);
   }
 }
 
-async function main() {
+// ---- list ----
+
+function filterQuery() {
+  const q = new URLSearchParams();
+  for (const [k, v] of new FormData($('search'))) if (v) q.set(k, v);
+  return q;
+}
+
+async function search(ev, keepOffset) {
+  if (ev) ev.preventDefault();
+  if (!keepOffset) offset = 0;
+  $('error').textContent = '';
+  lastQuery = filterQuery();
+  const q = new URLSearchParams(lastQuery);
+  q.set('limit', PAGE);
+  q.set('offset', offset);
   try {
-    const me = await api('GET', '/api/me');
-    if (me.role !== 'auditor' && me.role !== 'admin') { location.href = '/'; return; }
-    $('who').textContent = `${me.username} (${me.role})`;
+    const r = await api('GET', `/api/audit/sessions?${q}`);
+    const c = r.counts || {};
+    $('counts').textContent = `該当 ${r.total} 件 — ` + Object.keys(OUTCOMES)
+      .map((k) => `${OUTCOMES[k]} ${c[k] || 0} 件`).join(' / ');
+    $('sessions').replaceChildren(...r.sessions.map((s) => el('tr', {},
+      el('td', { class: 'time' }, fmtTime(s.requested_at)),
+      el('td', {}, s.post_office_name || s.post_office),
+      el('td', {}, s.procedure_name || s.procedure),
+      el('td', {}, s.verifier || '—'),
+      el('td', { class: `outcome ${s.outcome || 'none'}` }, OUTCOMES[s.outcome || 'none']),
+      el('td', {}, s.reason ? (REASONS[s.reason] || s.reason) : STATES[s.state] || s.state),
+      el('td', {}, el('button', {
+        class: 'secondary small', onclick: () => openCase(s.id),
+        'aria-label': `${fmtTime(s.requested_at)} ${s.post_office_name || s.post_office} の詳細を開く`,
+      }, '詳細')))));
+    if (!r.sessions.length) {
+      $('sessions').replaceChildren(el('tr', {}, el('td', { colspan: 7, class: 'muted' }, '該当するセッションはありません。')));
+    }
+    const end = Math.min(offset + r.sessions.length, r.total);
+    $('page').textContent = r.total ? `${offset + 1}–${end} 件目 / ${r.total} 件` : '';
+    $('prev').disabled = offset === 0;
+    $('next').disabled = end >= r.total;
+  } catch (e) {
+    $('error').textContent = message(e);
+  }
+}
+
+async function exportFilter() {
+  $('error').textContent = '';
+  const q = new URLSearchParams();
+  // The export covers audit entries: period, post office (and the account's municipality).
+  for (const k of ['from', 'until', 'post_office']) if (lastQuery.get(k)) q.set(k, lastQuery.get(k));
+  try {
+    const res = await fetch(`/api/audit/export?${q}`, { credentials: 'same-origin' });
+    if (!res.ok) {
+      const d = await res.json().catch(() => ({}));
+      throw Object.assign(new Error(d.message || res.statusText), { code: d.code, status: res.status });
+    }
+    const blob = await res.blob();
+    const name = (res.headers.get('Content-Disposition') || '').match(/filename="([^"]+)"/);
+    const a = el('a', { href: URL.createObjectURL(blob), download: name ? name[1] : 'madoguchi-audit.jsonl' });
+    document.body.append(a);
+    a.click();
+    a.remove();
+    setTimeout(() => URL.revokeObjectURL(a.href), 10000);
+  } catch (e) {
+    $('error').textContent = message(e);
+  }
+}
+
+// ---- case ----
+
+function dl(pairs) {
+  return pairs.flatMap(([k, v]) => [el('dt', {}, k), el('dd', {}, v ?? '—')]);
+}
+
+async function openCase(id) {
+  $('error').textContent = '';
+  let c;
+  try {
+    c = await api('GET', `/api/audit/case?session=${encodeURIComponent(id)}`);
+  } catch (e) {
+    $('error').textContent = message(e);
+    return;
+  }
+  current = c;
+  const s = c.session;
+  $('summary').replaceChildren(...dl([
+    ['セッション', el('span', { class: 'mono' }, s.id)],
+    ['自治体', `${s.municipality_name || ''} (${s.municipality})`],
+    ['郵便局', `${s.post_office_name || s.post_office} (${s.post_office_kind === 'simplified' ? '簡易局' : '直営局'})`],
+    ['端末', s.device],
+    ['手続', s.procedure_name || s.procedure],
+    ['確認者', s.verifier || '—'],
+    ['状態', STATES[s.state] || s.state],
+    ['結果', OUTCOMES[s.outcome || 'none']],
+    ['終了理由', s.reason ? (REASONS[s.reason] || s.reason) : '—'],
+    ['受付', fmtTime(s.requested_at)],
+    ['割当', `${fmtTime(s.assigned_at)} (待ち ${fmtDuration(s.assigned_at && s.assigned_at - s.requested_at)})`],
+    ['通話開始', fmtTime(s.live_at)],
+    ['終了', `${fmtTime(s.ended_at)} (全体 ${fmtDuration(s.ended_at && s.ended_at - s.requested_at)})`],
+  ]));
+  $('timeline').replaceChildren(...c.timeline.map((e) => el('tr', {},
+    el('td', { class: 'time' }, fmtTime(e.ts)),
+    el('td', {}, EVENT_NAMES[e.event] || e.event),
+    el('td', { class: 'mono' }, e.actor),
+    el('td', {}, describeDetail(e.detail)),
+    el('td', { class: 'muted' }, e.seq))));
+  $('evidence').replaceChildren(...c.evidence.map((f) => el('tr', {},
+    el('td', {}, KINDS[f.kind] || f.kind),
+    el('td', {}, LEGS[f.leg] || f.leg),
+    el('td', {}, f.mime),
+    el('td', {}, fmtSize(f.size)),
+    el('td', {}, f.width ? `${f.width}×${f.height}` : '—'),
+    el('td', { class: 'mono hash' }, f.sha256),
+    el('td', {}, el('button', {
+      class: 'secondary small', onclick: () => askReason(f.file, `${KINDS[f.kind] || f.kind} ${f.file}`, f),
+      'aria-label': `${KINDS[f.kind] || f.kind} ${f.file} を開く`,
+    }, '開く')))));
+  $('no-evidence').classList.toggle('hidden', c.evidence.length > 0);
+  const chat = c.chat || {};
+  $('chat').replaceChildren(
+    `メッセージ ${chat.messages || 0} 件`,
+    chat.sha256 ? el('span', { class: 'mono hash' }, ` 記録のSHA-256: ${chat.sha256} `) : '',
+    chat.messages ? el('button', {
+      class: 'secondary small', onclick: () => askReason('transcript', 'チャットの記録'),
+      'aria-label': 'チャットの記録を開く',
+    }, '記録を開く') : '');
+  const rec = c.recording || {};
+  $('recording').textContent = rec.status === 'not_available'
+    ? 'このゲートウェイには録画の再生機能がまだありません。'
+    : (rec.status || '—');
+  $('case').classList.remove('hidden');
+  $('case').scrollIntoView();
+  $('case-h').focus?.();
+}
+
+// ---- evidence after a reason ----
+
+let pending = null;
+
+function askReason(file, label, meta) {
+  pending = { file, label, meta };
+  $('reason-what').textContent = `対象: ${label}`;
+  $('reason-error').textContent = '';
+  $('reason-text').value = '';
+  $('reason-dialog').showModal();
+  $('reason-text').focus();
+}
+
+async function openEvidence(ev) {
+  ev.preventDefault();
+  const reason = $('reason-text').value.trim();
+  if (!reason) { $('reason-error').textContent = ERRORS.reason_required; return; }
+  const { file, label, meta } = pending;
+  const res = await fetch('/api/audit/evidence', {
+    method: 'POST', credentials: 'same-origin',
+    headers: { 'Content-Type': 'application/json' },
+    body: JSON.stringify({ session: current.session.id, file, reason }),
+  });
+  if (!res.ok) {
+    const d = await res.json().catch(() => ({}));
+    $('reason-error').textContent = message({ code: d.code, message: d.message, status: res.status });
+    return;
+  }
+  $('reason-dialog').close();
+  const blob = await res.blob();
+  const url = URL.createObjectURL(blob);
+  const body = $('viewer-body');
+  if (blob.type.startsWith('image/')) {
+    body.replaceChildren(el('img', { src: url, alt: label, class: 'evidence' }));
+  } else if (file === 'transcript') {
+    const lines = (await blob.text()).split('\n').filter(Boolean).map((l) => JSON.parse(l));
+    body.replaceChildren(el('ol', { class: 'transcript' }, ...lines.map((m) =>
+      el('li', {}, el('span', { class: 'muted' }, `${fmtTime(m.ts)} ${LEGS[m.leg] || m.leg}: `), m.text))));
+  } else {
+    body.replaceChildren(el('a', { href: url, download: file }, `${label} を保存`));
+  }
+  $('viewer-meta').textContent = meta ? `${label} / SHA-256 ${meta.sha256}` : label;
+  $('viewer').showModal();
+  $('viewer').addEventListener('close', () => URL.revokeObjectURL(url), { once: true });
+}
+
+// ---- start ----
+
+function fill(select, items) {
+  select.append(...items.map(([v, t]) => el('option', { value: v }, t)));
+}
+
+async function main() {
+  let me;
+  try {
+    me = await api('GET', '/api/me');
   } catch { location.href = '/'; return; }
+  if (me.role !== 'auditor' && me.role !== 'admin') { location.href = '/'; return; }
+  $('who').textContent = `${me.username} (${me.role === 'admin' ? '管理者' : '監査担当'}${me.municipality ? ` / 自治体 ${me.municipality}` : ''})`;
   $('logout').addEventListener('click', logout);
   $('verify').addEventListener('click', verify);
   $('search').addEventListener('submit', search);
+  $('export').addEventListener('click', exportFilter);
+  $('prev').addEventListener('click', () => { offset = Math.max(0, offset - PAGE); search(null, true); });
+  $('next').addEventListener('click', () => { offset += PAGE; search(null, true); });
+  $('close-case').addEventListener('click', () => { $('case').classList.add('hidden'); current = null; });
+  $('reason-form').addEventListener('submit', openEvidence);
+  $('reason-cancel').addEventListener('click', () => $('reason-dialog').close());
+  $('viewer-close').addEventListener('click', () => $('viewer').close());
+  $('until').max = todayJst();
+  try {
+    const o = await api('GET', '/api/audit/options');
+    fill($('post_office'), o.post_offices.map((p) => [p.id, p.name]));
+    fill($('verifier'), o.verifiers.map((v) => [v, v]));
+    fill($('procedure'), o.procedures.map((p) => [p.id, p.name]));
+    for (const p of o.procedures) procedureNames[p.id] = p.name;
+  } catch (e) {
+    $('error').textContent = message(e);
+  }
   verify();
   search();
 }
