@@ -51,6 +51,7 @@ struct ring {
 struct md_recorder {
     char *recording_id;
     char *codec;
+    char *description; /* gst_parse_launch() text, built by md_recorder_new() */
     bool present[2][2];
     struct ring rings[2][2];
     GstElement *pipeline;
@@ -289,48 +290,25 @@ static void recorder_free(md_recorder *r)
     g_cond_clear(&r->stall_cond);
     g_free(r->recording_id);
     g_free(r->codec);
+    g_free(r->description);
     g_free(r);
 }
 
 static gpointer recorder_thread(gpointer data);
 
-int md_recorder_new(const md_recorder_options *opt, md_evidence_rec *file, md_recorder **ret)
+/* Recorder thread: builds and starts the pipeline described at creation.
+ * Packets pushed meanwhile wait in the rings, already on the timeline. */
+static int build_pipeline(md_recorder *rec)
 {
     GError *err = NULL;
-    int r = 0;
 
-    if (!opt || !opt->recording_id || !opt->video_codec || !ret) {
-        md_evidence_rec_abandon(file);
-        return -EINVAL;
-    }
-    bool vp8 = strcmp(opt->video_codec, "VP8") == 0;
-    if (!vp8 && strcmp(opt->video_codec, "H264") != 0) {
-        md_evidence_rec_abandon(file);
-        return -MD_E_SDP_UNSUPPORTED;
-    }
     gst_once();
-    md_recorder *rec = g_new0(md_recorder, 1);
-    rec->recording_id = g_strdup(opt->recording_id);
-    rec->codec = g_strdup(opt->video_codec);
-    rec->file = file;
-    rec->flush_ms = opt->flush_ms ? opt->flush_ms : 1000;
-    rec->first_pts = rec->last_end = GST_CLOCK_TIME_NONE;
-    g_mutex_init(&rec->time_lock);
-    g_mutex_init(&rec->stall_lock);
-    g_cond_init(&rec->stall_cond);
-    atomic_init(&rec->dropped, 0);
-    atomic_init(&rec->packets, 0);
-    atomic_init(&rec->stop, false);
-    atomic_init(&rec->stalled_feed, false);
-
-    char *desc = describe(opt, vp8);
-    rec->pipeline = gst_parse_launch(desc, &err);
-    g_free(desc);
+    rec->pipeline = gst_parse_launch(rec->description, &err);
     if (!rec->pipeline || err) {
-        md_debug("recorder", "pipeline_failed", "{s:s}", "error", err ? err->message : "?");
+        md_debug("recorder", "pipeline_failed", "{s:s, s:s}", "recording", rec->recording_id,
+                 "error", err ? err->message : "?");
         g_clear_error(&err);
-        r = -MD_E_RECORDER;
-        goto fail;
+        return -MD_E_RECORDER;
     }
     GstElement *mux = gst_bin_get_by_name(GST_BIN(rec->pipeline), "mux");
     GstElement *sink = gst_bin_get_by_name(GST_BIN(rec->pipeline), "sink");
@@ -339,13 +317,11 @@ int md_recorder_new(const md_recorder_options *opt, md_evidence_rec *file, md_re
     gst_object_unref(sink);
     for (int p = 0; p < 2; p++)
         for (int k = 0; k < 2; k++) {
-            if (!opt->streams[p][k].present)
+            if (!rec->present[p][k])
                 continue;
             char name[32];
             g_snprintf(name, sizeof(name), "src_%s_%s", party_name(p), k ? "video" : "audio");
             rec->src[p][k] = gst_bin_get_by_name(GST_BIN(rec->pipeline), name);
-            rec->present[p][k] = true;
-            ring_init(&rec->rings[p][k], opt->queue_packets ? opt->queue_packets : 1024);
         }
     GstIterator *it = gst_element_iterate_sink_pads(mux);
     GValue v = G_VALUE_INIT;
@@ -361,27 +337,61 @@ int md_recorder_new(const md_recorder_options *opt, md_evidence_rec *file, md_re
     gst_iterator_free(it);
     gst_object_unref(mux);
 
-    /* One clock for every stream: the monotonic system clock, base = now. */
+    /* One clock for every stream: the monotonic system clock (the clock of
+     * g_get_monotonic_time()), base = when md_recorder_new() ran. */
     GstClock *clock = gst_system_clock_obtain();
     gst_pipeline_use_clock(GST_PIPELINE(rec->pipeline), clock);
-    rec->base = gst_clock_get_time(clock);
     gst_object_unref(clock);
     gst_element_set_start_time(rec->pipeline, GST_CLOCK_TIME_NONE);
     gst_element_set_base_time(rec->pipeline, rec->base);
-    rec->last_flush_us = g_get_monotonic_time();
-    if (gst_element_set_state(rec->pipeline, GST_STATE_PLAYING) == GST_STATE_CHANGE_FAILURE) {
-        r = -MD_E_RECORDER;
-        goto fail;
+    if (gst_element_set_state(rec->pipeline, GST_STATE_PLAYING) == GST_STATE_CHANGE_FAILURE)
+        return -MD_E_RECORDER;
+    return 0;
+}
+
+int md_recorder_new(const md_recorder_options *opt, md_evidence_rec *file, md_recorder **ret)
+{
+    if (!opt || !opt->recording_id || !opt->video_codec || !ret) {
+        md_evidence_rec_abandon(file);
+        return -EINVAL;
     }
+    bool vp8 = strcmp(opt->video_codec, "VP8") == 0;
+    if (!vp8 && strcmp(opt->video_codec, "H264") != 0) {
+        md_evidence_rec_abandon(file);
+        return -MD_E_SDP_UNSUPPORTED;
+    }
+    /* Nothing here touches GStreamer: this runs on the media worker, and
+     * loading plugins and building the pipeline take long enough (hundreds
+     * of ms, seconds under a sanitizer) to stall forwarding. */
+    md_recorder *rec = g_new0(md_recorder, 1);
+    rec->recording_id = g_strdup(opt->recording_id);
+    rec->codec = g_strdup(opt->video_codec);
+    rec->description = describe(opt, vp8);
+    rec->file = file;
+    rec->flush_ms = opt->flush_ms ? opt->flush_ms : 1000;
+    rec->first_pts = rec->last_end = GST_CLOCK_TIME_NONE;
+    rec->base = (GstClockTime)g_get_monotonic_time() * 1000;
+    rec->last_flush_us = g_get_monotonic_time();
+    g_mutex_init(&rec->time_lock);
+    g_mutex_init(&rec->stall_lock);
+    g_cond_init(&rec->stall_cond);
+    atomic_init(&rec->dropped, 0);
+    atomic_init(&rec->packets, 0);
+    atomic_init(&rec->stop, false);
+    atomic_init(&rec->stalled_feed, false);
+    for (int p = 0; p < 2; p++)
+        for (int k = 0; k < 2; k++) {
+            if (!opt->streams[p][k].present)
+                continue;
+            rec->present[p][k] = true;
+            ring_init(&rec->rings[p][k], opt->queue_packets ? opt->queue_packets : 1024);
+        }
     g_mutex_lock(&live_lock);
     live_count++;
     g_mutex_unlock(&live_lock);
     rec->thread = g_thread_new("md-recorder", recorder_thread, rec);
     *ret = rec;
     return 0;
-fail:
-    recorder_free(rec);
-    return r;
 }
 
 void md_recorder_test_stall(md_recorder *r, bool stalled)
@@ -433,10 +443,13 @@ static int error_of(GstMessage *msg, const char *id)
 static gpointer recorder_thread(gpointer data)
 {
     md_recorder *r = data;
-    GstBus *bus = gst_element_get_bus(r->pipeline);
+    GstBus *bus = NULL;
     GstMessage *msg = NULL;
-    int error = 0;
+    int error = build_pipeline(r);
 
+    if (error < 0)
+        goto stopped;
+    bus = gst_element_get_bus(r->pipeline);
     /* Recording: until stop, or an error. */
     while (!atomic_load(&r->stop)) {
         drain(r);
@@ -466,6 +479,7 @@ static gpointer recorder_thread(gpointer data)
             gst_message_unref(msg);
         }
     }
+stopped:
     while (!atomic_load(&r->stop)) /* an error: wait for the owner's stop */
         g_usleep(POLL_US * 4);
 
@@ -473,8 +487,10 @@ static gpointer recorder_thread(gpointer data)
     r->tearing_down = true;
     g_cond_broadcast(&r->stall_cond);
     g_mutex_unlock(&r->stall_lock);
-    gst_element_set_state(r->pipeline, GST_STATE_NULL);
-    gst_object_unref(bus);
+    if (r->pipeline)
+        gst_element_set_state(r->pipeline, GST_STATE_NULL);
+    if (bus)
+        gst_object_unref(bus);
 
     char sha[MD_SHA256_HEX_LEN + 1] = "";
     uint64_t bytes = 0;

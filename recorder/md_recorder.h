@@ -63,9 +63,14 @@ typedef struct md_recorder_result {
 } md_recorder_result;
 typedef void (*md_recorder_done_cb)(const md_recorder_result *res, void *userdata);
 
-/* Builds and starts the pipeline; takes the writer in every case.  The
- * pipeline's base time is "now", so packets pushed from here on are on the
- * timeline.  -MD_E_RECORDER when GStreamer lacks an element. */
+/* Creates the recorder and its thread, which loads GStreamer (once per
+ * process) and builds and starts the pipeline; cheap and GStreamer-free
+ * itself, so the media worker never waits for plugin loading.
+ * Takes the writer in every case.  The timeline's zero is "now": packets
+ * pushed from here on are on it, and wait in the queues until the pipeline
+ * runs.  A pipeline that cannot be built (a missing element:
+ * -MD_E_RECORDER) ends the recording "cut" when it is stopped.  -EINVAL,
+ * -MD_E_SDP_UNSUPPORTED (codec). */
 int md_recorder_new(const md_recorder_options *opt, md_evidence_rec *file, md_recorder **ret);
 
 /* Producer thread: copies one decrypted RTP packet of party/kind that
