@@ -61,8 +61,11 @@ class Pattern:
     def __init__(self):
         self.at = None
 
-    def on(self):
-        return self.at is not None and self.at <= time.time() < self.at + FLASH_LEN
+    def on(self, scheduled):
+        """scheduled: the wall time the frame stands for (its track's start
+        plus its media time), not when Python got round to making it: a
+        loaded machine delays the event loop, not the media timeline."""
+        return self.at is not None and self.at <= scheduled < self.at + FLASH_LEN
 
 
 class FlashTrack(VideoStreamTrack):
@@ -74,7 +77,7 @@ class FlashTrack(VideoStreamTrack):
 
     async def recv(self):
         pts, time_base = await self.next_timestamp()
-        img = self.white if self.pattern.on() else self.dark
+        img = self.white if self.pattern.on(self._start + float(pts * time_base)) else self.dark
         frame = VideoFrame.from_ndarray(img, format="rgb24")
         frame.pts, frame.time_base = pts, time_base
         return frame
@@ -97,7 +100,7 @@ class BeepTrack(AudioStreamTrack):
         else:
             self._start = time.time()
             self._timestamp = 0
-        if self.pattern.on():
+        if self.pattern.on(self._start + self._timestamp / self.RATE):
             t = (numpy.arange(self.SAMPLES) + self.n) / self.RATE
             data = (numpy.sin(2 * numpy.pi * 1000 * t) * 16000).astype(numpy.int16)
         else:
