@@ -60,6 +60,10 @@ class Pattern:
 
     def __init__(self):
         self.at = None
+        self.sent = {}  # "flash"/"beep": when its first frame left the track (wall)
+
+    def mark(self, what):
+        self.sent.setdefault(what, time.time())
 
     def on(self, scheduled):
         """scheduled: the wall time the frame stands for (its track's start
@@ -77,7 +81,10 @@ class FlashTrack(VideoStreamTrack):
 
     async def recv(self):
         pts, time_base = await self.next_timestamp()
-        img = self.white if self.pattern.on(self._start + float(pts * time_base)) else self.dark
+        img = self.dark
+        if self.pattern.on(self._start + float(pts * time_base)):
+            img = self.white
+            self.pattern.mark("flash")
         frame = VideoFrame.from_ndarray(img, format="rgb24")
         frame.pts, frame.time_base = pts, time_base
         return frame
@@ -103,6 +110,7 @@ class BeepTrack(AudioStreamTrack):
         if self.pattern.on(self._start + self._timestamp / self.RATE):
             t = (numpy.arange(self.SAMPLES) + self.n) / self.RATE
             data = (numpy.sin(2 * numpy.pi * 1000 * t) * 16000).astype(numpy.int16)
+            self.pattern.mark("beep")
         else:
             data = numpy.zeros(self.SAMPLES, numpy.int16)
         self.n += self.SAMPLES
@@ -284,15 +292,44 @@ def check_on_disk(env, export_path):
           flush=True)
 
 
+def thread_cpu(pid):
+    """{tid: (name, utime + stime in clock ticks)} of a process."""
+    out = {}
+    for tid in os.listdir("/proc/%d/task" % pid):
+        try:
+            with open("/proc/%d/task/%s/comm" % (pid, tid)) as f:
+                name = f.read().strip()
+            with open("/proc/%d/task/%s/stat" % (pid, tid)) as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            out[tid] = (name, int(fields[11]) + int(fields[12]))
+        except OSError:
+            pass
+    return out
+
+
+def report_cpu(before, after):
+    """Informative only (never asserted): the relay's CPU (the md-media
+    workers) next to the recorder's (every thread started since recording
+    began: the recorder's own and GStreamer's) over the recording."""
+    hz = os.sysconf("SC_CLK_TCK")
+    relay = sum(t - before.get(tid, (n, 0))[1] for tid, (n, t) in after.items()
+                if n.startswith("md-media"))
+    recorder = sum(t for tid, (n, t) in after.items() if tid not in before)
+    print("CPU over the recording: relay %.2f s, recorder %.2f s" % (relay / hz, recorder / hz),
+          flush=True)
+
+
 async def record_and_export(peer_path, env, codec):
     gw = await start_peer(peer_path, env, codec)
     tablet, verifier = make_peer("tablet", codec), make_peer("verifier", codec)
     try:
         await connect_pair(gw, tablet, verifier)
+        cpu_before = thread_cpu(gw.proc.pid)
         rec_id, t0, _ = await start_recording(gw, tablet, verifier)
         await asyncio.sleep(RECORD_SECONDS)
         gw.send(op="record_stop")
         wall = time.time() - t0
+        report_cpu(cpu_before, thread_cpu(gw.proc.pid))
         ev = await gw.wait(lambda e: e["event"] == "recording" and e["state"] != "recording",
                            "recording end")
         assert ev["state"] == "complete", ev
@@ -310,12 +347,18 @@ async def record_and_export(peer_path, env, codec):
     assert abs(duration - wall) <= 0.5, (duration, wall)
     check_decodes(out)
     seen = onsets(out)
-    for party, (flash, beep) in seen.items():
-        print("%s: flash at %s, beep at %s (sent at %.1f s)" % (party, flash, beep,
-                                                                FLASH_AT[party]), flush=True)
+    for pc in (tablet, verifier):
+        flash, beep = seen[pc.name]
+        # The known instants: when the peer actually sent them.  On a loaded
+        # machine Python may send one late; that skew is the peer's, not the
+        # recorder's, and is taken out.
+        sent = {k: v - t0 for k, v in pc.pattern.sent.items()}
+        print("%s: flash at %s, beep at %s in the export; sent at %.3f and %.3f s" %
+              (pc.name, flash, beep, sent["flash"], sent["beep"]), flush=True)
         assert flash is not None and beep is not None, seen
-        assert abs(flash - beep) <= SYNC_TOLERANCE, (party, flash, beep)
-        assert abs(flash - FLASH_AT[party]) <= 0.5, (party, flash)
+        skew = (flash - beep) - (sent["flash"] - sent["beep"])
+        assert abs(skew) <= SYNC_TOLERANCE, (pc.name, flash, beep, sent)
+        assert abs(flash - sent["flash"]) <= 0.5, (pc.name, flash, sent)
     check_on_disk(env, out)
 
 
