@@ -66,7 +66,10 @@ typedef enum md_media_event_type {
      * file_error {id, code} and nothing was stored. */
     MD_MEDIA_FILE_FAILED,
     /* recording: the session's recording changed state (md_media_record_*).
-     * state "recording": the pipeline runs (codec known); "complete" or
+     * state "recording": packets are being captured (codec known; the
+     * pipeline is built on the recorder's own thread meanwhile, and if it
+     * cannot be, the recording ends "cut" with recorder_failed when
+     * stopped); "complete" or
      * "cut": it ended, the file is closed and recording.sha256/duration_ms
      * are final.  Unlike every other event, the final one is delivered even
      * after md_media_session_close() (closing a session stops its recording
@@ -198,8 +201,8 @@ int md_media_still_expect(md_media *m, const char *session_id, const char *still
  * both legs, audio and video, is copied into its bounded per-stream queue
  * (full: dropped and counted; forwarding never waits), and a keyframe is
  * requested from each leg that sends video (again whenever a leg
- * reconnects).  Events: MD_MEDIA_RECORDING "recording" once the pipeline
- * runs, then "complete" (after md_media_record_stop or session close) or
+ * reconnects).  Events: MD_MEDIA_RECORDING "recording" once the recorder
+ * is attached, then "complete" (after md_media_record_stop or session close) or
  * "cut" (pipeline or disk failure; error set).  If the session already
  * records, or has no codec yet (both offers not in), the worker ends the new
  * one at once as "cut" with -EBUSY / -MD_E_SESSION_STATE.
