@@ -18,6 +18,7 @@
 #include "md_crypto.h"
 #include "md_err.h"
 #include "md_log.h"
+#include "md_sealed.h"
 #include "md_server_private.h"
 #include "md_time.h"
 
@@ -386,6 +387,23 @@ static json_t *chat_summary(md_server *srv, const char *session)
     return j;
 }
 
+/* A recording of the case: what the player needs, and the SHA-256 of the
+ * stored (encrypted) file as `recording_stored` audited it.  Playback goes
+ * through POST /api/recordings/view (signaling/md_http_recording.c). */
+static int on_recording_row(const md_row *row, void *userdata)
+{
+    json_t *o =
+        json_pack("{s:s?, s:s?, s:s?, s:s?}", "recording", md_row_text(row, 0), "state",
+                  md_row_text(row, 1), "codec", md_row_text(row, 2), "sha256", md_row_text(row, 3));
+    if (!o)
+        return -ENOMEM;
+    static const char *const ints[] = {"started_at", "ended_at", "duration_ms", "bytes",
+                                       "purged_at"};
+    for (int i = 0; i < 5; i++)
+        set_time(o, ints[i], row, 4 + i);
+    return json_array_append_new(userdata, o) == 0 ? 0 : -ENOMEM;
+}
+
 static void api_case(md_server *srv, const md_http_request *req, md_http_response *resp)
 {
     g_autoptr(GHashTable) params = query_params(req);
@@ -393,7 +411,8 @@ static void api_case(md_server *srv, const md_http_request *req, md_http_respons
     if (scope_of(srv, req, resp, params, &sc) < 0)
         return;
     const char *id = param(params, "session");
-    json_t *session = NULL, *timeline = NULL, *evidence = json_array();
+    json_t *session = NULL, *timeline = NULL, *evidence = json_array(), *recordings = json_array();
+    int64_t has_note = 0;
     int r = id ? load_session(srv, id, sc.municipality, &session) : -EINVAL;
     if (r < 0) {
         md_http_respond_error(resp, r, r == -EINVAL ? "session is required" : NULL);
@@ -417,17 +436,33 @@ static void api_case(md_server *srv, const md_http_request *req, md_http_respons
         md_http_respond_error(resp, r, NULL);
         goto out;
     }
-    /* Recording: the recorder (recorder/) has not landed in this build; the
-     * field says so instead of pretending, and the page leaves the player's
-     * place empty. */
+    if (r >= 0)
+        r = md_store_query(srv->store,
+                           "SELECT id, state, codec, sha256, started_at, ended_at, duration_ms,"
+                           " bytes, purged_at FROM recording WHERE session_id = ?"
+                           " ORDER BY started_at, id",
+                           MD_PARAMS(MD_P_TEXT(id)), on_recording_row, recordings);
+    if (r >= 0)
+        r = md_store_query_int(srv->store,
+                               "SELECT outcome_note IS NOT NULL FROM verification_session"
+                               " WHERE id = ?",
+                               MD_PARAMS(MD_P_TEXT(id)), &has_note);
+    if (r < 0) {
+        md_http_respond_error(resp, r, NULL);
+        goto out;
+    }
+    /* The outcome note is sealed personal data: the case says only whether
+     * there is one; POST /api/audit/note opens it after a reason. */
+    json_object_set_new(session, "has_note", json_boolean(has_note));
     md_http_respond_json(resp, 200,
-                         json_pack("{s:O, s:O, s:O, s:o, s:{s:s}}", "session", session, "timeline",
+                         json_pack("{s:O, s:O, s:O, s:o, s:O}", "session", session, "timeline",
                                    timeline, "evidence", evidence, "chat", chat_summary(srv, id),
-                                   "recording", "status", "not_available"));
+                                   "recordings", recordings));
 out:
     json_decref(session);
     json_decref(timeline);
     json_decref(evidence);
+    json_decref(recordings);
     scope_clear(&sc);
 }
 
@@ -547,6 +582,77 @@ out_noscope:
     if (eb.bytes)
         g_byte_array_free(eb.bytes, TRUE);
     g_free(mime);
+    json_decref(session);
+    json_decref(body);
+}
+
+/* ---- POST /api/audit/note {session, reason} ---- */
+
+/* The verifier's free text of an aborted or not_verified outcome: sealed
+ * personal data (signaling/md_sessions.c), opened only after a reason like
+ * evidence.  The audit keeps the reason's SHA-256 (like recording_viewed):
+ * the note's own words must not leak into the trail through the reason. */
+static void api_note(md_server *srv, const md_http_request *req, md_http_response *resp)
+{
+    audit_scope sc;
+    json_error_t jerr;
+    json_t *body = req->body ? json_loadb(req->body, req->body_len, 0, &jerr) : NULL;
+    json_t *session = NULL;
+    char *sealed = NULL, *note = NULL, *context = NULL;
+    if (scope_of(srv, req, resp, NULL, &sc) < 0)
+        goto out_noscope;
+    if (!json_is_object(body)) {
+        md_http_respond_error(resp, -MD_E_BAD_JSON, NULL);
+        goto out;
+    }
+    const char *id = json_string_value(json_object_get(body, "session"));
+    const char *reason = json_string_value(json_object_get(body, "reason"));
+    if (!id || strlen(id) > 64) {
+        md_http_respond_error(resp, -MD_E_SCHEMA, "session is required");
+        goto out;
+    }
+    int r = load_session(srv, id, sc.municipality, &session);
+    if (r >= 0)
+        r = md_store_query_text(srv->store,
+                                "SELECT outcome_note FROM verification_session WHERE id = ?",
+                                MD_PARAMS(MD_P_TEXT(id)), &sealed);
+    if (r >= 0 && !sealed)
+        r = -ENOENT;
+    if (r < 0) {
+        md_http_respond_error(resp, r, r == -ENOENT && session ? "this session has no note" : NULL);
+        goto out;
+    }
+    if (!reason_ok(reason)) {
+        md_http_respond_error(resp, -MD_E_REASON_REQUIRED, NULL);
+        goto out;
+    }
+    char digest[MD_SHA256_HEX_LEN + 1];
+    md_sha256_hex(reason, strlen(reason), digest);
+    if (md_server_audit(srv, sc.actor, "note_viewed",
+                        json_string_value(json_object_get(session, "municipality")),
+                        json_string_value(json_object_get(session, "post_office")), id,
+                        json_pack("{s:s}", "reason_sha256", digest)) < 0) {
+        md_http_respond_error(resp, -MD_E_INTERNAL, NULL);
+        goto out;
+    }
+    context = g_strconcat("verification_session.outcome_note:", id, NULL);
+    r = md_store_unseal(srv->store, context, sealed, &note);
+    if (r < 0) {
+        md_http_respond_error(resp, r, NULL);
+        goto out;
+    }
+    md_http_respond_json(resp, 200,
+                         json_pack("{s:s, s:s?, s:s}", "session", id, "outcome",
+                                   json_string_value(json_object_get(session, "outcome")), "note",
+                                   note));
+out:
+    scope_clear(&sc);
+out_noscope:
+    if (note)
+        md_wipe(note, strlen(note));
+    free(note);
+    free(sealed);
+    g_free(context);
     json_decref(session);
     json_decref(body);
 }
@@ -694,8 +800,13 @@ static void api_options(md_server *srv, const md_http_request *req, md_http_resp
 }
 
 const md_http_route md_http_audit_routes[] = {
-    {"GET", "/api/audit/options", api_options}, {"GET", "/api/audit", api_audit},
-    {"GET", "/api/audit/verify", api_verify},   {"GET", "/api/audit/sessions", api_sessions},
-    {"GET", "/api/audit/case", api_case},       {"POST", "/api/audit/evidence", api_evidence},
-    {"GET", "/api/audit/export", api_export},   {NULL, NULL, NULL},
+    {"GET", "/api/audit/options", api_options},
+    {"GET", "/api/audit", api_audit},
+    {"GET", "/api/audit/verify", api_verify},
+    {"GET", "/api/audit/sessions", api_sessions},
+    {"GET", "/api/audit/case", api_case},
+    {"POST", "/api/audit/evidence", api_evidence},
+    {"POST", "/api/audit/note", api_note},
+    {"GET", "/api/audit/export", api_export},
+    {NULL, NULL, NULL},
 };

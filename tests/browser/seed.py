@@ -2,12 +2,14 @@
 (test_auditor.mjs): gateway.py's `seed` command runs this against its own
 gateway with real peers (tests/integration: the websocket client and aiortc).
 
-1. PO-NUKUTA, verified: live media through aiortc, one chat message and one
-   still (a real PNG the verifier asked for);
+1. PO-NUKUTA, verified: live media through aiortc, a consented recording of
+   RECORD_SECONDS (the municipality's policy is optional), one chat message
+   and one still (a real PNG the verifier asked for);
 2. PO-KIYOTAKI (another municipality), not_verified;
-3. PO-NUKUTA, aborted (reason "quality").
+3. PO-NUKUTA, aborted (reason NOTE, the verifier's sealed free text).
 
-Returns {"verified": id, "not_verified": id, "aborted": id, "still": {...}}.
+Returns {"verified": id, "not_verified": id, "aborted": id, "still": {...},
+"recording": id, "note": NOTE}.
 """
 
 import asyncio
@@ -17,6 +19,9 @@ import zlib
 
 from test_files import expect, send_file  # noqa: E402  (tests/integration on sys.path)
 from webrtc import LIVE_TIMEOUT, Leg  # noqa: E402
+
+RECORD_SECONDS = 3.0
+NOTE = "映像が乱れ、顔写真との照合ができなかった"
 
 
 def real_png(width=320, height=240):
@@ -55,6 +60,25 @@ async def finish(tablet, verifier, session, result, reason=None):
     await verifier.expect("ended", session=session)
 
 
+async def record(gw, tablet, verifier, session):
+    """Record start, the clerk's consent, RECORD_SECONDS of media, stop; the
+    recording's id once the gateway has stored it (state complete)."""
+    await verifier.send({"type": "record", "session": session, "action": "start"})
+    await tablet.expect("consent", session=session, timeout=LIVE_TIMEOUT)
+    await tablet.send({"type": "consent", "session": session, "given": True})
+    await verifier.expect("recording", session=session, state="on", timeout=LIVE_TIMEOUT)
+    await asyncio.sleep(RECORD_SECONDS)
+    await verifier.send({"type": "record", "session": session, "action": "stop"})
+    await verifier.expect("recording", session=session, state="stopped", timeout=LIVE_TIMEOUT)
+    for _ in range(150):
+        stored = gw.sqlite("SELECT id FROM recording WHERE session_id = '%s'"
+                           " AND state = 'complete'" % session).split()
+        if stored:
+            return stored[0]
+        await asyncio.sleep(0.2)
+    raise AssertionError("no recording_stored for %s" % session)
+
+
 async def live_with_still(gw, tablet, verifier, session):
     t = Leg(tablet, session, ("file", "chat"))
     v = Leg(verifier, session, ("file", "chat"))
@@ -63,6 +87,7 @@ async def live_with_still(gw, tablet, verifier, session):
         await asyncio.gather(t.apply_answer(), v.apply_answer())
         for leg in (t, v):
             await leg.client.expect("state", session=session, state="live", timeout=LIVE_TIMEOUT)
+        recording = await record(gw, tablet, verifier, session)
         tf = t.channels["file"]
         await asyncio.gather(tf.open(), v.channels["file"].open(), t.channels["chat"].open(),
                              v.channels["chat"].open())
@@ -73,7 +98,8 @@ async def live_with_still(gw, tablet, verifier, session):
         await send_file(tf, ask["id"], 1, "still.png", photo, "image/png", kind="still",
                         width=320, height=240)
         await expect(tf, type="file_verified", id=ask["id"])
-        return {"id": ask["id"], "sha256": hashlib.sha256(photo).hexdigest(), "size": len(photo)}
+        return recording, {"id": ask["id"], "sha256": hashlib.sha256(photo).hexdigest(),
+                           "size": len(photo)}
     finally:
         await finish(tablet, verifier, session, "verified")
         await asyncio.gather(t.close(), v.close())
@@ -86,12 +112,13 @@ async def run(gw):
     kiyotaki = await gw.connect_device("TAB-KIYOTAKI-1")
     try:
         s1 = await request(tablet, verifier, "r1")
-        still = await live_with_still(gw, tablet, verifier, s1)
+        recording, still = await live_with_still(gw, tablet, verifier, s1)
         s2 = await request(kiyotaki, nikko, "r2")
         await finish(kiyotaki, nikko, s2, "not_verified")
         s3 = await request(tablet, verifier, "r3")
-        await finish(tablet, verifier, s3, "aborted", "quality")
-        return {"verified": s1, "not_verified": s2, "aborted": s3, "still": still}
+        await finish(tablet, verifier, s3, "aborted", NOTE)
+        return {"verified": s1, "not_verified": s2, "aborted": s3, "still": still,
+                "recording": recording, "note": NOTE}
     finally:
         for c in (verifier, tablet, nikko, kiyotaki):
             await c.close()

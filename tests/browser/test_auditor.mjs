@@ -5,12 +5,18 @@
 // JST date, opens its case (timeline, files with SHA-256), opens the still
 // after giving a reason (the audit then holds that view, with the reason),
 // and downloads an export that `madoguchi audit verify --export` accepts;
-// altering one line makes it fail naming that entry. Chromium does all of
+// altering one line makes it fail naming that entry. The verified session
+// has a consented 3 s VP8 recording (seed.py): its row shows state, JST
+// start, duration, codec and SHA-256; 再生 asks a reason, then a <video>
+// plays the ticket URL (currentTime advances, videoWidth > 0) and the audit
+// holds recording_viewed with the reason's SHA-256. The aborted session's
+// sealed note opens only after a reason (note_viewed). Chromium does all of
 // it, at 1366x900 and 1024x768, and saves docs/screenshots/auditor-*.png;
 // Firefox ESR once logs in, searches and opens the case (by element ids:
 // puppeteer's ARIA queries do not reach Firefox over WebDriver BiDi).
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
+import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
@@ -88,7 +94,17 @@ test('auditor: find, open, view a still with a reason, export that verifies', as
     await stillRow.waitFor();
     assert.match(await stillRow.innerText(), /静止画[\s\S]*image\/png[\s\S]*320×240/);
     await page.getByText('メッセージ 1 件').waitFor();
-    await page.getByText('録画の再生機能がまだありません').waitFor();
+    const recs = page.getByRole('table', { name: '録画' });
+    const recRow = recs.getByRole('row').filter({ hasText: 'VP8' });
+    await recRow.waitFor();
+    const recText = await recRow.innerText();
+    const recDb = (await env.gw.sql(`SELECT id, sha256, started_at FROM recording WHERE id = '${seeded.recording}'`))[0];
+    assert.ok(recText.includes(recDb.sha256), recText);
+    assert.match(recText, /完了/);
+    assert.ok(recText.includes(new Intl.DateTimeFormat('ja-JP', {
+      timeZone: 'Asia/Tokyo', year: 'numeric', month: '2-digit', day: '2-digit', hour: '2-digit',
+      minute: '2-digit', second: '2-digit', hour12: false }).format(new Date(recDb.started_at))), recText);
+    assert.match(recText, /[2-4]秒/);
     await page.getByRole('heading', { name: 'セッションの詳細' }).scrollIntoViewIfNeeded();
     await page.screenshot({ path: path.join(SHOTS, 'auditor-case.png'), fullPage: true });
 
@@ -118,6 +134,28 @@ test('auditor: find, open, view a still with a reason, export that verifies', as
     await dialog.getByRole('button', { name: '記録して開く' }).click();
     await viewer.getByText('本人確認書類を提示しました。').waitFor();
     await viewer.getByRole('button', { name: '閉じる' }).click();
+
+    // the recording: 再生 asks a reason, then the <video> really plays
+    const recReason = '苦情 (第2026-118号) の事実確認のため';
+    await recRow.getByRole('button', { name: /を再生/ }).click();
+    await dialog.getByLabel('閲覧理由').fill(recReason);
+    await dialog.getByRole('button', { name: '記録して開く' }).click();
+    const video = page.locator('#player video');
+    await video.waitFor();
+    await page.waitForFunction(() => {
+      const v = document.querySelector('#player video');
+      return v && v.videoWidth > 0 && v.currentTime > 0.5;
+    }, null, { timeout: 20_000 });
+    const played = await video.evaluate((v) => ({ w: v.videoWidth, t: v.currentTime, err: v.error }));
+    assert.ok(played.w > 0 && played.t > 0.5 && !played.err, JSON.stringify(played));
+    await page.screenshot({ path: path.join(SHOTS, 'auditor-player.png') });
+    const recViews = (await env.gw.audit(seeded.verified)).filter((e) => e.event === 'recording_viewed');
+    assert.equal(recViews.length, 1, JSON.stringify(recViews));
+    assert.equal(recViews[0].actor, 'staff:a-audit');
+    assert.deepEqual(recViews[0].detail, {
+      recording: seeded.recording,
+      reason_sha256: crypto.createHash('sha256').update(recReason).digest('hex'),
+    });
     const transcriptViews = (await env.gw.audit(seeded.verified))
       .filter((e) => e.event === 'evidence_viewed' && e.detail?.file === 'transcript');
     assert.equal(transcriptViews.length, 1, JSON.stringify(transcriptViews));
@@ -141,6 +179,27 @@ test('auditor: find, open, view a still with a reason, export that verifies', as
     r = cli('audit', 'verify', '--export', file);
     assert.notEqual(r.status, 0, r.out);
     assert.match(r.out, new RegExp(`seq ${victim.seq}\\b`), r.out);
+
+    // the aborted session's note: sealed, shown only after a reason
+    await page.getByRole('button', { name: '一覧に戻る' }).click();
+    await list.getByRole('row').filter({ hasText: '中断' })
+      .getByRole('button', { name: /詳細を開く/ }).click();
+    await page.getByText('個人情報を含むため封印されています').waitFor();
+    assert.equal(await page.getByText(seeded.note).count(), 0, 'the note is not in the page');
+    await page.getByRole('button', { name: '確認者のメモを開く' }).click();
+    const noteReason = '中断理由の確認のため';
+    await dialog.getByLabel('閲覧理由').fill(noteReason);
+    await dialog.getByRole('button', { name: '記録して開く' }).click();
+    await viewer.getByText(seeded.note).waitFor();
+    await viewer.getByRole('button', { name: '閉じる' }).click();
+    const noteViews = (await env.gw.audit(seeded.aborted)).filter((e) => e.event === 'note_viewed');
+    assert.equal(noteViews.length, 1, JSON.stringify(noteViews));
+    assert.deepEqual(noteViews[0].detail,
+                     { reason_sha256: crypto.createHash('sha256').update(noteReason).digest('hex') });
+    assert.equal(await page.getByText(seeded.note).count(), 0, 'the note is gone with its dialog');
+    await list.getByRole('row').filter({ hasText: '本人確認済み' })
+      .getByRole('button', { name: /詳細を開く/ }).click();
+    await recRow.waitFor();
 
     // usable at 1024x768: nothing wider than the window
     await page.setViewportSize({ width: 1024, height: 768 });

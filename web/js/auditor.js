@@ -33,6 +33,14 @@ export const EVENT_NAMES = {
   device_registered: '端末の登録', device_status: '端末の状態変更',
   gateway_started: 'ゲートウェイ起動', gateway_stopped: 'ゲートウェイ停止',
   retention_purge: '保存期間経過による削除', recording_viewed: '録画の閲覧',
+  consent_asked: '録画同意の確認', consent_given: '録画への同意', consent_refused: '録画への不同意',
+  record_refused: '録画の拒否', recording_stored: '録画の保存', recording_failed: '録画の失敗',
+  recording_purged: '録画の削除 (保存期間経過)', recording_recover_failed: '録画の復旧失敗',
+  note_viewed: '結果メモの閲覧', outcome_refused: '結果の拒否',
+};
+// Recording states (docs/protocol.md, "Recordings for auditors").
+const REC_STATES = {
+  recording: '録画中', complete: '完了', cut: '中断 (cut)', purged: '保存期間経過により削除済み',
 };
 const OUTCOMES = { verified: '本人確認済み', not_verified: '確認できず', aborted: '中断', none: '結果なし' };
 const REASONS = {
@@ -49,6 +57,9 @@ const ERRORS = {
   not_authenticated: 'ログインしてください。', login_expired: 'ログインの有効期限が切れました。',
   evidence_key_unavailable: '証拠の鍵がありません (保存期間経過により削除済みの可能性)。',
   evidence_corrupt: '証拠の検証に失敗しました (改ざんまたは欠損)。',
+  recording_unknown: 'この録画は見つかりません。',
+  recording_purged: 'この録画は保存期間経過により削除済みです。',
+  rate_limited: '再生中の録画が多すぎます。しばらくしてから再度お試しください。',
 };
 const message = (e) => ERRORS[e.code] || `${e.message} (${e.code || e.status})`;
 
@@ -91,6 +102,10 @@ function describeDetail(d) {
   add('ファイル', d.file);
   add('条件', d.query);
   add('件数', d.entries);
+  add('録画', d.recording);
+  add('状態', d.state && (REC_STATES[d.state] || d.state));
+  add('長さ', d.duration_ms != null ? fmtDuration(d.duration_ms) : undefined);
+  add('理由のSHA-256', d.reason_sha256 && `${d.reason_sha256.slice(0, 16)}…`);
   return parts.join(' / ');
 }
 
@@ -209,6 +224,12 @@ async function openCase(id) {
     ['状態', STATES[s.state] || s.state],
     ['結果', OUTCOMES[s.outcome || 'none']],
     ['終了理由', s.reason ? (REASONS[s.reason] || s.reason) : '—'],
+    ...(s.has_note ? [['確認者のメモ', el('span', {},
+      el('span', { class: 'muted' }, '個人情報を含むため封印されています。 '),
+      el('button', {
+        class: 'secondary small', 'aria-label': '確認者のメモを開く',
+        onclick: () => askReason({ type: 'note', label: '確認者のメモ (結果の理由)' }),
+      }, 'メモを開く'))]] : []),
     ['受付', fmtTime(s.requested_at)],
     ['割当', `${fmtTime(s.assigned_at)} (待ち ${fmtDuration(s.assigned_at && s.assigned_at - s.requested_at)})`],
     ['通話開始', fmtTime(s.live_at)],
@@ -228,7 +249,8 @@ async function openCase(id) {
     el('td', {}, f.width ? `${f.width}×${f.height}` : '—'),
     el('td', { class: 'mono hash' }, f.sha256),
     el('td', {}, el('button', {
-      class: 'secondary small', onclick: () => askReason(f.file, `${KINDS[f.kind] || f.kind} ${f.file}`, f),
+      class: 'secondary small',
+      onclick: () => askReason({ type: 'evidence', file: f.file, label: `${KINDS[f.kind] || f.kind} ${f.file}`, meta: f }),
       'aria-label': `${KINDS[f.kind] || f.kind} ${f.file} を開く`,
     }, '開く')))));
   $('no-evidence').classList.toggle('hidden', c.evidence.length > 0);
@@ -237,36 +259,133 @@ async function openCase(id) {
     `メッセージ ${chat.messages || 0} 件`,
     chat.sha256 ? el('span', { class: 'mono hash' }, ` 記録のSHA-256: ${chat.sha256} `) : '',
     chat.messages ? el('button', {
-      class: 'secondary small', onclick: () => askReason('transcript', 'チャットの記録'),
+      class: 'secondary small',
+      onclick: () => askReason({ type: 'evidence', file: 'transcript', label: 'チャットの記録' }),
       'aria-label': 'チャットの記録を開く',
     }, '記録を開く') : '');
-  const rec = c.recording || {};
-  $('recording').textContent = rec.status === 'not_available'
-    ? 'このゲートウェイには録画の再生機能がまだありません。'
-    : (rec.status || '—');
+  showRecordings(c.recordings || []);
   $('case').classList.remove('hidden');
   $('case').scrollIntoView();
   $('case-h').focus?.();
 }
 
-// ---- evidence after a reason ----
+// ---- recordings ----
+
+// VP8 recordings are Matroska that browsers play as WebM; H.264 in Matroska
+// is for other players (`madoguchi recording export` makes an MP4).
+const playable = (r) => r.codec === 'VP8'
+  || (!!r.codec && document.createElement('video').canPlayType('video/x-matroska') !== '');
+const exportHint = (r) => el('p', { class: 'notice', role: 'note' },
+  `この録画 (${r.codec || '形式不明'}) はブラウザでは再生できません。サーバーで `,
+  el('code', {}, `madoguchi recording export ${r.recording} --out ファイル名 --reason 理由`),
+  ' を実行して書き出し、動画プレーヤーで再生してください (書き出しも監査ログに記録されます)。');
+
+function showRecordings(list) {
+  stopPlayer();
+  $('recordings').replaceChildren(...list.map((r) => {
+    const label = `${fmtTime(r.started_at)} の録画`;
+    let action;
+    if (r.state === 'purged') action = el('span', { class: 'muted' }, REC_STATES.purged);
+    else if (r.state === 'recording') action = el('span', { class: 'muted' }, '録画中のため再生できません');
+    else if (!playable(r)) action = el('span', { class: 'muted' }, '書き出して再生');
+    else {
+      action = el('button', {
+        class: 'secondary small', 'aria-label': `${label}を再生`,
+        onclick: () => askReason({ type: 'recording', recording: r, label }),
+      }, '再生');
+    }
+    return el('tr', { 'data-recording': r.recording },
+      el('td', { class: `rec-state ${r.state}` }, REC_STATES[r.state] || r.state),
+      el('td', { class: 'time' }, fmtTime(r.started_at)),
+      el('td', {}, fmtDuration(r.duration_ms)),
+      el('td', {}, r.codec || '—'),
+      el('td', {}, r.bytes != null && r.state !== 'purged' ? fmtSize(r.bytes) : '—'),
+      el('td', { class: 'mono hash' }, r.sha256 || '—'),
+      el('td', {}, action));
+  }));
+  $('no-recordings').classList.toggle('hidden', list.length > 0);
+  const notPlayable = list.filter((r) => r.state !== 'purged' && r.state !== 'recording' && !playable(r));
+  $('player').replaceChildren(...notPlayable.map(exportHint));
+}
+
+function stopPlayer() {
+  const v = $('player').querySelector('video');
+  if (v) { v.pause(); v.removeAttribute('src'); v.load(); }
+  $('player').replaceChildren();
+}
+
+async function playRecording(r, reason) {
+  const res = await fetch('/api/recordings/view', {
+    method: 'POST', credentials: 'same-origin',
+    headers: { 'Content-Type': 'application/json' },
+    body: JSON.stringify({ recording: r.recording, reason }),
+  });
+  const d = await res.json().catch(() => ({}));
+  if (!res.ok) return message({ code: d.code, message: d.message, status: res.status });
+  stopPlayer();
+  const video = el('video', {
+    controls: '', preload: 'metadata', 'aria-label': `録画 ${r.recording}`, class: 'recording',
+  });
+  video.addEventListener('error', () => {
+    $('player').replaceChildren(exportHint(r));
+  }, { once: true });
+  video.src = d.url; // the ticket URL: Range requests with the cookie
+  $('player').replaceChildren(
+    el('p', { class: 'mono' }, `${fmtTime(r.started_at)} / ${REC_STATES[d.state] || d.state}`
+      + ` / ${fmtDuration(d.duration_ms)} / SHA-256 ${r.sha256 || '—'}`),
+    d.truncated ? el('p', { class: 'notice' }, '録画は途中で中断されています (最後まで保存されていません)。') : '',
+    video);
+  // Started from the 再生 press; a browser that refuses sound without a
+  // fresh gesture plays it muted (the controls unmute), else waits for them.
+  video.play().catch((e) => {
+    if (e.name !== 'NotAllowedError') return;
+    video.muted = true;
+    video.play().catch(() => {});
+  });
+  return null;
+}
+
+// ---- evidence, notes and recordings after a reason ----
 
 let pending = null;
 
-function askReason(file, label, meta) {
-  pending = { file, label, meta };
-  $('reason-what').textContent = `対象: ${label}`;
+function askReason(what) {
+  pending = what;
+  $('reason-what').textContent = `対象: ${what.label}`;
   $('reason-error').textContent = '';
   $('reason-text').value = '';
+  // POST /api/recordings/view takes up to 256 characters, the others 500.
+  $('reason-text').maxLength = what.type === 'recording' ? 256 : 500;
   $('reason-dialog').showModal();
   $('reason-text').focus();
 }
 
-async function openEvidence(ev) {
+async function openNote(reason) {
+  let d;
+  try {
+    d = await api('POST', '/api/audit/note', { session: current.session.id, reason });
+  } catch (e) {
+    return message(e);
+  }
+  $('viewer-body').replaceChildren(el('p', { class: 'note' }, d.note));
+  $('viewer-meta').textContent = `確認者のメモ (結果: ${OUTCOMES[d.outcome || 'none']})`;
+  $('viewer').showModal();
+  return null;
+}
+
+async function submitReason(ev) {
   ev.preventDefault();
   const reason = $('reason-text').value.trim();
   if (!reason) { $('reason-error').textContent = ERRORS.reason_required; return; }
-  const { file, label, meta } = pending;
+  const what = pending;
+  if (what.type === 'evidence') { await openEvidence(what, reason); return; }
+  const failed = what.type === 'note' ? await openNote(reason) : await playRecording(what.recording, reason);
+  if (failed) { $('reason-error').textContent = failed; return; }
+  if ($('reason-dialog').open) $('reason-dialog').close();
+  if (what.type === 'recording') $('player').scrollIntoView({ block: 'nearest' });
+}
+
+async function openEvidence({ file, label, meta }, reason) {
   const res = await fetch('/api/audit/evidence', {
     method: 'POST', credentials: 'same-origin',
     headers: { 'Content-Type': 'application/json' },
@@ -314,10 +433,16 @@ async function main() {
   $('export').addEventListener('click', exportFilter);
   $('prev').addEventListener('click', () => { offset = Math.max(0, offset - PAGE); search(null, true); });
   $('next').addEventListener('click', () => { offset += PAGE; search(null, true); });
-  $('close-case').addEventListener('click', () => { $('case').classList.add('hidden'); current = null; });
-  $('reason-form').addEventListener('submit', openEvidence);
+  $('close-case').addEventListener('click', () => {
+    stopPlayer();
+    $('case').classList.add('hidden');
+    current = null;
+  });
+  $('reason-form').addEventListener('submit', submitReason);
   $('reason-cancel').addEventListener('click', () => $('reason-dialog').close());
   $('viewer-close').addEventListener('click', () => $('viewer').close());
+  // The note is not kept in the page once its dialog closes.
+  $('viewer').addEventListener('close', () => $('viewer-body').replaceChildren());
   $('until').max = todayJst();
   try {
     const o = await api('GET', '/api/audit/options');
