@@ -44,6 +44,7 @@ static int status_of(int err)
         return 429;
     case MD_E_BAD_JSON:
     case MD_E_SCHEMA:
+    case MD_E_REASON_REQUIRED:
     case EINVAL:
         return 400;
     case ENOENT:

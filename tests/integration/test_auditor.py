@@ -6,6 +6,7 @@ with JST whole-day filters (issue #10: a same-day filter returns that day's
 sessions); the case view; the export that `madoguchi audit verify --export`
 checks offline."""
 
+import hashlib
 import json
 import sys
 import time
@@ -143,6 +144,34 @@ class Scope(AuditorBase):
             "POST", "/api/audit/evidence", cookie=b,
             body={"session": sid_a, "file": "transcript", "reason": "確認のため"})
         self.assertEqual(status, 404, body)
+
+        # the sealed outcome note of B's aborted session: not A's, not a
+        # verifier's, B's only after a reason, audited with its hash
+        status, body, _ = await self.get(b, "/api/audit/case", session=sid_b)
+        self.assertEqual((status, body["session"]["has_note"], body["recordings"]),
+                         (200, True, []), body)
+        self.assertNotIn("quality", json.dumps(body["session"]), "the note is not in the case")
+        status, body, _ = await self.gw.ahttp("POST", "/api/audit/note", cookie=a,
+                                              body={"session": sid_b, "reason": "確認のため"})
+        self.assertEqual(status, 404, body)
+        status, body, _ = await self.gw.ahttp("POST", "/api/audit/note", cookie=v,
+                                              body={"session": sid_b, "reason": "確認のため"})
+        self.assertEqual(status, 403, body)
+        status, body, _ = await self.gw.ahttp("POST", "/api/audit/note", cookie=b,
+                                              body={"session": sid_b, "reason": "  "})
+        self.assertEqual((status, body.get("code")), (400, "reason_required"), body)
+        status, body, _ = await self.gw.ahttp("POST", "/api/audit/note", cookie=a,
+                                              body={"session": sid_a, "reason": "確認のため"})
+        self.assertEqual((status, body.get("code")), (404, "not_found"), "no note: %r" % body)
+        status, body, _ = await self.gw.ahttp("POST", "/api/audit/note", cookie=b,
+                                              body={"session": sid_b, "reason": "照会への回答"})
+        self.assertEqual((status, body.get("note"), body.get("outcome")),
+                         (200, "quality", "aborted"), body)
+        status, body, _ = await self.get(b, "/api/audit", session=sid_b)
+        viewed = [e for e in body["entries"] if e["event"] == "note_viewed"]
+        self.assertEqual(len(viewed), 1, body)
+        self.assertEqual(viewed[0]["detail"], {
+            "reason_sha256": hashlib.sha256("照会への回答".encode()).hexdigest()})
 
 
 class Sessions(AuditorBase):
