@@ -156,6 +156,25 @@ test('auditor: find, open, view a still with a reason, export that verifies', as
       recording: seeded.recording,
       reason_sha256: crypto.createHash('sha256').update(recReason).digest('hex'),
     });
+    // how the other states read: cut (the recovery after a crash) is labelled
+    // and still has 再生; purged (retention destroyed its key) has no button.
+    // Those states are made for real in test_recording_media.py and
+    // test_retention.py; here sqlite3 sets them on this row for the page.
+    const db = path.join(env.gw.data, 'madoguchi.db');
+    const caseRow = list.getByRole('row').filter({ hasText: '本人確認済み' })
+      .getByRole('button', { name: /詳細を開く/ });
+    for (const [state, label, button] of [['cut', '中断 (cut)', 1],
+                                          ['purged', '保存期間経過により削除済み', 0],
+                                          ['complete', '完了', 1]]) {
+      const r = spawnSync('sqlite3', ['-cmd', '.timeout 5000', db,
+                                      `UPDATE recording SET state = '${state}' WHERE id = '${seeded.recording}'`],
+                          { encoding: 'utf8' });
+      assert.equal(r.status, 0, r.stderr);
+      await caseRow.click();
+      await recs.getByRole('cell', { name: label, exact: true }).first().waitFor();
+      assert.equal(await recRow.getByRole('button', { name: /を再生/ }).count(), button, state);
+    }
+    assert.equal(await page.locator('#player video').count(), 0, 'the player stops with the case');
     const transcriptViews = (await env.gw.audit(seeded.verified))
       .filter((e) => e.event === 'evidence_viewed' && e.detail?.file === 'transcript');
     assert.equal(transcriptViews.length, 1, JSON.stringify(transcriptViews));
