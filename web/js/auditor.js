@@ -271,10 +271,12 @@ async function openCase(id) {
 
 // ---- recordings ----
 
-// VP8 recordings are Matroska that browsers play as WebM; H.264 in Matroska
-// is for other players (`madoguchi recording export` makes an MP4).
+// VP8 recordings are Matroska that browsers play as WebM.  H.264 in
+// Matroska plays only where the browser says it can (else, or when the
+// <video> fails, the page points to `madoguchi recording export`, an MP4).
+const MIME = { VP8: 'video/webm; codecs="vp8"', H264: 'video/x-matroska; codecs="avc1.42E01E"' };
 const playable = (r) => r.codec === 'VP8'
-  || (!!r.codec && document.createElement('video').canPlayType('video/x-matroska') !== '');
+  || (!!MIME[r.codec] && document.createElement('video').canPlayType(MIME[r.codec]) !== '');
 const exportHint = (r) => el('p', { class: 'notice', role: 'note' },
   `この録画 (${r.codec || '形式不明'}) はブラウザでは再生できません。サーバーで `,
   el('code', {}, `madoguchi recording export ${r.recording} --out ファイル名 --reason 理由`),
