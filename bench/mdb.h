@@ -119,6 +119,8 @@ struct mdb_client {
     GString *rx; /* fragments of the message being received */
     char session[80];
     bool hello, ended, failed;
+    bool record_sent;  /* verifier: `record` `start` sent (--record) */
+    bool recording_on; /* `recording` `on` received for this leg */
     int64_t t_connect_us;
     int64_t t_offer_us;  /* our description sent */
     int64_t t_answer_us; /* the gateway's description received */
@@ -148,6 +150,7 @@ struct mdb_run {
     int n_sessions;
     int duration_s, setup_timeout_s;
     int gateway_pid;
+    bool record; /* --record: each session recorded once media flows (madoguchi) */
     mdb_media **media;
     int n_media;
     mdb_track video, audio;

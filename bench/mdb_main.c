@@ -27,6 +27,7 @@
 typedef struct options {
     const char *plan, *video, *audio, *out, *mark;
     int sessions, duration_s, setup_timeout_s, gateway_pid, media_threads;
+    bool record;
 } options;
 
 void mdb_run_error(mdb_run *run, mdb_client *c, const char *what, const char *detail)
@@ -150,6 +151,79 @@ static long long proc_cpu_ticks(int pid)
     if (sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st) != 2)
         return -1;
     return (long long)(ut + st);
+}
+
+/* CPU ticks of each of the gateway's threads, summed by thread name
+ * (/proc/<pid>/task/<tid>/stat: comm in parentheses, utime and stime in
+ * fields 14 and 15), so the recorder's threads (md-recorder and GStreamer's
+ * streaming threads) can be told from the media workers (md-media-K).  A thread that ended inside
+ * the window is missed. */
+static json_t *proc_thread_ticks(int pid)
+{
+    char path[64];
+    snprintf(path, sizeof(path), "/proc/%d/task", pid);
+    GDir *d = g_dir_open(path, 0, NULL);
+    if (!d)
+        return NULL;
+    json_t *by_name = json_object();
+    const char *tid;
+    while ((tid = g_dir_read_name(d))) {
+        char stat_path[96], buf[1024];
+        snprintf(stat_path, sizeof(stat_path), "/proc/%d/task/%s/stat", pid, tid);
+        FILE *f = fopen(stat_path, "r");
+        if (!f)
+            continue;
+        size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+        fclose(f);
+        buf[n] = '\0';
+        char *open = strchr(buf, '('), *close = strrchr(buf, ')');
+        unsigned long long ut = 0, st = 0;
+        if (!open || !close || close < open ||
+            sscanf(close + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st) !=
+                2)
+            continue;
+        *close = '\0';
+        json_t *prev = json_object_get(by_name, open + 1);
+        json_object_set_new(by_name, open + 1,
+                            json_integer((json_int_t)(ut + st) + json_integer_value(prev)));
+    }
+    g_dir_close(d);
+    return by_name;
+}
+
+/* The recorder's threads in the gateway: its own (md-recorder, which
+ * drains the queues into the appsrcs) and GStreamer's, named after their
+ * element (src_<party>_<kind> for the appsrc tasks, truncated to 15 bytes;
+ * rtpjitterbuffer's timer; element:pad for other streaming tasks). */
+static bool recorder_thread(const char *name)
+{
+    return strcmp(name, "md-recorder") == 0 || g_str_has_prefix(name, "src_") ||
+           g_str_has_prefix(name, "rtpjitterbuffer") || strchr(name, ':') != NULL;
+}
+
+/* Per thread name: CPU µs over the window; plus the recorder's and the
+ * media workers' totals. */
+static void report_threads(json_t *t0, json_t *t1, json_t *j)
+{
+    if (!t0 || !t1)
+        return;
+    double tick_us = 1e6 / (double)sysconf(_SC_CLK_TCK), rec = 0, media = 0;
+    json_t *by = json_object();
+    const char *name;
+    json_t *v;
+    json_object_foreach (t1, name, v) {
+        double us =
+            (double)(json_integer_value(v) - json_integer_value(json_object_get(t0, name))) *
+            tick_us;
+        json_object_set_new(by, name, json_real(us));
+        if (recorder_thread(name))
+            rec += us;
+        else if (g_str_has_prefix(name, "md-media-"))
+            media += us;
+    }
+    json_object_set_new(j, "cpu_us_by_thread", by);
+    json_object_set_new(j, "cpu_us_recorder_threads", json_real(rec));
+    json_object_set_new(j, "cpu_us_media_workers", json_real(media));
 }
 
 static long proc_rss_kb(int pid)
@@ -283,6 +357,16 @@ static bool all_hello(mdb_run *run)
 {
     for (int i = 0; i < 2 * run->n_sessions; i++)
         if (!run->clients[i].hello && !run->clients[i].failed)
+            return false;
+    return true;
+}
+
+/* --record: every session that is up has its recording on (both legs told). */
+static bool all_recording(mdb_run *run)
+{
+    for (int i = 0; i < run->n_sessions; i++)
+        if (session_up(run, i) && !run->clients[2 * i].failed &&
+            !(run->clients[2 * i].recording_on && run->clients[2 * i + 1].recording_on))
             return false;
     return true;
 }
@@ -444,6 +528,10 @@ static int run_phases(mdb_run *run, const options *o, json_t **ret)
             sig->start_session(&run->clients[2 * i]);
     run->t_requests = g_get_monotonic_time();
     service_until(run, sig, run->t_requests + o->setup_timeout_s * G_USEC_PER_SEC, all_up);
+    if (run->record) /* the window measures recording sessions only */
+        service_until(run, sig, g_get_monotonic_time() + o->setup_timeout_s * G_USEC_PER_SEC,
+                      all_recording);
+    json_t *threads0 = o->gateway_pid > 0 ? proc_thread_ticks(o->gateway_pid) : NULL;
     long rss1 = o->gateway_pid > 0 ? proc_rss_kb(o->gateway_pid) : -1;
     long long cpu0 = o->gateway_pid > 0 ? proc_cpu_ticks(o->gateway_pid) : -1;
     uint64_t rx0 = rx_total(run), tx0 = tx_total(run);
@@ -456,6 +544,7 @@ static int run_phases(mdb_run *run, const options *o, json_t **ret)
     atomic_store(&run->measuring, 0);
     run->t_window_end = g_get_monotonic_time();
     long long cpu1 = o->gateway_pid > 0 ? proc_cpu_ticks(o->gateway_pid) : -1;
+    json_t *threads1 = o->gateway_pid > 0 ? proc_thread_ticks(o->gateway_pid) : NULL;
     uint64_t rx1 = rx_total(run), tx1 = tx_total(run);
     window_edge(run, o, &edges, 1);
     edges.rss_end = o->gateway_pid > 0 ? proc_rss_kb(o->gateway_pid) : -1;
@@ -468,6 +557,16 @@ static int run_phases(mdb_run *run, const options *o, json_t **ret)
         mdb_ws_close(&run->clients[i]);
     service_until(run, sig, g_get_monotonic_time() + G_USEC_PER_SEC / 5, NULL);
     *ret = report(run, o, cpu0, cpu1, rx0, rx1, tx0, tx1, rss0, rss1, &edges);
+    report_threads(threads0, threads1, *ret);
+    if (run->record) {
+        int on = 0;
+        for (int i = 0; i < run->n_sessions; i++)
+            on += run->clients[2 * i].recording_on && run->clients[2 * i + 1].recording_on;
+        json_object_set_new(*ret, "record", json_true());
+        json_object_set_new(*ret, "sessions_recording", json_integer(on));
+    }
+    json_decref(threads0);
+    json_decref(threads1);
     return 0;
 }
 
@@ -509,6 +608,10 @@ static int parse_options(int argc, char **argv, options *o)
     *o = (options){.sessions = 1, .duration_s = 5, .setup_timeout_s = 20, .media_threads = 1};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (strcmp(a, "--record") == 0) {
+            o->record = true;
+            continue;
+        }
         if (!v)
             return -EINVAL;
         i++;
@@ -547,7 +650,7 @@ int main(int argc, char **argv)
     if (parse_options(argc, argv, &o) < 0) {
         fprintf(stderr, "usage: mdb-load --plan FILE --video FILE --audio FILE [--sessions N] "
                         "[--duration S] [--setup-timeout S] [--gateway-pid PID] "
-                        "[--media-threads K] [--out FILE] [--mark FILE]\n");
+                        "[--media-threads K] [--out FILE] [--mark FILE] [--record]\n");
         return 2;
     }
     struct rlimit rl;
@@ -555,7 +658,8 @@ int main(int argc, char **argv)
         rl.rlim_cur = rl.rlim_max;
         setrlimit(RLIMIT_NOFILE, &rl);
     }
-    mdb_run run = {.duration_s = o.duration_s, .setup_timeout_s = o.setup_timeout_s};
+    mdb_run run = {
+        .duration_s = o.duration_s, .setup_timeout_s = o.setup_timeout_s, .record = o.record};
     g_mutex_init(&run.lock);
     run.inbox = g_queue_new();
     run.error_log = json_array();

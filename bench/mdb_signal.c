@@ -102,6 +102,17 @@ static void on_message(mdb_client *c, json_t *msg)
         if (!c->ended && reason && strcmp(reason, "hangup") != 0)
             mdb_run_error(c->run, c, "ended", reason);
         c->ended = true;
+    } else if (strcmp(type, "consent") == 0 && c->tablet && session &&
+               strcmp(session, c->session) == 0) {
+        /* --record: the clerk confirms the applicant's consent at once */
+        mdb_ws_send(c, json_pack("{s:s, s:s, s:b}", "type", "consent", "session", session, "given",
+                                 c->run->record));
+    } else if (strcmp(type, "recording") == 0 && session && strcmp(session, c->session) == 0) {
+        const char *state = json_string_value(json_object_get(msg, "state"));
+        if (state && strcmp(state, "on") == 0)
+            c->recording_on = true;
+        else if (state && (strcmp(state, "failed") == 0 || strcmp(state, "refused") == 0))
+            mdb_run_error(c->run, c, "recording", state);
     } else if (strcmp(type, "quality") == 0 && session && strcmp(session, c->session) == 0) {
         on_quality(c, msg);
     } else if (strcmp(type, "error") == 0) {
@@ -111,8 +122,17 @@ static void on_message(mdb_client *c, json_t *msg)
     }
 }
 
+/* --record: the verifier starts recording once media flows both ways in its
+ * session (the same moment a verifier would press the button). */
 static void tick(mdb_client *c, int64_t now_us)
 {
+    mdb_client *t = c->partner;
+    if (!c->run->record || c->tablet || c->record_sent || !c->session[0] || c->ended ||
+        !atomic_load(&c->t_first_rx_us) || !atomic_load(&t->t_first_rx_us))
+        return;
+    c->record_sent = true;
+    mdb_ws_send(c, json_pack("{s:s, s:s, s:s}", "type", "record", "session", c->session, "action",
+                             "start"));
 }
 
 static void finish(mdb_client *c)

@@ -1,7 +1,8 @@
 #!/usr/bin/python3
 """Writes the benchmark's registry to stdout: one municipality (pick
-assignment, no recording) with one designated post office per PER sessions,
-for N sessions.  Usage: registry.py N PER.  With `--code N PER I` it prints
+assignment, recording `optional`: nothing is recorded unless the verifier
+sends `record`, as mdb-load --record does) with one designated post office
+per PER sessions, for N sessions.  Usage: registry.py N PER.  With `--code N PER I` it prints
 the municipality code of session I instead.  Codes are 6-digit local
 government codes: 5 digits + check digit (weights 6,5,4,3,2, check =
 (11 - sum mod 11) mod 10)."""
@@ -20,7 +21,7 @@ def registry(n, per):
     for m in range((n + per - 1) // per):
         c = code(m)
         muns.append({"code": c, "name": "bench-%d" % m, "prefecture": "bench",
-                     "security_policy": {"recording": "off", "retention_days": 365,
+                     "security_policy": {"recording": "optional", "retention_days": 365,
                                          "max_file_mb": 20, "file_types": ["image/jpeg"],
                                          "require_device_cert": True, "assignment": "pick"}})
         pos.append({"id": "PO-MDB-%d" % m, "name": "bench %d" % m, "kind": "direct",

@@ -2,7 +2,9 @@
 """Aggregates mdb-load results (one JSON per gateway and load level) into
 bench/results/<stamp>.json, a Markdown table (.md) and a gnuplot PNG chart
 (.png) of gateway CPU per forwarded packet and latency against N, with the
-madoguchi/Janus ratio for each figure measured in the same run."""
+madoguchi/Janus ratio for each figure measured in the same run.  With runs
+of `bench/compare --record` (mdb-load --record), a second table per level
+sets the recorder's CPU per recorded session against the relay's."""
 import argparse
 import json
 import subprocess
@@ -44,6 +46,65 @@ FIGURES = [
 ]
 
 
+def recorder_stored(result_path):
+    """Recordings stored and the recorder's drops, from the audit entries
+    (`recording_stored`, docs/protocol.md) `audit export` wrote beside the
+    run's result.json; None when there are none."""
+    p = Path(result_path).parent / "audit.jsonl"
+    if not p.exists():
+        return None
+    stored, dropped, states = 0, 0, {}
+    for line in p.read_text().splitlines():
+        try:
+            e = json.loads(line)
+        except ValueError:
+            continue
+        if e.get("event") != "recording_stored":
+            continue
+        d = e.get("detail") or {}
+        stored += 1
+        dropped += int(d.get("dropped_packets", 0))
+        states[d.get("state", "?")] = states.get(d.get("state", "?"), 0) + 1
+    return {"stored": stored, "dropped_packets": dropped, "states": states}
+
+
+def recording_rows(plain, rec):
+    """Per level: the gateway's CPU per session without and with recording
+    (two runs of the same level in a row), their difference (what recording
+    costs per recorded session) against the relay's CPU per session, and the
+    same from the threads of the recorded run (recorder and GStreamer
+    streaming threads against the media workers)."""
+    def per_sess(r, key):
+        us = r.get(key)
+        if us is None or not r.get("window_s") or not r.get("sessions_up"):
+            return None
+        return us / r["window_s"] / r["sessions_up"] / 1e4  # % of one core per session
+
+    def cpu_total(r):
+        if r.get("cpu_pct") is None or not r.get("sessions_up"):
+            return None
+        return r["cpu_pct"] / r["sessions_up"]
+
+    relay = cpu_total(plain) if plain else None
+    with_rec = cpu_total(rec)
+    diff = with_rec - relay if relay is not None and with_rec is not None else None
+    thr_rec = per_sess(rec, "cpu_us_recorder_threads")
+    thr_media = per_sess(rec, "cpu_us_media_workers")
+    return {
+        "sessions": rec["sessions"],
+        "sessions_recording": rec.get("sessions_recording"),
+        "cpu_pct_per_session_plain": relay,
+        "cpu_pct_per_session_recorded": with_rec,
+        "recorder_cpu_pct_per_session": diff,
+        "ratio_recorder_to_relay": diff / relay if diff is not None and relay else None,
+        "threads_recorder_cpu_pct_per_session": thr_rec,
+        "threads_media_workers_cpu_pct_per_session": thr_media,
+        "threads_ratio": thr_rec / thr_media if thr_rec is not None and thr_media else None,
+        "forwarded_pps": {"plain": plain and plain["forwarded_pps"], "recorded": rec["forwarded_pps"]},
+        "recorder": rec.get("recorder_stored"),
+    }
+
+
 def fmt(v):
     if v is None:
         return "–"
@@ -59,11 +120,20 @@ def main():
     ap.add_argument("--command", default="")
     ap.add_argument("results", nargs="*")
     a = ap.parse_args()
-    runs = [json.load(open(p)) for p in a.results]
-    by = {}
+    runs = []
+    for p in a.results:
+        r = json.load(open(p))
+        if r.get("record"):
+            r["recorder_stored"] = recorder_stored(p)
+        runs.append(r)
+    by, recs = {}, {}
     for r in runs:
-        by[(r["gateway"], r["sessions"])] = r
-    levels = sorted({r["sessions"] for r in runs})
+        if r.get("record"):
+            recs[r["sessions"]] = r
+        else:
+            by[(r["gateway"], r["sessions"])] = r
+    levels = sorted({r["sessions"] for r in runs if not r.get("record")})
+    recording = [recording_rows(by.get(("madoguchi", n)), recs[n]) for n in sorted(recs)]
     table = []
     for n in levels:
         md, ja = by.get(("madoguchi", n)), by.get(("janus", n))
@@ -78,6 +148,10 @@ def main():
         table.append(row)
     out = Path(a.out)
     doc = {"machine": a.machine, "command": a.command, "levels": table, "runs": runs}
+    if recording:
+        doc["recording"] = recording
+        doc["recording_note"] = ("madoguchi only: Janus has no comparable recorder in this setup; "
+                                 "CPU in % of one core per session over the window")
     out.with_suffix(".json").write_text(json.dumps(doc, indent=2, ensure_ascii=False))
 
     lines = ["Machine: %s  " % a.machine, "Command: `%s`" % a.command, "",
@@ -92,6 +166,23 @@ def main():
                                                         fmt(f["ratio"])))
         lines.append("| %d | generator late ticks | %s | %s | |" % (
             n, fmt(row["generator_late"]["madoguchi"]), fmt(row["generator_late"]["janus"])))
+    if recording:
+        lines += ["", "Recording (madoguchi only; Janus has no comparable recorder in this setup). "
+                  "CPU in % of one core per session; \"plain\" and \"recorded\" are two runs of "
+                  "the level in a row; the thread figures are from the recorded run alone.", "",
+                  "| N | recording | CPU/session plain | CPU/session recorded | recorder CPU/session "
+                  "(difference) | recorder/relay | recorder threads/session | media workers/session "
+                  "| threads ratio | fwd pkt/s plain / recorded | recordings stored | recorder drops |",
+                  "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+        for r in recording:
+            st = r["recorder"] or {}
+            lines.append("| %d | %s | %s | %s | %s | %s | %s | %s | %s | %s / %s | %s | %s |" % (
+                r["sessions"], fmt(r["sessions_recording"]), fmt(r["cpu_pct_per_session_plain"]),
+                fmt(r["cpu_pct_per_session_recorded"]), fmt(r["recorder_cpu_pct_per_session"]),
+                fmt(r["ratio_recorder_to_relay"]), fmt(r["threads_recorder_cpu_pct_per_session"]),
+                fmt(r["threads_media_workers_cpu_pct_per_session"]), fmt(r["threads_ratio"]),
+                fmt(r["forwarded_pps"]["plain"]), fmt(r["forwarded_pps"]["recorded"]),
+                fmt(st.get("stored")), fmt(st.get("dropped_packets"))))
     out.with_suffix(".md").write_text("\n".join(lines) + "\n")
 
     dat = out.with_suffix(".dat")

@@ -3,7 +3,11 @@
 # seconds, 2 sessions, madoguchi only, on loopback (no root, no network
 # namespaces).  It proves the harness works end to end (logins, device
 # certificates, ICE, DTLS-SRTP, media both ways) and that every figure is
-# present; it never asserts a speed.  Usage: short.sh MADOGUCHI MDB_LOAD
+# present; it never asserts a speed.  Both sessions run with --record (the
+# verifier starts recording, the tablet consents), so the path of
+# `bench/compare --record` is covered too: every session records, the
+# recorder threads' CPU is reported and each recording is stored (audited).
+# Usage: short.sh MADOGUCHI MDB_LOAD
 set -euo pipefail
 md=$(realpath "${1:?usage: short.sh MADOGUCHI MDB_LOAD}")
 load=$(realpath "${2:?usage: short.sh MADOGUCHI MDB_LOAD}")
@@ -35,11 +39,17 @@ mdb_wait_healthz 127.0.0.1 "$sp" "$tmp/data/certs/ca.crt" "$gw" ||
     { cat "$tmp/serve.log"; echo "gateway did not start"; exit 1; }
 mdb_md_plan "$tmp/data" 127.0.0.1 "$sp" "$dp" 127.0.0.1 >"$tmp/plan"
 "$load" --plan "$tmp/plan" --video "$tmp/media/video.rtp" --audio "$tmp/media/audio.rtp" \
-    --sessions "$n" --duration 3 --setup-timeout 20 --gateway-pid "$gw" --out "$tmp/result.json"
+    --sessions "$n" --duration 3 --setup-timeout 20 --gateway-pid "$gw" --out "$tmp/result.json" \
+    --record
+kill -TERM "$gw"
+wait "$gw" || { echo "gateway exited $? on SIGTERM"; tail -20 "$tmp/serve.log"; exit 1; }
+gw=
+"$md" -c "$tmp/data/config.json" audit export >"$tmp/audit.jsonl"
 
-python3 - "$tmp/result.json" "$n" <<'EOF'
+python3 - "$tmp/result.json" "$n" "$tmp/audit.jsonl" <<'EOF'
 import json, sys
 r = json.load(open(sys.argv[1])); n = int(sys.argv[2])
+stored = [e for e in map(json.loads, open(sys.argv[3])) if e["event"] == "recording_stored"]
 problems = []
 if r["sessions_up"] != n: problems.append("sessions_up %s != %d" % (r["sessions_up"], n))
 if not r["forwarded_pps"] > 0: problems.append("no packets forwarded")
@@ -48,11 +58,15 @@ for k in ("setup_ms", "loss_pct", "cpu_us_per_packet", "rss_kb_per_session", "se
           "rss_kb_per_session_end", "udp_drops", "gateway_counters"):
     if k not in r: problems.append("figure %s missing" % k)
 if r["setup_ms"]["p50"] < 0: problems.append("no setup time")
+if r.get("sessions_recording") != n: problems.append("sessions_recording %s != %d" % (r.get("sessions_recording"), n))
+for k in ("cpu_us_by_thread", "cpu_us_recorder_threads", "cpu_us_media_workers"):
+    if k not in r: problems.append("figure %s missing" % k)
+if len(stored) != n: problems.append("%d recordings stored, want %d" % (len(stored), n))
 if problems:
     print("FAIL:", "; ".join(problems)); sys.exit(1)
-print("ok: %d sessions, %.0f packets/s forwarded, loss %.2f%%, latency p50 %.0f us"
-      % (n, r["forwarded_pps"], r["loss_pct"], r["latency_us"]["p50"]))
+print("ok: %d sessions recorded, %.0f packets/s forwarded, loss %.2f%%, latency p50 %.0f us, "
+      "recorder threads %.0f us, media workers %.0f us, %d stored"
+      % (n, r["forwarded_pps"], r["loss_pct"], r["latency_us"]["p50"],
+         r["cpu_us_recorder_threads"], r["cpu_us_media_workers"], len(stored)))
+print("threads:", json.dumps(r["cpu_us_by_thread"]))
 EOF
-kill -TERM "$gw"
-wait "$gw" || { echo "gateway exited $? on SIGTERM"; tail -20 "$tmp/serve.log"; exit 1; }
-gw=
