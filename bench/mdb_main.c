@@ -202,7 +202,8 @@ static bool recorder_thread(const char *name)
 }
 
 /* Per thread name: CPU µs over the window; plus the recorder's and the
- * media workers' totals. */
+ * media workers' totals, and what the process used beyond the threads alive
+ * at the end of the window (threads that ended inside it). */
 static void report_threads(json_t *t0, json_t *t1, json_t *j)
 {
     if (!t0 || !t1)
@@ -224,6 +225,13 @@ static void report_threads(json_t *t0, json_t *t1, json_t *j)
     json_object_set_new(j, "cpu_us_by_thread", by);
     json_object_set_new(j, "cpu_us_recorder_threads", json_real(rec));
     json_object_set_new(j, "cpu_us_media_workers", json_real(media));
+    double all = 0;
+    json_object_foreach (by, name, v)
+        all += json_real_value(v);
+    json_t *pct = json_object_get(j, "cpu_pct"), *win = json_object_get(j, "window_s");
+    if (pct && win)
+        json_object_set_new(j, "cpu_us_ended_threads",
+                            json_real(json_real_value(pct) * json_real_value(win) * 1e4 - all));
 }
 
 static long proc_rss_kb(int pid)

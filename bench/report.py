@@ -90,6 +90,7 @@ def recording_rows(plain, rec):
     diff = with_rec - relay if relay is not None and with_rec is not None else None
     thr_rec = per_sess(rec, "cpu_us_recorder_threads")
     thr_media = per_sess(rec, "cpu_us_media_workers")
+    thr_ended = per_sess(rec, "cpu_us_ended_threads")
     return {
         "sessions": rec["sessions"],
         "sessions_recording": rec.get("sessions_recording"),
@@ -100,6 +101,7 @@ def recording_rows(plain, rec):
         "threads_recorder_cpu_pct_per_session": thr_rec,
         "threads_media_workers_cpu_pct_per_session": thr_media,
         "threads_ratio": thr_rec / thr_media if thr_rec is not None and thr_media else None,
+        "threads_ended_cpu_pct_per_session": thr_ended,
         "forwarded_pps": {"plain": plain and plain["forwarded_pps"], "recorded": rec["forwarded_pps"]},
         "recorder": rec.get("recorder_stored"),
     }
@@ -172,15 +174,16 @@ def main():
                   "the level in a row; the thread figures are from the recorded run alone.", "",
                   "| N | recording | CPU/session plain | CPU/session recorded | recorder CPU/session "
                   "(difference) | recorder/relay | recorder threads/session | media workers/session "
-                  "| threads ratio | fwd pkt/s plain / recorded | recordings stored | recorder drops |",
-                  "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+                  "| threads ratio | threads ended in the window/session | fwd pkt/s plain / recorded | recordings stored | recorder drops |",
+                  "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
         for r in recording:
             st = r["recorder"] or {}
-            lines.append("| %d | %s | %s | %s | %s | %s | %s | %s | %s | %s / %s | %s | %s |" % (
+            lines.append("| %d | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s / %s | %s | %s |" % (
                 r["sessions"], fmt(r["sessions_recording"]), fmt(r["cpu_pct_per_session_plain"]),
                 fmt(r["cpu_pct_per_session_recorded"]), fmt(r["recorder_cpu_pct_per_session"]),
                 fmt(r["ratio_recorder_to_relay"]), fmt(r["threads_recorder_cpu_pct_per_session"]),
                 fmt(r["threads_media_workers_cpu_pct_per_session"]), fmt(r["threads_ratio"]),
+                fmt(r["threads_ended_cpu_pct_per_session"]),
                 fmt(r["forwarded_pps"]["plain"]), fmt(r["forwarded_pps"]["recorded"]),
                 fmt(st.get("stored")), fmt(st.get("dropped_packets"))))
     out.with_suffix(".md").write_text("\n".join(lines) + "\n")
