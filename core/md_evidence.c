@@ -1407,3 +1407,63 @@ md_evidence_rec_reader *md_evidence_rec_reader_free(md_evidence_rec_reader *rd)
     g_free(rd);
     return NULL;
 }
+
+/* ---- start-up sweep ------------------------------------------------------------ */
+
+/* Removes the files in dir whose names are temporaries: ".<id>.tmp" (a file
+ * being received) or "<name>.tmp" (write_atomic).  Counts into *removed. */
+static int sweep_dir(const char *dir, unsigned *removed)
+{
+    DIR *d = opendir(dir);
+    struct dirent *e;
+    int r = 0;
+
+    if (!d)
+        return errno == ENOENT ? 0 : -errno;
+    while ((e = readdir(d))) {
+        if (e->d_type != DT_REG && e->d_type != DT_UNKNOWN)
+            continue;
+        if (!g_str_has_suffix(e->d_name, ".tmp"))
+            continue;
+        if (unlinkat(dirfd(d), e->d_name, 0) < 0) {
+            if (errno != ENOENT)
+                r = -errno;
+            continue;
+        }
+        (*removed)++;
+    }
+    closedir(d);
+    return r;
+}
+
+int md_evidence_sweep_partial(md_evidence *ev, unsigned *ret_removed)
+{
+    unsigned removed = 0;
+    DIR *d;
+    struct dirent *e;
+    int r, first = 0;
+
+    if (!ev || !ret_removed)
+        return -EINVAL;
+    if ((r = sweep_dir(ev->keys_dir, &removed)) < 0)
+        first = r;
+    d = opendir(ev->sessions_dir);
+    if (!d) {
+        r = -errno;
+        goto out;
+    }
+    while ((e = readdir(d))) {
+        if (!id_ok(e->d_name))
+            continue; /* ".", ".." and anything that is not a session */
+        char *sdir = g_build_filename(ev->sessions_dir, e->d_name, NULL);
+        if ((r = sweep_dir(sdir, &removed)) < 0 && !first)
+            first = r;
+        g_free(sdir);
+    }
+    closedir(d);
+    r = first;
+out:
+    if (r == 0)
+        *ret_removed = removed;
+    return r;
+}

@@ -74,6 +74,13 @@ int md_evidence_file_commit(md_evidence_file *w, uint8_t ret_sha256[MD_SHA256_LE
 /* Removes the temporary file and frees w.  Takes NULL, returns NULL. */
 md_evidence_file *md_evidence_file_abort(md_evidence_file *w);
 
+/* After an unclean stop (kill -9, power loss): removes every temporary file
+ * (a transfer that was never committed, a half-written key file) under
+ * sessions/ and keys/.  Run at start-up, before any transfer begins;
+ * committed files, transcripts and recordings are not touched.
+ * *ret_removed receives how many were removed. */
+int md_evidence_sweep_partial(md_evidence *ev, unsigned *ret_removed);
+
 /* Decrypts a committed file chunk by chunk into sink (return < 0 from sink
  * stops with that code).  Each chunk is authenticated before it is handed
  * out, but truncation is only known at the end: discard the output unless

@@ -8,6 +8,7 @@
 #include "md_sealed.h"
 #include "md_err.h"
 #include "md_recording.h"
+#include "md_recovery.h"
 #include "md_retention.h"
 #include "md_server_private.h"
 #include "md_log.h"
@@ -528,6 +529,10 @@ int md_server_new(const md_config *cfg, md_server **ret)
         md_warn("server", "recordings_cut", "{s:i}", "count", r);
     else if (r < 0)
         md_error("server", "recording_recover_failed", "{s:s}", "error", md_strerror(r));
+    /* Before any connection: sessions cut by an unclean stop end now. */
+    r = md_recovery_run(srv);
+    if (r < 0)
+        goto fail;
     r = md_media_new(cfg, g_main_context_default(), md_sessions_on_media_event, srv, &srv->media);
     if (r < 0) {
         md_error("server", "media_start_failed", "{s:s}", "error", md_strerror(r));
@@ -602,6 +607,7 @@ md_server *md_server_free(md_server *srv)
     g_hash_table_destroy(srv->sessions);
     srv->media = md_media_free(srv->media);
     srv->evidence = md_evidence_free(srv->evidence);
+    md_recovery_clear(srv);
     g_ptr_array_free(srv->parties, TRUE);
     g_hash_table_destroy(srv->device_conns);
     if (srv->playback_tickets)

@@ -111,6 +111,7 @@ struct md_server {
     GPtrArray *parties;          /* md_party*, every open connection */
     GHashTable *device_conns;    /* device id -> GINT count */
     unsigned recordings_running; /* started, final MD_MEDIA_RECORDING not yet seen */
+    GHashTable *interrupted; /* party key -> ids of sessions a restart ended (md_recovery.c) */
     guint tick_timer;
     guint crl_timer;
     guint retention_timer;        /* daily md_retention_run */

@@ -15,6 +15,7 @@
 #include "md_crypto.h"
 #include "md_err.h"
 #include "md_log.h"
+#include "md_recovery.h"
 #include "md_sealed.h"
 #include "md_server_private.h"
 #include "md_time.h"
@@ -652,6 +653,8 @@ void md_sessions_party_joined(md_server *srv, md_party *p)
             md_session_recording_rejoined(srv, s, p);
         }
     }
+    if (!s)
+        md_recovery_party_joined(srv, p);
     if (p->role == MD_SENDER_VERIFIER) {
         send_queue_to(srv, p);
         if (!p->session)
