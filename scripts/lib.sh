@@ -26,12 +26,16 @@ MD_BUILD_PACKAGES=(
 # (tests/browser/, whose npm packages md_npm_ci installs); fonts-noto-cjk:
 # Japanese text in the screenshots; systemd: the unit file check
 # (systemd-analyze verify); zbar-tools: the admin test reads the TOTP QR code
-# back (zbarimg).
+# back (zbarimg); coturn + nftables: the TURN and blocked-UDP tests
+# (tests/network/); GStreamer's webrtcbin (plugins-bad, nice) + libsoup: the
+# native webrtcbin tablet (tests/webrtcbin/).
 MD_TEST_PACKAGES=(
     clang libclang-rt-14-dev
     python3 python3-websockets python3-aiortc python3-cryptography python3-av python3-numpy ffmpeg
     chromium firefox-esr nodejs libnss3-tools fonts-noto-cjk systemd zbar-tools
     gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good iproute2
+    coturn nftables
+    gstreamer1.0-plugins-bad gstreamer1.0-nice libgstreamer-plugins-bad1.0-dev libsoup-3.0-dev
 )
 
 # bench/compare: Janus 1.1.2 to compare against, gnuplot for the chart, perf
