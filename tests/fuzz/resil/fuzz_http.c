@@ -10,9 +10,9 @@
  * HTTP request when md_http_api_handle runs; everything after that is ours.
  * The server is the real md_server state on an in-memory store with the
  * sample registry imported, an auditor and a verifier, and a login cookie
- * "fuzz-auditor" / "fuzz-verifier" for each, so authenticated paths (audit
- * query and verify, me, logout) are reached; logins with any password and
- * TOTP are tried too.  Replayed from tests/fuzz/resil/corpus/http.
+ * (AUDITOR_COOKIE, VERIFIER_COOKIE; 43 characters like a real token) for
+ * each, so authenticated paths (audit query and verify, me, logout) are
+ * reached; logins with any password and TOTP are tried too.  Replayed from tests/fuzz/resil/corpus/http.
  */
 #include "fuzz_common.h"
 #include "md_crypto.h"
@@ -23,6 +23,9 @@
 #include <string.h>
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+#define AUDITOR_COOKIE "fuzz-auditor-AAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
+#define VERIFIER_COOKIE "fuzz-verifier-AAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
 
 static md_server srv;
 static md_config cfg;
@@ -70,8 +73,8 @@ static void set_up(void)
                             "correct horse battery staple", "fuzz", md_now_ms(), &uri[1]) == 0);
     free(uri[0]);
     free(uri[1]);
-    add_cookie("fuzz-auditor", "a-fuzz");
-    add_cookie("fuzz-verifier", "v-fuzz");
+    add_cookie(AUDITOR_COOKIE, "a-fuzz");
+    add_cookie(VERIFIER_COOKIE, "v-fuzz");
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
