@@ -262,7 +262,10 @@ class Crash(LiveBase):
         grown = rss_kib(pid) - base_rss
         sys.stderr.write("rss: baseline %d KiB, after %d KiB\n" % (base_rss, base_rss + grown))
         # Stated bound: what two sessions may leave in allocator caches.
-        self.assertLess(grown, RSS_BOUND_KIB)
+        # Under ASan freed memory sits in its quarantine (and leaks are
+        # caught by LeakSanitizer at the gateway's exit instead).
+        if harness.SLOW == 1:
+            self.assertLess(grown, RSS_BOUND_KIB)
 
     # -- child tablets (separate processes, so that they can be SIGKILLed)
 
