@@ -12,7 +12,8 @@
  * sample registry imported, an auditor and a verifier, and a login cookie
  * (AUDITOR_COOKIE, VERIFIER_COOKIE; 43 characters like a real token) for
  * each, so authenticated paths (audit query and verify, me, logout) are
- * reached; logins with any password and TOTP are tried too.  Replayed from tests/fuzz/resil/corpus/http.
+ * reached; logins with any password and TOTP are tried too.  Replayed from
+ * tests/fuzz/resil/corpus/http.
  */
 #include "fuzz_common.h"
 #include "md_crypto.h"
@@ -58,6 +59,9 @@ static void set_up(void)
     srv.cfg = &cfg;
     srv.auth_limits = (md_auth_limits){5, 60, 3600};
     FUZZ_CHECK(md_store_open(":memory:", &srv.store) == 0);
+    /* Sealed columns (TOTP secrets) need the store's field key, as serve attaches it. */
+    static const uint8_t field_key[MD_STORE_FIELD_KEY_LEN] = {42};
+    md_store_set_field_key(srv.store, field_key);
     FUZZ_CHECK(md_audit_open(srv.store, cfg.audit.signing_key, 1000, 3600, &srv.audit) == 0);
     FUZZ_CHECK(md_procedures_load(procedures, &srv.procedures) == 0);
     json_t *doc = json_load_file(registry, 0, NULL);
