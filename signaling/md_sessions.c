@@ -645,6 +645,11 @@ void md_sessions_party_joined(md_server *srv, md_party *p)
             disarm_timer(s);
             if (s->state != MD_STATE_LIVE)
                 arm_timer(srv, s, srv->cfg->session.connect_timeout_seconds, "connect_timeout");
+            else if (!s->leg_connected[MD_LEG_TABLET] || !s->leg_connected[MD_LEG_VERIFIER])
+                /* Live, but a leg's media is still lost: without this a
+                 * party that only reconnects its WebSocket keeps the session
+                 * open for ever (found by bench/soak). */
+                arm_timer(srv, s, srv->cfg->session.rejoin_grace_seconds, "network");
             md_server_send(srv, p,
                            assigned_message(srv, s, leg == MD_LEG_TABLET ? "tablet" : "verifier"));
             md_server_send(srv, p,

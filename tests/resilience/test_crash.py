@@ -23,6 +23,10 @@ SIGKILL; after the rejoin grace their sessions end (`network`), the queue
 entry is gone, and the gateway's open fds and threads are back to the
 baseline measured before they connected.
 
+test_rejoin_without_media_still_ends: a tablet whose media is lost and
+which reconnects only its WebSocket does not keep the session open for
+ever.
+
 Loopback only (the harness's gateway and aiortc on 127.0.0.1)."""
 
 import asyncio
@@ -266,6 +270,30 @@ class Crash(LiveBase):
         # caught by LeakSanitizer at the gateway's exit instead).
         if harness.SLOW == 1:
             self.assertLess(grown, RSS_BOUND_KIB)
+
+    async def test_rejoin_without_media_still_ends(self):
+        """A live session whose tablet lost its media (its PeerConnection
+        closed) and whose tablet then reconnects only its WebSocket, again
+        and again, without new media: the session must still end (`network`)
+        once the grace period passes after a rejoin, not stay open."""
+        session, t, v = await self.go_live()
+        await t.pc.close()  # media lost: the grace period starts
+        await self.assert_media_lost(session)
+        device = t.client
+        for _ in range(2):  # reconnect the WebSocket within the grace period
+            await device.close()
+            device = await self.device("TAB-NUKUTA-1")
+            await device.expect("assigned", session=session)
+        m = await v.client.expect("ended", session=session, timeout=GRACE * 3 + LIVE_TIMEOUT)
+        self.assertEqual(m["reason"], "network")
+
+    async def assert_media_lost(self, session):
+        for _ in range(int(LIVE_TIMEOUT * 10)):
+            entries = await self.gw.audit_api(session=session)
+            if [e for e in entries if e.get("event") == "leg_media_lost"]:
+                return
+            await asyncio.sleep(0.1)
+        self.fail("no leg_media_lost\n" + harness.describe_entries(entries))
 
     # -- child tablets (separate processes, so that they can be SIGKILLed)
 
