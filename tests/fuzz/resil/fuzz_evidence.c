@@ -2,8 +2,9 @@
  * libFuzzer harness for the evidence container readers (core/md_evidence.c):
  * the input becomes, in turn, a committed file (sessions/S/F.ev), a chat
  * transcript (sessions/S/transcript) and a wrapped session key
- * (keys/S.key) of a store whose master key is fixed, and is read back with
- * md_evidence_file_read, the chunk reader and md_evidence_chat_read.  A
+ * (keys/S.key) of a store whose master key is fixed, or a recording
+ * (recordings/r1.rec), and is read back with md_evidence_file_read, the
+ * chunk reader, md_evidence_chat_read or the recording reader.  A
  * hostile or damaged file must be refused (-MD_E_EVIDENCE_CORRUPT,
  * -MD_E_EVIDENCE_KEY) without crash or leak.  The first byte picks the
  * target; valid containers are in the corpus (written by
@@ -28,6 +29,14 @@ static const uint8_t s1_key[68] = {
     10,  145, 141, 246, 157, 11,  190, 176, 202, 241, 82,  127, 237, 58,  47,  144, 225,
     41,  173, 94,  152, 97,  113, 208, 12,  56,  91,  156, 185, 167, 45,  150, 103, 9,
     244, 27,  143, 115, 162, 212, 124, 245, 125, 112, 151, 170, 210, 70,  110, 203, 127};
+
+/* The wrapped key of recordings/r1.rec (the corpus's "recording"), as
+ * gen_evidence's md_evidence_rec_begin returned it. */
+static const uint8_t r1_key[68] = {
+    77,  68,  69,  86,  82,  75,  89,  49,  94,  233, 66,  90,  192, 93,  231, 182, 27,
+    207, 249, 113, 214, 199, 125, 87,  250, 32,  75,  239, 144, 10,  151, 82,  8,   157,
+    88,  53,  235, 59,  30,  109, 115, 75,  232, 133, 51,  135, 9,   202, 70,  252, 248,
+    54,  113, 55,  195, 152, 212, 89,  197, 186, 7,   121, 161, 124, 197, 47,  194, 73};
 
 static md_evidence *ev;
 static char *sessions_dir, *keys_dir;
@@ -79,7 +88,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     size_t total = 0;
     const uint8_t *body = data + 1;
     size_t len = size - 1;
-    switch (data[0] % 3) {
+    switch (data[0] % 4) {
     case 0: {
         put(sessions_dir, "f.ev", body, len);
         md_evidence_file_read(ev, SESSION, "f", sink, &total);
@@ -107,6 +116,27 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (md_evidence_open(dir, master, &fresh) == 0) {
             md_evidence_file_read(fresh, "k2", "f", sink, &total);
             md_evidence_free(fresh);
+        }
+        break;
+    }
+    case 3: {
+        /* A recording (written in place while the call runs; a cut one is
+         * normal, a tampered one must be refused). */
+        g_autofree char *rdir = g_build_filename(fuzz_dir(), "evidence", "recordings", NULL);
+        g_mkdir_with_parents(rdir, 0700);
+        put(rdir, "r1.rec", body, len);
+        md_evidence_rec_reader *rd = NULL;
+        if (md_evidence_rec_reader_open(ev, "r1", r1_key, sizeof(r1_key), &rd) == 0) {
+            uint8_t buf[4096];
+            uint64_t plain = md_evidence_rec_reader_size(rd);
+            md_evidence_rec_reader_truncated(rd);
+            for (uint64_t off = 0; off < plain + 10; off += sizeof(buf) - 7) {
+                ssize_t n = md_evidence_rec_reader_read(rd, off, buf, sizeof(buf));
+                if (n <= 0)
+                    break;
+                total += (size_t)n;
+            }
+            md_evidence_rec_reader_free(rd);
         }
         break;
     }

@@ -1,7 +1,8 @@
 /*
  * Writes the seed corpus of fuzz_evidence (tests/fuzz/resil/corpus/evidence)
  * with the real writer: a session key wrapped by the harness's fixed master
- * key, a committed file (one chunk) and a two-record chat transcript, each
+ * key, a committed file (one chunk), a two-record chat transcript and a
+ * recording of two chunks (with its wrapped key), each
  * prefixed with the harness's selector byte.  Run by hand when the container
  * format changes:  gen_evidence OUT_DIR.  The wrapped key is printed as the
  * C array fuzz_evidence.c embeds.
@@ -54,6 +55,21 @@ int main(int argc, char **argv)
         return 1;
     md_evidence_chat_append(ev, "s1", "{\"type\":\"chat\",\"text\":\"a\"}", 26);
     md_evidence_chat_append(ev, "s1", "{\"type\":\"chat\",\"text\":\"b\"}", 26);
+    uint8_t wrapped[MD_EVIDENCE_WRAPPED_KEY_LEN];
+    md_evidence_rec *rec;
+    if (md_evidence_rec_begin(ev, "r1", wrapped, &rec) < 0)
+        return 1;
+    md_evidence_rec_write(rec, buf, 1000);
+    md_evidence_rec_flush(rec);
+    md_evidence_rec_write(rec, buf, 2000);
+    if (md_evidence_rec_finish(rec, NULL, NULL) < 0)
+        return 1;
+    g_autofree char *rp = g_build_filename(dir, "recordings", "r1.rec", NULL);
+    save(argv[1], "recording", 3, rp);
+    printf("static const uint8_t r1_key[%d] = {", MD_EVIDENCE_WRAPPED_KEY_LEN);
+    for (int i = 0; i < MD_EVIDENCE_WRAPPED_KEY_LEN; i++)
+        printf("%s%u", i ? ", " : "", wrapped[i]);
+    printf("};\n");
     g_autofree char *f = g_build_filename(dir, "sessions", "s1", "f.ev", NULL);
     g_autofree char *t = g_build_filename(dir, "sessions", "s1", "transcript", NULL);
     g_autofree char *k = g_build_filename(dir, "keys", "s1.key", NULL);
