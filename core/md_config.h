@@ -11,7 +11,10 @@
 #include <stdint.h>
 
 typedef struct md_listen {
-    char *address; /* "0.0.0.0", "127.0.0.1", "::" */
+    /* One or more IP addresses separated by spaces or commas, each bound
+     * exactly: "127.0.0.1", "::1", "0.0.0.0" (every IPv4 address), "::"
+     * (every IPv6 address, IPv6 only), "0.0.0.0 ::" (both families). */
+    char *address;
     int port;
 } md_listen;
 
@@ -43,12 +46,22 @@ typedef struct md_config {
         int connections_per_device; /* default 2 */
         int max_connections;      /* all listeners; default 1024 */
         int http_body_bytes;      /* POST body cap; default 8192 */
+        int connections_per_source;   /* open TCP connections per client address; default 64 */
+        int handshake_timeout_seconds; /* TLS handshake, HTTP headers, idle keep-alive; default 10 */
+        int ws_ping_seconds;          /* PING after this long without traffic; default 30 */
+        int ws_idle_seconds;          /* close after this long without a PONG or traffic; default 75 */
+        int staff_sockets_per_account; /* open staff WebSockets per account; default 4 */
     } limits;
 
     struct {
-        int lockout_threshold;    /* failures before lockout; default 5 */
-        int lockout_seconds;      /* default 900 */
+        int lockout_threshold;    /* failures per account and source before backoff; default 5 */
+        int lockout_seconds;      /* longest backoff; default 900 */
         int session_ttl_seconds;  /* staff cookie lifetime; default 28800 (8 h) */
+        int login_per_source_per_minute; /* login attempts per client address; default 20 */
+        int login_per_minute;     /* login attempts overall; default 120 */
+        int login_workers;        /* threads hashing passwords; default 2 */
+        int login_queue;          /* attempts waiting for a worker; default 8 */
+        char *allowed_origins;    /* staff Origins, space-separated; default public_url */
     } auth;
 
     struct {
@@ -107,6 +120,10 @@ typedef struct md_config {
 /* Fills defaults, then applies the JSON file at path (NULL: defaults only). */
 int md_config_load(const char *path, md_config *ret, char **ret_error /* malloc'd, nullable */);
 void md_config_clear(md_config *cfg);
+
+/* The addresses of a listen or bind setting (spaces or commas between them);
+ * NULL-terminated, g_strfreev. */
+char **md_config_addresses(const char *text);
 
 /* "<data_dir>/<rel>" unless rel is absolute; malloc'd. */
 char *md_config_path(const md_config *cfg, const char *rel);

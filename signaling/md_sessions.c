@@ -360,11 +360,28 @@ static md_session *own_session(md_server *srv, md_party *p, const md_proto_resul
     return s;
 }
 
+/* The device's unfinished session, if it has one (on any connection). */
+static md_session *device_session(md_server *srv, const char *device_id)
+{
+    GHashTableIter it;
+    gpointer v;
+    g_hash_table_iter_init(&it, srv->sessions);
+    while (g_hash_table_iter_next(&it, NULL, &v)) {
+        md_session *s = v;
+        if (unfinished(s) && g_strcmp0(s->device_id, device_id) == 0)
+            return s;
+    }
+    return NULL;
+}
+
 static void on_request(md_server *srv, md_party *p, const md_proto_result *m)
 {
     const char *procedure = json_string_value(json_object_get(m->msg, "procedure"));
-    if (p->session) {
-        md_server_send_error(srv, p, -MD_E_REQUEST_PENDING, NULL, m->id, p->session->id);
+    /* One open request per device, whichever of its connections asks
+     * (limits.connections_per_device lets a tablet hold two). */
+    md_session *open = p->session ? p->session : device_session(srv, p->device_id);
+    if (open) {
+        md_server_send_error(srv, p, -MD_E_REQUEST_PENDING, NULL, m->id, open->id);
         return;
     }
     md_request_scope scope;

@@ -53,7 +53,7 @@ class SlowReader(GatewayTestCase):
         ws = await websockets.connect(
             "wss://%s:%d/ws" % (harness.HOST, self.gw.staff_port), sock=sock,
             ssl=self.gw.ssl_context(), server_hostname=harness.HOST, origin=self.gw.origin,
-            extra_headers=[("Cookie", "md_session=" + cookie)], max_size=None,
+            extra_headers=[("Cookie", harness.COOKIE + "=" + cookie)], max_size=None,
             ping_interval=None)
         c = harness.Client(ws, username)
         self.clients.append(c)
