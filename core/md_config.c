@@ -217,8 +217,7 @@ static int check_addresses(const char *key, const char *text, bool empty_ok, cha
     for (int i = 0; addresses[i]; i++) {
         GInetAddress *a = g_inet_address_new_from_string(addresses[i]);
         if (!a) {
-            *ret_error =
-                g_strdup_printf("\"%s\": \"%s\" is not an IP address", key, addresses[i]);
+            *ret_error = g_strdup_printf("\"%s\": \"%s\" is not an IP address", key, addresses[i]);
             return -MD_E_CONFIG;
         }
         g_object_unref(a);
@@ -321,7 +320,8 @@ int md_config_load(const char *path, md_config *ret, char **ret_error)
         r = -MD_E_CONFIG;
     }
     if (r == 0 && cfg.limits.ws_idle_seconds <= cfg.limits.ws_ping_seconds) {
-        error = g_strdup("\"limits.ws_idle_seconds\" must be longer than \"limits.ws_ping_seconds\"");
+        error =
+            g_strdup("\"limits.ws_idle_seconds\" must be longer than \"limits.ws_ping_seconds\"");
         r = -MD_E_CONFIG;
     }
     if (r == 0 && cfg.device_listen.port && cfg.device_listen.port == cfg.staff_listen.port &&

@@ -39,29 +39,30 @@ typedef struct md_config {
     } tls;
 
     struct {
-        int max_message_bytes;    /* one WebSocket message; default 65536 */
-        int messages_per_second;  /* token bucket rate; default 20 */
-        int message_burst;        /* bucket size; default 40 */
-        int flood_close_after;    /* refusals before the connection is closed; default 50 */
-        int connections_per_device; /* default 2 */
-        int max_connections;      /* all listeners; default 1024 */
-        int http_body_bytes;      /* POST body cap; default 8192 */
-        int connections_per_source;   /* open TCP connections per client address; default 64 */
-        int handshake_timeout_seconds; /* TLS handshake, HTTP headers, idle keep-alive; default 10 */
-        int ws_ping_seconds;          /* PING after this long without traffic; default 30 */
-        int ws_idle_seconds;          /* close after this long without a PONG or traffic; default 75 */
+        int max_message_bytes;         /* one WebSocket message; default 65536 */
+        int messages_per_second;       /* token bucket rate; default 20 */
+        int message_burst;             /* bucket size; default 40 */
+        int flood_close_after;         /* refusals before the connection is closed; default 50 */
+        int connections_per_device;    /* default 2 */
+        int max_connections;           /* all listeners; default 1024 */
+        int http_body_bytes;           /* POST body cap; default 8192 */
+        int connections_per_source;    /* open TCP connections per client address; default 64 */
+        int handshake_timeout_seconds; /* TLS handshake, HTTP headers, idle keep-alive; default 10
+                                        */
+        int ws_ping_seconds;           /* PING after this long without traffic; default 30 */
+        int ws_idle_seconds; /* close after this long without a PONG or traffic; default 75 */
         int staff_sockets_per_account; /* open staff WebSockets per account; default 4 */
     } limits;
 
     struct {
-        int lockout_threshold;    /* failures per account and source before backoff; default 5 */
-        int lockout_seconds;      /* longest backoff; default 900 */
-        int session_ttl_seconds;  /* staff cookie lifetime; default 28800 (8 h) */
+        int lockout_threshold;   /* failures per account and source before backoff; default 5 */
+        int lockout_seconds;     /* longest backoff; default 900 */
+        int session_ttl_seconds; /* staff cookie lifetime; default 28800 (8 h) */
         int login_per_source_per_minute; /* login attempts per client address; default 20 */
-        int login_per_minute;     /* login attempts overall; default 120 */
-        int login_workers;        /* threads hashing passwords; default 2 */
-        int login_queue;          /* attempts waiting for a worker; default 8 */
-        char *allowed_origins;    /* staff Origins, space-separated; default public_url */
+        int login_per_minute;            /* login attempts overall; default 120 */
+        int login_workers;               /* threads hashing passwords; default 2 */
+        int login_queue;                 /* attempts waiting for a worker; default 8 */
+        char *allowed_origins;           /* staff Origins, space-separated; default public_url */
     } auth;
 
     struct {
@@ -73,9 +74,9 @@ typedef struct md_config {
     } audit;
 
     struct {
-        int wait_timeout_seconds;   /* unanswered request; default 600 */
-        int connect_timeout_seconds;/* assigned but no media; default 60 */
-        int rejoin_grace_seconds;   /* a leg may drop and rejoin; default 20 */
+        int wait_timeout_seconds;    /* unanswered request; default 600 */
+        int connect_timeout_seconds; /* assigned but no media; default 60 */
+        int rejoin_grace_seconds;    /* a leg may drop and rejoin; default 20 */
     } session;
 
     struct {
@@ -86,10 +87,10 @@ typedef struct md_config {
     } turn;
 
     struct {
-        int workers;               /* media threads; 0 (default) = one per core */
-        char *bind_address;        /* ICE host address; "" (default) = every non-loopback interface */
-        char *public_address;      /* advertised instead of host addresses (1:1 NAT); default "" */
-        int port_min;              /* ICE port range (UDP and TCP); 0/0 (default) = ephemeral */
+        int workers;          /* media threads; 0 (default) = one per core */
+        char *bind_address;   /* ICE host address; "" (default) = every non-loopback interface */
+        char *public_address; /* advertised instead of host addresses (1:1 NAT); default "" */
+        int port_min;         /* ICE port range (UDP and TCP); 0/0 (default) = ephemeral */
         int port_max;
         bool ice_tcp;              /* RFC 6544 passive TCP candidates too; default true */
         int socket_receive_buffer; /* SO_RCVBUF of a leg's selected socket; 0 = the kernel's */

@@ -175,8 +175,8 @@ static void api_login(md_server *srv, const md_http_request *req, md_http_respon
     int retry_after = 0;
     int r = md_login_limiter_admit(srv->login_limiter, username, req->remote, md_monotonic_ms(),
                                    &retry_after);
-    if (r == 0 && md_login_pool_pending(srv->login_pool) >= srv->cfg->auth.login_queue +
-                                                              srv->cfg->auth.login_workers)
+    if (r == 0 && md_login_pool_pending(srv->login_pool) >=
+                      srv->cfg->auth.login_queue + srv->cfg->auth.login_workers)
         r = -MD_E_RATE_LIMITED, retry_after = 1;
     if (r < 0) {
         md_metrics_login(srv->metrics, r);

@@ -36,8 +36,8 @@ typedef struct md_party {
     char *post_office;
     char *municipality;
     char *username;
-    char *login_token; /* staff: the cookie the socket was opened with (wiped on free) */
-    bool login_gone;   /* staff: closing because its login ended */
+    char *login_token;   /* staff: the cookie the socket was opened with (wiped on free) */
+    bool login_gone;     /* staff: closing because its login ended */
     md_session *session; /* unfinished session this party is a leg of */
     /* token bucket (limits.messages_per_second / message_burst) */
     double tokens;

@@ -69,7 +69,7 @@ static void send_both(md_server *srv, md_session *s, json_t *msg)
 /* Writes the session's state, and the time it was reached when time_column
  * names one (a fixed column name from this file, never client input).  The
  * audit entry is the record of the transition; this row is the index. */
-static void persist_state(md_server *srv, md_session *s, const char *time_column)
+static int persist_state(md_server *srv, md_session *s, const char *time_column)
 {
     g_autofree char *sql = g_strdup_printf(
         "UPDATE verification_session SET state = ?, verifier = ?%s%s%s WHERE id = ?",
@@ -82,15 +82,55 @@ static void persist_state(md_server *srv, md_session *s, const char *time_column
     if (r < 0)
         md_error("session", "store_failed", "{s:s, s:s, s:s}", "session", s->id, "state",
                  state_names[s->state], "error", md_strerror(r));
+    return r < 0 ? r : 0;
 }
 
-static void set_state(md_server *srv, md_session *s, md_session_state state, const char *column)
+/*
+ * The one way a session moves to `state` (all but `ended`, which
+ * end_session() writes with its outcome): persist, audit, and only then tell
+ * the parties (DESIGN.md: the audit entry is durable before the action it
+ * records is acknowledged).  If the store or the audit refuses, the session
+ * keeps its previous state, nobody is told, and the error is returned.
+ */
+static int record_transition(md_server *srv, md_session *s, md_session_state state,
+                             const char *time_column, const char *actor, const char *event,
+                             json_t *detail /* stolen, nullable */)
 {
+    md_session_state was = s->state;
     s->state = state;
-    persist_state(srv, s, column);
+    int r = persist_state(srv, s, time_column);
+    if (r == 0) {
+        int64_t seq =
+            md_server_audit(srv, actor, event, s->municipality, s->post_office, s->id, detail);
+        detail = NULL;
+        if (seq < 0) {
+            r = (int)seq;
+            s->state = was;
+            persist_state(srv, s, NULL); /* best effort: the row follows the audit */
+        }
+    }
+    if (detail)
+        json_decref(detail);
+    if (r < 0)
+        s->state = was;
+    return r;
+}
+
+static void tell_state(md_server *srv, md_session *s)
+{
     send_both(srv, s,
               json_pack("{s:s, s:s, s:s}", "type", "state", "session", s->id, "state",
-                        state_names[state]));
+                        state_names[s->state]));
+}
+
+static int transition(md_server *srv, md_session *s, md_session_state state,
+                      const char *time_column, const char *actor, const char *event,
+                      json_t *detail /* stolen, nullable */)
+{
+    int r = record_transition(srv, s, state, time_column, actor, event, detail);
+    if (r == 0)
+        tell_state(srv, s);
+    return r;
 }
 
 /* Marks msg as the reply to the client message whose id is re (docs/protocol.md). */
@@ -240,26 +280,26 @@ static json_t *assigned_message(md_server *srv, md_session *s, const char *role)
                      md_session_recording_policy_name(s));
 }
 
-/* Assigns; nothing changes unless the audit entry is durable first. */
+/* Assigns; nothing changes and nobody hears of it unless the row and the
+ * audit entry are written first (transition()). */
 static int assign(md_server *srv, md_session *s, md_party *verifier, const char *mode,
                   const char *re)
 {
-    int64_t seq =
-        md_server_audit(srv, verifier->actor, "assigned", s->municipality, s->post_office, s->id,
-                        json_pack("{s:s, s:s}", "mode", mode, "verifier", verifier->username));
-    if (seq < 0)
-        return (int)seq;
-    disarm_timer(s);
     s->verifier = g_strdup(verifier->username);
+    int r =
+        record_transition(srv, s, MD_STATE_ASSIGNED, "assigned_at", verifier->actor, "assigned",
+                          json_pack("{s:s, s:s}", "mode", mode, "verifier", verifier->username));
+    if (r < 0) {
+        g_clear_pointer(&s->verifier, g_free);
+        return r;
+    }
+    disarm_timer(s);
     s->leg[MD_LEG_VERIFIER] = verifier;
     verifier->session = s;
-    s->state = MD_STATE_ASSIGNED;
-    persist_state(srv, s, "assigned_at");
     if (s->leg[MD_LEG_TABLET])
         md_server_send(srv, s->leg[MD_LEG_TABLET], assigned_message(srv, s, "tablet"));
     md_server_send(srv, verifier, reply_to(assigned_message(srv, s, "verifier"), re));
-    send_both(srv, s,
-              json_pack("{s:s, s:s, s:s}", "type", "state", "session", s->id, "state", "assigned"));
+    tell_state(srv, s);
     md_session_media_open(srv, s);
     arm_timer(srv, s, srv->cfg->session.connect_timeout_seconds, "connect_timeout");
     md_session_recording_assigned(srv, s);
@@ -569,10 +609,11 @@ static void on_offer(md_server *srv, md_party *p, const md_proto_result *m)
     md_session *s = own_session(srv, p, m);
     if (!s || !media_state_ok(srv, p, m, s))
         return;
-    if (s->state == MD_STATE_ASSIGNED) {
-        set_state(srv, s, MD_STATE_CONNECTING, NULL);
-        md_server_audit(srv, p->actor, "session_connecting", s->municipality, s->post_office, s->id,
-                        NULL);
+    if (s->state == MD_STATE_ASSIGNED &&
+        transition(srv, s, MD_STATE_CONNECTING, NULL, p->actor, "session_connecting", NULL) < 0) {
+        md_server_send_error(srv, p, -MD_E_INTERNAL, "the session could not be recorded", m->id,
+                             s->id);
+        return;
     }
     const char *sdp = json_string_value(json_object_get(m->msg, "sdp"));
     g_autofree char *detail = NULL;
@@ -796,9 +837,13 @@ void md_sessions_on_media_event(const md_media_event *ev, void *userdata)
             /* Both up: no deadline (connect timeout or media grace) remains. */
             disarm_timer(s);
             if (s->state != MD_STATE_LIVE) {
-                set_state(srv, s, MD_STATE_LIVE, "live_at");
-                md_server_audit(srv, "system", "session_live", s->municipality, s->post_office,
-                                s->id, NULL);
+                if (transition(srv, s, MD_STATE_LIVE, "live_at", "system", "session_live",
+                               NULL) < 0) {
+                    /* Live media nobody may record as live: stop it
+                     * (end_session tries its own audit entry). */
+                    end_session(srv, s, NULL, "internal", NULL, NULL);
+                    break;
+                }
                 md_session_recording_live(srv, s);
             }
         }

@@ -397,8 +397,9 @@ static int account_load(md_store *st, const char *username, struct account *a)
  */
 static int record_failure(md_store *st, const char *username)
 {
-    int r = md_store_exec(st, "UPDATE staff SET failed_logins = failed_logins + 1 WHERE username = ?",
-                          MD_PARAMS(MD_P_TEXT(username)));
+    int r =
+        md_store_exec(st, "UPDATE staff SET failed_logins = failed_logins + 1 WHERE username = ?",
+                      MD_PARAMS(MD_P_TEXT(username)));
     return r < 0 ? r : 0;
 }
 

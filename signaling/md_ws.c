@@ -39,11 +39,12 @@ struct md_ws {
     md_ws_callbacks cb;
     void *ud;
     struct lws_context *context;
-    GPtrArray *vhosts[2];     /* struct lws_vhost *, one per configured address */
-    GHashTable *per_source;   /* peer address -> GINT open connections */
-    GHashTable *conn_source;  /* struct lws * -> peer address (key of per_source) */
+    GPtrArray *vhosts[2];    /* struct lws_vhost *, one per configured address */
+    GPtrArray *names;        /* vhost names and addresses lws points into (g_free) */
+    GHashTable *per_source;  /* peer address -> GINT open connections */
+    GHashTable *conn_source; /* struct lws * -> peer address (key of per_source) */
     lws_retry_bo_t idle_policy;
-    GHashTable *deferred;     /* ticket (guint64 *) -> md_conn * answering later */
+    GHashTable *deferred; /* ticket (guint64 *) -> md_conn * answering later */
     guint64 next_ticket;
     SSL_CTX *device_ssl_ctx; /* owned by lws; kept to reload the CRL */
 };
@@ -852,7 +853,11 @@ static struct lws_vhost *create_vhost(md_ws *ws, md_listener which, const char *
     const md_config *cfg = ws->cfg;
     const md_listen *l = which == MD_LISTENER_DEVICE ? &cfg->device_listen : &cfg->staff_listen;
     const char *base = which == MD_LISTENER_DEVICE ? "device" : "staff";
-    g_autofree char *name = n ? g_strdup_printf("%s-%d", base, n) : g_strdup(base);
+    /* lws keeps the pointers it is given: the name and address live in ws. */
+    char *name = n ? g_strdup_printf("%s-%d", base, n) : g_strdup(base);
+    char *iface = g_strdup(address);
+    g_ptr_array_add(ws->names, name);
+    g_ptr_array_add(ws->names, iface);
     GInetAddress *ia = g_inet_address_new_from_string(address);
     if (!ia)
         return NULL; /* md_config_load validated it; be safe anyway */
@@ -863,13 +868,14 @@ static struct lws_vhost *create_vhost(md_ws *ws, md_listener which, const char *
     struct lws_context_creation_info info = {0};
     info.vhost_name = name;
     info.port = l->port;
-    info.iface = any ? NULL : address;
+    info.iface = any ? NULL : iface;
     info.protocols = protocols;
     info.ssl_cert_filepath = cfg->tls.cert;
     info.ssl_private_key_filepath = cfg->tls.key;
     info.alpn = "http/1.1";
     info.timeout_secs = (unsigned)cfg->limits.handshake_timeout_seconds;
     info.keepalive_timeout = cfg->limits.handshake_timeout_seconds;
+    info.timeout_secs_ah_idle = (unsigned)cfg->limits.handshake_timeout_seconds;
     info.retry_and_idle_policy = &ws->idle_policy;
     info.options = LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT | LWS_SERVER_OPTION_VALIDATE_UTF8 |
                    LWS_SERVER_OPTION_GLIB;
@@ -926,6 +932,7 @@ int md_ws_new(const md_config *cfg, GMainLoop *loop, const md_ws_callbacks *cb, 
     ws->per_source = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
     ws->conn_source = g_hash_table_new(g_direct_hash, g_direct_equal);
     ws->deferred = g_hash_table_new_full(g_int64_hash, g_int64_equal, g_free, NULL);
+    ws->names = g_ptr_array_new_with_free_func(g_free);
     /* WebSocket keep-alive: a PING after ws_ping_seconds without traffic both
      * ways, a hang-up after ws_idle_seconds (RFC 6455 5.5.2). */
     ws->idle_policy.secs_since_valid_ping = (uint16_t)cfg->limits.ws_ping_seconds;
@@ -970,6 +977,7 @@ md_ws *md_ws_free(md_ws *ws)
             g_ptr_array_free(ws->vhosts[i], TRUE);
     g_hash_table_destroy(ws->conn_source);
     g_hash_table_destroy(ws->deferred);
+    g_ptr_array_free(ws->names, TRUE);
     g_hash_table_destroy(ws->per_source);
     g_free(ws);
     return NULL;

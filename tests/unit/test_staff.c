@@ -375,8 +375,9 @@ static void test_wrong_factors(void)
     /* Failures are counted on the row but lock nothing: with the right
      * password and a fresh code carol gets in (issue #11 item 4). */
     ASSERT_EQ(query_int(f->st, "SELECT failed_logins FROM staff WHERE username = ?", "carol"), 3);
-    ASSERT_EQ(query_int(f->st, "SELECT COUNT(*) FROM audit WHERE actor = ? AND detail LIKE "
-                               "'%\"locked\":true%'",
+    ASSERT_EQ(query_int(f->st,
+                        "SELECT COUNT(*) FROM audit WHERE actor = ? AND detail LIKE "
+                        "'%\"locked\":true%'",
                         "staff:carol"),
               0);
     code_at(f->st, "carol", now + STEP_MS, code);
