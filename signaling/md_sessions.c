@@ -8,7 +8,9 @@
  * municipality; verifiers of that municipality see the queue live and pick
  * (`accept`), or the gateway assigns a random idle verifier when the
  * municipality's policy says `random`.  Each transition is written to the
- * store and audited before the parties are told.  A leg whose connection
+ * store and audited before the parties are told: transition() is the one
+ * place that does it (persist, audit, then send), and if the audit refuses
+ * the session keeps its state and nobody hears of the change.  A leg whose connection
  * drops may come back within session.rejoin_grace_seconds; otherwise the
  * session ends with reason `network`.  Control thread only.
  */
