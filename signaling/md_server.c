@@ -254,9 +254,9 @@ static char *origin_of(const char *url, int port_override)
     return out;
 }
 
-/* auth.allowed_origins for the staff listener; the same hosts with the
- * device listener's port for tablets' pages.  Nothing is derived from a
- * request's Host header. */
+/* auth.allowed_origins for the staff listener; for tablets' pages the same
+ * hosts with the device listener's port, and the device listener's own
+ * configured addresses.  Nothing is derived from a request's Host header. */
 static void load_origins(md_server *srv)
 {
     g_auto(GStrv) list = g_strsplit_set(srv->cfg->auth.allowed_origins, " ,", -1);
@@ -270,6 +270,19 @@ static void load_origins(md_server *srv)
             g_ptr_array_add(staff, s);
         if (d)
             g_ptr_array_add(device, d);
+    }
+    /* A tablet page is also loaded from the device listener's own address
+     * (the listener is its own origin), unless that is a wildcard. */
+    g_auto(GStrv) addresses = md_config_addresses(srv->cfg->device_listen.address);
+    for (char **addr = addresses; *addr; addr++) {
+        GInetAddress *ia = g_inet_address_new_from_string(*addr);
+        if (ia && !g_inet_address_get_is_any(ia)) {
+            bool v6 = g_inet_address_get_family(ia) == G_SOCKET_FAMILY_IPV6;
+            g_ptr_array_add(device, g_strdup_printf("https://%s%s%s:%d", v6 ? "[" : "", *addr,
+                                                    v6 ? "]" : "", srv->cfg->device_listen.port));
+        }
+        if (ia)
+            g_object_unref(ia);
     }
     g_ptr_array_add(staff, NULL);
     g_ptr_array_add(device, NULL);
