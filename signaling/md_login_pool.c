@@ -95,7 +95,9 @@ int md_login_pool_new(int workers, int queue, md_login_pool **ret)
         return -EINVAL;
     md_login_pool *pool = g_new0(md_login_pool, 1);
     GError *err = NULL;
-    pool->threads = g_thread_pool_new(run_job, pool, workers, FALSE, &err);
+    /* Exclusive: the threads start now and stay for the pool's life, so the
+     * daemon's thread count does not drift with GLib's idle-thread reaping. */
+    pool->threads = g_thread_pool_new(run_job, pool, workers, TRUE, &err);
     if (!pool->threads) {
         g_clear_error(&err);
         g_free(pool);
