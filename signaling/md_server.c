@@ -457,14 +457,15 @@ static void on_message(md_conn *c, const char *text, size_t len, void *ud)
 {
     md_server *srv = ud;
     md_party *p = md_conn_get_user(c);
-    /* A logout, an expiry or a disabled account ends a staff socket's right
-     * to act at once, not only at the next periodic check. */
-    if (md_server_recheck_staff(srv, p) < 0)
-        return;
     if (!take_token(srv, p)) {
         refused_message(srv, p, -MD_E_RATE_LIMITED, NULL, NULL);
         return;
     }
+    /* A logout, an expiry or a disabled account ends a staff socket's right
+     * to act at once, not only at the next periodic check (after the rate
+     * limit, so a flood costs no store lookups). */
+    if (md_server_recheck_staff(srv, p) < 0)
+        return;
     md_proto_result m;
     int r = md_proto_parse(text, len, p->role, &m);
     if (r < 0) {
