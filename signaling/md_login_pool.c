@@ -1,9 +1,12 @@
 /*
- * Password checks on a GThreadPool (see md_login_pool.h).  Workers only
- * hash: they touch no store, audit or connection.  A finished job goes to a
- * queue that an idle source on the control thread drains; the idle source
- * holds a reference to a small shell so that it is harmless if it runs after
- * the pool is gone.
+ * Password checks on a few threads of our own (see md_login_pool.h).
+ * Workers only hash: they touch no store, audit or connection.  Jobs go to
+ * the workers through one queue; a finished job goes to a second queue that
+ * an idle source on the control thread drains.  The idle source holds a
+ * reference to a small shell so that it is harmless if it runs after the
+ * pool is gone.  Freeing the pool queues one stop job per worker behind the
+ * real ones and joins every thread, so nothing runs once it returns (and
+ * each worker frees OpenSSL's per-thread state before it ends).
  */
 #include "md_login_pool.h"
 #include "md_crypto.h"
@@ -19,7 +22,7 @@ struct shell {
 };
 
 struct job {
-    char *password;
+    char *password; /* NULL: the stop job */
     char *hash;
     int verified;
     md_login_pool_done done;
@@ -27,10 +30,12 @@ struct job {
 };
 
 struct md_login_pool {
-    GThreadPool *threads;
+    GPtrArray *threads;
+    GAsyncQueue *todo;     /* struct job * */
     GAsyncQueue *finished; /* struct job * */
     GMainContext *context;
     struct shell *shell;
+    int workers;
     int queue;
     int pending; /* control thread only */
 };
@@ -73,20 +78,28 @@ static gboolean on_finished(gpointer data)
     return G_SOURCE_REMOVE;
 }
 
-static void run_job(gpointer data, gpointer user_data)
+static gpointer worker_main(gpointer data)
 {
-    struct job *j = data;
-    md_login_pool *pool = user_data;
-    j->verified = md_password_verify(j->password, j->hash);
-    md_wipe(j->password, strlen(j->password));
-    g_free(j->password);
-    j->password = NULL;
-    g_async_queue_push(pool->finished, j);
-    GSource *src = g_idle_source_new();
-    g_source_set_priority(src, G_PRIORITY_DEFAULT);
-    g_source_set_callback(src, on_finished, shell_ref(pool->shell), shell_unref);
-    g_source_attach(src, pool->context);
-    g_source_unref(src);
+    md_login_pool *pool = data;
+    for (;;) {
+        struct job *j = g_async_queue_pop(pool->todo);
+        if (!j->password) {
+            g_free(j);
+            break;
+        }
+        j->verified = md_password_verify(j->password, j->hash);
+        md_wipe(j->password, strlen(j->password));
+        g_free(j->password);
+        j->password = NULL;
+        g_async_queue_push(pool->finished, j);
+        GSource *src = g_idle_source_new();
+        g_source_set_priority(src, G_PRIORITY_DEFAULT);
+        g_source_set_callback(src, on_finished, shell_ref(pool->shell), shell_unref);
+        g_source_attach(src, pool->context);
+        g_source_unref(src);
+    }
+    md_crypto_thread_done();
+    return NULL;
 }
 
 int md_login_pool_new(int workers, int queue, md_login_pool **ret)
@@ -94,21 +107,23 @@ int md_login_pool_new(int workers, int queue, md_login_pool **ret)
     if (workers < 1 || queue < 1)
         return -EINVAL;
     md_login_pool *pool = g_new0(md_login_pool, 1);
-    GError *err = NULL;
-    /* Exclusive: the threads start now and stay for the pool's life, so the
-     * daemon's thread count does not drift with GLib's idle-thread reaping. */
-    pool->threads = g_thread_pool_new(run_job, pool, workers, TRUE, &err);
-    if (!pool->threads) {
-        g_clear_error(&err);
-        g_free(pool);
-        return -EAGAIN;
-    }
+    pool->todo = g_async_queue_new();
     pool->finished = g_async_queue_new();
     pool->context = g_main_context_ref_thread_default();
     pool->shell = g_new0(struct shell, 1);
     g_atomic_ref_count_init(&pool->shell->refs);
     pool->shell->pool = pool;
+    pool->workers = workers;
     pool->queue = queue;
+    pool->threads = g_ptr_array_new();
+    for (int i = 0; i < workers; i++) {
+        GThread *t = g_thread_try_new("md-login", worker_main, pool, NULL);
+        if (!t) {
+            md_login_pool_free(pool);
+            return -EAGAIN;
+        }
+        g_ptr_array_add(pool->threads, t);
+    }
     *ret = pool;
     return 0;
 }
@@ -117,11 +132,17 @@ md_login_pool *md_login_pool_free(md_login_pool *pool)
 {
     if (!pool)
         return NULL;
-    /* Runs what is queued, waits for it, then delivers every result. */
-    g_thread_pool_free(pool->threads, FALSE, TRUE);
+    /* Queued checks run first (the queue is FIFO), then each worker takes
+     * one stop job and ends. */
+    for (guint i = 0; i < pool->threads->len; i++)
+        g_async_queue_push(pool->todo, g_new0(struct job, 1));
+    for (guint i = 0; i < pool->threads->len; i++)
+        g_thread_join(g_ptr_array_index(pool->threads, i));
+    g_ptr_array_free(pool->threads, TRUE);
     drain(pool);
     pool->shell->pool = NULL;
     shell_unref(pool->shell);
+    g_async_queue_unref(pool->todo);
     g_async_queue_unref(pool->finished);
     g_main_context_unref(pool->context);
     g_free(pool);
@@ -132,7 +153,7 @@ int md_login_pool_verify(md_login_pool *pool, const char *password, const char *
                          md_login_pool_done done, void *ud)
 {
     /* Running checks occupy the workers; `queue` more may wait. */
-    if (pool->pending >= pool->queue + (int)g_thread_pool_get_max_threads(pool->threads))
+    if (pool->pending >= pool->queue + pool->workers)
         return -MD_E_RATE_LIMITED;
     struct job *j = g_new0(struct job, 1);
     j->password = g_strdup(password);
@@ -140,14 +161,7 @@ int md_login_pool_verify(md_login_pool *pool, const char *password, const char *
     j->done = done;
     j->ud = ud;
     pool->pending++;
-    if (!g_thread_pool_push(pool->threads, j, NULL)) {
-        pool->pending--;
-        md_wipe(j->password, strlen(j->password));
-        g_free(j->password);
-        g_free(j->hash);
-        g_free(j);
-        return -EAGAIN;
-    }
+    g_async_queue_push(pool->todo, j);
     return 0;
 }
 
