@@ -66,11 +66,11 @@ typedef struct md_config {
     } auth;
 
     struct {
-        char *signing_key;        /* Ed25519 PEM; default <data_dir>/audit.key */
-        char *public_key;         /* pinned verification key: 64 hex chars (raw Ed25519) or a
-                                   * PEM path; default "" = "<signing_key>.pub", not pinned */
-        int checkpoint_every;     /* entries; default 100 */
-        int checkpoint_seconds;   /* default 60 */
+        char *signing_key;      /* Ed25519 PEM; default <data_dir>/audit.key */
+        char *public_key;       /* pinned verification key: 64 hex chars (raw Ed25519) or a
+                                 * PEM path; default "" = "<signing_key>.pub", not pinned */
+        int checkpoint_every;   /* entries; default 100 */
+        int checkpoint_seconds; /* default 60 */
     } audit;
 
     struct {
