@@ -113,8 +113,9 @@ typedef struct md_config {
     } metrics;
 
     struct {
-        char *dir;        /* encrypted files and chat transcripts; default <data_dir>/evidence */
-        char *master_key; /* 32-byte key wrapping the session keys; default <data_dir>/evidence.key */
+        char *dir; /* encrypted files and chat transcripts; default <data_dir>/evidence */
+        char *
+            master_key; /* 32-byte key wrapping the session keys; default <data_dir>/evidence.key */
     } evidence;
 } md_config;
 

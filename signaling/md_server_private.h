@@ -112,11 +112,11 @@ struct md_server {
     struct md_login_pool *login_pool;       /* md_login_pool.h */
     char **staff_origins;                   /* auth.allowed_origins */
     char **device_origins;                  /* the same hosts on the device port */
-    md_metrics *metrics;         /* GET /metrics on its own listener */
-    GHashTable *sessions;        /* id -> md_session* (unfinished only) */
-    GPtrArray *parties;          /* md_party*, every open connection */
-    GHashTable *device_conns;    /* device id -> GINT count */
-    unsigned recordings_running; /* started, final MD_MEDIA_RECORDING not yet seen */
+    md_metrics *metrics;                    /* GET /metrics on its own listener */
+    GHashTable *sessions;                   /* id -> md_session* (unfinished only) */
+    GPtrArray *parties;                     /* md_party*, every open connection */
+    GHashTable *device_conns;               /* device id -> GINT count */
+    unsigned recordings_running;            /* started, final MD_MEDIA_RECORDING not yet seen */
     guint tick_timer;
     guint crl_timer;
     guint retention_timer;        /* daily md_retention_run */
@@ -218,8 +218,7 @@ int md_http_authenticate(md_server *srv, const md_http_request *req, md_http_res
                          md_staff *ret);
 
 /* A route of the staff listener; a table ends with a NULL method. */
-typedef void (*md_http_handler)(md_server *srv, const md_http_request *req,
-                                md_http_response *resp);
+typedef void (*md_http_handler)(md_server *srv, const md_http_request *req, md_http_response *resp);
 typedef struct md_http_route {
     const char *method;
     const char *path;

@@ -839,8 +839,8 @@ void md_sessions_on_media_event(const md_media_event *ev, void *userdata)
             /* Both up: no deadline (connect timeout or media grace) remains. */
             disarm_timer(s);
             if (s->state != MD_STATE_LIVE) {
-                if (transition(srv, s, MD_STATE_LIVE, "live_at", "system", "session_live",
-                               NULL) < 0) {
+                if (transition(srv, s, MD_STATE_LIVE, "live_at", "system", "session_live", NULL) <
+                    0) {
                     /* Live media nobody may record as live: stop it
                      * (end_session tries its own audit entry). */
                     end_session(srv, s, NULL, "internal", NULL, NULL);

@@ -84,7 +84,7 @@ struct md_conn {
     char *http_range;          /* Range header of the request */
     uint64_t src_off, src_end; /* resp.source: next byte to send, end (exclusive) */
     bool src_started;          /* resp.source: headers sent */
-    guint64 ticket; /* != 0: the handler answers later (md_ws_http_respond) */
+    guint64 ticket;            /* != 0: the handler answers later (md_ws_http_respond) */
 };
 
 static md_ws *ws_of(struct lws *wsi)

@@ -71,7 +71,7 @@ typedef struct md_http_request {
     const char *content_type;   /* nullable */
     const char *remote;
     const char *range; /* Range header, nullable */
-    md_conn *conn;              /* for md_conn_http_defer / md_ws_http_respond */
+    md_conn *conn;     /* for md_conn_http_defer / md_ws_http_respond */
 } md_http_request;
 
 typedef struct md_http_response {
