@@ -128,15 +128,15 @@ static int login_step(const mdb_target *t, const char *username, const char *pas
     free(body);
     if (r < 0)
         return r;
-    const char *line = strstr(resp, "\r\nSet-Cookie: md_session=");
+    const char *line = strstr(resp, "\r\nSet-Cookie: __Host-md_session=");
     if (!line)
-        line = strstr(resp, "\r\nset-cookie: md_session=");
+        line = strstr(resp, "\r\nset-cookie: __Host-md_session=");
     if (strncmp(resp, "HTTP/1.1 200", 12) != 0 || !line) {
         char *eol = strstr(resp, "\r\n\r\n");
         snprintf(err, err_len, "%.*s %s", 12, resp, eol ? eol + 4 : "");
         return -EACCES;
     }
-    line += strlen("\r\nSet-Cookie: md_session=");
+    line += strlen("\r\nSet-Cookie: __Host-md_session=");
     size_t len = strcspn(line, ";\r\n");
     *ret_cookie = g_strndup(line, len);
     return 0;

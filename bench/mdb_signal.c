@@ -1,7 +1,7 @@
 /*
  * The madoguchi side of the load generator: docs/protocol.md as a tablet
  * (device listener, TLS client certificate) and as a verifier (staff
- * listener, md_session cookie from mdb_login(), Origin).  Session i is the
+ * listener, __Host-md_session cookie from mdb_login(), Origin).  Session i is the
  * tablet at clients[2i] and the verifier at clients[2i+1]: the tablet sends
  * `request`, its own verifier sends `accept` for the session id in `queued`
  * (that instant starts the setup clock), both legs offer on `assigned`, and

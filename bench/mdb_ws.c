@@ -106,7 +106,7 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
         if (c && c->cookie) {
             unsigned char **p = (unsigned char **)in, *end = *p + len;
             char cookie[512];
-            snprintf(cookie, sizeof(cookie), "md_session=%s", c->cookie);
+            snprintf(cookie, sizeof(cookie), "__Host-md_session=%s", c->cookie);
             if (lws_add_http_header_by_token(wsi, WSI_TOKEN_HTTP_COOKIE,
                                              (const unsigned char *)cookie, (int)strlen(cookie), p,
                                              end))

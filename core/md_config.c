@@ -7,6 +7,7 @@
 #include "md_err.h"
 
 #include <errno.h>
+#include <gio/gio.h>
 #include <glib.h>
 #include <jansson.h>
 #include <stdbool.h>
@@ -62,9 +63,19 @@ static const struct field fields[] = {
     I("limits.connections_per_device", limits.connections_per_device, 2, 1, 64),
     I("limits.max_connections", limits.max_connections, 1024, 4, 1000000),
     I("limits.http_body_bytes", limits.http_body_bytes, 8192, 256, 1 << 20),
+    I("limits.connections_per_source", limits.connections_per_source, 64, 1, 1000000),
+    I("limits.handshake_timeout_seconds", limits.handshake_timeout_seconds, 10, 1, 300),
+    I("limits.ws_ping_seconds", limits.ws_ping_seconds, 30, 1, 3600),
+    I("limits.ws_idle_seconds", limits.ws_idle_seconds, 75, 2, 7200),
+    I("limits.staff_sockets_per_account", limits.staff_sockets_per_account, 4, 1, 1000),
     I("auth.lockout_threshold", auth.lockout_threshold, 5, 1, 1000),
     I("auth.lockout_seconds", auth.lockout_seconds, 900, 1, 86400 * 7),
     I("auth.session_ttl_seconds", auth.session_ttl_seconds, 28800, 60, 86400 * 7),
+    I("auth.login_per_source_per_minute", auth.login_per_source_per_minute, 20, 1, 100000),
+    I("auth.login_per_minute", auth.login_per_minute, 120, 1, 1000000),
+    I("auth.login_workers", auth.login_workers, 2, 1, 64),
+    I("auth.login_queue", auth.login_queue, 8, 1, 10000),
+    S("auth.allowed_origins", auth.allowed_origins, NULL),
     S("audit.signing_key", audit.signing_key, "audit.key"),
     S("audit.public_key", audit.public_key, ""),
     I("audit.checkpoint_every", audit.checkpoint_every, 100, 1, 1000000),
@@ -182,6 +193,64 @@ static int apply_object(md_config *cfg, json_t *obj, const char *prefix, char **
     return 0;
 }
 
+char **md_config_addresses(const char *text)
+{
+    char **parts = g_strsplit_set(text ? text : "", " ,", -1);
+    GPtrArray *out = g_ptr_array_new();
+    for (char **p = parts; *p; p++)
+        if (**p)
+            g_ptr_array_add(out, g_strdup(*p));
+    g_ptr_array_add(out, NULL);
+    g_strfreev(parts);
+    return (char **)g_ptr_array_free(out, FALSE);
+}
+
+/* Each address an IP literal (no host or interface names: those would bind
+ * whatever they resolve to at the time); none twice. */
+static int check_addresses(const char *key, const char *text, bool empty_ok, char **ret_error)
+{
+    g_auto(GStrv) addresses = md_config_addresses(text);
+    if (!addresses[0] && !empty_ok) {
+        *ret_error = g_strdup_printf("\"%s\" needs at least one IP address", key);
+        return -MD_E_CONFIG;
+    }
+    for (int i = 0; addresses[i]; i++) {
+        GInetAddress *a = g_inet_address_new_from_string(addresses[i]);
+        if (!a) {
+            *ret_error = g_strdup_printf("\"%s\": \"%s\" is not an IP address", key, addresses[i]);
+            return -MD_E_CONFIG;
+        }
+        g_object_unref(a);
+        for (int j = 0; j < i; j++)
+            if (strcmp(addresses[i], addresses[j]) == 0) {
+                *ret_error = g_strdup_printf("\"%s\": \"%s\" given twice", key, addresses[i]);
+                return -MD_E_CONFIG;
+            }
+    }
+    return 0;
+}
+
+/* Whether two listen settings could take the same socket address. */
+static bool addresses_overlap(const char *a_text, const char *b_text)
+{
+    g_auto(GStrv) a = md_config_addresses(a_text);
+    g_auto(GStrv) b = md_config_addresses(b_text);
+    bool overlap = false;
+    for (int i = 0; a[i] && !overlap; i++)
+        for (int j = 0; b[j] && !overlap; j++) {
+            GInetAddress *x = g_inet_address_new_from_string(a[i]);
+            GInetAddress *y = g_inet_address_new_from_string(b[j]);
+            if (x && y && g_inet_address_get_family(x) == g_inet_address_get_family(y))
+                overlap = g_inet_address_equal(x, y) || g_inet_address_get_is_any(x) ||
+                          g_inet_address_get_is_any(y);
+            if (x)
+                g_object_unref(x);
+            if (y)
+                g_object_unref(y);
+        }
+    return overlap;
+}
+
 char *md_config_path(const md_config *cfg, const char *rel)
 {
     if (g_path_is_absolute(rel))
@@ -240,10 +309,23 @@ int md_config_load(const char *path, md_config *ret, char **ret_error)
     }
     /* The two listeners are separate sockets with separate TLS policies (one
      * asks for client certificates): one port cannot serve both. */
+    if (r == 0)
+        r = check_addresses("staff_listen.address", cfg.staff_listen.address, false, &error);
+    if (r == 0)
+        r = check_addresses("device_listen.address", cfg.device_listen.address, false, &error);
+    if (r == 0)
+        r = check_addresses("media.bind_address", cfg.media.bind_address, true, &error);
+    if (r == 0 && strpbrk(g_strstrip(cfg.media.bind_address), " ,")) {
+        error = g_strdup("\"media.bind_address\" takes one IP address");
+        r = -MD_E_CONFIG;
+    }
+    if (r == 0 && cfg.limits.ws_idle_seconds <= cfg.limits.ws_ping_seconds) {
+        error =
+            g_strdup("\"limits.ws_idle_seconds\" must be longer than \"limits.ws_ping_seconds\"");
+        r = -MD_E_CONFIG;
+    }
     if (r == 0 && cfg.device_listen.port && cfg.device_listen.port == cfg.staff_listen.port &&
-        (strcmp(cfg.device_listen.address, cfg.staff_listen.address) == 0 ||
-         strcmp(cfg.device_listen.address, "0.0.0.0") == 0 ||
-         strcmp(cfg.staff_listen.address, "0.0.0.0") == 0)) {
+        addresses_overlap(cfg.device_listen.address, cfg.staff_listen.address)) {
         error = g_strdup("\"device_listen\" and \"staff_listen\" must not share a port");
         r = -MD_E_CONFIG;
     }
@@ -271,6 +353,8 @@ int md_config_load(const char *path, md_config *ret, char **ret_error)
     resolve(&cfg, &cfg.evidence.master_key);
     if (!cfg.public_url)
         cfg.public_url = g_strdup_printf("https://localhost:%d", cfg.staff_listen.port);
+    if (!cfg.auth.allowed_origins)
+        cfg.auth.allowed_origins = g_strdup(cfg.public_url);
     *ret = cfg;
     return 0;
 }

@@ -11,7 +11,10 @@
 #include <stdint.h>
 
 typedef struct md_listen {
-    char *address; /* "0.0.0.0", "127.0.0.1", "::" */
+    /* One or more IP addresses separated by spaces or commas, each bound
+     * exactly: "127.0.0.1", "::1", "0.0.0.0" (every IPv4 address), "::"
+     * (every IPv6 address, IPv6 only), "0.0.0.0 ::" (both families). */
+    char *address;
     int port;
 } md_listen;
 
@@ -36,33 +39,44 @@ typedef struct md_config {
     } tls;
 
     struct {
-        int max_message_bytes;    /* one WebSocket message; default 65536 */
-        int messages_per_second;  /* token bucket rate; default 20 */
-        int message_burst;        /* bucket size; default 40 */
-        int flood_close_after;    /* refusals before the connection is closed; default 50 */
-        int connections_per_device; /* default 2 */
-        int max_connections;      /* all listeners; default 1024 */
-        int http_body_bytes;      /* POST body cap; default 8192 */
+        int max_message_bytes;         /* one WebSocket message; default 65536 */
+        int messages_per_second;       /* token bucket rate; default 20 */
+        int message_burst;             /* bucket size; default 40 */
+        int flood_close_after;         /* refusals before the connection is closed; default 50 */
+        int connections_per_device;    /* default 2 */
+        int max_connections;           /* all listeners; default 1024 */
+        int http_body_bytes;           /* POST body cap; default 8192 */
+        int connections_per_source;    /* open TCP connections per client address; default 64 */
+        int handshake_timeout_seconds; /* TLS handshake, HTTP headers, idle keep-alive; default 10
+                                        */
+        int ws_ping_seconds;           /* PING after this long without traffic; default 30 */
+        int ws_idle_seconds; /* close after this long without a PONG or traffic; default 75 */
+        int staff_sockets_per_account; /* open staff WebSockets per account; default 4 */
     } limits;
 
     struct {
-        int lockout_threshold;    /* failures before lockout; default 5 */
-        int lockout_seconds;      /* default 900 */
-        int session_ttl_seconds;  /* staff cookie lifetime; default 28800 (8 h) */
+        int lockout_threshold;   /* failures per account and source before backoff; default 5 */
+        int lockout_seconds;     /* longest backoff; default 900 */
+        int session_ttl_seconds; /* staff cookie lifetime; default 28800 (8 h) */
+        int login_per_source_per_minute; /* login attempts per client address; default 20 */
+        int login_per_minute;            /* login attempts overall; default 120 */
+        int login_workers;               /* threads hashing passwords; default 2 */
+        int login_queue;                 /* attempts waiting for a worker; default 8 */
+        char *allowed_origins;           /* staff Origins, space-separated; default public_url */
     } auth;
 
     struct {
-        char *signing_key;        /* Ed25519 PEM; default <data_dir>/audit.key */
-        char *public_key;         /* pinned verification key: 64 hex chars (raw Ed25519) or a
-                                   * PEM path; default "" = "<signing_key>.pub", not pinned */
-        int checkpoint_every;     /* entries; default 100 */
-        int checkpoint_seconds;   /* default 60 */
+        char *signing_key;      /* Ed25519 PEM; default <data_dir>/audit.key */
+        char *public_key;       /* pinned verification key: 64 hex chars (raw Ed25519) or a
+                                 * PEM path; default "" = "<signing_key>.pub", not pinned */
+        int checkpoint_every;   /* entries; default 100 */
+        int checkpoint_seconds; /* default 60 */
     } audit;
 
     struct {
-        int wait_timeout_seconds;   /* unanswered request; default 600 */
-        int connect_timeout_seconds;/* assigned but no media; default 60 */
-        int rejoin_grace_seconds;   /* a leg may drop and rejoin; default 20 */
+        int wait_timeout_seconds;    /* unanswered request; default 600 */
+        int connect_timeout_seconds; /* assigned but no media; default 60 */
+        int rejoin_grace_seconds;    /* a leg may drop and rejoin; default 20 */
     } session;
 
     struct {
@@ -73,10 +87,10 @@ typedef struct md_config {
     } turn;
 
     struct {
-        int workers;               /* media threads; 0 (default) = one per core */
-        char *bind_address;        /* ICE host address; "" (default) = every non-loopback interface */
-        char *public_address;      /* advertised instead of host addresses (1:1 NAT); default "" */
-        int port_min;              /* ICE port range (UDP and TCP); 0/0 (default) = ephemeral */
+        int workers;          /* media threads; 0 (default) = one per core */
+        char *bind_address;   /* ICE host address; "" (default) = every non-loopback interface */
+        char *public_address; /* advertised instead of host addresses (1:1 NAT); default "" */
+        int port_min;         /* ICE port range (UDP and TCP); 0/0 (default) = ephemeral */
         int port_max;
         bool ice_tcp;              /* RFC 6544 passive TCP candidates too; default true */
         int socket_receive_buffer; /* SO_RCVBUF of a leg's selected socket; 0 = the kernel's */
@@ -99,14 +113,19 @@ typedef struct md_config {
     } metrics;
 
     struct {
-        char *dir;        /* encrypted files and chat transcripts; default <data_dir>/evidence */
-        char *master_key; /* 32-byte key wrapping the session keys; default <data_dir>/evidence.key */
+        char *dir; /* encrypted files and chat transcripts; default <data_dir>/evidence */
+        char *
+            master_key; /* 32-byte key wrapping the session keys; default <data_dir>/evidence.key */
     } evidence;
 } md_config;
 
 /* Fills defaults, then applies the JSON file at path (NULL: defaults only). */
 int md_config_load(const char *path, md_config *ret, char **ret_error /* malloc'd, nullable */);
 void md_config_clear(md_config *cfg);
+
+/* The addresses of a listen or bind setting (spaces or commas between them);
+ * NULL-terminated, g_strfreev. */
+char **md_config_addresses(const char *text);
 
 /* "<data_dir>/<rel>" unless rel is absolute; malloc'd. */
 char *md_config_path(const md_config *cfg, const char *rel);

@@ -345,6 +345,13 @@ void md_wipe(void *p, size_t len)
         OPENSSL_cleanse(p, len);
 }
 
+void md_crypto_thread_done(void)
+{
+    /* Frees OpenSSL's per-thread state now rather than in a thread-exit
+     * destructor that may run after the process has decided to exit. */
+    OPENSSL_thread_stop();
+}
+
 /* Password hashing ------------------------------------------------------- */
 
 #define SCRYPT_LOG_N 15

@@ -39,6 +39,9 @@ int md_base32_decode(const char *s, uint8_t *out, size_t out_cap);
 
 bool md_memeq_const(const void *a, const void *b, size_t len); /* CRYPTO_memcmp */
 void md_wipe(void *p, size_t len);                             /* OPENSSL_cleanse */
+/* Call on a thread of our own that used these functions, just before it
+ * ends (md_login_pool workers). */
+void md_crypto_thread_done(void);
 
 /* Password hashing with scrypt (N=2^15, r=8, p=1, 16-byte salt, 32-byte key).
  * Encoded as "$scrypt$ln=15,r=8,p=1$<salt b64url>$<hash b64url>".  verify

@@ -22,7 +22,9 @@
     X(NOT_AUTHENTICATED, "not_authenticated", "log in first")                                      \
     X(FORBIDDEN, "forbidden", "your role may not do this")                                         \
     X(WRONG_LISTENER, "wrong_listener", "this message is not accepted on this listener")           \
-    X(ORIGIN, "origin_refused", "cross-origin WebSocket refused")                                  \
+    X(ORIGIN, "origin_refused", "cross-origin request refused")                                  \
+    X(CONTENT_TYPE, "content_type_invalid", "a POST body must be sent as application/json")       \
+    X(STAFF_SOCKETS, "too_many_staff_sockets", "too many open connections for this account")       \
     /* devices */                                                                                  \
     X(DEVICE_CERT_REQUIRED, "device_certificate_required", "a device client certificate is required") \
     X(DEVICE_CERT_INVALID, "device_certificate_invalid", "the device certificate was refused")     \

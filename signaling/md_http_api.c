@@ -4,14 +4,19 @@
  * auditor's API, a health check, and the static web pages.  A table maps
  * method and path to a handler.  Control thread only.
  */
+#include "md_crypto.h"
 #include "md_err.h"
+#include "md_limits.h"
 #include "md_log.h"
+#include "md_login_pool.h"
 #include "md_server_private.h"
 #include "md_time.h"
 
 #include <errno.h>
 #include <string.h>
 
+/* "__Host-" (RFC 6265bis 4.1.3.2) requires Secure and Path=/ and forbids
+ * Domain; Max-Age is auth.session_ttl_seconds (docs/protocol.md). */
 #define COOKIE_ATTRS "HttpOnly; Secure; SameSite=Strict; Path=/"
 
 static void respond_json(md_http_response *resp, int status, json_t *body /* stolen */)
@@ -42,6 +47,8 @@ static int status_of(int err)
         return 413;
     case MD_E_RATE_LIMITED:
         return 429;
+    case MD_E_CONTENT_TYPE:
+        return 415;
     case MD_E_BAD_JSON:
     case MD_E_SCHEMA:
     case MD_E_REASON_REQUIRED:
@@ -87,6 +94,67 @@ static const char *body_string(json_t *body, const char *key, size_t max)
     return json_string_value(v);
 }
 
+/* A login waiting for its password check (md_login_pool). */
+struct pending_login {
+    md_server *srv;
+    guint64 ticket;
+    md_login_attempt *attempt;
+    char *username;
+    char *totp;
+    char *remote;
+};
+
+static void pending_login_free(struct pending_login *pl)
+{
+    md_login_attempt_free(pl->attempt);
+    g_free(pl->username);
+    if (pl->totp)
+        md_wipe(pl->totp, strlen(pl->totp));
+    g_free(pl->totp);
+    g_free(pl->remote);
+    g_free(pl);
+}
+
+/* The second half of a login, on the control thread: TOTP, audit, session. */
+static void finish_login(md_server *srv, md_login_attempt *attempt, int verified,
+                         const char *username, const char *totp, const char *remote,
+                         md_http_response *resp)
+{
+    md_staff staff;
+    char *token = NULL;
+    int r = md_staff_login_finish(srv->store, srv->audit, &srv->auth_limits, attempt, verified,
+                                  totp, remote, md_now_ms(), &staff, &token);
+    md_metrics_login(srv->metrics, r);
+    if (r < 0) {
+        if (r == -MD_E_CREDENTIALS || r == -MD_E_TOTP)
+            md_login_limiter_failed(srv->login_limiter, username, remote, md_monotonic_ms());
+        respond_error(resp, r, NULL);
+        return;
+    }
+    md_login_limiter_succeeded(srv->login_limiter, username, remote);
+    resp->set_cookie = g_strdup_printf(MD_SESSION_COOKIE "=%s; Max-Age=%d; " COOKIE_ATTRS, token,
+                                       srv->auth_limits.session_ttl_seconds);
+    md_wipe(token, strlen(token));
+    free(token);
+    respond_json(resp, 200, staff_json(&staff));
+    md_staff_clear(&staff);
+}
+
+static void on_login_hashed(int verified, void *ud)
+{
+    struct pending_login *pl = ud;
+    md_http_response resp = {0};
+    finish_login(pl->srv, pl->attempt, verified, pl->username, pl->totp, pl->remote, &resp);
+    md_ws_http_respond(pl->srv->ws, pl->ticket, &resp);
+    pending_login_free(pl);
+}
+
+/*
+ * POST /api/login.  Everything that can refuse cheaply comes first: the
+ * throttle (429 at once, no hashing, no database), then the account lookup
+ * on this thread; the scrypt check runs on md_login_pool and the answer is
+ * sent when it is back, so the control loop keeps serving meanwhile.
+ */
 static void api_login(md_server *srv, const md_http_request *req, md_http_response *resp)
 {
     json_error_t jerr;
@@ -104,28 +172,60 @@ static void api_login(md_server *srv, const md_http_request *req, md_http_respon
         respond_error(resp, -MD_E_SCHEMA, "username, password and totp are required");
         return;
     }
-    md_staff staff;
-    char *token = NULL;
-    int r = md_staff_login(srv->store, srv->audit, &srv->auth_limits, username, password, totp,
-                           req->remote, md_now_ms(), &staff, &token);
-    md_metrics_login(srv->metrics, r);
-    json_decref(body);
+    int retry_after = 0;
+    int r = md_login_limiter_admit(srv->login_limiter, username, req->remote, md_monotonic_ms(),
+                                   &retry_after);
+    if (r == 0 && md_login_pool_pending(srv->login_pool) >=
+                      srv->cfg->auth.login_queue + srv->cfg->auth.login_workers)
+        r = -MD_E_RATE_LIMITED, retry_after = 1;
     if (r < 0) {
+        md_metrics_login(srv->metrics, r);
+        json_decref(body);
+        g_autofree char *detail = g_strdup_printf("retry after %d s", retry_after);
+        respond_error(resp, r, detail);
+        return;
+    }
+
+    md_login_attempt *attempt = NULL;
+    const char *hash = NULL;
+    r = md_staff_login_begin(srv->store, username, password, &attempt, &hash);
+    if (r < 0) {
+        json_decref(body);
         respond_error(resp, r, NULL);
         return;
     }
-    resp->set_cookie = g_strdup_printf("md_session=%s; Max-Age=%d; " COOKIE_ATTRS, token,
-                                       srv->auth_limits.session_ttl_seconds);
-    g_free(token);
-    respond_json(resp, 200, staff_json(&staff));
-    md_staff_clear(&staff);
+    if (!hash || !req->conn) {
+        /* Too long to be anyone's password: wrong, and not worth a hash. */
+        finish_login(srv, attempt, 0, username, totp, req->remote, resp);
+        md_login_attempt_free(attempt);
+        json_decref(body);
+        return;
+    }
+    struct pending_login *pl = g_new0(struct pending_login, 1);
+    pl->srv = srv;
+    pl->attempt = attempt;
+    pl->username = g_strdup(username);
+    pl->totp = g_strdup(totp);
+    pl->remote = g_strdup(req->remote);
+    pl->ticket = md_conn_http_defer(req->conn);
+    r = md_login_pool_verify(srv->login_pool, password, hash, on_login_hashed, pl);
+    json_decref(body);
+    if (r < 0) {
+        md_http_response err = {0};
+        respond_error(&err, r, NULL);
+        md_ws_http_respond(srv->ws, pl->ticket, &err);
+        pending_login_free(pl);
+    }
 }
 
 static void api_logout(md_server *srv, const md_http_request *req, md_http_response *resp)
 {
-    if (req->session_cookie)
+    if (req->session_cookie) {
         md_staff_logout(srv->store, srv->audit, req->session_cookie, md_now_ms());
-    resp->set_cookie = g_strdup("md_session=; Max-Age=0; " COOKIE_ATTRS);
+        /* Sockets opened with this login end with it. */
+        md_server_close_staff_session(srv, req->session_cookie, -MD_E_SESSION_EXPIRED);
+    }
+    resp->set_cookie = g_strdup(MD_SESSION_COOKIE "=; Max-Age=0; " COOKIE_ATTRS);
     resp->status = 204;
     resp->content_type = "text/plain";
 }
@@ -225,6 +325,23 @@ static const struct route {
     {"GET", "/healthz", healthz, true},
 };
 
+/*
+ * Every POST: the body must be declared JSON (a form or text/plain body is
+ * what a cross-site page can send without a CORS preflight), and a browser's
+ * Origin, when sent, must be one of auth.allowed_origins (login CSRF).
+ */
+static int post_allowed(md_server *srv, const md_http_request *req)
+{
+    const char *ct = req->content_type;
+    size_t n = strlen("application/json");
+    if (!ct || g_ascii_strncasecmp(ct, "application/json", n) != 0 ||
+        (ct[n] != '\0' && ct[n] != ';' && ct[n] != ' '))
+        return -MD_E_CONTENT_TYPE;
+    if (req->origin && !md_server_origin_allowed(srv, req->listener, req->origin))
+        return -MD_E_ORIGIN;
+    return 0;
+}
+
 void md_http_api_handle(md_server *srv, const md_http_request *req, md_http_response *resp)
 {
     if (md_http_recording_handle(srv, req, resp))
@@ -238,6 +355,11 @@ void md_http_api_handle(md_server *srv, const md_http_request *req, md_http_resp
         if (strcmp(r->method, req->method) != 0) {
             respond_error(resp, -EINVAL, "method not allowed");
             resp->status = 405;
+            return;
+        }
+        int err = strcmp(req->method, "POST") == 0 ? post_allowed(srv, req) : 0;
+        if (err < 0) {
+            respond_error(resp, err, NULL);
             return;
         }
         r->handler(srv, req, resp);

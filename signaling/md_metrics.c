@@ -96,8 +96,8 @@ void md_metrics_login(md_metrics *m, int result)
         return;
     if (result >= 0)
         m->logins++;
-    else if (result == -MD_E_LOCKED)
-        m->lockouts++;
+    else if (result == -MD_E_LOCKED || result == -MD_E_RATE_LIMITED)
+        m->lockouts++; /* accounts no longer lock: the login throttle's 429s */
     else if (result == -MD_E_CREDENTIALS || result == -MD_E_TOTP)
         m->login_failures++;
 }
@@ -246,7 +246,7 @@ static char *render(md_metrics *m)
            "Staff logins refused for a wrong password or one-time code.");
     g_string_append_printf(out, "madoguchi_login_failures_total %" PRIu64 "\n", m->login_failures);
     family(out, "madoguchi_login_lockouts_total", "counter",
-           "Staff logins refused because the account was locked.");
+           "Staff logins refused by the login throttle (429) before any hashing.");
     g_string_append_printf(out, "madoguchi_login_lockouts_total %" PRIu64 "\n", m->lockouts);
 
     family(out, "madoguchi_audit_append_seconds", "summary",

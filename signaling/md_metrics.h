@@ -30,7 +30,8 @@ int md_metrics_port(const md_metrics *m);
 
 /* Hooks; each takes NULL. */
 void md_metrics_media_event(md_metrics *m, const md_media_event *ev);
-void md_metrics_login(md_metrics *m, int result /* md_staff_login()'s return */);
+void md_metrics_login(md_metrics *m,
+                      int result /* a login's result, -MD_E_RATE_LIMITED if throttled */);
 void md_metrics_audit_append(md_metrics *m, int64_t duration_us, bool ok);
 
 #endif

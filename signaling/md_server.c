@@ -5,8 +5,11 @@
  * daemon's start-up and clean shutdown.  Control thread only.
  */
 #include "md_certs.h"
+#include "md_crypto.h"
 #include "md_sealed.h"
 #include "md_err.h"
+#include "md_limits.h"
+#include "md_login_pool.h"
 #include "md_recording.h"
 #include "md_recovery.h"
 #include "md_retention.h"
@@ -86,6 +89,9 @@ static void party_free(md_party *p)
     g_free(p->post_office);
     g_free(p->municipality);
     g_free(p->username);
+    if (p->login_token)
+        md_wipe(p->login_token, strlen(p->login_token));
+    g_free(p->login_token);
     g_free(p);
 }
 
@@ -187,6 +193,10 @@ static int open_device(md_server *srv, md_conn *c)
     if (r == 0 && count >= srv->cfg->limits.connections_per_device)
         r = -MD_E_TOO_MANY_CONNECTIONS;
     md_policy_clear(&policy);
+    /* A tablet's own page is served from this listener; other pages may not
+     * drive a tablet's socket (a native client sends no Origin at all). */
+    if (r == 0 && info->origin && !md_server_origin_allowed(srv, MD_LISTENER_DEVICE, info->origin))
+        r = -MD_E_ORIGIN;
     if (r < 0) {
         refuse(srv, c, r, actor, dev.id, dev.municipality, dev.post_office);
         md_device_clear(&dev);
@@ -213,17 +223,121 @@ static int open_device(md_server *srv, md_conn *c)
     return 0;
 }
 
-/* RFC 6455 10.2: browsers send Origin; only our own pages may open the staff socket. */
-static bool origin_ok(md_server *srv, const md_conn_info *info)
+bool md_server_origin_allowed(md_server *srv, md_listener listener, const char *origin)
 {
-    if (!info->origin)
-        return false;
-    if (strcmp(info->origin, srv->cfg->public_url) == 0)
-        return true;
-    if (!info->host)
-        return false;
-    g_autofree char *own = g_strdup_printf("https://%s", info->host);
-    return strcmp(info->origin, own) == 0;
+    char **list = listener == MD_LISTENER_DEVICE ? srv->device_origins : srv->staff_origins;
+    size_t n = origin ? strlen(origin) : 0;
+    if (n && origin[n - 1] == '/')
+        n--;
+    for (char **o = list; n && o && *o; o++)
+        if (strlen(*o) == n && strncmp(*o, origin, n) == 0)
+            return true;
+    return false;
+}
+
+/* "https://host:8443/" -> "https://host:8443"; NULL if not an http(s) origin. */
+static char *origin_of(const char *url, int port_override)
+{
+    GUri *u = g_uri_parse(url, G_URI_FLAGS_NONE, NULL);
+    if (!u)
+        return NULL;
+    char *out = NULL;
+    const char *scheme = g_uri_get_scheme(u);
+    const char *host = g_uri_get_host(u);
+    if (host && (strcmp(scheme, "https") == 0 || strcmp(scheme, "http") == 0)) {
+        int port = port_override ? port_override : g_uri_get_port(u);
+        bool v6 = strchr(host, ':') != NULL;
+        out = port > 0 ? g_strdup_printf("%s://%s%s%s:%d", scheme, v6 ? "[" : "", host,
+                                         v6 ? "]" : "", port)
+                       : g_strdup_printf("%s://%s%s%s", scheme, v6 ? "[" : "", host, v6 ? "]" : "");
+    }
+    g_uri_unref(u);
+    return out;
+}
+
+/* auth.allowed_origins for the staff listener; for tablets' pages the same
+ * hosts with the device listener's port, and the device listener's own
+ * configured addresses.  Nothing is derived from a request's Host header. */
+static void load_origins(md_server *srv)
+{
+    g_auto(GStrv) list = g_strsplit_set(srv->cfg->auth.allowed_origins, " ,", -1);
+    GPtrArray *staff = g_ptr_array_new(), *device = g_ptr_array_new();
+    for (char **o = list; *o; o++) {
+        if (!**o)
+            continue;
+        char *s = origin_of(*o, 0);
+        char *d = origin_of(*o, srv->cfg->device_listen.port);
+        if (s)
+            g_ptr_array_add(staff, s);
+        if (d)
+            g_ptr_array_add(device, d);
+    }
+    /* A tablet page is also loaded from the device listener's own address
+     * (the listener is its own origin), unless that is a wildcard. */
+    g_auto(GStrv) addresses = md_config_addresses(srv->cfg->device_listen.address);
+    for (char **addr = addresses; *addr; addr++) {
+        GInetAddress *ia = g_inet_address_new_from_string(*addr);
+        if (ia && !g_inet_address_get_is_any(ia)) {
+            bool v6 = g_inet_address_get_family(ia) == G_SOCKET_FAMILY_IPV6;
+            g_ptr_array_add(device, g_strdup_printf("https://%s%s%s:%d", v6 ? "[" : "", *addr,
+                                                    v6 ? "]" : "", srv->cfg->device_listen.port));
+        }
+        if (ia)
+            g_object_unref(ia);
+    }
+    g_ptr_array_add(staff, NULL);
+    g_ptr_array_add(device, NULL);
+    srv->staff_origins = (char **)g_ptr_array_free(staff, FALSE);
+    srv->device_origins = (char **)g_ptr_array_free(device, FALSE);
+}
+
+static int staff_sockets_of(md_server *srv, const char *username)
+{
+    int n = 0;
+    for (guint i = 0; i < srv->parties->len; i++) {
+        md_party *p = g_ptr_array_index(srv->parties, i);
+        if (p->username && strcmp(p->username, username) == 0)
+            n++;
+    }
+    return n;
+}
+
+static void close_staff(md_server *srv, md_party *p, int err)
+{
+    if (p->login_gone)
+        return;
+    p->login_gone = true;
+    md_server_send_error(srv, p, err, NULL, NULL, NULL);
+    md_conn_close(p->conn, 1008, md_err_code(err));
+    md_info("signaling", "staff_socket_closed", "{s:s, s:s}", "actor", p->actor, "code",
+            md_err_code(err));
+}
+
+void md_server_close_staff_session(md_server *srv, const char *token, int err)
+{
+    for (guint i = 0; token && i < srv->parties->len; i++) {
+        md_party *p = g_ptr_array_index(srv->parties, i);
+        if (p->login_token && strcmp(p->login_token, token) == 0)
+            close_staff(srv, p, err);
+    }
+}
+
+int md_server_recheck_staff(md_server *srv, md_party *p)
+{
+    if (!p->login_token)
+        return 0;
+    if (p->login_gone)
+        return -MD_E_SESSION_EXPIRED;
+    md_staff staff;
+    int r = md_staff_session(srv->store, p->login_token, md_now_ms(), &staff);
+    if (r == 0) {
+        md_staff_clear(&staff);
+        return 0;
+    }
+    if (r != -MD_E_SESSION_EXPIRED)
+        return 0; /* a store hiccup: keep the socket, check again later */
+    close_staff(srv, p, r);
+    return r;
 }
 
 static unsigned sender_of_role(enum md_role role)
@@ -241,7 +355,7 @@ static unsigned sender_of_role(enum md_role role)
 static int open_staff(md_server *srv, md_conn *c)
 {
     const md_conn_info *info = md_conn_get_info(c);
-    if (!origin_ok(srv, info))
+    if (!info->origin || !md_server_origin_allowed(srv, MD_LISTENER_STAFF, info->origin))
         return refuse(srv, c, -MD_E_ORIGIN, "staff:unknown", NULL, NULL, NULL);
     md_staff staff;
     int r = info->session_cookie
@@ -256,7 +370,14 @@ static int open_staff(md_server *srv, md_conn *c)
         free(text);
         return r;
     }
+    if (staff_sockets_of(srv, staff.username) >= srv->cfg->limits.staff_sockets_per_account) {
+        g_autofree char *actor = g_strdup_printf("staff:%s", staff.username);
+        r = refuse(srv, c, -MD_E_STAFF_SOCKETS, actor, NULL, staff.municipality, NULL);
+        md_staff_clear(&staff);
+        return r;
+    }
     md_party *p = party_new(c, sender_of_role(staff.role));
+    p->login_token = g_strdup(info->session_cookie);
     p->actor = g_strdup_printf("staff:%s", staff.username);
     p->username = g_strdup(staff.username);
     p->municipality = g_strdup(staff.municipality);
@@ -341,6 +462,11 @@ static void on_message(md_conn *c, const char *text, size_t len, void *ud)
         refused_message(srv, p, -MD_E_RATE_LIMITED, NULL, NULL);
         return;
     }
+    /* A logout, an expiry or a disabled account ends a staff socket's right
+     * to act at once, not only at the next periodic check (after the rate
+     * limit, so a flood costs no store lookups). */
+    if (md_server_recheck_staff(srv, p) < 0)
+        return;
     md_proto_result m;
     int r = md_proto_parse(text, len, p->role, &m);
     if (r < 0) {
@@ -384,6 +510,10 @@ static void on_cert_refused(const char *remote, int code, const char *reason, co
 static gboolean on_tick(gpointer data)
 {
     md_server *srv = data;
+    /* Staff sockets live only as long as their login: expiry, logout from
+     * another process, a disabled or reset account close them here. */
+    for (guint i = 0; i < srv->parties->len; i++)
+        md_server_recheck_staff(srv, g_ptr_array_index(srv->parties, i));
     int r = md_audit_tick(srv->audit);
     if (r < 0)
         md_error("audit", "checkpoint_failed", "{s:s}", "error", md_strerror(r));
@@ -476,8 +606,14 @@ int md_server_new(const md_config *cfg, md_server **ret)
     md_server *srv = g_new0(md_server, 1);
     srv->cfg = cfg;
     srv->loop = g_main_loop_new(NULL, FALSE);
-    srv->auth_limits = (md_auth_limits){cfg->auth.lockout_threshold, cfg->auth.lockout_seconds,
-                                        cfg->auth.session_ttl_seconds};
+    srv->auth_limits = (md_auth_limits){cfg->auth.session_ttl_seconds};
+    srv->login_limiter = md_login_limiter_new(&(md_login_limits){
+        .per_minute = cfg->auth.login_per_minute,
+        .per_source_per_minute = cfg->auth.login_per_source_per_minute,
+        .threshold = cfg->auth.lockout_threshold,
+        .max_backoff_seconds = cfg->auth.lockout_seconds,
+    });
+    load_origins(srv);
     srv->sessions =
         g_hash_table_new_full(g_str_hash, g_str_equal, NULL, (GDestroyNotify)md_session_free);
     srv->parties = g_ptr_array_new();
@@ -541,6 +677,11 @@ int md_server_new(const md_config *cfg, md_server **ret)
     r = md_metrics_new(cfg, srv, &srv->metrics);
     if (r < 0)
         goto fail;
+    r = md_login_pool_new(cfg->auth.login_workers, cfg->auth.login_queue, &srv->login_pool);
+    if (r < 0) {
+        md_error("server", "login_pool_failed", "{s:s}", "error", md_strerror(r));
+        goto fail;
+    }
     refresh_crl(srv);
     static const md_ws_callbacks callbacks = {
         .on_open = on_open,
@@ -599,11 +740,16 @@ md_server *md_server_free(md_server *srv)
         g_source_remove(srv->tick_timer);
     if (srv->crl_timer)
         g_source_remove(srv->crl_timer);
+    /* Logins still hashing are answered (or dropped) while the listeners exist. */
+    srv->login_pool = md_login_pool_free(srv->login_pool);
     if (srv->retention_timer)
         g_source_remove(srv->retention_timer);
     srv->metrics = md_metrics_free(srv->metrics);
     /* Closing the listeners runs on_close for every party. */
     srv->ws = md_ws_free(srv->ws);
+    srv->login_limiter = md_login_limiter_free(srv->login_limiter);
+    g_strfreev(srv->staff_origins);
+    g_strfreev(srv->device_origins);
     g_hash_table_destroy(srv->sessions);
     srv->media = md_media_free(srv->media);
     srv->evidence = md_evidence_free(srv->evidence);

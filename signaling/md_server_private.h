@@ -36,6 +36,8 @@ typedef struct md_party {
     char *post_office;
     char *municipality;
     char *username;
+    char *login_token;   /* staff: the cookie the socket was opened with (wiped on free) */
+    bool login_gone;     /* staff: closing because its login ended */
     md_session *session; /* unfinished session this party is a leg of */
     /* token bucket (limits.messages_per_second / message_burst) */
     double tokens;
@@ -106,11 +108,15 @@ struct md_server {
     md_media *media;
     md_evidence *evidence; /* chat transcripts (evidence.dir) */
     md_auth_limits auth_limits;
-    md_metrics *metrics;         /* GET /metrics on its own listener */
-    GHashTable *sessions;        /* id -> md_session* (unfinished only) */
-    GPtrArray *parties;          /* md_party*, every open connection */
-    GHashTable *device_conns;    /* device id -> GINT count */
-    unsigned recordings_running; /* started, final MD_MEDIA_RECORDING not yet seen */
+    struct md_login_limiter *login_limiter; /* md_limits.h */
+    struct md_login_pool *login_pool;       /* md_login_pool.h */
+    char **staff_origins;                   /* auth.allowed_origins */
+    char **device_origins;                  /* the same hosts on the device port */
+    md_metrics *metrics;                    /* GET /metrics on its own listener */
+    GHashTable *sessions;                   /* id -> md_session* (unfinished only) */
+    GPtrArray *parties;                     /* md_party*, every open connection */
+    GHashTable *device_conns;               /* device id -> GINT count */
+    unsigned recordings_running;            /* started, final MD_MEDIA_RECORDING not yet seen */
     GHashTable *interrupted; /* party key -> ids of sessions a restart ended (md_recovery.c) */
     guint tick_timer;
     guint crl_timer;
@@ -131,6 +137,16 @@ void md_server_send_error(md_server *srv, md_party *p, int err, const char *deta
 int64_t md_server_audit(md_server *srv, const char *actor, const char *event,
                         const char *municipality, const char *post_office, const char *session,
                         json_t *detail /* stolen, nullable */);
+
+/* Whether a browser Origin may talk to `listener` (RFC 6454 origins,
+ * compared as ASCII strings after dropping one trailing "/"). */
+bool md_server_origin_allowed(md_server *srv, md_listener listener, const char *origin);
+/* Closes every staff socket opened with this login cookie (logout), after
+ * sending it the error `err`. */
+void md_server_close_staff_session(md_server *srv, const char *token, int err);
+/* Re-checks a staff socket's login (live, account enabled); closes it with
+ * login_expired and returns the error when it is gone. */
+int md_server_recheck_staff(md_server *srv, md_party *p);
 
 /* md_sessions.c: message handlers and lifecycle */
 typedef void (*md_msg_handler)(md_server *srv, md_party *p, const md_proto_result *m);
@@ -203,8 +219,7 @@ int md_http_authenticate(md_server *srv, const md_http_request *req, md_http_res
                          md_staff *ret);
 
 /* A route of the staff listener; a table ends with a NULL method. */
-typedef void (*md_http_handler)(md_server *srv, const md_http_request *req,
-                                md_http_response *resp);
+typedef void (*md_http_handler)(md_server *srv, const md_http_request *req, md_http_response *resp);
 typedef struct md_http_route {
     const char *method;
     const char *path;

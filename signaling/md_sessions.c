@@ -8,7 +8,9 @@
  * municipality; verifiers of that municipality see the queue live and pick
  * (`accept`), or the gateway assigns a random idle verifier when the
  * municipality's policy says `random`.  Each transition is written to the
- * store and audited before the parties are told.  A leg whose connection
+ * store and audited before the parties are told: transition() is the one
+ * place that does it (persist, audit, then send), and if the audit refuses
+ * the session keeps its state and nobody hears of the change.  A leg whose connection
  * drops may come back within session.rejoin_grace_seconds; otherwise the
  * session ends with reason `network`.  Control thread only.
  */
@@ -70,7 +72,7 @@ static void send_both(md_server *srv, md_session *s, json_t *msg)
 /* Writes the session's state, and the time it was reached when time_column
  * names one (a fixed column name from this file, never client input).  The
  * audit entry is the record of the transition; this row is the index. */
-static void persist_state(md_server *srv, md_session *s, const char *time_column)
+static int persist_state(md_server *srv, md_session *s, const char *time_column)
 {
     g_autofree char *sql = g_strdup_printf(
         "UPDATE verification_session SET state = ?, verifier = ?%s%s%s WHERE id = ?",
@@ -83,15 +85,55 @@ static void persist_state(md_server *srv, md_session *s, const char *time_column
     if (r < 0)
         md_error("session", "store_failed", "{s:s, s:s, s:s}", "session", s->id, "state",
                  state_names[s->state], "error", md_strerror(r));
+    return r < 0 ? r : 0;
 }
 
-static void set_state(md_server *srv, md_session *s, md_session_state state, const char *column)
+/*
+ * The one way a session moves to `state` (all but `ended`, which
+ * end_session() writes with its outcome): persist, audit, and only then tell
+ * the parties (DESIGN.md: the audit entry is durable before the action it
+ * records is acknowledged).  If the store or the audit refuses, the session
+ * keeps its previous state, nobody is told, and the error is returned.
+ */
+static int record_transition(md_server *srv, md_session *s, md_session_state state,
+                             const char *time_column, const char *actor, const char *event,
+                             json_t *detail /* stolen, nullable */)
 {
+    md_session_state was = s->state;
     s->state = state;
-    persist_state(srv, s, column);
+    int r = persist_state(srv, s, time_column);
+    if (r == 0) {
+        int64_t seq =
+            md_server_audit(srv, actor, event, s->municipality, s->post_office, s->id, detail);
+        detail = NULL;
+        if (seq < 0) {
+            r = (int)seq;
+            s->state = was;
+            persist_state(srv, s, NULL); /* best effort: the row follows the audit */
+        }
+    }
+    if (detail)
+        json_decref(detail);
+    if (r < 0)
+        s->state = was;
+    return r;
+}
+
+static void tell_state(md_server *srv, md_session *s)
+{
     send_both(srv, s,
               json_pack("{s:s, s:s, s:s}", "type", "state", "session", s->id, "state",
-                        state_names[state]));
+                        state_names[s->state]));
+}
+
+static int transition(md_server *srv, md_session *s, md_session_state state,
+                      const char *time_column, const char *actor, const char *event,
+                      json_t *detail /* stolen, nullable */)
+{
+    int r = record_transition(srv, s, state, time_column, actor, event, detail);
+    if (r == 0)
+        tell_state(srv, s);
+    return r;
 }
 
 /* Marks msg as the reply to the client message whose id is re (docs/protocol.md). */
@@ -241,26 +283,26 @@ static json_t *assigned_message(md_server *srv, md_session *s, const char *role)
                      md_session_recording_policy_name(s));
 }
 
-/* Assigns; nothing changes unless the audit entry is durable first. */
+/* Assigns; nothing changes and nobody hears of it unless the row and the
+ * audit entry are written first (transition()). */
 static int assign(md_server *srv, md_session *s, md_party *verifier, const char *mode,
                   const char *re)
 {
-    int64_t seq =
-        md_server_audit(srv, verifier->actor, "assigned", s->municipality, s->post_office, s->id,
-                        json_pack("{s:s, s:s}", "mode", mode, "verifier", verifier->username));
-    if (seq < 0)
-        return (int)seq;
-    disarm_timer(s);
     s->verifier = g_strdup(verifier->username);
+    int r =
+        record_transition(srv, s, MD_STATE_ASSIGNED, "assigned_at", verifier->actor, "assigned",
+                          json_pack("{s:s, s:s}", "mode", mode, "verifier", verifier->username));
+    if (r < 0) {
+        g_clear_pointer(&s->verifier, g_free);
+        return r;
+    }
+    disarm_timer(s);
     s->leg[MD_LEG_VERIFIER] = verifier;
     verifier->session = s;
-    s->state = MD_STATE_ASSIGNED;
-    persist_state(srv, s, "assigned_at");
     if (s->leg[MD_LEG_TABLET])
         md_server_send(srv, s->leg[MD_LEG_TABLET], assigned_message(srv, s, "tablet"));
     md_server_send(srv, verifier, reply_to(assigned_message(srv, s, "verifier"), re));
-    send_both(srv, s,
-              json_pack("{s:s, s:s, s:s}", "type", "state", "session", s->id, "state", "assigned"));
+    tell_state(srv, s);
     md_session_media_open(srv, s);
     arm_timer(srv, s, srv->cfg->session.connect_timeout_seconds, "connect_timeout");
     md_session_recording_assigned(srv, s);
@@ -361,11 +403,28 @@ static md_session *own_session(md_server *srv, md_party *p, const md_proto_resul
     return s;
 }
 
+/* The device's unfinished session, if it has one (on any connection). */
+static md_session *device_session(md_server *srv, const char *device_id)
+{
+    GHashTableIter it;
+    gpointer v;
+    g_hash_table_iter_init(&it, srv->sessions);
+    while (g_hash_table_iter_next(&it, NULL, &v)) {
+        md_session *s = v;
+        if (unfinished(s) && g_strcmp0(s->device_id, device_id) == 0)
+            return s;
+    }
+    return NULL;
+}
+
 static void on_request(md_server *srv, md_party *p, const md_proto_result *m)
 {
     const char *procedure = json_string_value(json_object_get(m->msg, "procedure"));
-    if (p->session) {
-        md_server_send_error(srv, p, -MD_E_REQUEST_PENDING, NULL, m->id, p->session->id);
+    /* One open request per device, whichever of its connections asks
+     * (limits.connections_per_device lets a tablet hold two). */
+    md_session *open = p->session ? p->session : device_session(srv, p->device_id);
+    if (open) {
+        md_server_send_error(srv, p, -MD_E_REQUEST_PENDING, NULL, m->id, open->id);
         return;
     }
     md_request_scope scope;
@@ -553,10 +612,11 @@ static void on_offer(md_server *srv, md_party *p, const md_proto_result *m)
     md_session *s = own_session(srv, p, m);
     if (!s || !media_state_ok(srv, p, m, s))
         return;
-    if (s->state == MD_STATE_ASSIGNED) {
-        set_state(srv, s, MD_STATE_CONNECTING, NULL);
-        md_server_audit(srv, p->actor, "session_connecting", s->municipality, s->post_office, s->id,
-                        NULL);
+    if (s->state == MD_STATE_ASSIGNED &&
+        transition(srv, s, MD_STATE_CONNECTING, NULL, p->actor, "session_connecting", NULL) < 0) {
+        md_server_send_error(srv, p, -MD_E_INTERNAL, "the session could not be recorded", m->id,
+                             s->id);
+        return;
     }
     const char *sdp = json_string_value(json_object_get(m->msg, "sdp"));
     g_autofree char *detail = NULL;
@@ -787,9 +847,13 @@ void md_sessions_on_media_event(const md_media_event *ev, void *userdata)
             /* Both up: no deadline (connect timeout or media grace) remains. */
             disarm_timer(s);
             if (s->state != MD_STATE_LIVE) {
-                set_state(srv, s, MD_STATE_LIVE, "live_at");
-                md_server_audit(srv, "system", "session_live", s->municipality, s->post_office,
-                                s->id, NULL);
+                if (transition(srv, s, MD_STATE_LIVE, "live_at", "system", "session_live", NULL) <
+                    0) {
+                    /* Live media nobody may record as live: stop it
+                     * (end_session tries its own audit entry). */
+                    end_session(srv, s, NULL, "internal", NULL, NULL);
+                    break;
+                }
                 md_session_recording_live(srv, s);
             }
         }

@@ -7,8 +7,11 @@
  * TOTP code is looked at only after the password matched; staff.totp_last_step
  * only grows, and it is advanced with a compare-and-set so two logins racing
  * with one code cannot both win; staff.failed_logins counts consecutive
- * failures of either factor and is reset by a success or once a lock has run
- * out; only the SHA-256 of a session token is stored.  Passwords, codes and
+ * failures of either factor and is reset by a success (it locks nothing:
+ * throttling is md_limits.c's, per account and source); only the SHA-256 of
+ * a session token is stored.  A login is split in three so that the gateway
+ * can hash on a worker thread: md_staff_login_begin and _finish use the
+ * store, the password check in between uses nothing but the two strings.  Passwords, codes and
  * tokens never reach a log line or the audit.
  *
  * Every function runs on the thread that owns the store.
@@ -149,15 +152,13 @@ static const char *remote_for_audit(const char *remote)
 }
 
 static int audit_login_failed(md_audit *audit, const char *username, const char *municipality,
-                              int code, const char *remote, bool locked_now, bool disabled)
+                              int code, const char *remote, bool disabled)
 {
     char *actor = actor_for(username);
     if (!actor)
         return -ENOMEM;
     json_t *detail =
         json_pack("{s:s, s:s?}", "code", md_err_code(code), "remote", remote_for_audit(remote));
-    if (detail && locked_now)
-        json_object_set_new(detail, "locked", json_true());
     if (detail && disabled)
         json_object_set_new(detail, "disabled", json_true());
     int64_t seq = audit_staff(audit, actor, "login_failed", municipality, detail);
@@ -389,38 +390,22 @@ static int account_load(md_store *st, const char *username, struct account *a)
 }
 
 /*
- * Counts one failed factor and locks the account when the count reaches the
- * threshold.  Done in one statement from the row's current values, so
- * concurrent failures (gateway and CLI share the file) are all counted.  A
- * lock that has run out starts the count afresh.
+ * Counts one failed factor on the account's row (a figure for operators).  It
+ * no longer locks anything: throttling is per account *and source* in memory
+ * (md_limits.c), so that nobody can lock someone else out.  Done in one
+ * statement so that concurrent failures are all counted.
  */
-static int record_failure(md_store *st, const md_auth_limits *limits, const char *username,
-                          int64_t now_ms, bool *ret_locked)
+static int record_failure(md_store *st, const char *username)
 {
-    int64_t locked_until = 0;
-    int r = md_store_exec(
-        st,
-        "UPDATE staff SET"
-        " failed_logins = CASE WHEN locked_until <> 0 AND locked_until <= ? THEN 1"
-        "  ELSE failed_logins + 1 END,"
-        " locked_until = CASE WHEN (CASE WHEN locked_until <> 0 AND locked_until <= ? THEN 1"
-        "  ELSE failed_logins + 1 END) >= ? THEN ? ELSE 0 END"
-        " WHERE username = ?",
-        MD_PARAMS(MD_P_INT(now_ms), MD_P_INT(now_ms), MD_P_INT(limits->lockout_threshold),
-                  MD_P_INT(now_ms + (int64_t)limits->lockout_seconds * 1000), MD_P_TEXT(username)));
-    if (r < 0)
-        return r;
-    r = md_store_query_int(st, "SELECT locked_until FROM staff WHERE username = ?",
-                           MD_PARAMS(MD_P_TEXT(username)), &locked_until);
-    if (r < 0)
-        return r;
-    *ret_locked = locked_until > now_ms;
-    return 0;
+    int r =
+        md_store_exec(st, "UPDATE staff SET failed_logins = failed_logins + 1 WHERE username = ?",
+                      MD_PARAMS(MD_P_TEXT(username)));
+    return r < 0 ? r : 0;
 }
 
 static bool limits_valid(const md_auth_limits *l)
 {
-    return l && l->lockout_threshold >= 1 && l->lockout_seconds >= 1 && l->session_ttl_seconds >= 1;
+    return l && l->session_ttl_seconds >= 1;
 }
 
 /* Removes expired sessions; a failure here only delays the cleanup. */
@@ -469,29 +454,17 @@ out:
 }
 
 /*
- * Checks both factors of a loaded account and records the outcome on its row.
- * Returns 0 or the refusal; *ret_locked_now says whether this attempt locked
- * the account.
+ * Checks the TOTP of an account whose password matched (verified by the
+ * caller, maybe on another thread) and records the outcome on its row.
  */
-static int check_factors(md_store *st, const md_auth_limits *limits, const char *username,
-                         const struct account *a, const char *password, const char *totp_code,
-                         int64_t now_ms, bool *ret_locked_now)
+static int check_second_factor(md_store *st, const char *username, const struct account *a,
+                               int verified, const char *totp_code, int64_t now_ms)
 {
-    /* Longer than any password that could have been set: wrong, and not
-     * worth hashing. */
-    bool too_long = strnlen(password, PASSWORD_MAX_BYTES + 1) > PASSWORD_MAX_BYTES;
     int r;
-
-    /* No scrypt while locked: the answer is fixed, and hashing would let a
-     * locked account still burn CPU per request. */
-    if (a->locked_until > now_ms)
-        return -MD_E_LOCKED;
-
-    r = too_long ? 0 : md_password_verify(password, a->password_hash);
-    if (r < 0)
-        return r; /* a corrupt row: an operator problem, not a failed attempt */
-    if (r == 0) {
-        r = record_failure(st, limits, username, now_ms, ret_locked_now);
+    if (verified < 0)
+        return verified; /* a corrupt row: an operator problem, not a failed attempt */
+    if (verified == 0) {
+        r = record_failure(st, username);
         return r < 0 ? r : -MD_E_CREDENTIALS;
     }
     /* A disabled account is refused like a wrong password, after the same work. */
@@ -501,7 +474,7 @@ static int check_factors(md_store *st, const md_auth_limits *limits, const char 
     int64_t step =
         md_totp_check(a->totp_secret, totp_code ? totp_code : "", now_ms / 1000, a->totp_last_step);
     if (step == -MD_E_TOTP) {
-        r = record_failure(st, limits, username, now_ms, ret_locked_now);
+        r = record_failure(st, username);
         return r < 0 ? r : -MD_E_TOTP;
     }
     if (step < 0)
@@ -517,35 +490,50 @@ static int check_factors(md_store *st, const md_auth_limits *limits, const char 
     return r == 0 ? -MD_E_TOTP : 0;
 }
 
-/* Same work as checking a real password, so unknown names answer as slowly. */
-static void burn_dummy_check(const char *password)
+struct md_login_attempt {
+    char *username;
+    bool found;
+    bool too_long; /* longer than any password that could have been set: not hashed */
+    struct account account;
+};
+
+int md_staff_login_begin(md_store *st, const char *username, const char *password,
+                         md_login_attempt **ret, const char **ret_hash)
 {
-    if (strnlen(password, PASSWORD_MAX_BYTES + 1) > PASSWORD_MAX_BYTES)
-        return;
-    if (md_password_verify(password, dummy_password_hash) < 0)
-        md_debug("staff", "dummy_hash_failed", NULL);
+    if (!st || !ret || !ret_hash || !password)
+        return -EINVAL;
+    md_login_attempt *a = calloc(1, sizeof(*a));
+    if (!a)
+        return -ENOMEM;
+    a->username = strdup(username ? username : "");
+    if (!a->username) {
+        free(a);
+        return -ENOMEM;
+    }
+    if (valid_username(username)) {
+        int r = account_load(st, username, &a->account);
+        if (r < 0) {
+            md_login_attempt_free(a);
+            return r;
+        }
+        a->found = r > 0;
+    }
+    a->too_long = strnlen(password, PASSWORD_MAX_BYTES + 1) > PASSWORD_MAX_BYTES;
+    /* Unknown names are checked against a dummy hash of the same cost, so
+     * they take as long as known ones. */
+    *ret_hash = a->too_long ? NULL : a->found ? a->account.password_hash : dummy_password_hash;
+    *ret = a;
+    return 0;
 }
 
-/*
- * Loads the account into *a (left empty for an unknown or malformed name) and
- * checks the credentials.  Returns 0 when both factors are right.
- */
-static int authenticate(md_store *st, const md_auth_limits *limits, const char *username,
-                        const char *password, const char *totp_code, int64_t now_ms,
-                        struct account *a, bool *ret_locked_now)
+md_login_attempt *md_login_attempt_free(md_login_attempt *a)
 {
-    int found = 0;
-
-    if (valid_username(username)) {
-        found = account_load(st, username, a);
-        if (found < 0)
-            return found;
-    }
-    if (found == 0) {
-        burn_dummy_check(password);
-        return -MD_E_CREDENTIALS;
-    }
-    return check_factors(st, limits, username, a, password, totp_code, now_ms, ret_locked_now);
+    if (!a)
+        return NULL;
+    account_clear(&a->account);
+    free(a->username);
+    free(a);
+    return NULL;
 }
 
 /* After a successful login: a new web session, audited before it is handed out. */
@@ -604,29 +592,50 @@ out:
     return r;
 }
 
+int md_staff_login_finish(md_store *st, md_audit *audit, const md_auth_limits *limits,
+                          md_login_attempt *attempt, int verified, const char *totp_code,
+                          const char *remote, int64_t now_ms, md_staff *ret, char **ret_token)
+{
+    struct account *a = &attempt->account;
+    int r;
+
+    if (!st || !audit || !limits_valid(limits) || !ret || !ret_token)
+        return -EINVAL;
+    if (!attempt->found)
+        r = -MD_E_CREDENTIALS;
+    else
+        r = check_second_factor(st, attempt->username, a, attempt->too_long ? 0 : verified,
+                                totp_code, now_ms);
+    if (r < 0) {
+        /* The refusal stands either way; an audit failure is returned instead
+         * because an unaudited attempt must not pass for an ordinary one. */
+        int ar = audit_login_failed(audit, attempt->username, a->municipality, r, remote,
+                                    a->disabled != 0);
+        if (ar < 0)
+            r = ar;
+        return r;
+    }
+    return start_session(st, audit, limits, attempt->username, a, remote, now_ms, ret, ret_token);
+}
+
 int md_staff_login(md_store *st, md_audit *audit, const md_auth_limits *limits,
                    const char *username, const char *password, const char *totp_code,
                    const char *remote, int64_t now_ms, md_staff *ret, char **ret_token)
 {
-    struct account a = {0};
-    bool locked_now = false;
-    int r;
+    md_login_attempt *attempt = NULL;
+    const char *hash = NULL;
 
     if (!st || !audit || !limits_valid(limits) || !ret || !ret_token || !password)
         return -EINVAL;
-
-    r = authenticate(st, limits, username, password, totp_code, now_ms, &a, &locked_now);
-    if (r < 0) {
-        /* The refusal stands either way; an audit failure is returned instead
-         * because an unaudited attempt must not pass for an ordinary one. */
-        int ar = audit_login_failed(audit, username, a.municipality, r, remote, locked_now,
-                                    a.disabled != 0);
-        if (ar < 0)
-            r = ar;
-    } else {
-        r = start_session(st, audit, limits, username, &a, remote, now_ms, ret, ret_token);
-    }
-    account_clear(&a);
+    int r = md_staff_login_begin(st, username, password, &attempt, &hash);
+    if (r < 0)
+        return r;
+    int verified = hash ? md_password_verify(password, hash) : 0;
+    if (!attempt->found && verified < 0)
+        md_debug("staff", "dummy_hash_failed", NULL);
+    r = md_staff_login_finish(st, audit, limits, attempt, verified, totp_code, remote, now_ms, ret,
+                              ret_token);
+    md_login_attempt_free(attempt);
     return r;
 }
 

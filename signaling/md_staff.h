@@ -1,10 +1,10 @@
 /*
  * Staff accounts (verifier, auditor, admin) and their web login sessions.
  *
- * Login = password (scrypt, md_crypto) + TOTP (RFC 6238, md_totp).  After
- * `lockout_threshold` consecutive failures (either factor) the account is
- * locked for `lockout_seconds`; while locked, even correct credentials are
- * refused with MD_E_LOCKED.  A successful login returns a random 32-byte
+ * Login = password (scrypt, md_crypto) + TOTP (RFC 6238, md_totp).  Accounts
+ * are never locked by failed logins (that would let anyone lock a verifier
+ * out); the gateway throttles per account name and source address before a
+ * password is hashed (md_limits.h).  A successful login returns a random 32-byte
  * token (base64url) for the cookie; only its SHA-256 is stored.  Every login
  * attempt is audited ("login" / "login_failed" with the code); passwords,
  * codes and tokens never reach the log or the audit.
@@ -32,8 +32,6 @@ const char *md_role_name(enum md_role role);
 int md_role_parse(const char *name, enum md_role *ret);
 
 typedef struct md_auth_limits {
-    int lockout_threshold;
-    int lockout_seconds;
     int session_ttl_seconds;
 } md_auth_limits;
 
@@ -55,13 +53,31 @@ int md_staff_new_totp_secret(md_store *st, const char *username, char **ret_seal
 
 /*
  * Checks a login.  On success returns 0, fills *ret and *ret_token (malloc'd
- * cookie value).  Failures: -MD_E_CREDENTIALS (unknown user or wrong
- * password), -MD_E_TOTP (wrong or replayed code), -MD_E_LOCKED.  `remote` is
+ * cookie value).  Failures: -MD_E_CREDENTIALS (unknown user, wrong password
+ * or disabled account), -MD_E_TOTP (wrong or replayed code).  `remote` is
  * the client address for the audit entry (not personal data of applicants).
+ * Hashes on the calling thread; the gateway uses the split form below.
  */
 int md_staff_login(md_store *st, md_audit *audit, const md_auth_limits *limits,
                    const char *username, const char *password, const char *totp_code,
                    const char *remote, int64_t now_ms, md_staff *ret, char **ret_token);
+
+/*
+ * The same login in three steps.  _begin (store thread) loads the account
+ * and gives the hash to check the password against in *ret_hash: the
+ * account's, a dummy of the same cost for an unknown name, or NULL when the
+ * password is too long to have been set (count it as wrong without
+ * hashing).  The caller runs md_password_verify(password, hash) wherever it
+ * likes, then _finish (store thread) with its result checks the TOTP,
+ * audits, and makes the web session.  *ret_hash lives as long as the attempt.
+ */
+typedef struct md_login_attempt md_login_attempt;
+int md_staff_login_begin(md_store *st, const char *username, const char *password,
+                         md_login_attempt **ret, const char **ret_hash);
+int md_staff_login_finish(md_store *st, md_audit *audit, const md_auth_limits *limits,
+                          md_login_attempt *attempt, int verified, const char *totp_code,
+                          const char *remote, int64_t now_ms, md_staff *ret, char **ret_token);
+md_login_attempt *md_login_attempt_free(md_login_attempt *a);
 
 /* Resolves a cookie token to its account; -MD_E_SESSION_EXPIRED if unknown or expired. */
 int md_staff_session(md_store *st, const char *token, int64_t now_ms, md_staff *ret);

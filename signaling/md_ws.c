@@ -19,6 +19,7 @@
 #include "md_log.h"
 
 #include <errno.h>
+#include <gio/gio.h>
 #include <jansson.h>
 #include <libwebsockets.h>
 #include <openssl/err.h>
@@ -28,7 +29,9 @@
 #include <string.h>
 
 #define PROTOCOL_NAME "madoguchi.v1"
-#define COOKIE_NAME "md_session"
+/* RFC 6265bis 4.1.3.2: a "__Host-" cookie is only accepted with Secure,
+ * Path=/ and no Domain, so a sibling host cannot plant or shadow it. */
+#define COOKIE_NAME MD_SESSION_COOKIE
 #define SEND_QUEUE_FACTOR 8 /* queued bytes cap = factor * max_message_bytes */
 
 struct md_ws {
@@ -36,7 +39,13 @@ struct md_ws {
     md_ws_callbacks cb;
     void *ud;
     struct lws_context *context;
-    struct lws_vhost *vhost[2];
+    GPtrArray *vhosts[2];    /* struct lws_vhost *, one per configured address */
+    GPtrArray *names;        /* vhost names and addresses lws points into (g_free) */
+    GHashTable *per_source;  /* peer address -> GINT open connections */
+    GHashTable *conn_source; /* struct lws * -> peer address (key of per_source) */
+    lws_retry_bo_t idle_policy;
+    GHashTable *deferred; /* ticket (guint64 *) -> md_conn * answering later */
+    guint64 next_ticket;
     SSL_CTX *device_ssl_ctx; /* owned by lws; kept to reload the CRL */
 };
 
@@ -75,6 +84,7 @@ struct md_conn {
     char *http_range;          /* Range header of the request */
     uint64_t src_off, src_end; /* resp.source: next byte to send, end (exclusive) */
     bool src_started;          /* resp.source: headers sent */
+    guint64 ticket;            /* != 0: the handler answers later (md_ws_http_respond) */
 };
 
 static md_ws *ws_of(struct lws *wsi)
@@ -84,9 +94,8 @@ static md_ws *ws_of(struct lws *wsi)
 
 static md_listener listener_of(struct lws *wsi)
 {
-    md_ws *ws = ws_of(wsi);
-    return lws_get_vhost(wsi) == ws->vhost[MD_LISTENER_DEVICE] ? MD_LISTENER_DEVICE
-                                                               : MD_LISTENER_STAFF;
+    return g_str_has_prefix(lws_get_vhost_name(lws_get_vhost(wsi)), "device") ? MD_LISTENER_DEVICE
+                                                                              : MD_LISTENER_STAFF;
 }
 
 static char *copy_header(struct lws *wsi, enum lws_token_indexes h)
@@ -160,9 +169,17 @@ static void fill_peer(struct lws *wsi, md_conn *c)
     }
 }
 
+static void forget_ticket(md_conn *c)
+{
+    if (c->ticket && c->ws)
+        g_hash_table_remove(c->ws->deferred, &c->ticket);
+    c->ticket = 0;
+}
+
 /* Forgets one HTTP exchange: keep-alive connections carry several. */
 static void http_reset(md_conn *c)
 {
+    forget_ticket(c);
     g_clear_pointer(&c->http_method, g_free);
     g_clear_pointer(&c->http_path, g_free);
     g_clear_pointer(&c->http_query, g_free);
@@ -513,6 +530,7 @@ static int dispatch_http(struct lws *wsi, md_conn *c)
     char *token = cookie_value(cookie);
     char *origin = copy_header(wsi, WSI_TOKEN_ORIGIN);
     char *host = copy_header(wsi, WSI_TOKEN_HOST);
+    char *content_type = copy_header(wsi, WSI_TOKEN_HTTP_CONTENT_TYPE);
     g_free(cookie);
     c->http_range = copy_header(wsi, WSI_TOKEN_HTTP_RANGE);
 
@@ -529,10 +547,20 @@ static int dispatch_http(struct lws *wsi, md_conn *c)
             .session_cookie = token,
             .origin = origin,
             .host = host,
+            .content_type = content_type,
             .remote = c->info.remote,
             .range = c->http_range,
+            .conn = c,
         };
         ws->cb.on_http(&req, &c->resp, ws->ud);
+        if (c->ticket) {
+            /* answered later by md_ws_http_respond */
+            g_free(token);
+            g_free(origin);
+            g_free(host);
+            g_free(content_type);
+            return 0;
+        }
         if (c->resp.status == 0 && !c->resp.file && !c->resp.source)
             respond_error(c, 404, -ENOENT);
         if (!c->resp.content_type)
@@ -541,6 +569,7 @@ static int dispatch_http(struct lws *wsi, md_conn *c)
     g_free(token);
     g_free(origin);
     g_free(host);
+    g_free(content_type);
     c->resp_ready = true;
     if (c->resp.file)
         return write_response(wsi, c);
@@ -595,6 +624,37 @@ static void on_http_body(md_conn *c, const char *in, size_t len)
         return;
     }
     g_string_append_len(c->http_body, in, (gssize)len);
+}
+
+guint64 md_conn_http_defer(md_conn *c)
+{
+    md_ws *ws = c->ws;
+    if (c->is_ws || c->ticket)
+        return 0;
+    c->ticket = ++ws->next_ticket;
+    g_hash_table_insert(ws->deferred, g_memdup2(&c->ticket, sizeof(c->ticket)), c);
+    return c->ticket;
+}
+
+void md_ws_http_respond(md_ws *ws, guint64 ticket, md_http_response *resp)
+{
+    md_conn *c = ws && ticket ? g_hash_table_lookup(ws->deferred, &ticket) : NULL;
+    if (!c) {
+        /* the client went away meanwhile */
+        g_clear_pointer(&resp->body, g_free);
+        g_clear_pointer(&resp->set_cookie, g_free);
+        g_clear_pointer(&resp->file, g_free);
+        return;
+    }
+    forget_ticket(c);
+    c->resp = *resp;
+    memset(resp, 0, sizeof(*resp));
+    if (c->resp.status == 0)
+        respond_error(c, 500, -MD_E_INTERNAL);
+    if (!c->resp.content_type)
+        c->resp.content_type = "application/octet-stream";
+    c->resp_ready = true;
+    lws_callback_on_writable(c->wsi);
 }
 
 /* ---- TLS hooks ---- */
@@ -669,6 +729,58 @@ static int verify_client_cert(md_ws *ws, X509_STORE_CTX *store_ctx, SSL *ssl, in
     return 1; /* non-zero: fail the handshake */
 }
 
+/* ---- per-source connection cap ---- */
+
+/*
+ * Every accepted TCP connection counts against its source address until lws
+ * frees it, TLS handshake included, so one client cannot hold the whole
+ * descriptor table with idle sockets (limits.connections_per_source).
+ */
+static int on_filter_connection(md_ws *ws, int fd)
+{
+    char remote[64] = "";
+    lws_get_peer_simple_fd(fd, remote, sizeof(remote));
+    unmap_ipv4(remote);
+    int count = GPOINTER_TO_INT(g_hash_table_lookup(ws->per_source, remote));
+    if (count < ws->cfg->limits.connections_per_source)
+        return 0;
+    /* debug only: a flood would otherwise flood the log too */
+    md_debug("ws", "source_connection_cap", "{s:s, s:i}", "remote", remote, "open", count);
+    return 1;
+}
+
+static void on_connection_created(md_ws *ws, struct lws *wsi)
+{
+    char remote[64];
+    peer_address(wsi, remote, sizeof(remote));
+    if (!remote[0] || g_hash_table_contains(ws->conn_source, wsi))
+        return;
+    char *key = NULL;
+    gpointer count = NULL;
+    if (g_hash_table_lookup_extended(ws->per_source, remote, (gpointer *)&key, &count)) {
+        /* g_hash_table_insert keeps the existing key (and frees the new one) */
+        g_hash_table_insert(ws->per_source, g_strdup(key),
+                            GINT_TO_POINTER(GPOINTER_TO_INT(count) + 1));
+    } else {
+        key = g_strdup(remote);
+        g_hash_table_insert(ws->per_source, key, GINT_TO_POINTER(1));
+    }
+    g_hash_table_insert(ws->conn_source, wsi, key);
+}
+
+static void on_connection_destroyed(md_ws *ws, struct lws *wsi)
+{
+    const char *key = g_hash_table_lookup(ws->conn_source, wsi);
+    if (!key)
+        return;
+    g_hash_table_remove(ws->conn_source, wsi);
+    int count = GPOINTER_TO_INT(g_hash_table_lookup(ws->per_source, key)) - 1;
+    if (count <= 0)
+        g_hash_table_remove(ws->per_source, key);
+    else
+        g_hash_table_insert(ws->per_source, g_strdup(key), GINT_TO_POINTER(count));
+}
+
 /* ---- the one protocol callback ---- */
 
 static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
@@ -678,6 +790,14 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
     md_ws *ws = wsi ? ws_of(wsi) : NULL;
 
     switch (reason) {
+    case LWS_CALLBACK_FILTER_NETWORK_CONNECTION:
+        return on_filter_connection(ws, (int)(intptr_t)in);
+    case LWS_CALLBACK_SERVER_NEW_CLIENT_INSTANTIATED:
+        on_connection_created(ws, wsi);
+        return 0;
+    case LWS_CALLBACK_WSI_DESTROY:
+        on_connection_destroyed(ws, wsi);
+        return 0;
     case LWS_CALLBACK_OPENSSL_LOAD_EXTRA_SERVER_VERIFY_CERTS:
         return load_verify_extras(ws, in, user);
     case LWS_CALLBACK_OPENSSL_PERFORM_CLIENT_CERT_VERIFICATION:
@@ -722,23 +842,47 @@ static const struct lws_protocols protocols[] = {
     {NULL, NULL, 0, 0, 0, NULL, 0},
 };
 
-static struct lws_vhost *create_vhost(md_ws *ws, md_listener which)
+/*
+ * One vhost per configured address, bound to exactly that address: an IPv4
+ * address gets an IPv4 socket, an IPv6 one an IPv6-only socket (so "::" does
+ * not also take IPv4 through mapped addresses, RFC 3493 5.3).  lws would
+ * otherwise open an IPv6 wildcard socket whatever the iface says.
+ */
+static struct lws_vhost *create_vhost(md_ws *ws, md_listener which, const char *address, int n)
 {
     const md_config *cfg = ws->cfg;
     const md_listen *l = which == MD_LISTENER_DEVICE ? &cfg->device_listen : &cfg->staff_listen;
+    const char *base = which == MD_LISTENER_DEVICE ? "device" : "staff";
+    /* lws keeps the pointers it is given: the name and address live in ws. */
+    char *name = n ? g_strdup_printf("%s-%d", base, n) : g_strdup(base);
+    char *iface = g_strdup(address);
+    g_ptr_array_add(ws->names, name);
+    g_ptr_array_add(ws->names, iface);
+    GInetAddress *ia = g_inet_address_new_from_string(address);
+    if (!ia)
+        return NULL; /* md_config_load validated it; be safe anyway */
+    bool v4 = g_inet_address_get_family(ia) == G_SOCKET_FAMILY_IPV4;
+    bool any = g_inet_address_get_is_any(ia);
+    g_object_unref(ia);
+
     struct lws_context_creation_info info = {0};
-    info.vhost_name = which == MD_LISTENER_DEVICE ? "device" : "staff";
+    info.vhost_name = name;
     info.port = l->port;
-    info.iface =
-        (strcmp(l->address, "0.0.0.0") == 0 || strcmp(l->address, "::") == 0) ? NULL : l->address;
+    info.iface = any ? NULL : iface;
     info.protocols = protocols;
     info.ssl_cert_filepath = cfg->tls.cert;
     info.ssl_private_key_filepath = cfg->tls.key;
     info.alpn = "http/1.1";
+    info.timeout_secs = (unsigned)cfg->limits.handshake_timeout_seconds;
+    info.keepalive_timeout = cfg->limits.handshake_timeout_seconds;
+    info.timeout_secs_ah_idle = (unsigned)cfg->limits.handshake_timeout_seconds;
+    info.retry_and_idle_policy = &ws->idle_policy;
     info.options = LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT | LWS_SERVER_OPTION_VALIDATE_UTF8 |
                    LWS_SERVER_OPTION_GLIB;
-    if (strcmp(l->address, "0.0.0.0") == 0)
+    if (v4)
         info.options |= LWS_SERVER_OPTION_DISABLE_IPV6;
+    else
+        info.options |= LWS_SERVER_OPTION_IPV6_V6ONLY_MODIFY | LWS_SERVER_OPTION_IPV6_V6ONLY_VALUE;
     if (which == MD_LISTENER_DEVICE) {
         info.ssl_ca_filepath = cfg->tls.ca;
         /* Ask for a certificate but let a connection without one through, so
@@ -747,6 +891,25 @@ static struct lws_vhost *create_vhost(md_ws *ws, md_listener which)
                         LWS_SERVER_OPTION_PEER_CERT_NOT_REQUIRED;
     }
     return lws_create_vhost(ws->context, &info);
+}
+
+static int create_listener(md_ws *ws, md_listener which)
+{
+    const md_listen *l =
+        which == MD_LISTENER_DEVICE ? &ws->cfg->device_listen : &ws->cfg->staff_listen;
+    g_auto(GStrv) addresses = md_config_addresses(l->address);
+    ws->vhosts[which] = g_ptr_array_new();
+    for (int i = 0; addresses && addresses[i]; i++) {
+        struct lws_vhost *vh = create_vhost(ws, which, addresses[i], i);
+        if (!vh) {
+            md_error("ws", "listen_failed", "{s:s, s:s, s:i}", "listener",
+                     which == MD_LISTENER_DEVICE ? "device" : "staff", "address", addresses[i],
+                     "port", l->port);
+            return -EADDRNOTAVAIL;
+        }
+        g_ptr_array_add(ws->vhosts[which], vh);
+    }
+    return ws->vhosts[which]->len ? 0 : -EINVAL;
 }
 
 static void lws_log_bridge(int level, const char *line)
@@ -766,6 +929,14 @@ int md_ws_new(const md_config *cfg, GMainLoop *loop, const md_ws_callbacks *cb, 
     ws->cfg = cfg;
     ws->cb = *cb;
     ws->ud = ud;
+    ws->per_source = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+    ws->conn_source = g_hash_table_new(g_direct_hash, g_direct_equal);
+    ws->deferred = g_hash_table_new_full(g_int64_hash, g_int64_equal, g_free, NULL);
+    ws->names = g_ptr_array_new_with_free_func(g_free);
+    /* WebSocket keep-alive: a PING after ws_ping_seconds without traffic both
+     * ways, a hang-up after ws_idle_seconds (RFC 6455 5.5.2). */
+    ws->idle_policy.secs_since_valid_ping = (uint16_t)cfg->limits.ws_ping_seconds;
+    ws->idle_policy.secs_since_valid_hangup = (uint16_t)cfg->limits.ws_idle_seconds;
 
     lws_set_log_level(LLL_ERR | LLL_WARN, lws_log_bridge);
 
@@ -776,7 +947,7 @@ int md_ws_new(const md_config *cfg, GMainLoop *loop, const md_ws_callbacks *cb, 
     info.foreign_loops = foreign_loops;
     info.user = ws;
     info.fd_limit_per_thread = (unsigned int)cfg->limits.max_connections + 16;
-    info.timeout_secs = 20;
+    info.timeout_secs = (unsigned)cfg->limits.handshake_timeout_seconds;
     info.pt_serv_buf_size = 16384;
     ws->context = lws_create_context(&info);
     if (!ws->context) {
@@ -785,11 +956,10 @@ int md_ws_new(const md_config *cfg, GMainLoop *loop, const md_ws_callbacks *cb, 
         return -MD_E_INTERNAL;
     }
     for (int i = 0; i < 2; i++) {
-        ws->vhost[i] = create_vhost(ws, (md_listener)i);
-        if (!ws->vhost[i]) {
-            md_error("ws", "listen_failed", "{s:s}", "listener", i == 0 ? "device" : "staff");
+        int r = create_listener(ws, (md_listener)i);
+        if (r < 0) {
             md_ws_free(ws);
-            return -EADDRNOTAVAIL;
+            return r;
         }
     }
     *ret = ws;
@@ -802,11 +972,18 @@ md_ws *md_ws_free(md_ws *ws)
         return NULL;
     if (ws->context)
         lws_context_destroy(ws->context);
+    for (int i = 0; i < 2; i++)
+        if (ws->vhosts[i])
+            g_ptr_array_free(ws->vhosts[i], TRUE);
+    g_hash_table_destroy(ws->conn_source);
+    g_hash_table_destroy(ws->deferred);
+    g_ptr_array_free(ws->names, TRUE);
+    g_hash_table_destroy(ws->per_source);
     g_free(ws);
     return NULL;
 }
 
 int md_ws_port(const md_ws *ws, md_listener listener)
 {
-    return lws_get_vhost_listen_port(ws->vhost[listener]);
+    return lws_get_vhost_listen_port(g_ptr_array_index(ws->vhosts[listener], 0));
 }

@@ -18,6 +18,9 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+/* The staff login cookie (docs/protocol.md). */
+#define MD_SESSION_COOKIE "__Host-md_session"
+
 typedef struct md_ws md_ws;
 typedef struct md_conn md_conn;
 
@@ -33,7 +36,7 @@ typedef struct md_conn_info {
     char *cert_post_office;
     char *cert_serial;    /* its serial, upper-case hex (md_certs_binding) */
     char cert_sha256[65]; /* its SHA-256 fingerprint, lower-case hex; "" when none */
-    char *session_cookie; /* value of the md_session cookie, staff listener */
+    char *session_cookie; /* value of the login cookie, staff listener */
     char *origin;         /* Origin header */
     char *host;           /* Host header */
 } md_conn_info;
@@ -65,8 +68,10 @@ typedef struct md_http_request {
     const char *session_cookie; /* nullable */
     const char *origin;         /* nullable */
     const char *host;           /* nullable */
+    const char *content_type;   /* nullable */
     const char *remote;
     const char *range; /* Range header, nullable */
+    md_conn *conn;     /* for md_conn_http_defer / md_ws_http_respond */
 } md_http_request;
 
 typedef struct md_http_response {
@@ -108,6 +113,14 @@ md_ws *md_ws_free(md_ws *ws);
  * always on: while no CRL was ever loaded (the file is missing), every
  * device certificate is refused (-ENOENT here, "crl_missing" in the log). */
 int md_ws_reload_crl(md_ws *ws);
+
+/* An HTTP handler that cannot answer at once (a login waiting for its
+ * password hash) calls md_conn_http_defer(req->conn) from on_http, leaves
+ * resp empty, and later hands the answer to md_ws_http_respond with the
+ * returned ticket.  If the client has gone meanwhile the answer is dropped.
+ * Control thread only. */
+guint64 md_conn_http_defer(md_conn *c);
+void md_ws_http_respond(md_ws *ws, guint64 ticket, md_http_response *resp /* contents taken */);
 
 /* Bound ports (useful when the config asked for port 0). */
 int md_ws_port(const md_ws *ws, md_listener listener);

@@ -329,7 +329,7 @@ export async function waitFor(page, fn, arg, what, timeout = 30_000) {
   }
 }
 
-// Logs the verifier in through POST /api/login (the md_session cookie lands in
+// Logs the verifier in through POST /api/login (the __Host-md_session cookie lands in
 // the browser) and opens the verifier test page.
 export async function openVerifier(page, gw, query = {}) {
   await page.goto(`${gw.origin}/healthz`);

@@ -47,6 +47,8 @@ SOURCE_ROOT = Path(os.environ.get("MD_SOURCE_ROOT") or HERE.parent.parent)
 TEST_DATA = HERE / "data"
 SAMPLE_REGISTRY = SOURCE_ROOT / "data" / "sample-registry.json"
 HOST = "127.0.0.1"
+# The staff login cookie (docs/protocol.md): "__Host-" so only this host can set it.
+COOKIE = "__Host-md_session"
 
 # Sanitized builds are slower; give them more time for start-up and replies.
 SLOW = 3 if any(k in os.environ for k in ("ASAN_OPTIONS", "UBSAN_OPTIONS")) else 1
@@ -539,11 +541,13 @@ class Gateway:
                                            timeout=REPLY_TIMEOUT)
         try:
             h = {"Origin": self.origin}
+            if method == "POST" and body is None:
+                body = "{}"  # the gateway takes a POST only as JSON
             if body is not None:
                 h["Content-Type"] = "application/json"
                 body = json.dumps(body) if not isinstance(body, (str, bytes)) else body
             if cookie:
-                h["Cookie"] = "md_session=" + cookie
+                h["Cookie"] = COOKIE + "=" + cookie
             h.update(headers or {})
             conn.request(method, path, body=body, headers=h)
             resp = conn.getresponse()
@@ -600,7 +604,7 @@ class Gateway:
         cookie = None
         for header, value in resp.getheaders():
             if header.lower() == "set-cookie":
-                m = re.match(r"\s*md_session=([^;]*)", value)
+                m = re.match(r"\s*" + re.escape(COOKIE) + r"=([^;]*)", value)
                 if m and m.group(1):
                     cookie = m.group(1)
         return status, body, cookie
@@ -618,7 +622,7 @@ class Gateway:
                             expect_hello=True, subprotocols=None):
         if cookie is None and username is not None:
             cookie = await self.login_ok(username)
-        headers = [("Cookie", "md_session=" + cookie)] if cookie else []
+        headers = [("Cookie", COOKIE + "=" + cookie)] if cookie else []
         ws = await websockets.connect(
             "wss://%s:%d/ws" % (HOST, self.staff_port),
             ssl=self.ssl_context(),

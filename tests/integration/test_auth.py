@@ -1,6 +1,6 @@
 #!/usr/bin/python3
 """Staff authentication: password + TOTP at POST /api/login, lockout, the
-md_session cookie, and the staff WebSocket's cookie and Origin checks
+__Host-md_session cookie, and the staff WebSocket's cookie and Origin checks
 (docs/protocol.md, "HTTP endpoints" and "Transports")."""
 
 import sys
@@ -33,12 +33,14 @@ class Login(GatewayTestCase):
         self.assertEqual(body, {"username": "v-yasuoka", "role": "verifier",
                                 "municipality": "204111"})
         cookies = [v for k, v in resp.getheaders() if k.lower() == "set-cookie"]
-        session = [c for c in cookies if c.strip().startswith("md_session=")]
+        session = [c for c in cookies if c.strip().startswith(harness.COOKIE + "=")]
         self.assertEqual(len(session), 1, cookies)
         attrs = [a.strip().lower() for a in session[0].split(";")]
-        self.assertGreater(len(attrs[0]), len("md_session=") + 20, "a long random token")
-        for attr in ("httponly", "secure", "samesite=strict", "path=/"):
+        self.assertGreater(len(attrs[0]), len(harness.COOKIE) + 21, "a long random token")
+        for attr in ("httponly", "secure", "samesite=strict", "path=/", "max-age=28800"):
             self.assertIn(attr, attrs, session[0])
+        # __Host- (RFC 6265bis 4.1.3.2): no Domain attribute
+        self.assertFalse([a for a in attrs if a.startswith("domain")], session[0])
         cookie = session[0].split(";")[0].split("=", 1)[1]
 
         status, me, _ = await self.gw.ahttp("GET", "/api/me", cookie=cookie)
@@ -79,36 +81,21 @@ class Login(GatewayTestCase):
         status, body, _ = await self.gw.login("v-yasuoka", code=code)  # RFC 6238 5.2
         self.assert_error(status, body, 401, "totp_invalid")
 
-    async def test_lockout_after_five_failures(self):
+    async def test_failures_do_not_lock_the_account(self):
+        # Issue #11 item 4: five wrong passwords no longer lock v-lock out for
+        # 15 minutes; they slow down only this name from this address
+        # (test_security.py covers the backoff and other sources).
         for i in range(5):
             status, body, _ = await self.gw.login("v-lock", password="wrong password %d" % i)
-            if i < 4:
-                self.assert_error(status, body, 401, "credentials_invalid")
-            else:
-                self.assertIn(status, (401, 423), body)
-        # locked: even the right password and a fresh code are refused
-        status, body, cookie = await self.gw.login("v-lock")
-        self.assert_error(status, body, 423, "account_locked")
-        self.assertIsNone(cookie)
+            self.assert_error(status, body, 401, "credentials_invalid")
         entries = await self.gw.audit_api()
         failures = [e for e in entries if e.get("actor") == "staff:v-lock"
-                    and (harness.audit_mentions(e, "credentials_invalid")
-                         or harness.audit_mentions(e, "account_locked"))]
+                    and harness.audit_mentions(e, "credentials_invalid")]
         self.assertGreaterEqual(len(failures), 5, harness.describe_entries(entries))
-        await self.assert_audited("account_locked")
-        # the lock is per account
+        self.assertFalse(harness.find_audit(entries, "account_locked"))
+        # other accounts are not affected
         status, body, _ = await self.gw.login("v-yasuoka")
         self.assertEqual(status, 200, body)
-
-    async def test_failures_mixing_factors_lock_too(self):
-        secret = self.gw.secrets["v-lock"]
-        for i in range(5):
-            if i % 2:
-                await self.gw.login("v-lock", code=self.gw.wrong_totp(secret))
-            else:
-                await self.gw.login("v-lock", password="wrong password")
-        status, body, _ = await self.gw.login("v-lock")
-        self.assert_error(status, body, 423, "account_locked")
 
     async def test_audit_api_needs_auditor(self):
         status, body, _ = await self.gw.ahttp("GET", "/api/audit")

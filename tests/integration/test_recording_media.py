@@ -231,7 +231,7 @@ class OptionalRecording(RecordingBase):
         conn = http.client.HTTPSConnection(harness.HOST, self.gw.staff_port,
                                            context=self.gw.ssl_context(), timeout=30)
         try:
-            headers = {"Cookie": "md_session=" + cookie}
+            headers = {"Cookie": harness.COOKIE + "=" + cookie}
             if range_header:
                 headers["Range"] = range_header
             conn.request("GET", url, headers=headers)

@@ -29,8 +29,11 @@ class SlowReader(GatewayTestCase):
     # tablets; 17 requests stay waiting, so every queue snapshot is ~4 KiB and
     # the churn pushes ~10 MB at the paused verifier: without snapshot
     # replacement its send queue would overflow and it would be dropped.
+    # The pause can outlast the WebSocket idle timeout on a loaded machine (a
+    # client that does not read cannot answer PING); that timeout is
+    # test_security.py's subject, not this test's.
     config = {"limits": {"max_message_bytes": 8192, "messages_per_second": 100000,
-                         "message_burst": 100000}}
+                         "message_burst": 100000, "ws_idle_seconds": 3600}}
 
     async def churn(self, tablet):
         for i in range(CYCLES):
@@ -53,7 +56,7 @@ class SlowReader(GatewayTestCase):
         ws = await websockets.connect(
             "wss://%s:%d/ws" % (harness.HOST, self.gw.staff_port), sock=sock,
             ssl=self.gw.ssl_context(), server_hostname=harness.HOST, origin=self.gw.origin,
-            extra_headers=[("Cookie", "md_session=" + cookie)], max_size=None,
+            extra_headers=[("Cookie", harness.COOKIE + "=" + cookie)], max_size=None,
             ping_interval=None)
         c = harness.Client(ws, username)
         self.clients.append(c)

@@ -4,8 +4,9 @@
 export async function api(method, path, body) {
   const res = await fetch(path, {
     method,
-    headers: body ? { 'Content-Type': 'application/json' } : {},
-    body: body ? JSON.stringify(body) : undefined,
+    // The gateway takes a POST only as JSON (docs/protocol.md: login CSRF).
+    headers: method === 'POST' ? { 'Content-Type': 'application/json' } : {},
+    body: method === 'POST' ? JSON.stringify(body || {}) : undefined,
     credentials: 'same-origin',
   });
   const text = await res.text();

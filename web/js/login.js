@@ -20,6 +20,7 @@ form.addEventListener('submit', async (ev) => {
       credentials_invalid: 'ユーザー名またはパスワードが違います。',
       totp_invalid: 'ワンタイムコードが違うか、使用済みです。',
       account_locked: 'ログイン失敗が続いたため、しばらくロックされています。',
+      rate_limited: 'ログインの試行が多すぎます。しばらく待ってからもう一度お試しください。',
     }[e.code];
     error.textContent = text || e.message;
   }

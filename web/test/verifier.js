@@ -1,5 +1,5 @@
 // Test verifier (docs/internals/browser-tests.md). The test has logged in
-// through POST /api/login, so the md_session cookie is set; this page opens
+// through POST /api/login, so the __Host-md_session cookie is set; this page opens
 // the staff WebSocket on its own origin, shows the queue with an accept
 // button per entry, and on `assigned` offers audio + video with ?codec=.
 // ?counter=1 also decodes the frame counter of the remote video (counter.js).

@@ -17,6 +17,7 @@
  */
 #include "fuzz_common.h"
 #include "md_crypto.h"
+#include "md_limits.h"
 #include "md_server_private.h"
 #include "md_staff.h"
 #include "md_time.h"
@@ -57,7 +58,13 @@ static void set_up(void)
     g_autofree char *procedures = g_build_filename(root, "data", "procedures.json", NULL);
     g_autofree char *registry = g_build_filename(root, "data", "sample-registry.json", NULL);
     srv.cfg = &cfg;
-    srv.auth_limits = (md_auth_limits){5, 60, 3600};
+    srv.auth_limits = (md_auth_limits){.session_ttl_seconds = 3600};
+    srv.parties = g_ptr_array_new(); /* no connections: logout closes none */
+    /* No login pool: without a connection a login is answered at once. */
+    srv.login_limiter = md_login_limiter_new(&(md_login_limits){.per_minute = 1 << 30,
+                                                                .per_source_per_minute = 1 << 30,
+                                                                .threshold = 5,
+                                                                .max_backoff_seconds = 60});
     FUZZ_CHECK(md_store_open(":memory:", &srv.store) == 0);
     /* Sealed columns (TOTP secrets) need the store's field key, as serve attaches it. */
     static const uint8_t field_key[MD_STORE_FIELD_KEY_LEN] = {42};
@@ -110,6 +117,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         .origin = field[5],
         .host = "127.0.0.1",
         .remote = "127.0.0.1",
+        .content_type = "application/json",
         .body = field[6],
         .body_len = field[6] ? strlen(field[6]) : 0,
     };
