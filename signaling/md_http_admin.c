@@ -15,6 +15,7 @@
  * Control thread only.
  */
 #include "md_admin.h"
+#include "md_limits.h"
 #include "md_crypto.h"
 #include "md_err.h"
 #include "md_log.h"
@@ -371,10 +372,22 @@ static void api_staff(md_server *srv, const md_http_request *req, md_http_respon
         return;
     json_t *list = NULL;
     int r = md_admin_staff_list(srv->store, &list);
-    if (r < 0)
+    if (r < 0) {
         md_http_respond_error(resp, r, NULL);
-    else
+    } else {
+        /* Failed logins slow down a name per source (md_limits.h); "locked"
+         * says whether some source is waiting now. */
+        size_t i;
+        json_t *o;
+        json_array_foreach (list, i, o) {
+            const char *name = json_string_value(json_object_get(o, "username"));
+            json_object_set_new(
+                o, "locked",
+                json_boolean(name && md_login_limiter_backing_off(srv->login_limiter, name,
+                                                                  md_monotonic_ms())));
+        }
         md_http_respond_json(resp, 200, json_pack("{s:o}", "staff", list));
+    }
     admin_clear(&a);
 }
 
@@ -431,9 +444,11 @@ static void api_staff_action(md_server *srv, const md_http_request *req, md_http
         ;
     else if (strcmp(action, "reset_totp") == 0)
         r = md_admin_staff_reset_totp(srv->store, srv->audit, username, a.actor, now, &uri);
-    else if (strcmp(action, "unlock") == 0)
+    else if (strcmp(action, "unlock") == 0) {
         r = md_admin_staff_unlock(srv->store, srv->audit, username, a.actor, now);
-    else if (strcmp(action, "disable") == 0 || strcmp(action, "enable") == 0)
+        if (r >= 0)
+            md_login_limiter_forget_account(srv->login_limiter, username);
+    } else if (strcmp(action, "disable") == 0 || strcmp(action, "enable") == 0)
         r = md_admin_staff_set_disabled(srv->store, srv->audit, username,
                                         strcmp(action, "disable") == 0, a.actor, now);
     if (r < 0)

@@ -176,3 +176,27 @@ void md_login_limiter_succeeded(md_login_limiter *lim, const char *username, con
     g_autofree char *key = pair_key(username, source);
     g_hash_table_remove(lim->pairs, key);
 }
+
+/* The pairs of one account: their keys start with "username\n". */
+static gboolean pair_of_account(gpointer key, gpointer value, gpointer prefix)
+{
+    return g_str_has_prefix(key, prefix);
+}
+
+void md_login_limiter_forget_account(md_login_limiter *lim, const char *username)
+{
+    g_autofree char *prefix = pair_key(username, NULL);
+    g_hash_table_foreach_remove(lim->pairs, pair_of_account, prefix);
+}
+
+bool md_login_limiter_backing_off(md_login_limiter *lim, const char *username, int64_t now_ms)
+{
+    g_autofree char *prefix = pair_key(username, NULL);
+    GHashTableIter it;
+    gpointer key, value;
+    g_hash_table_iter_init(&it, lim->pairs);
+    while (g_hash_table_iter_next(&it, &key, &value))
+        if (g_str_has_prefix(key, prefix) && ((const struct pair *)value)->next_ms > now_ms)
+            return true;
+    return false;
+}

@@ -22,6 +22,7 @@
 #ifndef MD_LIMITS_H
 #define MD_LIMITS_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #define MD_LIMITS_MAX_ENTRIES 65536
@@ -50,5 +51,9 @@ void md_login_limiter_failed(md_login_limiter *lim, const char *username, const 
                              int64_t now_ms);
 /* The attempt succeeded: the pair's failures are forgotten. */
 void md_login_limiter_succeeded(md_login_limiter *lim, const char *username, const char *source);
+/* An admin's unlock: the failures of `username` from every source are forgotten. */
+void md_login_limiter_forget_account(md_login_limiter *lim, const char *username);
+/* Whether some source must wait before its next attempt for `username`. */
+bool md_login_limiter_backing_off(md_login_limiter *lim, const char *username, int64_t now_ms);
 
 #endif

@@ -112,6 +112,26 @@ static void test_tables_are_bounded(void)
     md_login_limiter_free(lim);
 }
 
+static void test_unlock_forgets_every_source(void)
+{
+    md_login_limiter *lim = md_login_limiter_new(&limits);
+    int64_t t = 1000000;
+    for (int i = 0; i < 3; i++) {
+        md_login_limiter_failed(lim, "v-a", "192.0.2.1", t);
+        md_login_limiter_failed(lim, "v-a", "192.0.2.2", t);
+        md_login_limiter_failed(lim, "v-ab", "192.0.2.1", t);
+    }
+    ASSERT(md_login_limiter_backing_off(lim, "v-a", t));
+    ASSERT(!md_login_limiter_backing_off(lim, "v-x", t));
+    ASSERT_EQ(admit(lim, "v-a", "192.0.2.2", t), -MD_E_RATE_LIMITED);
+    md_login_limiter_forget_account(lim, "v-a");
+    ASSERT(!md_login_limiter_backing_off(lim, "v-a", t));
+    ASSERT_OK(admit(lim, "v-a", "192.0.2.2", t));
+    /* a name that merely starts with the same letters keeps its backoff */
+    ASSERT(md_login_limiter_backing_off(lim, "v-ab", t));
+    md_login_limiter_free(lim);
+}
+
 int main(void)
 {
     RUN(test_per_source_bucket);
@@ -119,5 +139,6 @@ int main(void)
     RUN(test_backoff_per_name_and_source);
     RUN(test_backoff_is_capped);
     RUN(test_tables_are_bounded);
+    RUN(test_unlock_forgets_every_source);
     return 0;
 }
