@@ -189,10 +189,16 @@ static const struct {
 };
 
 /* Static pages from web_root.  Only plain relative names: no "..", no
- * hidden files, no characters outside [A-Za-z0-9._/-]. */
+ * hidden files, no characters outside [A-Za-z0-9._/-].  The root is the
+ * staff login on the staff listener and the counter kiosk on the device
+ * listener; the browser-test pages under /test/ only with web.test_pages. */
 static void static_file(md_server *srv, const md_http_request *req, md_http_response *resp)
 {
-    const char *path = strcmp(req->path, "/") == 0 ? "/index.html" : req->path;
+    const char *path = req->path;
+    if (strcmp(path, "/") == 0)
+        path = req->listener == MD_LISTENER_DEVICE ? "/kiosk.html" : "/index.html";
+    if (g_str_has_prefix(path, "/test/") && !srv->cfg->web.test_pages)
+        return;
     for (const char *c = path; *c; c++)
         if (!g_ascii_isalnum(*c) && !strchr("._/-", *c))
             return;

@@ -391,6 +391,12 @@ export async function assertMediaFlows(page, name, videoCodec) {
 
 // The verifier records `verified`; both pages see `ended`.
 export async function finish(verifier, tablet) {
+  // The gateway takes `verified` only once it sent the tablet's media on the
+  // verifier's leg, as its per-second `quality` counters show.
+  await waitFor(verifier, () => {
+    const q = window.mdTest.quality && window.mdTest.quality.verifier;
+    return q && q.counters && q.counters.packets_out > 0;
+  }, null, 'quality: media sent to the verifier');
   await verifier.evaluate(() => window.mdTest.outcome('verified'));
   for (const [page, name] of [[verifier, 'verifier'], [tablet, 'tablet']]) {
     if (!page) continue;

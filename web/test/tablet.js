@@ -1,4 +1,5 @@
-// Test tablet (docs/internals/browser-tests.md): connects to the device
+// Test tablet, a thin page on the client library (docs/internals/browser-tests.md;
+// served only with web.test_pages): connects to the device
 // listener given as ?device=wss://HOST:PORT/ws (the TLS client certificate is
 // the browser's business), asks for ?procedure= (default mynumber.new) and, on
 // `assigned`, offers audio + video with ?codec= (VP8, H264 or any). When its
@@ -6,15 +7,17 @@
 // ?dc=1 also opens the `chat` and `file` data channels (datachannels.js,
 // window.md) and answers the gateway's `still` with a photo (still.js).
 // A `consent` question is shown and answered as on the kiosk (recording.js).
-import { attach, expose } from './datachannels.js';
-import { Leg, connect, exposeState, mdTest, params, resetSession, setError, showState } from './peer.js';
+import { attach, expose, md } from '../js/lib/channels.js';
+import { makeTestFile } from './testfiles.js';
+import { Leg, connect, exposeState, mdTest, params, resetSession, setError, showState } from '../js/lib/leg.js';
+import { onStill } from '../js/lib/still.js';
 import { setupRecording } from './recording.js';
-import { onStill } from './still.js';
 
 exposeState();
 mdTest.role = 'tablet';
 mdTest.stillMessages = []; // every `still` from the gateway
 const dataChannels = params.get('dc') === '1';
+md.makeBytes = makeTestFile;
 if (dataChannels) expose('tablet');
 
 const url = params.get('device');
