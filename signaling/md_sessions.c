@@ -371,6 +371,18 @@ static void on_request(md_server *srv, md_party *p, const md_proto_result *m)
         md_server_send_error(srv, p, -MD_E_REQUEST_PENDING, NULL, m->id, p->session->id);
         return;
     }
+    /* One unfinished session per device, whatever connection asks (a second
+     * kiosk window of the same tablet). */
+    GHashTableIter it;
+    gpointer value;
+    g_hash_table_iter_init(&it, srv->sessions);
+    while (g_hash_table_iter_next(&it, NULL, &value)) {
+        md_session *other = value;
+        if (unfinished(other) && g_strcmp0(other->device_id, p->device_id) == 0) {
+            md_server_send_error(srv, p, -MD_E_REQUEST_PENDING, NULL, m->id, NULL);
+            return;
+        }
+    }
     md_request_scope scope;
     int64_t now = md_now_ms();
     int r = md_registry_check_request(srv->store, srv->procedures, p->device_id, procedure, now,

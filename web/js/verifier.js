@@ -104,7 +104,17 @@ function updateTitle() {
   document.title = n && !con.current ? `(${n}) 受付待ち — ${con.baseTitle}` : con.baseTitle;
 }
 
-setInterval(() => { if (con.queue.length) renderQueue(); }, 1000);
+// The waits tick in place (rows are not rebuilt, so focus and clicks stay).
+setInterval(() => {
+  const now = Date.now();
+  $('queue').querySelectorAll('tr').forEach((tr, i) => {
+    const e = con.queue[i];
+    if (!e) return;
+    const wait = e.waiting_seconds + (now - con.queueAt) / 1000;
+    tr.querySelector('td.wait').textContent = mmss(wait);
+    tr.className = wait > 300 ? 'long' : '';
+  });
+}, 1000);
 
 $('notify-toggle').addEventListener('click', () => {
   con.notify = !con.notify;
