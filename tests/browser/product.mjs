@@ -41,15 +41,16 @@ export async function openKiosk(page, gw, query = { loopback: '1' }) {
   await page.getByText('温田郵便局').first().waitFor();
 }
 
-export async function loginChromium(page, gw) {
+export async function loginChromium(page, gw, query = { loopback: '1' }) {
   await page.goto(`${gw.origin}/`);
   await page.getByLabel('ユーザー名').fill('v-yasuoka');
   await page.getByLabel('パスワード').fill(gw.password);
   await page.getByLabel('ワンタイムコード').fill(await gw.totp('v-yasuoka'));
   await page.getByRole('button', { name: 'ログイン' }).click();
   await page.waitForURL(/verifier\.html/);
-  await page.goto(`${gw.origin}/verifier.html?loopback=1`);
+  await page.goto(`${gw.origin}/verifier.html?${new URLSearchParams(query)}`);
   await page.getByRole('heading', { name: /受付待ちの郵便局/ }).waitFor();
+  await until(page, () => window.mdTest && window.mdTest.hello, null, 'console: hello');
 }
 
 // ---- puppeteer (Firefox) pages
@@ -128,3 +129,16 @@ export async function pictureMoves(page, selector) {
   assert.ok(mean > 5, `${selector}: the picture is black`);
   assert.ok(diff > 0.2, `${selector}: the picture does not move (${diff})`);
 }
+
+// The test files' generator (web/test/testfiles.js, served with
+// web.test_pages) for window.md.sendFile({make}) on a product page, so that
+// the tests that move megabytes need not pass them through the automation
+// protocol.
+export function addTestFiles(page) {
+  return page.evaluate(async () => {
+    window.md.makeBytes = (await import('/test/testfiles.js')).makeTestFile;
+    return true;
+  });
+}
+
+export const NEW_CARD = 'マイナンバーカードの新規発行に係る事務（申請時来庁方式）';

@@ -495,3 +495,5 @@ function onStatus(status) {
 renderProcedures();
 show('start');
 conn = connect(`wss://${location.host}/ws`, handlers, onStatus);
+  // Diagnostics hook, as on the test pages: hang up the current session.
+  mdTest.hangup = () => mdTest.session && conn.send({ type: 'hangup', session: mdTest.session });

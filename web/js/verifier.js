@@ -454,6 +454,8 @@ async function main() {
   } catch { location.href = '/'; return; }
   $('logout').addEventListener('click', logout);
   conn = connect(`wss://${location.host}/ws`, handlers, onStatus);
+  // Diagnostics hook, as on the test pages: hang up the current session.
+  mdTest.hangup = () => mdTest.session && conn.send({ type: 'hangup', session: mdTest.session });
 }
 
 main();

@@ -298,6 +298,8 @@ export async function stats(pc) {
 }
 
 mdTest.stats = () => stats(mdTest.pc);
+// Diagnostics hook (tests, the help desk's console): restart ICE now.
+mdTest.restartIce = () => mdTest.leg && mdTest.leg.restartIce('manual');
 mdTest.videoCodecs = () => ({
   send: RTCRtpSender.getCapabilities ? RTCRtpSender.getCapabilities('video').codecs
     .map((c) => `${c.mimeType} ${c.sdpFmtpLine || ''}`.trim()) : [],
