@@ -27,10 +27,11 @@ export function registryWithUpgrade(tmp) {
 }
 
 // A screenshot into docs/screenshots/ (MD_SCREENSHOTS=0 leaves them alone).
-export async function shot(page, name) {
+export async function shot(page, name, { fullPage = false } = {}) {
   if (process.env.MD_SCREENSHOTS === '0') return;
   fs.mkdirSync(SHOTS, { recursive: true });
-  await page.screenshot({ path: path.join(SHOTS, name) });
+  await page.evaluate(() => window.scrollTo(0, 0));
+  await page.screenshot({ path: path.join(SHOTS, name), fullPage });
 }
 
 // ---- Playwright (Chromium) pages

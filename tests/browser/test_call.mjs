@@ -42,9 +42,9 @@ test('Chromium kiosk and Firefox verifier console: a whole verification',
     const renewal = kiosk.getByRole('button', { name: /マイナンバーカードの更新/ });
     assert.equal(await renewal.isDisabled(), true, 'a procedure awaiting the upgrade is disabled');
     await kiosk.getByText('統合端末の改修後に開始します').first().waitFor();
-    await p.shot(kiosk, 'kiosk-start.png');
+    await p.shot(kiosk, 'kiosk-start.png', { fullPage: true });
     await kiosk.setViewportSize({ width: 768, height: 1024 });
-    await p.shot(kiosk, 'kiosk-start-portrait.png');
+    await p.shot(kiosk, 'kiosk-start-portrait.png', { fullPage: true });
     await kiosk.setViewportSize({ width: 1024, height: 768 });
 
     await p.loginFirefox(verifier, env.gw);
@@ -78,6 +78,8 @@ test('Chromium kiosk and Firefox verifier console: a whole verification',
     await lib.sleep(1500);
     assert.notEqual(await verifier.evaluate(() => document.querySelector('#queue td.wait').textContent), w1);
     assert.match(await verifier.title(), /^\(1\) 受付待ち/, 'the title tells of the request');
+    const notice = await verifier.evaluate(() => window.mdConsole.lastNotice);
+    assert.ok(notice && notice.sound, `a sound for the new request: ${JSON.stringify(notice)}`);
     await p.shot(verifier, 'verifier-queue.png');
     const acceptButton = await verifier.$(p.aria('温田郵便局の申請を受け付ける', 'button'));
     await acceptButton.click();
@@ -246,4 +248,16 @@ test('kiosk: camera denied, a refused request, and the designations page',
     await ctx.close().catch(() => {});
     await denied.close().catch(() => {});
   }
+});
+
+test('every error code of core/md_err.h has its Japanese message', () => {
+  const header = fs.readFileSync(path.join(lib.HERE, '..', '..', 'core', 'md_err.h'), 'utf8');
+  const codes = [...header.matchAll(/^\s*X\(\s*[A-Z]\w*,\s*"([a-z0-9_]+)"/gm)].map((m) => m[1]);
+  assert.ok(codes.length > 60, `codes read from md_err.h: ${codes.length}`);
+  return import('../../web/js/lib/errors.js').then(({ ERROR_MESSAGES, errorText }) => {
+    const missing = codes.filter((c) => !ERROR_MESSAGES[c]);
+    assert.deepEqual(missing, [], 'codes without a Japanese message');
+    for (const c of codes) assert.match(errorText(c), /[ぁ-んァ-ン一-龯]/, c);
+    assert.match(errorText('some_future_code'), /some_future_code/, 'the fallback shows the code');
+  });
 });

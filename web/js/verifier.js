@@ -100,6 +100,7 @@ function onQueue(m) {
 }
 
 function updateTitle() {
+  document.body.classList.toggle('in-call', !!con.current);
   const n = con.queue.length;
   document.title = n && !con.current ? `(${n}) 受付待ち — ${con.baseTitle}` : con.baseTitle;
 }
@@ -244,7 +245,8 @@ function renderQuality() {
   for (const leg of legs) for (const w of (con.warnings && con.warnings[leg]) || []) all.push([leg, w]);
   $('quality-warnings').replaceChildren(...all.map(([leg, w]) => {
     const li = document.createElement('li');
-    li.textContent = `${LEG_JA[leg]}: ${WARN_JA[w.code] || w.code} (${Number(w.value).toFixed(1)} / 基準 ${w.limit})`;
+    const v = Number(w.value);
+    li.textContent = `${LEG_JA[leg]}: ${WARN_JA[w.code] || w.code} (${Number.isInteger(v) ? v : v.toFixed(1)} / 基準 ${w.limit})`;
     return li;
   }));
   $('quality-warnings').setAttribute('role', all.length ? 'alert' : 'status');
