@@ -231,6 +231,10 @@ test('a 5 s cut of the tablet path: ICE restart, same session; media, chat and f
         during.push(chatId);
       }
     }
+    // The clerk is told while the path is gone.
+    const banner = await tablet.evaluate(() => document.getElementById('banner').textContent);
+    log(`kiosk banner during the cut: ${banner}`);
+    assert.match(banner, /再接続しています/, 'the kiosk shows the reconnect banner');
     await lib.sleep(CUT_MS / 4);
     ns.restore();
     const restoredAt = Date.now();

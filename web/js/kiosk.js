@@ -356,18 +356,18 @@ window.addEventListener('md-file', (ev) => {
 });
 
 let fileSeq = 0;
-async function sendPicked(input, kind) {
+// A photo from the camera picker or a file goes as a plain file (a `still`
+// is only what the verifier asked for).
+async function sendPicked(input) {
   const f = input.files && input.files[0];
   input.value = '';
   if (!f) return;
-  const { bytes, width, height } = await readPicked(f);
+  const { bytes } = await readPicked(f);
   md.sendFile({ id: `t${Date.now().toString(36)}${++fileSeq}`, name: f.name || `photo-${fileSeq}.jpg`,
-                mime: f.type || 'application/octet-stream', kind: 'file', bytes,
-                ...(kind === 'photo' && width ? {} : {}) });
-  void width; void height; // a picked photo is a plain file; stills come from the camera
+                mime: f.type || 'application/octet-stream', kind: 'file', bytes });
 }
-$('photo-input').addEventListener('change', () => sendPicked($('photo-input'), 'photo'));
-$('file-input').addEventListener('change', () => sendPicked($('file-input'), 'file'));
+$('photo-input').addEventListener('change', () => sendPicked($('photo-input')));
+$('file-input').addEventListener('change', () => sendPicked($('file-input')));
 
 // stills: answered automatically, with a notice for the clerk
 function stillNotice(text) {
