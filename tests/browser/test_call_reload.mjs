@@ -3,6 +3,7 @@
 // verifier console in Chromium, through a call to the outcome; mid-call the
 // verifier reloads the console, which resumes the same session with video
 // both ways (the gateway's rejoin; a new PeerConnection on the same leg).
+// The console is worked by keyboard alone (accept, outcome, confirmation).
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import * as lib from './lib.mjs';
@@ -34,7 +35,9 @@ test('Firefox kiosk and Chromium console; the console reloads mid-call',
     await kiosk.locator(p.aria('確認担当者を呼ぶ', 'button')).click();
     await kiosk.locator(p.aria('確認担当者をお待ちください', 'heading')).wait();
 
-    await verifier.getByRole('button', { name: '温田郵便局の申請を受け付ける' }).click();
+    // The console by keyboard alone: accept, later the outcome and its confirmation
+    await verifier.getByRole('button', { name: '温田郵便局の申請を受け付ける' }).focus();
+    await verifier.keyboard.press('Enter');
     await p.until(kiosk, () => window.mdTest.state === 'live', null, 'kiosk live', 40_000);
     await p.until(verifier, () => window.mdTest.state === 'live', null, 'console live', 40_000);
     const session = await verifier.evaluate(() => window.mdTest.session);
@@ -64,10 +67,15 @@ test('Firefox kiosk and Chromium console; the console reloads mid-call',
 
     // Quality warnings of the policy are highlighted; then the outcome
     await verifier.locator('#quality-warnings li', { hasText: '解像度が不足' }).first().waitFor();
-    await verifier.getByRole('radio', { name: '確認完了' }).check();
-    await verifier.getByRole('button', { name: '結果を記録する' }).click();
+    await verifier.getByRole('radio', { name: '確認完了' }).focus();
+    await verifier.keyboard.press('Space');
+    await verifier.keyboard.press('Tab'); // the reason
+    await verifier.keyboard.press('Tab'); // the submit button
+    await verifier.keyboard.press('Enter');
     await verifier.getByRole('dialog', { name: '結果を記録しますか?' }).waitFor();
-    await verifier.getByRole('button', { name: '記録して終了する' }).click();
+    // the confirmation takes the focus: Enter records
+    assert.equal(await verifier.evaluate(() => document.activeElement.textContent), '記録して終了する');
+    await verifier.keyboard.press('Enter');
     await verifier.getByRole('heading', { name: 'セッションは終了しました' }).waitFor();
     await kiosk.locator(p.aria('お手続きが終わりました', 'heading')).wait();
     assert.equal(await kiosk.evaluate(() => document.querySelector('#end-result').textContent), '確認完了');
