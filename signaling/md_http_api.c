@@ -204,11 +204,15 @@ static void static_file(md_server *srv, const md_http_request *req, md_http_resp
             return;
     if (strstr(path, "/.") || strstr(path, "//"))
         return;
-    g_autofree char *file = g_build_filename(srv->cfg->web_root, path + 1, NULL);
+    /* A page's address may leave out ".html": "/verifier" is verifier.html. */
+    bool bare = !strchr(strrchr(path, '/'), '.');
+    g_autofree char *file = bare ? g_strdup_printf("%s/%s.html", srv->cfg->web_root, path + 1)
+                                 : g_build_filename(srv->cfg->web_root, path + 1, NULL);
+    const char *name = bare ? ".html" : path;
     if (!g_file_test(file, G_FILE_TEST_IS_REGULAR))
         return;
     for (size_t i = 0; i < G_N_ELEMENTS(mime_types); i++)
-        if (g_str_has_suffix(path, mime_types[i].ext)) {
+        if (g_str_has_suffix(name, mime_types[i].ext)) {
             resp->content_type = mime_types[i].type;
             resp->file = g_steal_pointer(&file);
             return;

@@ -48,8 +48,8 @@ export async function loginChromium(page, gw, query = { loopback: '1' }) {
   await page.getByLabel('パスワード').fill(gw.password);
   await page.getByLabel('ワンタイムコード').fill(await gw.totp('v-yasuoka'));
   await page.getByRole('button', { name: 'ログイン' }).click();
-  await page.waitForURL(/verifier\.html/);
-  await page.goto(`${gw.origin}/verifier.html?${new URLSearchParams(query)}`);
+  await page.waitForURL(/\/verifier$/);
+  await page.goto(`${gw.origin}/verifier?${new URLSearchParams(query)}`);
   await page.getByRole('heading', { name: /受付待ちの郵便局/ }).waitFor();
   await until(page, () => window.mdTest && window.mdTest.hello, null, 'console: hello');
 }
@@ -66,8 +66,8 @@ export async function loginFirefox(page, gw) {
   await page.locator(aria('ワンタイムコード', 'textbox')).fill(await gw.totp('v-yasuoka'));
   console.log('# login form filled');
   await page.locator(aria('ログイン', 'button')).click();
-  await until(page, () => location.pathname === '/verifier.html', null, 'login: the console opens');
-  await page.goto(`${gw.origin}/verifier.html?loopback=1`);
+  await until(page, () => location.pathname === '/verifier', null, 'login: the console opens');
+  await page.goto(`${gw.origin}/verifier?loopback=1`);
   await until(page, () => window.mdTest && window.mdTest.hello, null, 'console: hello');
 }
 

@@ -43,6 +43,9 @@ class Pages(GatewayTestCase):
         status, body, _ = await self.gw.ahttp("GET", "/")
         self.assertEqual(status, 200)
         self.assertIn('id="login"', body)
+        status, body, _ = await self.gw.ahttp("GET", "/verifier")  # verifier.html
+        self.assertEqual(status, 200)
+        self.assertIn('id="console"', body)
         for path in ("/test/tablet.html", "/test/verifier.js"):
             status, _, _ = await self.gw.ahttp("GET", path)
             self.assertEqual(status, 404, "staff listener " + path)
