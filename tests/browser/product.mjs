@@ -143,3 +143,20 @@ export function addTestFiles(page) {
 }
 
 export const NEW_CARD = 'マイナンバーカードの新規発行に係る事務（申請時来庁方式）';
+
+// axe-core (tests/browser/node_modules, pinned) on the kiosk's screens and the
+// console's queue: no serious or critical violation (contrast, labels, names,
+// roles). Injected as a script, so these contexts bypass the page's CSP.
+export const AXE = path.join(lib.HERE, 'node_modules', 'axe-core', 'axe.min.js');
+
+export async function axe(page, what) {
+  await page.addScriptTag({ path: AXE });
+  const r = await page.evaluate(async () => {
+    const res = await window.axe.run(document, { resultTypes: ['violations'] });
+    return res.violations.filter((v) => v.impact === 'serious' || v.impact === 'critical')
+      .map((v) => `${v.id} (${v.impact}): ${v.nodes.slice(0, 3).map((n) => n.target.join(' ')).join(', ')}`);
+  });
+  console.log(`# axe ${what}: ${r.length ? r.join('; ') : 'no serious violation'}`);
+  assert.deepEqual(r, [], `${what}: accessibility violations`);
+}
+

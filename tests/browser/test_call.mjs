@@ -261,3 +261,39 @@ test('every error code of core/md_err.h has its Japanese message', () => {
     assert.match(errorText('some_future_code'), /some_future_code/, 'the fallback shows the code');
   });
 });
+
+test('accessibility: the kiosk screens and the console queue pass axe-core',
+     { timeout: 120_000 * lib.SLOW }, async () => {
+  const kctx = await env.chromium.newContext({
+    ignoreHTTPSErrors: true, viewport: { width: 1024, height: 768 }, bypassCSP: true,
+    clientCertificates: [{ origin: env.gw.deviceOrigin, certPath: env.gw.device.cert,
+                           keyPath: env.gw.device.key }],
+  });
+  const vctx = await env.chromium.newContext({ viewport: { width: 1440, height: 900 }, bypassCSP: true });
+  try {
+    const kiosk = await kctx.newPage();
+    const verifier = await vctx.newPage();
+    await verifier.goto(`${env.gw.origin}/`);
+    await p.axe(verifier, 'staff login');
+    await p.loginChromium(verifier, env.gw);
+    await p.openKiosk(kiosk, env.gw);
+    await p.axe(kiosk, 'kiosk start');
+    await kiosk.getByRole('button', { name: /マイナンバーカードの新規発行/ }).click();
+    await kiosk.getByText('映像と音声を確認できました').waitFor();
+    await p.axe(kiosk, 'kiosk check');
+    await kiosk.getByRole('button', { name: '確認担当者を呼ぶ' }).click();
+    await kiosk.getByRole('heading', { name: '確認担当者をお待ちください' }).waitFor();
+    await p.axe(kiosk, 'kiosk waiting');
+    await verifier.getByRole('button', { name: '温田郵便局の申請を受け付ける' }).waitFor();
+    await p.axe(verifier, 'console queue');
+    await kiosk.getByRole('button', { name: '申込みを取り消す' }).click();
+    await kiosk.getByRole('heading', { name: 'お手続きが終わりました' }).waitFor();
+    await p.axe(kiosk, 'kiosk end');
+  } catch (e) {
+    env.failed = true;
+    throw e;
+  } finally {
+    await kctx.close().catch(() => {});
+    await vctx.close().catch(() => {});
+  }
+});

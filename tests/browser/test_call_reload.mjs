@@ -19,7 +19,8 @@ const NEW_CARD = 'マイナンバーカードの新規発行に係る事務（�
 
 test('Firefox kiosk and Chromium console; the console reloads mid-call',
      { timeout: 240_000 * lib.SLOW }, async () => {
-  const ctx = await env.chromium.newContext({ viewport: { width: 1440, height: 900 } });
+  // bypassCSP: only for injecting axe-core (p.axe) into the console
+  const ctx = await env.chromium.newContext({ viewport: { width: 1440, height: 900 }, bypassCSP: true });
   const verifier = await ctx.newPage();
   const kiosk = await env.firefox.newPage();
   lib.recordConsole(verifier, 'console', env.consoleLog);
@@ -67,6 +68,7 @@ test('Firefox kiosk and Chromium console; the console reloads mid-call',
 
     // Quality warnings of the policy are highlighted; then the outcome
     await verifier.locator('#quality-warnings li', { hasText: '解像度が不足' }).first().waitFor();
+    await p.axe(verifier, 'console in a call');
     await verifier.getByRole('radio', { name: '確認完了' }).focus();
     await verifier.keyboard.press('Space');
     await verifier.keyboard.press('Tab'); // the reason
@@ -77,6 +79,7 @@ test('Firefox kiosk and Chromium console; the console reloads mid-call',
     assert.equal(await verifier.evaluate(() => document.activeElement.textContent), '記録して終了する');
     await verifier.keyboard.press('Enter');
     await verifier.getByRole('heading', { name: 'セッションは終了しました' }).waitFor();
+    await p.axe(verifier, 'console ended');
     await kiosk.locator(p.aria('お手続きが終わりました', 'heading')).wait();
     assert.equal(await kiosk.evaluate(() => document.querySelector('#end-result').textContent), '確認完了');
     log('outcome verified, both end screens');

@@ -249,7 +249,6 @@ function renderQuality() {
     li.textContent = `${LEG_JA[leg]}: ${WARN_JA[w.code] || w.code} (${Number.isInteger(v) ? v : v.toFixed(1)} / 基準 ${w.limit})`;
     return li;
   }));
-  $('quality-warnings').setAttribute('role', all.length ? 'alert' : 'status');
 }
 
 // chat
