@@ -93,6 +93,12 @@ test('Chromium kiosk and Firefox verifier console: a whole verification',
     await p.pictureMoves(verifier, '#remote-video');
     log('live, video both ways');
 
+    // The clerk's microphone off and on again
+    await kiosk.getByRole('button', { name: 'マイクを切る' }).click();
+    assert.equal(await kiosk.getByRole('button', { name: /マイクを入れる/ }).getAttribute('aria-pressed'), 'true');
+    assert.equal(await kiosk.evaluate(() => window.mdTest.leg.localStream.getAudioTracks()[0].enabled), false);
+    await kiosk.getByRole('button', { name: /マイクを入れる/ }).click();
+
     // Chat both ways with delivery marks
     await kiosk.getByLabel('メッセージを入力').fill('本人確認書類を準備しました。');
     await kiosk.getByRole('button', { name: '送信', exact: true }).click();

@@ -69,6 +69,21 @@ test('Firefox kiosk and Chromium console; the console reloads mid-call',
     // Quality warnings of the policy are highlighted; then the outcome
     await verifier.locator('#quality-warnings li', { hasText: '解像度が不足' }).first().waitFor();
     await p.axe(verifier, 'console in a call');
+
+    // Reading a card: digital zoom by keyboard, full screen, own microphone off
+    await verifier.getByRole('slider', { name: '拡大' }).focus();
+    for (let i = 0; i < 4; i++) await verifier.keyboard.press('ArrowRight');
+    const zoom = await verifier.evaluate(() => document.getElementById('remote-video').style.transform);
+    assert.equal(zoom, 'scale(2)', 'four steps of 0.25 zoom the applicant to 2x');
+    await verifier.getByRole('button', { name: '等倍' }).click();
+    await verifier.getByRole('button', { name: '全画面' }).click();
+    await p.until(verifier, () => document.fullscreenElement && document.fullscreenElement.id === 'viewer',
+                  null, 'the applicant video full screen');
+    await verifier.keyboard.press('Escape');
+    await verifier.evaluate(() => document.fullscreenElement && document.exitFullscreen());
+    await verifier.getByRole('button', { name: 'マイクを切る' }).click();
+    assert.equal(await verifier.evaluate(() => window.mdTest.leg.localStream.getAudioTracks()[0].enabled), false);
+    await verifier.getByRole('button', { name: 'マイクを入れる' }).click();
     await verifier.getByRole('radio', { name: '確認完了' }).focus();
     await verifier.keyboard.press('Space');
     await verifier.keyboard.press('Tab'); // the reason
