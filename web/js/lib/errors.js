@@ -21,6 +21,8 @@ export const ERROR_MESSAGES = {
   device_unknown: 'この端末は登録されていません。管理者に連絡してください。',
   device_disabled: 'この端末は利用停止中です。管理者に連絡してください。',
   device_revoked: 'この端末の証明書は失効しています。管理者に連絡してください。',
+  device_certificate_unregistered: 'この端末の証明書は登録されているものと異なります。管理者に連絡してください。',
+  crl_unavailable: '証明書の失効情報を確認できないため、端末を接続できません。管理者に連絡してください。',
   device_post_office_mismatch: 'この端末は別の郵便局に登録されています。管理者に連絡してください。',
   too_many_connections: 'この端末で開いている画面が多すぎます。ほかの画面を閉じてください。',
   tls_version_too_low: '通信の暗号方式が市町村の基準を満たしていません。管理者に連絡してください。',
@@ -80,6 +82,9 @@ export const ERROR_MESSAGES = {
   recording_failed: '録画に失敗しました。',
   // operator side
   config_invalid: 'ゲートウェイの設定に誤りがあります。管理者に連絡してください。',
+  audit_signing_key_missing: '監査記録の署名鍵がありません。管理者に連絡してください。',
+  audit_key_mismatch: '監査記録の署名鍵が登録されたものと一致しません。管理者に連絡してください。',
+  audit_checkpoint_invalid: '監査記録のチェックポイントを検証できません。管理者に連絡してください。',
   audit_chain_broken: '監査記録の検証に失敗しました。管理者に連絡してください。',
   crypto_failed: '暗号処理に失敗しました。管理者に連絡してください。',
   store_failed: 'データベースの処理に失敗しました。時間をおいてお試しください。',
