@@ -3,7 +3,8 @@
 // verifier console in Chromium, through a call to the outcome; mid-call the
 // verifier reloads the console, which resumes the same session with video
 // both ways (the gateway's rejoin; a new PeerConnection on the same leg).
-// The console is worked by keyboard alone (accept, outcome, confirmation).
+// The console is worked by keyboard alone (accept, outcome, confirmation);
+// the verifier records with the clerk's consent on the kiosk.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import * as lib from './lib.mjs';
@@ -59,6 +60,18 @@ test('Firefox kiosk and Chromium console; the console reloads mid-call',
     await p.pictureMoves(verifier, '#remote-video');
     assert.equal(await kiosk.evaluate(() => window.mdTest.ended), null, 'nobody saw ended');
     log('console reloaded: same session, video both ways');
+
+    // Recording (policy "optional"): the verifier starts it, the clerk is asked
+    // and consents, both pages show 録画中; then the verifier stops it
+    await verifier.getByRole('button', { name: '録画を開始' }).click();
+    await kiosk.locator(p.aria('録画への同意', 'dialog')).wait();
+    await kiosk.locator(p.aria('同意する', 'button')).click();
+    await verifier.getByText('● 録画中').waitFor({ timeout: 30_000 * lib.SLOW });
+    await p.until(kiosk, () => document.getElementById('recording').textContent === '● 録画中',
+                  null, 'kiosk: 録画中');
+    await verifier.getByRole('button', { name: '録画を停止' }).click();
+    await verifier.getByText('録画停止').waitFor();
+    log('recording: consent on the kiosk, 録画中 on both, stopped');
 
     // Chat still works on the new connection
     await verifier.getByLabel('メッセージを入力').fill('再接続しました。');

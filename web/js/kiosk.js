@@ -394,7 +394,7 @@ function answerConsent(given) {
 }
 function showRecording(state) {
   kiosk.recording = state;
-  const words = { asking: '録画の同意を確認中', on: '● 録画中', stopped: '録画停止', refused: '録画なし(同意されませんでした)',
+  const words = { asking: '録画の同意を確認中', consented: '録画に同意済み', on: '● 録画中', stopped: '録画停止', refused: '録画なし(同意されませんでした)',
                   failed: '録画に失敗しました' };
   $('recording').textContent = words[state] || '';
   $('recording').classList.toggle('hidden', !words[state] || state === 'stopped');

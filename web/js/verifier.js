@@ -203,7 +203,7 @@ $('record-button').addEventListener('click', () => {
 
 function showRecording(state) {
   con.recording = state;
-  const words = { asking: '録画の同意を確認中', on: '● 録画中', stopped: '録画停止', refused: '録画の同意なし', failed: '録画失敗' };
+  const words = { asking: '録画の同意を確認中', consented: '同意済み(接続後に録画開始)', on: '● 録画中', stopped: '録画停止', refused: '録画の同意なし', failed: '録画失敗' };
   $('recording').textContent = words[state] || '';
   $('recording').classList.toggle('hidden', !words[state]);
   $('record-button').textContent = state === 'on' || state === 'asking' ? '録画を停止' : '録画を開始';
