@@ -527,6 +527,13 @@ static void on_outcome(md_server *srv, md_party *p, const md_proto_result *m)
                              s->id);
         return;
     }
+    int refused = md_session_recording_outcome_check(s, result);
+    if (refused < 0) {
+        md_server_audit(srv, p->actor, "outcome_refused", s->municipality, s->post_office, s->id,
+                        json_pack("{s:s, s:s}", "result", result, "code", md_err_code(refused)));
+        md_server_send_error(srv, p, refused, NULL, m->id, s->id);
+        return;
+    }
     /* No `verified` without evidence: the session went live and the tablet's
      * media reached the verifier through the gateway. */
     if (strcmp(result, "verified") == 0 && (s->state != MD_STATE_LIVE || !s->tablet_media_seen)) {
@@ -535,13 +542,6 @@ static void on_outcome(md_server *srv, md_party *p, const md_proto_result *m)
                                   md_err_code(-MD_E_NO_MEDIA_EVIDENCE), "state",
                                   state_names[s->state]));
         md_server_send_error(srv, p, -MD_E_NO_MEDIA_EVIDENCE, NULL, m->id, s->id);
-        return;
-    }
-    int refused = md_session_recording_outcome_check(s, result);
-    if (refused < 0) {
-        md_server_audit(srv, p->actor, "outcome_refused", s->municipality, s->post_office, s->id,
-                        json_pack("{s:s, s:s}", "result", result, "code", md_err_code(refused)));
-        md_server_send_error(srv, p, refused, NULL, m->id, s->id);
         return;
     }
     /* The free-text reason may describe the applicant: the store keeps it,
