@@ -80,6 +80,10 @@ export const ERROR_MESSAGES = {
   recording_required: '録画が必要です。同意のうえ録画してから「確認完了」にしてください。',
   consent_refused: '録画に同意いただけなかったため、手続を終了しました。',
   recording_failed: '録画に失敗しました。',
+  recording_unknown: 'この録画は見つかりません。',
+  recording_purged: 'この録画は保存期間が過ぎたため消去されています。',
+  recorder_failed: '録画装置で問題が起きました。管理者に連絡してください。',
+  recording_export_failed: '録画を書き出せませんでした。',
   // operator side
   config_invalid: 'ゲートウェイの設定に誤りがあります。管理者に連絡してください。',
   audit_signing_key_missing: '監査記録の署名鍵がありません。管理者に連絡してください。',
