@@ -93,6 +93,7 @@ export const ERROR_MESSAGES = {
   crypto_failed: '暗号処理に失敗しました。管理者に連絡してください。',
   store_failed: 'データベースの処理に失敗しました。時間をおいてお試しください。',
   internal: 'システムで問題が起きました。時間をおいてお試しください。',
+  reason_required: '閲覧の理由を入力してください(1〜500文字)。',
   invalid_argument: '入力内容が正しくありません。',
   not_found: '見つかりませんでした。',
   already_exists: 'すでに登録されています。',
