@@ -43,6 +43,7 @@ static const struct field fields[] = {
     S("data_dir", data_dir, "var"),
     S("database", database, NULL),
     S("web_root", web_root, MD_WEBROOT),
+    B("web.test_pages", web.test_pages, false),
     S("procedures_file", procedures_file, MD_DATADIR "/procedures.json"),
     S("log_level", log_level, "info"),
     S("public_url", public_url, NULL),

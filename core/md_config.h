@@ -22,6 +22,9 @@ typedef struct md_config {
     char *data_dir;        /* default "var" (relative to the working directory) */
     char *database;        /* store URL; default "<data_dir>/madoguchi.db" */
     char *web_root;        /* static pages; default the source tree's web/ */
+    struct {
+        bool test_pages; /* serve web/test/ (browser-test pages); default false */
+    } web;
     char *procedures_file; /* default the source tree's data/procedures.json */
     char *log_level;       /* debug|info|warn|error */
     char *public_url;      /* base URL shown to people, e.g. "https://gw.example.lg.jp:8443" */

@@ -289,20 +289,30 @@ static const struct {
 };
 
 /* Static pages from web_root.  Only plain relative names: no "..", no
- * hidden files, no characters outside [A-Za-z0-9._/-]. */
+ * hidden files, no characters outside [A-Za-z0-9._/-].  The root is the
+ * staff login on the staff listener and the counter kiosk on the device
+ * listener; the browser-test pages under /test/ only with web.test_pages. */
 static void static_file(md_server *srv, const md_http_request *req, md_http_response *resp)
 {
-    const char *path = strcmp(req->path, "/") == 0 ? "/index.html" : req->path;
+    const char *path = req->path;
+    if (strcmp(path, "/") == 0)
+        path = req->listener == MD_LISTENER_DEVICE ? "/kiosk.html" : "/index.html";
+    if (g_str_has_prefix(path, "/test/") && !srv->cfg->web.test_pages)
+        return;
     for (const char *c = path; *c; c++)
         if (!g_ascii_isalnum(*c) && !strchr("._/-", *c))
             return;
     if (strstr(path, "/.") || strstr(path, "//"))
         return;
-    g_autofree char *file = g_build_filename(srv->cfg->web_root, path + 1, NULL);
+    /* A page's address may leave out ".html": "/verifier" is verifier.html. */
+    bool bare = !strchr(strrchr(path, '/'), '.');
+    g_autofree char *file = bare ? g_strdup_printf("%s/%s.html", srv->cfg->web_root, path + 1)
+                                 : g_build_filename(srv->cfg->web_root, path + 1, NULL);
+    const char *name = bare ? ".html" : path;
     if (!g_file_test(file, G_FILE_TEST_IS_REGULAR))
         return;
     for (size_t i = 0; i < G_N_ELEMENTS(mime_types); i++)
-        if (g_str_has_suffix(path, mime_types[i].ext)) {
+        if (g_str_has_suffix(name, mime_types[i].ext)) {
             resp->content_type = mime_types[i].type;
             resp->file = g_steal_pointer(&file);
             return;

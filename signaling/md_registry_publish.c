@@ -345,14 +345,11 @@ static void html_date(GString *out, const char *iso)
 static const char page_head[] =
     "<!DOCTYPE html>\n<html lang=\"ja\">\n<head>\n<meta charset=\"utf-8\">\n"
     "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; "
-    "style-src 'unsafe-inline'\">\n"
+    "style-src 'self'\">\n"
     "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n"
-    "<title>郵便局において取り扱う事務の指定状況</title>\n<style>\n"
-    "body{font-family:sans-serif;margin:1.5em;line-height:1.6;color:#222}\n"
-    "table{border-collapse:collapse;width:100%;margin-bottom:2em}\n"
-    "th,td{border:1px solid #999;padding:.4em .6em;text-align:left;vertical-align:top}\n"
-    "th{background:#eee}ul{margin:0;padding-left:1.2em}.ended{color:#666}\n"
-    "</style>\n</head>\n<body>\n<h1>郵便局において取り扱う事務の指定状況</h1>\n<p>" ACT_NAME
+    "<title>郵便局において取り扱う事務の指定状況</title>\n"
+    "<link rel=\"stylesheet\" href=\"/designations.css\">\n"
+    "</head>\n<body>\n<h1>郵便局において取り扱う事務の指定状況</h1>\n<p>" ACT_NAME
     "第3条第4項に基づき、市町村が指定した郵便局の名称、郵便局において取り扱う事務及び"
     "取扱期間をお知らせします。</p>\n";
 

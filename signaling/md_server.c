@@ -213,10 +213,19 @@ static int open_device(md_server *srv, md_conn *c)
     md_conn_set_user(c, p);
     g_ptr_array_add(srv->parties, p);
 
+    /* The names are for the kiosk's start screen. */
+    g_autofree char *po_name = NULL;
+    g_autofree char *mun_name = NULL;
+    md_store_query_text(srv->store, "SELECT name FROM post_office WHERE id = ?",
+                        MD_PARAMS(MD_P_TEXT(p->post_office)), &po_name);
+    md_store_query_text(srv->store, "SELECT name FROM municipality WHERE code = ?",
+                        MD_PARAMS(MD_P_TEXT(p->municipality)), &mun_name);
     md_server_send(srv, p,
-                   json_pack("{s:s, s:i, s:s, s:s, s:s, s:s, s:o, s:o}", "type", "hello",
+                   json_pack("{s:s, s:i, s:s, s:s, s:s, s:s, s:s, s:s, s:o, s:o}", "type", "hello",
                              "protocol", 1, "role", "tablet", "device", p->device_id, "post_office",
-                             p->post_office, "municipality", p->municipality, "procedures",
+                             p->post_office, "post_office_name", po_name ? po_name : "",
+                             "municipality", p->municipality, "municipality_name",
+                             mun_name ? mun_name : "", "procedures",
                              tablet_procedures(srv, p->device_id), "limits", limits_json(srv)));
     md_info("signaling", "device_connected", "{s:s, s:s}", "device", p->device_id, "remote",
             info->remote);

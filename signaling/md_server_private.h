@@ -91,6 +91,7 @@ struct md_session {
     bool leg_was_up[2];            /* media was up at some point (a later loss may rejoin) */
     md_quality_thresholds quality; /* from the municipality's policy */
     bool quality_warned[2];        /* a leg is below the thresholds (audited on change) */
+    bool tablet_media_seen;        /* the gateway sent the tablet's media on the verifier's leg */
     bool media_open;
     guint timer; /* queue wait, connect timeout or rejoin grace */
     enum md_assignment_mode assignment;

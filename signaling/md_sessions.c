@@ -277,9 +277,12 @@ static void send_queue_to(md_server *srv, md_party *verifier)
 
 static json_t *assigned_message(md_server *srv, md_session *s, const char *role)
 {
-    return json_pack("{s:s, s:s, s:s, s:s, s:s, s:o, s:s}", "type", "assigned", "session", s->id,
-                     "procedure", s->procedure, "post_office", s->post_office, "role", role,
-                     "ice_servers", md_session_ice_servers(srv, s), "recording",
+    const md_procedure *proc = md_procedures_find(srv->procedures, s->procedure);
+    return json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:o, s:s}", "type", "assigned", "session",
+                     s->id, "procedure", s->procedure, "procedure_ja", proc ? proc->ja : "",
+                     "post_office", s->post_office, "post_office_name",
+                     s->post_office_name ? s->post_office_name : "", "role", role, "ice_servers",
+                     md_session_ice_servers(srv, s), "recording",
                      md_session_recording_policy_name(s));
 }
 
@@ -421,7 +424,8 @@ static void on_request(md_server *srv, md_party *p, const md_proto_result *m)
 {
     const char *procedure = json_string_value(json_object_get(m->msg, "procedure"));
     /* One open request per device, whichever of its connections asks
-     * (limits.connections_per_device lets a tablet hold two). */
+     * (limits.connections_per_device lets a tablet hold two, e.g. a second
+     * kiosk window). */
     md_session *open = p->session ? p->session : device_session(srv, p->device_id);
     if (open) {
         md_server_send_error(srv, p, -MD_E_REQUEST_PENDING, NULL, m->id, open->id);
@@ -576,6 +580,16 @@ static void on_outcome(md_server *srv, md_party *p, const md_proto_result *m)
         md_server_audit(srv, p->actor, "outcome_refused", s->municipality, s->post_office, s->id,
                         json_pack("{s:s, s:s}", "result", result, "code", md_err_code(refused)));
         md_server_send_error(srv, p, refused, NULL, m->id, s->id);
+        return;
+    }
+    /* No `verified` without evidence: the session went live and the tablet's
+     * media reached the verifier through the gateway. */
+    if (strcmp(result, "verified") == 0 && (s->state != MD_STATE_LIVE || !s->tablet_media_seen)) {
+        md_server_audit(srv, p->actor, "outcome_refused", s->municipality, s->post_office, s->id,
+                        json_pack("{s:s, s:s, s:s}", "result", result, "code",
+                                  md_err_code(-MD_E_NO_MEDIA_EVIDENCE), "state",
+                                  state_names[s->state]));
+        md_server_send_error(srv, p, -MD_E_NO_MEDIA_EVIDENCE, NULL, m->id, s->id);
         return;
     }
     /* The free-text reason may describe the applicant: the store keeps it,
@@ -759,6 +773,11 @@ void md_sessions_shutdown(md_server *srv)
 static void quality_report(md_server *srv, md_session *s, md_leg leg, json_t *stats)
 {
     json_t *warnings = md_quality_warnings(&s->quality, stats);
+    /* Evidence for `verified`: media relayed from the tablet went out on the
+     * verifier's leg (its counters count what the gateway sent there). */
+    if (leg == MD_LEG_VERIFIER &&
+        json_integer_value(json_object_get(json_object_get(stats, "counters"), "packets_out")) > 0)
+        s->tablet_media_seen = true;
     bool warned = json_array_size(warnings) > 0;
     if (warned != s->quality_warned[leg]) {
         s->quality_warned[leg] = warned;

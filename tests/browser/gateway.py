@@ -88,7 +88,15 @@ async def main():
         shutil.copytree(template.dir, data)
         # MD_BR_CONFIG: JSON merged into the harness's config (e.g. the
         # device listener and ICE on a test's veth address, a short grace).
-        gw = harness.Gateway(data, config=json.loads(os.environ.get("MD_BR_CONFIG") or "{}"))
+        # web.test_pages: the thin pages of web/test/ on the client library,
+        # which the lower-level browser tests drive (off by default).
+        config = {"web": {"test_pages": True}}
+        for k, v in json.loads(os.environ.get("MD_BR_CONFIG") or "{}").items():
+            if isinstance(v, dict):
+                config.setdefault(k, {}).update(v)
+            else:
+                config[k] = v
+        gw = harness.Gateway(data, config=config)
         gw.secrets = dict(template.secrets)
         await gw.start()
         device = next(iter(DEVICES))

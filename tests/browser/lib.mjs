@@ -77,6 +77,8 @@ export function firefoxPrefs() {
     'media.peerconnection.ice.loopback': true,
     'media.peerconnection.ice.obfuscate_host_addresses': false,
     'media.autoplay.default': 0,
+    // the one client certificate in the profile (firefoxClientCert), without asking
+    'security.default_personal_cert': 'Select Automatically',
   };
 }
 
@@ -268,6 +270,18 @@ export async function tabletContext(browser, gw) {
   return context;
 }
 
+// Imports the tablet's certificate and key into a Firefox profile's NSS
+// database; with security.default_personal_cert "Select Automatically"
+// (firefoxPrefs) Firefox presents it to the device listener.
+export function firefoxClientCert(profile, gw, tmp) {
+  const p12 = path.join(tmp, 'tablet.p12');
+  const r = spawnSync('openssl', ['pkcs12', '-export', '-in', gw.device.cert, '-inkey', gw.device.key,
+                                  '-out', p12, '-passout', 'pass:md'], { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`openssl pkcs12: ${r.stderr}`);
+  const i = spawnSync('pk12util', ['-i', p12, '-d', `sql:${profile}`, '-W', 'md', '-K', ''], { encoding: 'utf8' });
+  if (i.status !== 0) throw new Error(`pk12util: ${i.stderr || i.stdout}`);
+}
+
 export async function launchFirefox(profile) {
   const { default: puppeteer } = await import('puppeteer-core');
   return puppeteer.launch({
@@ -391,6 +405,12 @@ export async function assertMediaFlows(page, name, videoCodec) {
 
 // The verifier records `verified`; both pages see `ended`.
 export async function finish(verifier, tablet) {
+  // The gateway takes `verified` only once it sent the tablet's media on the
+  // verifier's leg, as its per-second `quality` counters show.
+  await waitFor(verifier, () => {
+    const q = window.mdTest.quality && window.mdTest.quality.verifier;
+    return q && q.counters && q.counters.packets_out > 0;
+  }, null, 'quality: media sent to the verifier');
   await verifier.evaluate(() => window.mdTest.outcome('verified'));
   for (const [page, name] of [[verifier, 'verifier'], [tablet, 'tablet']]) {
     if (!page) continue;
@@ -430,7 +450,7 @@ export async function hangupIfOpen(page) {
  * shown, and the gateway's directory is kept.  env.cleanup runs before the
  * browsers close (for helper processes such as the aiortc tablet).
  */
-export function browserFixture(prefix, { firefox = false, gateway } = {}) {
+export function browserFixture(prefix, { firefox = false, gateway, firefoxProfile } = {}) {
   const env = {
     gw: null, chromium: null, firefox: null, tmp: null, failed: false, consoleLog: [],
     onFailure: null, cleanup: null,
@@ -442,6 +462,7 @@ export function browserFixture(prefix, { firefox = false, gateway } = {}) {
       const home = path.join(env.tmp, 'home');
       nssTrustingCa(path.join(home, '.pki', 'nssdb'), env.gw.ca);
       const profile = firefox ? nssTrustingCa(path.join(env.tmp, 'firefox-profile'), env.gw.ca) : null;
+      if (profile && firefoxProfile) firefoxProfile(profile, env.gw, env.tmp); // e.g. a client certificate
       [env.chromium, env.firefox] = await Promise.all([
         launchChromium(home), firefox ? launchFirefox(profile) : null,
       ]);

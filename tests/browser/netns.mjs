@@ -150,6 +150,15 @@ export class NsTablet {
                        key: gw.device.key, url });
   }
 
+  // The kiosk driven as the clerk does: by role and name, by visible text.
+  click(role, name) {
+    return this.call({ cmd: 'click', role, name });
+  }
+
+  waitText(text) {
+    return this.call({ cmd: 'waitText', text });
+  }
+
   evaluate(fn, arg) {
     return this.call({ cmd: 'eval', fn: fn.toString(), arg });
   }

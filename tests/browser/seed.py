@@ -101,6 +101,11 @@ async def live_with_still(gw, tablet, verifier, session):
         return recording, {"id": ask["id"], "sha256": hashlib.sha256(photo).hexdigest(),
                            "size": len(photo)}
     finally:
+        # `verified` needs the tablet's media sent on the verifier's leg
+        # (media_not_seen), which the per-second `quality` shows.
+        await verifier.expect(
+            "quality", session=session, leg="verifier", timeout=LIVE_TIMEOUT,
+            pred=lambda m: m.get("stats", {}).get("counters", {}).get("packets_out", 0) > 0)
         await finish(tablet, verifier, session, "verified")
         await asyncio.gather(t.close(), v.close())
 

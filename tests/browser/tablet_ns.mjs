@@ -10,6 +10,8 @@
 //      (client certificate for `origin`, certificate errors ignored, as
 //      lib.tabletContext) and page at `url`; the previous one is closed
 //   -> {"id", "cmd": "eval", "fn", "arg"}  `(fn)(arg)` in the page, awaited
+//   -> {"id", "cmd": "click", "role", "name"}  clicks getByRole(role, {name})
+//   -> {"id", "cmd": "waitText", "text"}  waits until `text` is visible
 //   <- {"id", "result"} or {"id", "error"}
 //   <- {"console": text}  the page's console output, unsolicited
 // End of input closes the browser and exits.
@@ -33,7 +35,7 @@ async function handle(msg) {
   if (msg.cmd === 'open') {
     if (context) await context.close().catch(() => {});
     context = await browser.newContext({
-      ignoreHTTPSErrors: true,
+      ignoreHTTPSErrors: true, viewport: { width: 1024, height: 768 },
       clientCertificates: [{ origin: msg.origin, certPath: msg.cert, keyPath: msg.key }],
     });
     page = await context.newPage();
@@ -47,6 +49,14 @@ async function handle(msg) {
     const arg = msg.arg === undefined ? 'undefined' : JSON.stringify(msg.arg);
     const result = await page.evaluate(`(${msg.fn})(${arg})`);
     return result === undefined ? null : result;
+  }
+  if (msg.cmd === 'click') {
+    await page.getByRole(msg.role, { name: msg.name }).click({ timeout: 30_000 * SLOW });
+    return true;
+  }
+  if (msg.cmd === 'waitText') {
+    await page.getByText(msg.text).first().waitFor({ timeout: 30_000 * SLOW });
+    return true;
   }
   throw new Error(`unknown command ${msg.cmd}`);
 }

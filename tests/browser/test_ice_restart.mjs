@@ -8,7 +8,10 @@
 // the tablet's veth end down cuts the tablet's path (media and its WebSocket)
 // and nothing else.
 //
-// - 5 s cut, both pages with data channels (?dc=1): the tablet restarts ICE
+// Both legs are the product pages: the kiosk (driven over tablet_ns.mjs by
+// role and label) and the verifier console, logged in.
+//
+// - 5 s cut: the kiosk restarts ICE
 //   (`restart`, answered at once), media flows again both ways, the session
 //   id is the same and nobody got `ended`; chat sent before, during and after
 //   the cut by either side arrives once and is acknowledged once; a file each
@@ -22,6 +25,7 @@ import path from 'node:path';
 import { after, before, test } from 'node:test';
 import * as dc from './dc.mjs';
 import * as lib from './lib.mjs';
+import * as p from './product.mjs';
 import { Netns, NsTablet, requireNetns } from './netns.mjs';
 
 lib.requireBinaries(lib.CHROMIUM);
@@ -73,13 +77,20 @@ async function withLiveSession(name, config, fn, query = {}) {
     const verifierContext = await browser.newContext();
     verifier = await verifierContext.newPage();
     lib.recordConsole(verifier, `verifier ${name}`, consoleLog);
-    await lib.openVerifier(verifier, gw, { allow: ns.net, codec: 'VP8', ...query });
-
-    const q = new URLSearchParams({ allow: ns.net, device: gw.deviceWs, codec: 'VP8', ...query });
-    await tablet.open(gw, `${gw.deviceOrigin}/test/tablet.html?${q}`);
+    // The product pages: the verifier console, logged in, and the kiosk,
+    // driven by role and label (the kiosk over tablet_ns.mjs's pipe).
+    await p.loginChromium(verifier, gw, { allow: ns.net, codec: 'VP8', ...query });
+    await p.addTestFiles(verifier);
+    const q = new URLSearchParams({ allow: ns.net, codec: 'VP8', ...query });
+    await tablet.open(gw, `${gw.deviceOrigin}/?${q}`);
+    await lib.waitFor(tablet, () => window.mdTest && window.mdTest.hello, null, 'kiosk hello');
+    await p.addTestFiles(tablet);
+    await tablet.click('button', p.NEW_CARD);
+    await tablet.waitText('映像と音声を確認できました');
+    await tablet.click('button', '確認担当者を呼ぶ');
     const id = await lib.waitFor(tablet, () => window.mdTest && window.mdTest.session, null,
                                  'tablet queued');
-    await lib.accept(verifier, id);
+    await verifier.getByRole('button', { name: '温田郵便局の申請を受け付ける' }).click();
     await lib.waitLive(verifier, 'verifier');
     await lib.waitLive(tablet, 'tablet');
     await lib.assertMediaFlows(verifier, 'verifier', 'video/VP8');
@@ -220,6 +231,10 @@ test('a 5 s cut of the tablet path: ICE restart, same session; media, chat and f
         during.push(chatId);
       }
     }
+    // The clerk is told while the path is gone.
+    const banner = await tablet.evaluate(() => document.getElementById('banner').textContent);
+    log(`kiosk banner during the cut: ${banner}`);
+    assert.match(banner, /再接続しています/, 'the kiosk shows the reconnect banner');
     await lib.sleep(CUT_MS / 4);
     ns.restore();
     const restoredAt = Date.now();
@@ -306,6 +321,12 @@ test('a 5 s cut of the tablet path: ICE restart, same session; media, chat and f
     log(`gateway: leg_media_lost ${lost.length}, leg_media_restored ${restored.length}`);
     if (lost.length) assert.ok(restored.length >= lost.length, 'leg_media_lost without restore');
 
-
-    await lib.finish(verifier, tablet);
-  }, { dc: '1' }));
+    // The verifier records the outcome in the console; the kiosk shows it.
+    await verifier.getByRole('radio', { name: '確認完了' }).check();
+    await verifier.getByRole('button', { name: '結果を記録する' }).click();
+    await verifier.getByRole('button', { name: '記録して終了する' }).click();
+    await verifier.getByRole('heading', { name: 'セッションは終了しました' }).waitFor();
+    await tablet.waitText('お手続きが終わりました');
+    const ended = await tablet.evaluate(() => window.mdTest.ended);
+    assert.equal(ended.outcome, 'verified', JSON.stringify(ended));
+  }));

@@ -21,7 +21,7 @@ class Tamper(GatewayTestCase):
         session = (await self.request(tablet))["session"]
         await verifier.send({"type": "accept", "session": session})
         await verifier.expect("assigned", session=session)
-        await verifier.send({"type": "outcome", "session": session, "result": "verified"})
+        await verifier.send({"type": "outcome", "session": session, "result": "not_verified"})
         await tablet.expect("ended", session=session)
         await verifier.expect("ended", session=session)
         return session

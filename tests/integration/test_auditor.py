@@ -6,6 +6,7 @@ with JST whole-day filters (issue #10: a same-day filter returns that day's
 sessions); the case view; the export that `madoguchi audit verify --export`
 checks offline."""
 
+import asyncio
 import hashlib
 import json
 import sys
@@ -17,6 +18,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import harness  # noqa: E402
 from harness import GatewayTestCase  # noqa: E402
+from webrtc import LIVE_TIMEOUT, Leg  # noqa: E402  (also narrows ICE to loopback)
 
 USERS = dict(harness.DEFAULT_USERS)
 USERS.update({
@@ -40,12 +42,25 @@ class AuditorBase(GatewayTestCase):
         session = (await self.request(tablet))["session"]
         await verifier.send({"type": "accept", "session": session})
         await verifier.expect("assigned", session=session)
+        legs = []
+        if result == "verified":
+            # `verified` needs the tablet's media seen on the verifier's leg
+            # (media_not_seen): real aiortc legs until `quality` shows it.
+            await tablet.expect("assigned", session=session)
+            legs = [Leg(tablet, session), Leg(verifier, session)]
+            await asyncio.gather(*(leg.offer() for leg in legs))
+            await asyncio.gather(*(leg.apply_answer() for leg in legs))
+            await verifier.expect(
+                "quality", session=session, leg="verifier", timeout=LIVE_TIMEOUT,
+                pred=lambda m: m.get("stats", {}).get("counters", {}).get("packets_out", 0) > 0)
         msg = {"type": "outcome", "session": session, "result": result}
         if result == "aborted":
             msg["reason"] = "quality"
         await verifier.send(msg)
         await tablet.expect("ended", session=session)
         await verifier.expect("ended", session=session)
+        for leg in legs:
+            await leg.close()
         await tablet.close()
         await verifier.close()
         return session

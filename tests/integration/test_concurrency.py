@@ -103,6 +103,7 @@ class Concurrency(LiveBase):
         during = resources(pid)
         self.assertGreater(during[0], baseline[0], "sessions hold sockets")
         for session, t, v in results:
+            await self.media_seen(session, v)
             await v.client.send({"type": "outcome", "session": session, "result": "verified"})
         for session, t, v in results:
             for leg in (t, v):

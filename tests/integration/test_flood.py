@@ -521,6 +521,7 @@ class Flood(LiveBase):
         for leg in (t, v):
             self.assertFalse([m for m in leg.client.log if m.get("type") == "ended"],
                              leg.client.transcript())
+        await self.media_seen(session, v)
         await v.client.send({"type": "outcome", "session": session, "result": "verified"})
         for leg in (t, v):
             e = await leg.client.expect("ended", session=session, timeout=LIVE_TIMEOUT)

@@ -16,6 +16,7 @@ from webrtc import LIVE_TIMEOUT, Leg, LiveBase  # noqa: E402
 class Live(LiveBase):
     async def test_both_legs_reach_live(self):
         session, t, v = await self.go_live()
+        await self.media_seen(session, v)
         await v.client.send({"type": "outcome", "session": session, "result": "verified"})
         for leg in (t, v):
             e = await leg.client.expect("ended", session=session)
@@ -82,6 +83,7 @@ class Rejoin(LiveBase):
                         harness.describe_entries(entries))
         self.assertTrue(harness.find_audit(entries, "leg_media_restored"),
                         harness.describe_entries(entries))
+        await self.media_seen(session, v)
         await v.client.send({"type": "outcome", "session": session, "result": "verified"})
         e = await t.client.expect("ended", session=session)
         self.assertEqual(e.get("outcome"), "verified")

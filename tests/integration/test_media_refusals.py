@@ -106,6 +106,7 @@ class MediaRefusals(LiveBase):
             track = await asyncio.wait_for(lv.tracks.get(), LIVE_TIMEOUT)
         frame = await asyncio.wait_for(track.recv(), LIVE_TIMEOUT)
         self.assertGreater(frame.width, 0)
+        await self.media_seen(live_session, lv)
         await lv.client.send({"type": "outcome", "session": live_session,
                               "result": "verified"})
         e = await lt.client.expect("ended", session=live_session)

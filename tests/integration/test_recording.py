@@ -76,9 +76,10 @@ class RecordingPolicy(AuditMixin, GatewayTestCase):
         await tablet.expect_none("consent", 0.5)
         self.assertEqual(self.recordings(session), 0)
         await self.audited("record_refused", session, code="recording_off")
-        # The session itself goes on.
-        await verifier.send({"type": "outcome", "session": session, "result": "verified"})
-        await tablet.expect("ended", session=session, outcome="verified")
+        # The session itself goes on (without media it may end not_verified:
+        # `verified` needs media, media_not_seen in test_pages.py).
+        await verifier.send({"type": "outcome", "session": session, "result": "not_verified"})
+        await tablet.expect("ended", session=session, outcome="not_verified")
 
     async def test_optional_consent_refused_records_nothing(self):
         session, tablet, verifier, ta, va = await self.assigned("v-yasuoka", "TAB-NUKUTA-1")
@@ -110,9 +111,13 @@ class RecordingPolicy(AuditMixin, GatewayTestCase):
         await tablet.expect_none("consent", 0.3)
         self.assertEqual(self.recordings(session), 0)
 
-        # Optional: the session goes on, and may end verified.
-        await verifier.send({"type": "outcome", "session": session, "result": "verified"})
-        await tablet.expect("ended", session=session, outcome="verified", reason="outcome")
+        # Optional: the session goes on, and is not refused for the recording
+        # (without media, `verified` gets media_not_seen, not recording_required).
+        await verifier.send({"type": "outcome", "session": session, "result": "verified",
+                             "id": "o-opt"})
+        await verifier.expect_error("media_not_seen", re="o-opt")
+        await verifier.send({"type": "outcome", "session": session, "result": "not_verified"})
+        await tablet.expect("ended", session=session, outcome="not_verified", reason="outcome")
         entries = await self.gw.audit_api(session=session)
         events = [e["event"] for e in entries]
         for event in ("consent_asked", "consent_refused", "record_refused"):

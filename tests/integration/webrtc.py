@@ -173,6 +173,14 @@ class LiveBase(GatewayTestCase):
         self.legs += [t, v]
         return session, t, v
 
+    async def media_seen(self, session, v):
+        """Waits until the gateway reports media sent on the verifier's leg
+        (a `quality` with counters.packets_out > 0): only then does it take
+        `outcome` `verified` (docs/protocol.md, media_not_seen)."""
+        await v.client.expect(
+            "quality", session=session, leg="verifier", timeout=LIVE_TIMEOUT,
+            pred=lambda m: m.get("stats", {}).get("counters", {}).get("packets_out", 0) > 0)
+
     async def go_live(self, tablet_channels=(), verifier_channels=()):
         session, t, v = await self.assigned_session(tablet_channels, verifier_channels)
         await asyncio.gather(t.offer(), v.offer())

@@ -2,7 +2,7 @@ import { api } from './api.js';
 
 const form = document.getElementById('login');
 const error = document.getElementById('error');
-const pages = { verifier: '/verifier.html', auditor: '/auditor.html', admin: '/admin.html' };
+const pages = { verifier: '/verifier', auditor: '/auditor.html', admin: '/admin.html' };
 
 api('GET', '/api/me').then((me) => { location.href = pages[me.role]; }).catch(() => {});
 

@@ -4,7 +4,7 @@
 // Japanese with 同意する / 同意しない, and mdTest.consent(given) answers it
 // as a test would click.  The verifier's page gets record start/stop buttons
 // and mdTest.record(action).  The kiosk and console pages carry their own.
-import { mdTest } from './peer.js';
+import { mdTest } from '../js/lib/leg.js';
 
 const LABELS = {
   asking: '録画への同意を確認しています',

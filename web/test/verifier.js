@@ -1,4 +1,5 @@
-// Test verifier (docs/internals/browser-tests.md). The test has logged in
+// Test verifier, a thin page on the client library (docs/internals/browser-tests.md;
+// served only with web.test_pages). The test has logged in
 // through POST /api/login, so the __Host-md_session cookie is set; this page opens
 // the staff WebSocket on its own origin, shows the queue with an accept
 // button per entry, and on `assigned` offers audio + video with ?codec=.
@@ -7,8 +8,9 @@
 // window.md); mdTest.requestStill() asks the tablet for a photo (`still`).
 // mdTest.record('start'|'stop') and the record buttons drive recording (recording.js).
 import { watch } from './counter.js';
-import { attach, expose } from './datachannels.js';
-import { Leg, connect, exposeState, mdTest, params, resetSession } from './peer.js';
+import { attach, expose, md } from '../js/lib/channels.js';
+import { makeTestFile } from './testfiles.js';
+import { Leg, connect, exposeState, mdTest, params, resetSession } from '../js/lib/leg.js';
 import { setupRecording } from './recording.js';
 
 exposeState();
@@ -17,6 +19,7 @@ mdTest.counter = {};
 mdTest.quality = {}; // leg name -> stats of the last `quality` message for that leg
 mdTest.stillMessages = []; // every `still` from the gateway (the acknowledgement)
 const dataChannels = params.get('dc') === '1';
+md.makeBytes = makeTestFile;
 if (dataChannels) expose('verifier');
 
 const codec = params.get('codec');

@@ -1,5 +1,4 @@
-// Test pages only (docs/internals/browser-tests.md): the tablet's still
-// capture. On the gateway's `still` {session, id} the tablet takes a photo at
+// Client library: the tablet's still capture. On the gateway's `still` {session, id} the tablet takes a photo at
 // the camera's full resolution and offers it on the `file` channel as
 // kind "still" with that id, its MIME type, width and height (DESIGN 4;
 // docs/protocol.md, "Data channels").
@@ -10,7 +9,7 @@
 // (track.getSettings()) to a canvas and encoded as JPEG. The offer's width
 // and height are those of the image itself (decoded), which the gateway
 // reads from the bytes too.
-import { md } from './datachannels.js';
+import { md } from './channels.js';
 
 md.stills = [];  // {id, method, mime, width, height, size, error}
 md.stillMethod = 'auto'; // a test may set 'canvas' to leave ImageCapture out

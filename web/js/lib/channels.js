@@ -1,6 +1,7 @@
-// Test pages only (docs/internals/browser-tests.md): the `chat` and `file`
-// data channels of docs/protocol.md ("Data channels") on the page's one
-// RTCPeerConnection to the gateway, both directions.
+// Client library (docs/internals/browser-tests.md, "Client library"): the
+// `chat` and `file` data channels of docs/protocol.md ("Data channels") on
+// the page's one RTCPeerConnection to the gateway, both directions. The
+// kiosk, the verifier console and the test pages all use this one module.
 //
 // - attach(pc) opens `chat` and `file` in-band (DCEP), ordered and reliable,
 //   and must run before the offer so that it carries the data m-line. A new
@@ -22,10 +23,11 @@
 //   receiver sends file_progress{id, bytes} every MiB, the sender records
 //   the gateway's.
 //
-// Everything a test reads is in window.md (see `md` below); each transfer
-// also fires `md-progress` events on window ({id, direction: 'in' | 'out' |
-// 'confirmed', bytes, size}).
-import { makeTestFile } from './testfiles.js';
+// Everything a page or a test reads is in `md` (window.md once exposed).
+// Events on window for the pages: `md-progress` ({id, direction: 'in' |
+// 'out' | 'confirmed', bytes, size}), `md-chat` ({kind: 'received' |
+// 'acked' | 'sent', id, text, ts}), `md-file` ({kind: 'offered' | 'settled'
+// | 'received', id, transfer}).
 
 const CHUNK = 16384;           // payload bytes per chunk, as the gateway sends
 const HEADER = 12;             // u32 index | u64 offset
@@ -59,12 +61,13 @@ function fail(text) {
   console.error('md:', text);
 }
 
-function show(listId, text) {
-  const list = document.getElementById(listId);
-  if (!list) return;
-  const li = document.createElement('li');
-  li.textContent = text;
-  list.append(li);
+function emit(name, detail) {
+  window.dispatchEvent(new CustomEvent(name, { detail }));
+}
+
+// The bytes of a received (or sent) file, for display and download.
+export function bytesOfFile(id) {
+  return bytesOf.get(id) || null;
 }
 
 function progress(id, direction, bytes, size) {
@@ -114,6 +117,7 @@ md.chat = (text, id) => {
                 ts: Date.now(), text, sends: 0, acked: false, channel: null };
   md.chatSent.push(msg);
   flushChat();
+  emit('md-chat', { kind: 'sent', id: msg.id, text, ts: msg.ts });
   return msg.id;
 };
 
@@ -136,9 +140,13 @@ function onChatMessage(data) {
     const sent = md.chatSent.find((s) => s.id === m.id);
     if (sent) sent.acked = true;
     else fail(`chat_ack for unknown id ${m.id}`);
+    if (sent) emit('md-chat', { kind: 'acked', id: m.id });
   } else if (m.type === 'chat') {
+    // A relayed chat may come again after a reconnect (docs/protocol.md):
+    // shown once, acknowledged every time.
+    const repeat = md.chatReceived.some((r) => r.id === m.id);
     md.chatReceived.push({ id: m.id, ts: m.ts, text: m.text, at: Date.now() });
-    show('chat', `${new Date(m.ts).toISOString()} ${m.text}`);
+    if (!repeat) emit('md-chat', { kind: 'received', id: m.id, text: m.text, ts: m.ts });
     // Displayed: say so (docs/internals/datachannels.md, chat_ack "either").
     chat.send(JSON.stringify({ type: 'chat_ack', id: m.id }));
   } else {
@@ -235,7 +243,7 @@ function nextAnswer(out, ch) {
  * and `finished` is a promise of the final state.
  */
 md.sendFile = ({ id, name, mime, kind = 'file', bytes, make, width, height }) => {
-  const data = bytes || makeTestFile(make);
+  const data = bytes || md.makeBytes(make); // `make`: test pages only (md.makeBytes)
   const out = {
     id, index: ++nextIndex, name, mime, kind, size: data.length, sha256: null,
     width, height, state: 'hashing', bytesSent: 0, answers: [], wake: null,
@@ -244,6 +252,7 @@ md.sendFile = ({ id, name, mime, kind = 'file', bytes, make, width, height }) =>
   };
   md.sent[id] = out;
   bytesOf.set(id, data);
+  emit('md-file', { kind: 'offered', id, transfer: out });
   out.finished = sendFile(out, data).catch((e) => {
     fail(`sendFile ${id}: ${e && e.stack || e}`);
     out.state = 'error';
@@ -265,7 +274,6 @@ async function sendFile(out, data) {
   const answer = await nextAnswer(out, ch);
   if (answer.type !== 'file_accept') return settle(out, answer);
   out.state = 'sending';
-  show('files', `→ ${out.name} ${out.size} bytes`);
   for (let offset = 0; offset < data.length; offset += CHUNK) {
     if (out.answers.length) return settle(out, out.answers.shift()); // e.g. file_error
     if (ch.bufferedAmount > HIGH_WATER) await drained(ch);
@@ -296,7 +304,7 @@ function settle(out, answer) {
     out.state = { file_refuse: 'refused', file_error: 'error', closed: 'closed' }[answer.type] ||
                 `unexpected ${answer.type}`;
   }
-  show('files', `→ ${out.name}: ${out.state}${out.code ? ' ' + out.code : ''}`);
+  emit('md-file', { kind: 'settled', id: out.id, transfer: out });
 }
 
 // ---- files: receiving
@@ -313,7 +321,7 @@ function onOffer(ch, m) {
   };
   md.received.push(incoming);
   sendControl(ch, { type: 'file_accept', id: m.id });
-  show('files', `← ${m.name} ${m.size} bytes`);
+  emit('md-file', { kind: 'receiving', id: m.id, transfer: incoming });
 }
 
 function onChunk(ch, buf) {
@@ -362,10 +370,11 @@ async function onDone(ch, m) {
     t.code = 'file_hash_mismatch';
   }
   t.endedAt = Date.now();
-  show('files', `← ${t.name}: ${t.state}`);
+  emit('md-file', { kind: 'received', id: t.id, transfer: t });
 }
 
 function finishIncoming(state, code) {
+  emit('md-file', { kind: 'received', id: incoming.id, transfer: incoming });
   incoming.state = state;
   incoming.code = code;
   incoming.chunks = [];
@@ -426,4 +435,22 @@ md.summary = () => ({
 export function expose(role) {
   md.role = role;
   window.md = md;
+}
+
+// A file a person picked (File/Blob): its bytes, and for an image its size.
+export async function readPicked(fileObj) {
+  const bytes = new Uint8Array(await fileObj.arrayBuffer());
+  let width;
+  let height;
+  if (/^image\//.test(fileObj.type)) {
+    try {
+      const b = await createImageBitmap(fileObj);
+      width = b.width;
+      height = b.height;
+      b.close();
+    } catch {
+      // not decodable here: sent as a plain file
+    }
+  }
+  return { bytes, width, height };
 }

@@ -1,10 +1,16 @@
-// Test pages only (docs/internals/browser-tests.md): one participant's side of
-// docs/protocol.md with standard APIs. A signaling connection (WebSocket, JSON
-// messages) and one RTCPeerConnection to the gateway: the client offers,
-// trickles its candidates (null at the end), applies the answer and the
-// gateway's candidates.
+// Client library (docs/internals/browser-tests.md, "Client library"): one
+// participant's WebRTC leg of docs/protocol.md with standard APIs. One
+// RTCPeerConnection to the gateway (max-bundle, rtcp-mux): the client offers,
+// trickles its candidates (null at the end, `mid` of the first m-line under
+// BUNDLE), applies the answer and the gateway's candidates, and restarts ICE
+// (`restart`) when its path is lost. The signaling connection is
+// signaling.js (reconnecting); connect() here wraps it and records what
+// happens.
 //
-// Everything a test needs to look at is in window.mdTest (see exposeState()).
+// Everything the pages and the tests look at is in `mdTest` (window.mdTest
+// once exposeState() ran): the kiosk and the console read the same figures
+// as the test pages.
+import { connect as connectSignaling } from './signaling.js';
 
 // Query parameters of the page, e.g. ?codec=H264&loopback=1.
 export const params = new URLSearchParams(location.search);
@@ -43,6 +49,7 @@ export function setError(text) {
   const e = document.getElementById('error');
   if (e) e.textContent = mdTest.lastError;
   console.error('mdTest error:', mdTest.lastError);
+  if (mdTest.onError) mdTest.onError(mdTest.lastError);
 }
 
 export function showState(text) {
@@ -50,25 +57,13 @@ export function showState(text) {
   if (e) e.textContent = text;
 }
 
-// Opens the signaling WebSocket; handlers maps message type -> function(msg).
-export function connect(url, handlers) {
-  const ws = new WebSocket(url, 'madoguchi.v1');
-  const conn = {
-    ws,
-    send(msg) {
-      mdTest.sent.push(msg.type);
-      ws.send(JSON.stringify(msg));
-    },
-  };
-  ws.addEventListener('open', () => { mdTest.wsOpen = true; });
-  ws.addEventListener('close', (ev) => {
-    mdTest.wsOpen = false;
-    mdTest.wsClose = { code: ev.code, reason: ev.reason };
-  });
-  ws.addEventListener('message', (ev) => {
-    let msg;
-    try { msg = JSON.parse(ev.data); } catch { setError('not JSON: ' + ev.data); return; }
+// Opens the signaling connection (signaling.js: reconnects with backoff);
+// handlers maps message type -> function(msg); onStatus(status, info) as in
+// signaling.js.
+export function connect(url, handlers, onStatus) {
+  const all = (msg) => {
     mdTest.messages.push({ type: msg.type, session: msg.session, state: msg.state, code: msg.code });
+    if (mdTest.messages.length > 500) mdTest.messages.splice(0, 100);
     if (msg.type === 'error') {
       mdTest.errors.push(msg);
       setError(`${msg.code}: ${msg.message}`);
@@ -82,12 +77,27 @@ export function connect(url, handlers) {
       mdTest.state = 'ended';
       showState('ended');
     }
-    const h = handlers[msg.type];
-    if (h) {
-      Promise.resolve().then(() => h(msg)).catch((e) => setError(`${msg.type}: ${e && e.stack || e}`));
-    }
+  };
+  const inner = connectSignaling(url, {
+    ...handlers, '*': all,
+    exception: (e, msg) => setError(`${msg.type}: ${e && e.stack || e}`),
+  }, {
+    onStatus: (status, info) => {
+      mdTest.wsOpen = status === 'open';
+      if (status !== 'open' && status !== 'connecting') mdTest.wsClose = info || null;
+      mdTest.wsStatus = status;
+      if (onStatus) onStatus(status, info);
+    },
   });
-  return conn;
+  return {
+    get ws() { return inner.ws; },
+    inner,
+    send(msg) {
+      mdTest.sent.push(msg.type);
+      return inner.send(msg);
+    },
+    close() { inner.close(); },
+  };
 }
 
 // ?loopback=1: only UDP candidates on 127.0.0.1. ?allow=A.B.C.D/N: only UDP
@@ -181,9 +191,13 @@ export class Leg {
   }
 
   // getUserMedia, addTrack, createOffer, send `offer`.
-  async start(codec) {
-    const stream = await navigator.mediaDevices.getUserMedia({
-      audio: true, video: { width: 640, height: 360, frameRate: 30 } });
+  // `stream` (optional): the camera and microphone the page already opened
+  // (the kiosk's check screen); else they are asked for here.
+  async start(codec, stream) {
+    if (!stream) {
+      stream = await navigator.mediaDevices.getUserMedia({
+        audio: true, video: { width: 640, height: 360, frameRate: 30 } });
+    }
     this.localStream = stream;
     for (const track of stream.getTracks()) this.pc.addTrack(track, stream);
     for (const t of this.pc.getTransceivers())
@@ -284,9 +298,98 @@ export async function stats(pc) {
 }
 
 mdTest.stats = () => stats(mdTest.pc);
+// Diagnostics hook (tests, the help desk's console): restart ICE now.
+mdTest.restartIce = () => mdTest.leg && mdTest.leg.restartIce('manual');
 mdTest.videoCodecs = () => ({
   send: RTCRtpSender.getCapabilities ? RTCRtpSender.getCapabilities('video').codecs
     .map((c) => `${c.mimeType} ${c.sdpFmtpLine || ''}`.trim()) : [],
   receive: RTCRtpReceiver.getCapabilities ? RTCRtpReceiver.getCapabilities('video').codecs
     .map((c) => `${c.mimeType} ${c.sdpFmtpLine || ''}`.trim()) : [],
 });
+
+// ---- keeping a leg alive
+
+// ICE restart (docs/protocol.md, Media) when the path to the gateway is lost:
+// iceConnectionState disconnected or failed, or nothing received from the
+// gateway for STALL_MS while ICE still says connected (Chromium whose
+// interface goes down for a few seconds often stays `connected`). If the path
+// is still lost RESTART_RETRY_MS after a restart, it restarts again.
+// supervise(leg, {isEnded, onHealth}) watches `leg` until it is replaced or
+// closed; onHealth(health) gets 'connected' | 'reconnecting' every check.
+const RESTART_RETRY_MS = 6000;
+const STALL_MS = 2000;
+
+function maybeRestart(leg, reason, isEnded) {
+  if (!leg.everConnected || isEnded() || leg !== mdTest.leg) return;
+  if (leg.pc.signalingState === 'closed') return;
+  if (leg.lastRestart && Date.now() - leg.lastRestart < RESTART_RETRY_MS) return;
+  leg.restartIce(reason).catch((e) => setError(`restart: ${e && e.stack || e}`));
+}
+
+async function packetsIn(pc) {
+  let n = 0;
+  (await pc.getStats()).forEach((r) => { if (r.type === 'inbound-rtp') n += r.packetsReceived || 0; });
+  return n;
+}
+
+export function supervise(leg, { isEnded = () => !!mdTest.ended, onHealth } = {}) {
+  const prev = leg.onIceState;
+  leg.onIceState = (state) => {
+    if (state === 'connected' || state === 'completed') leg.everConnected = true;
+    if (state === 'disconnected' || state === 'failed') maybeRestart(leg, state, isEnded);
+    if (prev) prev(state);
+  };
+  let busy = false;
+  const timer = setInterval(async () => {
+    if (leg !== mdTest.leg || leg.pc.signalingState === 'closed') { clearInterval(timer); return; }
+    if (!leg.everConnected || isEnded() || busy) return;
+    busy = true;
+    try {
+      const s = leg.pc.iceConnectionState;
+      const n = await packetsIn(leg.pc);
+      const now = Date.now();
+      if (leg.packetsIn === undefined || n !== leg.packetsIn) {
+        leg.packetsIn = n;
+        leg.packetsInAt = now;
+      }
+      const stalled = now - leg.packetsInAt >= STALL_MS;
+      mdTest.stalled = stalled;
+      const up = (s === 'connected' || s === 'completed') && !stalled;
+      if (onHealth) onHealth(up ? 'connected' : 'reconnecting');
+      if (s !== 'connected' && s !== 'completed') maybeRestart(leg, `retry (${s})`, isEnded);
+      else if (stalled) maybeRestart(leg, `media stalled ${now - leg.packetsInAt} ms (${s})`, isEnded);
+    } catch (e) {
+      setError(`watchdog: ${e && e.stack || e}`);
+    } finally {
+      busy = false;
+    }
+  }, 500);
+  return () => clearInterval(timer);
+}
+
+// A rough link grade from this page's own getStats (the kiosk has no
+// `quality` messages): inbound video loss and frame rate, round-trip time.
+// Returns {level: 'good' | 'fair' | 'poor', lossPct, rttMs, fps}.
+export async function linkGrade(pc, prev) {
+  const report = await pc.getStats();
+  let lost = 0;
+  let received = 0;
+  let fps = null;
+  let rtt = null;
+  report.forEach((r) => {
+    if (r.type === 'inbound-rtp' && r.kind === 'video') {
+      lost += r.packetsLost || 0;
+      received += r.packetsReceived || 0;
+      if (r.framesPerSecond !== undefined) fps = r.framesPerSecond;
+    }
+    if (r.type === 'candidate-pair' && r.nominated && r.currentRoundTripTime !== undefined)
+      rtt = r.currentRoundTripTime * 1000;
+  });
+  const dLost = lost - (prev ? prev.lost : 0);
+  const dRecv = received - (prev ? prev.received : 0);
+  const lossPct = dLost + dRecv > 0 ? (100 * dLost) / (dLost + dRecv) : 0;
+  let level = 'good';
+  if (lossPct > 2 || (rtt !== null && rtt > 300) || (fps !== null && fps < 15)) level = 'fair';
+  if (lossPct > 8 || (rtt !== null && rtt > 800) || (fps !== null && fps < 5) || dRecv === 0) level = 'poor';
+  return { level, lossPct, rttMs: rtt, fps, lost, received };
+}
