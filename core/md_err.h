@@ -69,6 +69,8 @@
     X(SESSION_STATE, "session_state", "the session is not in a state that allows this")           \
     X(ALREADY_ASSIGNED, "already_assigned", "another verifier already accepted this request")     \
     X(VERIFIER_BUSY, "verifier_busy", "you are already in a session")                              \
+    X(SESSION_MOVED, "session_moved",                                                              \
+      "the session goes on in a newer connection of this tablet or account")                      \
     X(NO_MEDIA_EVIDENCE, "media_not_seen",                                                         \
       "verified needs a live session whose video from the tablet reached the verifier")           \
     X(QUEUE_TIMEOUT, "queue_timeout", "no verifier accepted the request in time")                 \

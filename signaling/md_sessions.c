@@ -701,10 +701,40 @@ static md_session *find_abandoned(md_server *srv, md_party *p)
     return NULL;
 }
 
+/* A connection of the same tablet or verifier that still holds a leg: a
+ * kiosk or console that reconnected after a network cut before the gateway
+ * saw its old socket die (its TCP connection may linger until the WebSocket
+ * ping times out). */
+static md_party *stale_holder(md_server *srv, md_party *p)
+{
+    GHashTableIter it;
+    gpointer value;
+    md_leg leg = leg_of(p);
+    g_hash_table_iter_init(&it, srv->sessions);
+    while (g_hash_table_iter_next(&it, NULL, &value)) {
+        md_session *s = value;
+        md_party *held = s->leg[leg];
+        if (!held || held == p || !unfinished(s))
+            continue;
+        if (leg == MD_LEG_TABLET ? g_strcmp0(s->device_id, p->device_id) == 0
+                                 : g_strcmp0(s->verifier, p->username) == 0)
+            return held;
+    }
+    return NULL;
+}
+
 void md_sessions_party_joined(md_server *srv, md_party *p)
 {
     if (p->role != MD_SENDER_TABLET && p->role != MD_SENDER_VERIFIER)
         return;
+    /* The newest connection carries the session on: the old one is told and
+     * closed, and the leg rejoins below as after any disconnect. */
+    md_party *stale = stale_holder(srv, p);
+    if (stale) {
+        md_sessions_party_left(srv, stale);
+        md_server_send_error(srv, stale, -MD_E_SESSION_MOVED, NULL, NULL, NULL);
+        md_conn_close(stale->conn, 1008, md_err_code(-MD_E_SESSION_MOVED));
+    }
     md_session *s = find_abandoned(srv, p);
     if (s) {
         /* Rejoin within the grace period: same session, same id. */

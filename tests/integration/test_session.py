@@ -290,5 +290,38 @@ class RandomAssignment(GatewayTestCase):
         await t2.expect("assigned", session=s2)
 
 
+class Takeover(GatewayTestCase):
+    async def test_new_connection_takes_over_a_leg_still_held(self):
+        """A kiosk that reconnects after a network cut, before the gateway
+        has seen its old socket die, goes on with the same session; the old
+        socket is told (session_moved) and closed as a refusal, so that it
+        does not come back and take the session again."""
+        verifier = await self.staff("v-yasuoka")
+        tablet = await self.device("TAB-NUKUTA-1")
+        session = (await self.request(tablet))["session"]
+        await verifier.send({"type": "accept", "session": session})
+        await tablet.expect("assigned", session=session)
+        await verifier.expect("assigned", session=session)
+
+        tablet2 = await self.device("TAB-NUKUTA-1")
+        await tablet2.expect("assigned", session=session)
+        await tablet2.expect("state", session=session, state="assigned")
+        await tablet.expect_error("session_moved")
+        await tablet.expect_closed()
+        await verifier.expect_none("ended", 1.0, session=session)
+
+        # The same for the verifier's console.
+        verifier2 = await self.staff("v-yasuoka")
+        await verifier2.expect("assigned", session=session)
+        await verifier.expect_error("session_moved")
+        await verifier.expect_closed()
+
+        await tablet2.send({"type": "hangup", "session": session})
+        await verifier2.expect("ended", session=session)
+        entries = await self.gw.audit_api(session=session)
+        self.assertEqual(len(find_audit(entries, "leg_rejoined")), 2, describe_entries(entries))
+
+
 if __name__ == "__main__":
     harness.main()
+
