@@ -295,6 +295,8 @@ static const struct {
 static void static_file(md_server *srv, const md_http_request *req, md_http_response *resp)
 {
     const char *path = req->path;
+    if (path[0] != '/')
+        return;
     if (strcmp(path, "/") == 0)
         path = req->listener == MD_LISTENER_DEVICE ? "/kiosk.html" : "/index.html";
     if (g_str_has_prefix(path, "/test/") && !srv->cfg->web.test_pages)
