@@ -32,7 +32,10 @@
 #define MAX_PACKET 1500
 #define APPSRC_MAX_BYTES (512 * 1024)
 #define STOP_TIMEOUT_US (5 * G_USEC_PER_SEC)
-#define POLL_US 5000
+/* The recorder thread's period: packets wait in the rings at most this long
+ * (well inside the jitter buffer's latency; timestamps are arrival times),
+ * and each pass moves them as one list per stream. */
+#define POLL_US 20000
 #define JITTER_LATENCY_MS 100
 
 struct slot {
@@ -148,7 +151,13 @@ static void drain(md_recorder *r)
             GstAppSrc *src = GST_APP_SRC(r->src[p][k]);
             unsigned tail = atomic_load_explicit(&q->tail, memory_order_relaxed);
             unsigned head = atomic_load_explicit(&q->head, memory_order_acquire);
-            while (tail != head && gst_app_src_get_current_level_bytes(src) < APPSRC_MAX_BYTES) {
+            if (tail == head)
+                continue;
+            /* One list per stream and pass: the appsrc queues it as one item
+             * and wakes its task once, not once per packet. */
+            guint64 level = gst_app_src_get_current_level_bytes(src);
+            GstBufferList *list = gst_buffer_list_new_sized(head - tail);
+            while (tail != head && level < APPSRC_MAX_BYTES) {
                 struct slot *s = &q->slots[tail & q->mask];
                 GstClockTime at = (GstClockTime)s->arrival_us * 1000;
                 GstBuffer *buf = gst_buffer_new_memdup(s->data, s->len);
@@ -156,10 +165,17 @@ static void drain(md_recorder *r)
                  * start (none, normally) count as at the start. */
                 GST_BUFFER_DTS(buf) = at > r->base ? at - r->base : 0;
                 GST_BUFFER_PTS(buf) = GST_BUFFER_DTS(buf);
-                gst_app_src_push_buffer(src, buf);
-                atomic_fetch_add_explicit(&r->packets, 1, memory_order_relaxed);
+                gst_buffer_list_add(list, buf);
+                level += s->len;
                 tail++;
                 atomic_store_explicit(&q->tail, tail, memory_order_release);
+            }
+            guint n = gst_buffer_list_length(list);
+            if (n > 0) {
+                gst_app_src_push_buffer_list(src, list);
+                atomic_fetch_add_explicit(&r->packets, n, memory_order_relaxed);
+            } else {
+                gst_buffer_list_unref(list);
             }
         }
 }
