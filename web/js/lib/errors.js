@@ -15,6 +15,8 @@ export const ERROR_MESSAGES = {
   forbidden: 'この操作は許可されていません。',
   wrong_listener: 'この窓口では受け付けられない操作です。',
   origin_refused: '接続元のページが正しくありません。正規のアドレスから開き直してください。',
+  content_type_invalid: '送信の形式が正しくありません。画面を再読み込みしてください。',
+  too_many_staff_sockets: 'このアカウントで開いている画面が多すぎます。使っていない画面を閉じてください。',
   // devices
   device_certificate_required: 'この端末の証明書が見つかりません。管理者に連絡してください。',
   device_certificate_invalid: 'この端末の証明書が無効です(期限切れまたは失効)。管理者に連絡してください。',
