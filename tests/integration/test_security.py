@@ -12,6 +12,7 @@ loopback interface on Linux), so nothing leaves the machine."""
 import asyncio
 import http.client
 import json
+import os
 import socket
 import ssl
 import statistics
@@ -28,6 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import harness  # noqa: E402
 from harness import HOST, PASSWORD, REPLY_TIMEOUT, SLOW, GatewayTestCase  # noqa: E402
+from webrtc import LiveBase  # noqa: E402
 
 
 def listening(port):
@@ -456,6 +458,38 @@ class Cookie(GatewayTestCase):
         status, _, _ = await self.gw.ahttp("GET", "/api/me",
                                            headers={"Cookie": "md_session=" + token})
         self.assertEqual(status, 401)
+
+
+class MediaBindAddress(LiveBase):
+    """Item 1, media plane: with media.bind_address and a port range, every
+    ICE socket the gateway opens for a live session (UDP, and the passive
+    ICE-TCP listeners) is on that address and inside that range."""
+
+    PORT_MIN = 20000 + os.getpid() % 20000
+    config = {"media": {"bind_address": HOST, "port_min": PORT_MIN, "port_max": PORT_MIN + 99}}
+
+    async def test_ice_sockets_on_the_configured_address_and_ports(self):
+        session, t, v = await self.go_live()
+        pid = self.gw.proc.pid
+        udp = sockets_of(pid, "-Huanp")
+        tcp = [a for a in sockets_of(pid, "-Htlnp")
+               if a not in ("%s:%d" % (HOST, self.gw.staff_port),
+                            "%s:%d" % (HOST, self.gw.device_port))]
+        self.assertTrue(udp, "no UDP socket for a live session")
+        for addr in udp + tcp:
+            host, port = addr.rsplit(":", 1)
+            self.assertEqual(host, HOST, (addr, udp, tcp))
+            self.assertTrue(self.PORT_MIN <= int(port) <= self.PORT_MIN + 99, (addr, udp, tcp))
+        await t.client.send({"type": "hangup", "session": session})
+        await v.client.expect("ended", session=session)
+
+
+def sockets_of(pid, flags):
+    """Local addresses of the sockets `ss FLAGS` lists for process `pid`."""
+    out = subprocess.run(["ss", flags], capture_output=True, text=True, check=True,
+                         timeout=10).stdout
+    return sorted(line.split()[3]
+                  for line in out.splitlines() if "pid=%d," % pid in line)
 
 
 if __name__ == "__main__":
