@@ -452,18 +452,20 @@ static void on_request(md_server *srv, md_party *p, const md_proto_result *m)
     }
     md_hex_encode(raw, sizeof(raw), hex);
     id = g_strdup(hex);
-    if (md_server_audit(srv, p->actor, "request", scope.municipality, scope.post_office, id,
-                        json_pack("{s:s}", "procedure", procedure)) < 0) {
-        md_request_scope_clear(&scope);
-        md_server_send_error(srv, p, -MD_E_INTERNAL, NULL, m->id, NULL);
-        return;
-    }
+    /* As for every transition: persisted, audited, then told.  A request
+     * the audit refuses leaves no row behind. */
     r = md_store_exec(srv->store,
                       "INSERT INTO verification_session (id, municipality, post_office, device,"
                       " procedure, state, requested_at) VALUES (?, ?, ?, ?, ?, 'requested', ?)",
                       MD_PARAMS(MD_P_TEXT(id), MD_P_TEXT(scope.municipality),
                                 MD_P_TEXT(scope.post_office), MD_P_TEXT(p->device_id),
                                 MD_P_TEXT(procedure), MD_P_INT(now)));
+    if (r >= 0 && md_server_audit(srv, p->actor, "request", scope.municipality, scope.post_office,
+                                  id, json_pack("{s:s}", "procedure", procedure)) < 0) {
+        md_store_exec(srv->store, "DELETE FROM verification_session WHERE id = ?",
+                      MD_PARAMS(MD_P_TEXT(id)));
+        r = -MD_E_INTERNAL;
+    }
     if (r < 0) {
         md_request_scope_clear(&scope);
         md_server_send_error(srv, p, -MD_E_INTERNAL, NULL, m->id, NULL);
