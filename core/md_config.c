@@ -367,3 +367,8 @@ void md_config_clear(md_config *cfg)
             g_clear_pointer(string_at(cfg, &fields[i]), g_free);
     memset(cfg, 0, sizeof(*cfg));
 }
+
+const char *md_config_key(size_t i)
+{
+    return i < G_N_ELEMENTS(fields) ? fields[i].path : NULL;
+}

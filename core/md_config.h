@@ -8,6 +8,7 @@
 #define MD_CONFIG_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 typedef struct md_listen {
@@ -132,5 +133,9 @@ char **md_config_addresses(const char *text);
 
 /* "<data_dir>/<rel>" unless rel is absolute; malloc'd. */
 char *md_config_path(const md_config *cfg, const char *rel);
+
+/* The keys the parser accepts ("tls.cert", ...), for the check that
+ * docs/configuration.md lists every one: i from 0 while non-NULL. */
+const char *md_config_key(size_t i);
 
 #endif

@@ -86,10 +86,61 @@ static void test_errors(void)
     expect_error("{\"limtis\": {}}", "limtis");
 }
 
+/* docs/configuration.md and the parser agree: every key the parser takes is
+ * in the document, and every key the document's tables name under a
+ * section the parser knows is one the parser takes. */
+static void test_documented_keys(void)
+{
+    const char *root = getenv("MD_SOURCE_ROOT");
+    ASSERT(root);
+    char *path = g_build_filename(root, "docs", "configuration.md", NULL);
+    char *doc = NULL;
+    ASSERT(g_file_get_contents(path, &doc, NULL, NULL));
+    GHashTable *known = g_hash_table_new(g_str_hash, g_str_equal);
+    GHashTable *sections = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+    for (size_t i = 0; md_config_key(i); i++) {
+        const char *key = md_config_key(i);
+        g_hash_table_add(known, (gpointer)key);
+        const char *dot = strchr(key, '.');
+        if (dot)
+            g_hash_table_add(sections, g_strndup(key, (size_t)(dot - key)));
+        char *quoted = g_strdup_printf("`%s`", key);
+        if (!strstr(doc, quoted))
+            MD_FAIL("%s is not in docs/configuration.md", key);
+        g_free(quoted);
+    }
+    /* The first cell of each table row: `a.b`, `a.c`. */
+    char **lines = g_strsplit(doc, "\n", -1);
+    for (char **l = lines; *l; l++) {
+        if (!g_str_has_prefix(*l, "| `"))
+            continue;
+        char *end = strchr(*l + 2, '|');
+        char *cell = g_strndup(*l + 2, end ? (size_t)(end - *l - 2) : strlen(*l + 2));
+        char **parts = g_strsplit(cell, "`", -1);
+        for (size_t i = 1; parts[i]; i += 2) {
+            const char *dot = strchr(parts[i], '.');
+            if (!dot)
+                continue;
+            char *section = g_strndup(parts[i], (size_t)(dot - parts[i]));
+            if (g_hash_table_contains(sections, section) && !g_hash_table_contains(known, parts[i]))
+                MD_FAIL("docs/configuration.md names %s, which the parser does not take", parts[i]);
+            g_free(section);
+        }
+        g_strfreev(parts);
+        g_free(cell);
+    }
+    g_strfreev(lines);
+    g_hash_table_destroy(sections);
+    g_hash_table_destroy(known);
+    g_free(doc);
+    g_free(path);
+}
+
 int main(void)
 {
     RUN(test_defaults);
     RUN(test_overrides);
     RUN(test_errors);
+    RUN(test_documented_keys);
     return 0;
 }
