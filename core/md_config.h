@@ -20,9 +20,9 @@ typedef struct md_listen {
 } md_listen;
 
 typedef struct md_config {
-    char *data_dir;        /* default "var" (relative to the working directory) */
-    char *database;        /* store URL; default "<data_dir>/madoguchi.db" */
-    char *web_root;        /* static pages; default the source tree's web/ */
+    char *data_dir; /* default "var" (relative to the working directory) */
+    char *database; /* store URL; default "<data_dir>/madoguchi.db" */
+    char *web_root; /* static pages; default the source tree's web/ */
     struct {
         bool test_pages; /* serve web/test/ (browser-test pages); default false */
     } web;

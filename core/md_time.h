@@ -10,8 +10,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-int64_t md_now_ms(void);          /* wall clock (CLOCK_REALTIME) */
-int64_t md_monotonic_ms(void);    /* for timeouts and rates */
+int64_t md_now_ms(void);       /* wall clock (CLOCK_REALTIME) */
+int64_t md_monotonic_ms(void); /* for timeouts and rates */
 
 /* "2026-11-22T16:50:01.123Z"; buf needs 25 bytes. */
 void md_time_format_iso(int64_t ms, char *buf, size_t len);

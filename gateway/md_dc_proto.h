@@ -18,13 +18,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define MD_DC_ID_MAX 64        /* [A-Za-z0-9_-], message and transfer ids */
-#define MD_DC_NAME_MAX 255     /* bytes of UTF-8 */
+#define MD_DC_ID_MAX 64    /* [A-Za-z0-9_-], message and transfer ids */
+#define MD_DC_NAME_MAX 255 /* bytes of UTF-8 */
 #define MD_DC_MIME_MAX 64
-#define MD_DC_CODE_MAX 48      /* an md_err_code() name */
-#define MD_DC_JSON_MAX 16384   /* one control message */
-#define MD_DC_CHUNK_HEADER 12  /* u32 transfer index, u64 offset, big-endian */
-#define MD_DC_CHUNK_MAX 65536  /* payload bytes per binary message */
+#define MD_DC_CODE_MAX 48     /* an md_err_code() name */
+#define MD_DC_JSON_MAX 16384  /* one control message */
+#define MD_DC_CHUNK_HEADER 12 /* u32 transfer index, u64 offset, big-endian */
+#define MD_DC_CHUNK_MAX 65536 /* payload bytes per binary message */
 #define MD_DC_STILL_MAX_SIDE 16384
 
 typedef enum md_dc_channel { MD_DC_CHANNEL_CHAT, MD_DC_CHANNEL_FILE } md_dc_channel;
@@ -46,16 +46,16 @@ typedef enum md_dc_file_kind { MD_DC_KIND_FILE, MD_DC_KIND_STILL } md_dc_file_ki
 
 /* Caps from the policy; zero fields take the defaults. */
 typedef struct md_dc_limits {
-    size_t max_chat_bytes;              /* 0 = 2000 bytes of UTF-8 */
-    uint64_t max_file_size;             /* 0 = 20 MiB */
-    const char *const *allowed_mime;    /* NULL-terminated; NULL = JPEG, PNG, PDF */
+    size_t max_chat_bytes;           /* 0 = 2000 bytes of UTF-8 */
+    uint64_t max_file_size;          /* 0 = 20 MiB */
+    const char *const *allowed_mime; /* NULL-terminated; NULL = JPEG, PNG, PDF */
 } md_dc_limits;
 
 typedef struct md_dc_msg {
     md_dc_msg_type type;
     char id[MD_DC_ID_MAX + 1];
-    int64_t ts;    /* chat: ms since the epoch */
-    char *text;    /* chat: owned, freed by md_dc_msg_clear() */
+    int64_t ts;     /* chat: ms since the epoch */
+    char *text;     /* chat: owned, freed by md_dc_msg_clear() */
     uint32_t index; /* file_offer: transfer index used in chunk headers, >= 1 */
     char name[MD_DC_NAME_MAX + 1];
     uint64_t size;

@@ -35,9 +35,9 @@ typedef enum md_dcep_channel_type {
 #define MD_DCEP_MAX_OPEN_LEN (MD_DCEP_HEADER_LEN + MD_DCEP_MAX_LABEL + MD_DCEP_MAX_PROTOCOL)
 
 typedef struct md_dcep_open {
-    uint8_t channel_type;  /* md_dcep_channel_type */
-    uint16_t priority;     /* RFC 8832 5.1; informational here */
-    uint32_t reliability;  /* retransmissions or lifetime in ms; 0 for reliable */
+    uint8_t channel_type;                    /* md_dcep_channel_type */
+    uint16_t priority;                       /* RFC 8832 5.1; informational here */
+    uint32_t reliability;                    /* retransmissions or lifetime in ms; 0 for reliable */
     char label[MD_DCEP_MAX_LABEL + 1];       /* NUL-terminated UTF-8 */
     char protocol[MD_DCEP_MAX_PROTOCOL + 1]; /* NUL-terminated UTF-8, often "" */
 } md_dcep_open;

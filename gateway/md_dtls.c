@@ -332,8 +332,8 @@ static int export_keys(md_dtls *d, md_dtls_keys *ret)
     int r = -MD_E_DTLS_FAILED;
     if (!sp || md_srtp_profile_lengths((md_srtp_profile)sp->id, &kl, &sl) < 0)
         return r;
-    if (SSL_export_keying_material(d->ssl, material, 2 * (kl + sl), "EXTRACTOR-dtls_srtp", 19,
-                                   NULL, 0, 0) != 1) {
+    if (SSL_export_keying_material(d->ssl, material, 2 * (kl + sl), "EXTRACTOR-dtls_srtp", 19, NULL,
+                                   0, 0) != 1) {
         r = crypto_fail();
         goto out;
     }

@@ -32,8 +32,8 @@ typedef enum md_ice_state {
 } md_ice_state;
 
 typedef struct md_ice_options {
-    const char *bind_address;   /* NULL or "": every non-loopback interface */
-    const char *public_address; /* NULL or "": advertise host addresses as they are */
+    const char *bind_address;    /* NULL or "": every non-loopback interface */
+    const char *public_address;  /* NULL or "": advertise host addresses as they are */
     unsigned port_min, port_max; /* 0, 0: ephemeral; UDP and TCP listening ports */
     bool ice_tcp;                /* RFC 6544 passive host candidates as well */
     unsigned receive_buffer;     /* SO_RCVBUF of the selected socket; 0: kernel default */

@@ -99,8 +99,8 @@ size_t md_rtp_strip_extensions(uint8_t *buf, size_t len, const md_rtp_header *h)
 
 /* Finds element id in the block's data; the one-byte form stops at id 15
  * (RFC 8285 4.2), both skip padding bytes (0). */
-static bool find_element(const uint8_t *d, size_t n, bool two_byte, uint8_t id,
-                         const uint8_t **ret, size_t *ret_len)
+static bool find_element(const uint8_t *d, size_t n, bool two_byte, uint8_t id, const uint8_t **ret,
+                         size_t *ret_len)
 {
     size_t off = 0;
     while (off < n) {
@@ -135,8 +135,8 @@ static bool find_element(const uint8_t *d, size_t n, bool two_byte, uint8_t id,
     return false;
 }
 
-size_t md_rtp_rewrite_extensions(uint8_t *buf, size_t len, const md_rtp_header *h,
-                                 uint8_t src_id, uint8_t dst_id)
+size_t md_rtp_rewrite_extensions(uint8_t *buf, size_t len, const md_rtp_header *h, uint8_t src_id,
+                                 uint8_t dst_id)
 {
     if (!h->ext_offset)
         return len;
@@ -146,8 +146,8 @@ size_t md_rtp_rewrite_extensions(uint8_t *buf, size_t len, const md_rtp_header *
     size_t n;
     if (!src_id || !dst_id || dst_id > 14 || (!one_byte && !two_byte) ||
         (one_byte && src_id > 14) ||
-        !find_element(buf + h->ext_offset + 4, h->ext_len, two_byte, src_id, &data, &n) ||
-        n < 1 || n > 16)
+        !find_element(buf + h->ext_offset + 4, h->ext_len, two_byte, src_id, &data, &n) || n < 1 ||
+        n > 16)
         return md_rtp_strip_extensions(buf, len, h);
     /* 1 + n <= the element's old size, so the new block never grows; copy
      * the data first, it may overlap what is written. */

@@ -549,10 +549,10 @@ static int parse_media(struct parser *p, const char *v)
     if (!parse_uint(port_text, 65535, &port))
         return fail(p, "bad port in m-line");
     m->port = (uint16_t)port;
-    m->kind = strcmp(kind, "audio") == 0 ? MD_SDP_AUDIO
-              : strcmp(kind, "video") == 0 ? MD_SDP_VIDEO
+    m->kind = strcmp(kind, "audio") == 0         ? MD_SDP_AUDIO
+              : strcmp(kind, "video") == 0       ? MD_SDP_VIDEO
               : strcmp(kind, "application") == 0 ? MD_SDP_APPLICATION
-                                                  : MD_SDP_OTHER;
+                                                 : MD_SDP_OTHER;
     g_strlcpy(m->kind_name, kind, sizeof(m->kind_name));
     bool rtp = strstr(m->proto, "RTP/") != NULL;
     while (next_token(&v, fmt, sizeof(fmt))) {

@@ -35,7 +35,12 @@
 #define MD_SDP_MAX_ICE 256 /* RFC 8839 5.4: ufrag 4..256, pwd 22..256 ice-chars */
 #define MD_SDP_MAX_DIGEST 64
 
-typedef enum md_sdp_kind { MD_SDP_AUDIO, MD_SDP_VIDEO, MD_SDP_APPLICATION, MD_SDP_OTHER } md_sdp_kind;
+typedef enum md_sdp_kind {
+    MD_SDP_AUDIO,
+    MD_SDP_VIDEO,
+    MD_SDP_APPLICATION,
+    MD_SDP_OTHER
+} md_sdp_kind;
 
 typedef enum md_sdp_direction {
     MD_SDP_SENDRECV = 0,
@@ -120,8 +125,8 @@ typedef struct md_sdp_media {
 } md_sdp_media;
 
 typedef struct md_sdp {
-    uint64_t origin_version; /* o= sess-version */
-    md_sdp_transport session; /* session-level transport attributes */
+    uint64_t origin_version;                           /* o= sess-version */
+    md_sdp_transport session;                          /* session-level transport attributes */
     char bundle[MD_SDP_MAX_MEDIA][MD_SDP_MAX_MID + 1]; /* a=group:BUNDLE, tag first */
     size_t n_bundle;
     md_sdp_media *media; /* n_media, at most MD_SDP_MAX_MEDIA */
@@ -169,7 +174,7 @@ int md_sdp_choose_video_codec(const char *const *pref, const md_sdp *a, const ch
 typedef struct md_sdp_choice {
     int audio_index, video_index; /* offer m-lines, -1 if none */
     uint8_t audio_pt, video_pt;
-    unsigned audio_feedback, video_feedback; /* offered and supported by the relay */
+    unsigned audio_feedback, video_feedback;       /* offered and supported by the relay */
     uint32_t remote_audio_ssrc, remote_video_ssrc; /* first a=ssrc, 0 when unsignalled */
     char audio_mid[MD_SDP_MAX_MID + 1], video_mid[MD_SDP_MAX_MID + 1];
     md_sdp_direction audio_direction, video_direction; /* as offered */
@@ -195,8 +200,8 @@ int md_sdp_choose(const md_sdp *offer, const char *video_codec, md_sdp_choice *r
 typedef struct md_sdp_answer_params {
     uint64_t session_id, session_version; /* o= line; version grows per answer */
     const char *ice_ufrag, *ice_pwd;
-    const char *fingerprint; /* "sha-256 AB:CD:..." */
-    md_sdp_setup setup;      /* ACTIVE or PASSIVE */
+    const char *fingerprint;       /* "sha-256 AB:CD:..." */
+    md_sdp_setup setup;            /* ACTIVE or PASSIVE */
     const char *const *candidates; /* "candidate:..." */
     size_t n_candidates;
     bool end_of_candidates;

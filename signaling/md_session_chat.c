@@ -82,8 +82,8 @@ static json_t *file_detail(const md_media_event *ev)
 {
     const md_media_file *f = &ev->file;
     json_t *d = json_pack("{s:s, s:s, s:I, s:s, s:s, s:s}", "id", f->id, "sha256", f->sha256,
-                          "size", (json_int_t)f->size, "mime", f->mime, "leg",
-                          md_leg_name(ev->leg), "kind", f->still ? "still" : "file");
+                          "size", (json_int_t)f->size, "mime", f->mime, "leg", md_leg_name(ev->leg),
+                          "kind", f->still ? "still" : "file");
     if (d && f->still) {
         json_object_set_new(d, "width", json_integer(f->width));
         json_object_set_new(d, "height", json_integer(f->height));
@@ -162,8 +162,8 @@ void md_session_still_request(md_server *srv, md_session *s, md_party *verifier,
         md_server_send_error(srv, verifier, r, "the still could not be requested", re, s->id);
         return;
     }
-    md_server_send(srv, tablet, json_pack("{s:s, s:s, s:s}", "type", "still", "session", s->id,
-                                          "id", id));
-    md_server_send(srv, verifier, json_pack("{s:s, s:s, s:s}", "type", "still", "session", s->id,
-                                            "id", id));
+    md_server_send(srv, tablet,
+                   json_pack("{s:s, s:s, s:s}", "type", "still", "session", s->id, "id", id));
+    md_server_send(srv, verifier,
+                   json_pack("{s:s, s:s, s:s}", "type", "still", "session", s->id, "id", id));
 }

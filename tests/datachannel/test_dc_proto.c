@@ -146,16 +146,16 @@ static void test_file_messages(void)
     g_free(j);
 
     expect(MD_DC_CHANNEL_FILE, "{\"type\":\"file_accept\",\"id\":\"f1\"}", 0);
-    expect(MD_DC_CHANNEL_FILE, "{\"type\":\"file_refuse\",\"id\":\"f1\",\"code\":\"file_too_large\"}",
-           0);
+    expect(MD_DC_CHANNEL_FILE,
+           "{\"type\":\"file_refuse\",\"id\":\"f1\",\"code\":\"file_too_large\"}", 0);
     expect(MD_DC_CHANNEL_FILE, "{\"type\":\"file_refuse\",\"id\":\"f1\",\"code\":\"Too Large\"}",
            -MD_E_DC_PROTOCOL);
     expect(MD_DC_CHANNEL_FILE, "{\"type\":\"file_progress\",\"id\":\"f1\",\"bytes\":65536}", 0);
     expect(MD_DC_CHANNEL_FILE, "{\"type\":\"file_done\",\"id\":\"f1\"}", 0);
     expect(MD_DC_CHANNEL_FILE, "{\"type\":\"file_verified\",\"id\":\"f1\",\"sha256\":\"ABC\"}",
            -MD_E_DC_PROTOCOL);
-    expect(MD_DC_CHANNEL_FILE, "{\"type\":\"file_error\",\"id\":\"f1\",\"code\":\"file_hash_mismatch\"}",
-           0);
+    expect(MD_DC_CHANNEL_FILE,
+           "{\"type\":\"file_error\",\"id\":\"f1\",\"code\":\"file_hash_mismatch\"}", 0);
     expect(MD_DC_CHANNEL_FILE, "{\"type\":\"file_cancel\",\"id\":\"f1\"}", 0);
     expect(MD_DC_CHANNEL_FILE, "{\"type\":\"still_request\",\"id\":\"s1\"}",
            -MD_E_UNKNOWN_TYPE); /* a still is asked for over signaling ("still") */

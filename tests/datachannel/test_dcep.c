@@ -30,10 +30,12 @@ static void test_parse_browser_open(void)
 
 static void test_round_trip_all_types(void)
 {
-    static const uint8_t types[] = {
-        MD_DCEP_RELIABLE, MD_DCEP_RELIABLE_UNORDERED, MD_DCEP_PARTIAL_RELIABLE_REXMIT,
-        MD_DCEP_PARTIAL_RELIABLE_REXMIT_UNORDERED, MD_DCEP_PARTIAL_RELIABLE_TIMED,
-        MD_DCEP_PARTIAL_RELIABLE_TIMED_UNORDERED};
+    static const uint8_t types[] = {MD_DCEP_RELIABLE,
+                                    MD_DCEP_RELIABLE_UNORDERED,
+                                    MD_DCEP_PARTIAL_RELIABLE_REXMIT,
+                                    MD_DCEP_PARTIAL_RELIABLE_REXMIT_UNORDERED,
+                                    MD_DCEP_PARTIAL_RELIABLE_TIMED,
+                                    MD_DCEP_PARTIAL_RELIABLE_TIMED_UNORDERED};
     for (size_t i = 0; i < sizeof(types); i++) {
         md_dcep_open o = {.channel_type = types[i], .priority = 512, .reliability = 1500};
         md_dcep_open back;
@@ -73,7 +75,7 @@ static void test_refuses_malformed(void)
     uint8_t b[64];
     memcpy(b, chrome_open, sizeof(chrome_open));
     expect_bad(b, 0, -MD_E_DC_PROTOCOL);
-    expect_bad(b, 11, -MD_E_DC_PROTOCOL);                     /* short header */
+    expect_bad(b, 11, -MD_E_DC_PROTOCOL);                      /* short header */
     expect_bad(b, sizeof(chrome_open) - 1, -MD_E_DC_PROTOCOL); /* label cut */
     b[sizeof(chrome_open)] = 'x';
     expect_bad(b, sizeof(chrome_open) + 1, -MD_E_DC_PROTOCOL); /* trailing byte */

@@ -183,8 +183,8 @@ static void append_byte(GByteArray *b)
 
 static void test_tamper(void)
 {
-    void (*edits[])(GByteArray *) = {flip_middle, flip_header, truncate_tail, truncate_at_chunk,
-                                     swap_chunks, append_byte};
+    void (*edits[])(GByteArray *) = {flip_middle,       flip_header, truncate_tail,
+                                     truncate_at_chunk, swap_chunks, append_byte};
     md_evidence *ev;
     ASSERT_OK(md_evidence_open(dir, master, &ev));
     uint8_t *data = pattern(4 * 65536 + 500, 9);

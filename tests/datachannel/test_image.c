@@ -10,26 +10,26 @@
 #include <string.h>
 
 static const uint8_t png_640x480[] = {
-    0x89, 'P', 'N', 'G', 0x0d, 0x0a, 0x1a, 0x0a, /* signature */
-    0, 0, 0, 13, 'I', 'H', 'D', 'R',             /* first chunk */
-    0, 0, 0x02, 0x80, 0, 0, 0x01, 0xe0,          /* 640 x 480 */
-    8, 2, 0, 0, 0, 0, 0, 0, 0};
+    0x89, 'P', 'N',  'G',  0x0d, 0x0a, 0x1a, 0x0a, /* signature */
+    0,    0,   0,    13,   'I',  'H',  'D',  'R',  /* first chunk */
+    0,    0,   0x02, 0x80, 0,    0,    0x01, 0xe0, /* 640 x 480 */
+    8,    2,   0,    0,    0,    0,    0,    0,    0};
 
 /* SOI, APP0 (JFIF, 16 bytes), a DQT of 67 bytes, fill bytes, SOF2 with
  * Y = 1080, X = 1920. */
 static size_t jpeg(uint8_t *out, uint8_t sof, unsigned w, unsigned h)
 {
     size_t n = 0;
-    const uint8_t head[] = {0xff, 0xd8, 0xff, 0xe0, 0, 16, 'J', 'F', 'I', 'F', 0, 1, 1, 0, 0, 1,
-                            0,    1,    0,    0};
+    const uint8_t head[] = {0xff, 0xd8, 0xff, 0xe0, 0, 16, 'J', 'F', 'I', 'F',
+                            0,    1,    1,    0,    0, 1,  0,   1,   0,   0};
     memcpy(out, head, sizeof(head));
     n = sizeof(head);
     out[n++] = 0xff, out[n++] = 0xdb, out[n++] = 0, out[n++] = 67;
     memset(out + n, 1, 65);
     n += 65;
     out[n++] = 0xff; /* a fill byte before the marker (T.81 B.1.1.2) */
-    const uint8_t frame[] = {0xff, sof,    0,          17,         8,
-                             (uint8_t)(h >> 8), (uint8_t)h, (uint8_t)(w >> 8), (uint8_t)w, 3};
+    const uint8_t frame[] = {
+        0xff, sof, 0, 17, 8, (uint8_t)(h >> 8), (uint8_t)h, (uint8_t)(w >> 8), (uint8_t)w, 3};
     memcpy(out + n, frame, sizeof(frame));
     n += sizeof(frame);
     memset(out + n, 0x11, 9);

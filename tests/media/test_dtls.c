@@ -103,7 +103,8 @@ static void handshake(bool gcm_only, int drop_client_flights, int drop_server_fl
     *server = (struct endpoint){.to_peer = g_queue_new(), .drop_next = drop_server_flights};
     *client = (struct endpoint){.to_peer = g_queue_new(), .drop_next = drop_client_flights};
     md_dtls_options so = {.role = MD_DTLS_SERVER, .initial_timeout_ms = 20};
-    md_dtls_options co = {.role = MD_DTLS_CLIENT, .initial_timeout_ms = 20, .require_gcm = gcm_only};
+    md_dtls_options co = {
+        .role = MD_DTLS_CLIENT, .initial_timeout_ms = 20, .require_gcm = gcm_only};
     ASSERT_OK(md_dtls_new(sid, &so, &cfp, 1, ctx, &callbacks, server, &server->dtls));
     ASSERT_OK(md_dtls_new(cid, &co, &sfp, 1, ctx, &callbacks, client, &client->dtls));
     md_dtls_identity_unref(sid); /* the connections hold references */

@@ -108,8 +108,8 @@ static void test_rewrite_extensions(void)
 {
     /* One-byte: toffset (id 14, 3 bytes), padding, abs-send-time (id 2),
      * mid (id 4, "0"), then padding: 3 words. */
-    static const uint8_t one[] = {0xe2, 0x01, 0x02, 0x03, 0x00, 0x22, 0xa1, 0xa2,
-                                  0xa3, 0x40, '0',  0x00};
+    static const uint8_t one[] = {0xe2, 0x01, 0x02, 0x03, 0x00, 0x22,
+                                  0xa1, 0xa2, 0xa3, 0x40, '0',  0x00};
     uint8_t p[64];
     size_t n = make_ext_packet(p, 0xbede, one, sizeof(one));
     md_rtp_header h;
@@ -125,8 +125,8 @@ static void test_rewrite_extensions(void)
 
     /* Two-byte (profile 0x100 + appbits): mid (id 4), padding, abs-send-time
      * (id 3, length 3), transport-cc (id 200, 2 bytes): 3 words. */
-    static const uint8_t two[] = {0x04, 0x01, '1',  0x00, 0x03, 0x03, 0xa1, 0xa2,
-                                  0xa3, 200,  0x02, 0x55};
+    static const uint8_t two[] = {0x04, 0x01, '1',  0x00, 0x03, 0x03,
+                                  0xa1, 0xa2, 0xa3, 200,  0x02, 0x55};
     n = make_ext_packet(p, 0x1005, two, sizeof(two));
     ASSERT_OK(md_rtp_parse(p, n, &h));
     m = md_rtp_rewrite_extensions(p, n, &h, 3, 14);
@@ -140,7 +140,7 @@ static void test_rewrite_extensions(void)
         const uint8_t *ext;
         uint8_t src, dst;
     } strip[] = {
-        {0xbede, one, 2, 0}, {0xbede, one, 0, 9}, {0xbede, one, 5, 9},
+        {0xbede, one, 2, 0}, {0xbede, one, 0, 9},  {0xbede, one, 5, 9},
         {0x1000, two, 2, 9}, {0xbede, one, 2, 15}, /* 15: not a one-byte id */
         {0x1234, one, 2, 9},                       /* unknown profile */
     };
@@ -180,8 +180,8 @@ static void test_parse_malformed(void)
     memcpy(p, sample, sizeof(p));
     p[0] = 0x71; /* version 1 */
     ASSERT_EQ(md_rtp_parse(p, sizeof(p), &h), -EBADMSG);
-    ASSERT_EQ(md_rtp_parse(sample, 15, &h), -EBADMSG);  /* CSRC cut */
-    ASSERT_EQ(md_rtp_parse(sample, 22, &h), -EBADMSG);  /* extension cut */
+    ASSERT_EQ(md_rtp_parse(sample, 15, &h), -EBADMSG); /* CSRC cut */
+    ASSERT_EQ(md_rtp_parse(sample, 22, &h), -EBADMSG); /* extension cut */
     memcpy(p, sample, sizeof(p));
     p[sizeof(p) - 1] = 0; /* padding count 0 */
     ASSERT_EQ(md_rtp_parse(p, sizeof(p), &h), -EBADMSG);
@@ -265,7 +265,7 @@ static void test_nack(void)
     uint8_t buf[20] = {0x80 | MD_RTPFB_NACK, MD_RTCP_RTPFB, 0, 3};
     md_put_u32(buf + 4, 1);
     md_put_u32(buf + 8, 2);
-    md_put_u16(buf + 12, 65534); /* PID */
+    md_put_u16(buf + 12, 65534);  /* PID */
     md_put_u16(buf + 14, 0x8003); /* +1, +2, +16 */
     md_rtcp_packet p = {.type = MD_RTCP_RTPFB, .count = MD_RTPFB_NACK, .data = buf, .len = 16};
     GArray *seqs = g_array_new(FALSE, FALSE, sizeof(uint16_t));

@@ -88,8 +88,8 @@ static void test_firefox_offer(void)
     md_sdp *sdp = parse_file("firefox_offer.sdp");
     md_sdp_transport t;
     md_sdp_bundle_transport(sdp, &t);
-    ASSERT_STR_EQ(t.ice_ufrag, "3f9a1c2e");     /* media level */
-    ASSERT_EQ(t.n_fingerprints, 1);             /* session level */
+    ASSERT_STR_EQ(t.ice_ufrag, "3f9a1c2e"); /* media level */
+    ASSERT_EQ(t.n_fingerprints, 1);         /* session level */
     ASSERT_EQ(t.fingerprints[0].digest[31], 0xc8);
     ASSERT(t.ice_trickle);
     ASSERT_EQ(t.setup, MD_SDP_SETUP_ACTPASS);
@@ -144,13 +144,21 @@ static void test_answer(void)
     ASSERT_OK(md_sdp_choose(offer, "VP8", &c, NULL, 0));
     const char *cands[] = {"candidate:1 1 udp 2015363327 127.0.0.1 40000 typ host"};
     md_sdp_answer_params p = {
-        .session_id = 42, .session_version = 2, .ice_ufrag = "abcdEFGH",
+        .session_id = 42,
+        .session_version = 2,
+        .ice_ufrag = "abcdEFGH",
         .ice_pwd = "0123456789abcdefghijklmn",
         .fingerprint = "sha-256 00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF:00:11:22:33:44:55:"
                        "66:77:88:99:AA:BB:CC:DD:EE:FF",
-        .setup = md_sdp_answer_setup(MD_SDP_SETUP_ACTPASS), .candidates = cands,
-        .n_candidates = 1, .end_of_candidates = true, .audio_ssrc = 1111, .video_ssrc = 2222,
-        .cname = "madoguchi", .stream_id = "verifier", .max_message_size = 262144,
+        .setup = md_sdp_answer_setup(MD_SDP_SETUP_ACTPASS),
+        .candidates = cands,
+        .n_candidates = 1,
+        .end_of_candidates = true,
+        .audio_ssrc = 1111,
+        .video_ssrc = 2222,
+        .cname = "madoguchi",
+        .stream_id = "verifier",
+        .max_message_size = 262144,
     };
     char *text = NULL;
     ASSERT_EQ(c.data_index, 2);
@@ -283,8 +291,7 @@ static void test_refused(void)
         err[0] = '\0';
         int r = try_parse(s->str, s->len, err, sizeof(err));
         if (r != bc->code || !strstr(err, bc->reason))
-            MD_FAIL("case %zu (%s -> %s): got %s \"%s\"", i, bc->from, bc->to, md_err_code(r),
-                    err);
+            MD_FAIL("case %zu (%s -> %s): got %s \"%s\"", i, bc->from, bc->to, md_err_code(r), err);
         g_string_free(s, TRUE);
     }
 }
@@ -300,10 +307,10 @@ static void test_data_channel_lines(void)
         uint64_t max;
     } cases[] = {
         {"m=application 9 UDP/DTLS/SCTP webrtc-datachannel", "a=sctp-port:5001\r\n", 2, 5001, 0},
-        {"m=application 9 UDP/DTLS/SCTP webrtc-datachannel", "a=max-message-size:0\r\n", 2,
-         5000, UINT64_MAX},
-        {"m=application 9 DTLS/SCTP 5000", "a=sctpmap:5000 webrtc-datachannel 1024\r\n", 2,
-         5000, 0},
+        {"m=application 9 UDP/DTLS/SCTP webrtc-datachannel", "a=max-message-size:0\r\n", 2, 5000,
+         UINT64_MAX},
+        {"m=application 9 DTLS/SCTP 5000", "a=sctpmap:5000 webrtc-datachannel 1024\r\n", 2, 5000,
+         0},
         {"m=application 9 DTLS/SCTP 5000", "", -1, 0, 0},
         {"m=application 9 DTLS/SCTP 5000", "a=sctpmap:5000 bfcp 1\r\n", -1, 0, 0},
         {"m=application 9 UDP/DTLS/SCTP bfcp", "", -1, 0, 0},
@@ -319,8 +326,11 @@ static void test_data_channel_lines(void)
         md_sdp_choice c;
         ASSERT_OK(md_sdp_choose(offer, "VP8", &c, err, sizeof(err)));
         ASSERT_EQ(c.data_index, cases[i].index);
-        md_sdp_answer_params p = {.ice_ufrag = "abcd", .ice_pwd = "0123456789abcdefghijklmn",
-                                  .fingerprint = "sha-256 00", .cname = "x", .stream_id = "y"};
+        md_sdp_answer_params p = {.ice_ufrag = "abcd",
+                                  .ice_pwd = "0123456789abcdefghijklmn",
+                                  .fingerprint = "sha-256 00",
+                                  .cname = "x",
+                                  .stream_id = "y"};
         char *answer = NULL;
         ASSERT_OK(md_sdp_answer(offer, &c, &p, &answer));
         if (cases[i].index >= 0) {

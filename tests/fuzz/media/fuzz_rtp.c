@@ -37,7 +37,8 @@ static void rtp(const uint8_t *data, size_t size)
     md_rtp_vp8_is_keyframe(buf + h2.header_len, h2.payload_len);
     /* Keeping one element (ids from the input) must too. */
     memcpy(buf, data, size);
-    n = md_rtp_rewrite_extensions(buf, size, &h, data[size - 1] & 0x0f, (data[size - 1] >> 4) & 0x0f);
+    n = md_rtp_rewrite_extensions(buf, size, &h, data[size - 1] & 0x0f,
+                                  (data[size - 1] >> 4) & 0x0f);
     if (n > size || md_rtp_parse(buf, n, &h2) < 0 || h2.payload_len != h.payload_len ||
         (h2.ext_offset && (h2.ext_profile != 0xBEDE || h2.ext_len != 4 * ((h2.ext_len + 3) / 4))))
         __builtin_trap();

@@ -29,10 +29,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (codec && md_sdp_choose(sdp, codec, &choice, err, sizeof(err)) == 0) {
             const char *cands[] = {"candidate:1 1 udp 1 127.0.0.1 9 typ host"};
             md_sdp_answer_params p = {
-                .ice_ufrag = "uuuu", .ice_pwd = "pppppppppppppppppppppp",
-                .fingerprint = "sha-256 00", .setup = md_sdp_answer_setup(t.setup),
-                .candidates = cands, .n_candidates = 1, .cname = "c", .stream_id = "s",
-                .audio_ssrc = 1, .video_ssrc = 2,
+                .ice_ufrag = "uuuu",
+                .ice_pwd = "pppppppppppppppppppppp",
+                .fingerprint = "sha-256 00",
+                .setup = md_sdp_answer_setup(t.setup),
+                .candidates = cands,
+                .n_candidates = 1,
+                .cname = "c",
+                .stream_id = "s",
+                .audio_ssrc = 1,
+                .video_ssrc = 2,
             };
             char *text = NULL;
             if (md_sdp_answer(sdp, &choice, &p, &text) == 0)
