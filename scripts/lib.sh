@@ -15,7 +15,8 @@ MD_BUILD_PACKAGES=(
     gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad
 )
 
-# clang + compiler-rt: libFuzzer harnesses; GStreamer: the benchmark's
+# clang + compiler-rt: libFuzzer harnesses; clang-format: the formatting gate
+# (tests/format-check.sh); GStreamer: the benchmark's
 # pre-encoded media (tests/bench short mode); python3 + websockets + aiortc:
 # the integration tests' independent client (always run as /usr/bin/python3),
 # with python3-cryptography to open sealed columns and sign as an attacker
@@ -30,7 +31,7 @@ MD_BUILD_PACKAGES=(
 # (tests/network/); GStreamer's webrtcbin (plugins-bad, nice) + libsoup: the
 # native webrtcbin tablet (tests/webrtcbin/).
 MD_TEST_PACKAGES=(
-    clang libclang-rt-14-dev
+    clang libclang-rt-14-dev clang-format
     python3 python3-websockets python3-aiortc python3-cryptography python3-av python3-numpy ffmpeg
     chromium firefox-esr nodejs libnss3-tools fonts-noto-cjk systemd zbar-tools
     gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good iproute2
