@@ -9,6 +9,7 @@
  * 0600 from the start, never chmod'ed afterwards.  Stateless; CLI main thread.
  */
 #include "md_certs_io.h"
+#include "md_crypto.h"
 #include "md_err.h"
 #include "md_log.h"
 
@@ -25,15 +26,9 @@
 
 int md_certs_crypto_error(const char *op)
 {
-    GString *errors = g_string_new(NULL);
-    unsigned long e;
-    while ((e = ERR_get_error()) != 0) {
-        char one[256];
-        ERR_error_string_n(e, one, sizeof(one));
-        g_string_append_printf(errors, "%s%s", errors->len ? "; " : "", one);
-    }
-    md_debug("certs", "openssl_failed", "{s:s, s:s}", "op", op, "errors", errors->str);
-    g_string_free(errors, TRUE);
+    char errors[512];
+    md_crypto_drain_errors(errors, sizeof(errors));
+    md_debug("certs", "openssl_failed", "{s:s, s:s}", "op", op, "errors", errors);
     return -MD_E_CRYPTO;
 }
 

@@ -35,24 +35,32 @@ struct md_sign_key {
     bool has_private;
 };
 
-/* Drains the thread's OpenSSL error queue into one debug line. */
-static int crypto_fail(const char *op)
+size_t md_crypto_drain_errors(char *buf, size_t cap)
 {
-    char text[512] = "";
     size_t used = 0;
     unsigned long e;
 
+    if (cap > 0)
+        buf[0] = '\0';
     while ((e = ERR_get_error()) != 0) {
         /* Keep draining even when the line is full: the queue must end empty. */
-        if (used + 3 >= sizeof(text))
+        if (used + 3 >= cap)
             continue;
         if (used > 0) {
-            memcpy(text + used, "; ", 3);
+            memcpy(buf + used, "; ", 3);
             used += 2;
         }
-        ERR_error_string_n(e, text + used, sizeof(text) - used);
-        used += strlen(text + used);
+        ERR_error_string_n(e, buf + used, cap - used);
+        used += strlen(buf + used);
     }
+    return used;
+}
+
+/* Drains the thread's OpenSSL error queue into one debug line. */
+static int crypto_fail(const char *op)
+{
+    char text[512];
+    size_t used = md_crypto_drain_errors(text, sizeof(text));
     md_debug("crypto", "openssl_failed", "{s:s, s:s}", "op", op, "error",
              used > 0 ? text : "(no OpenSSL error queued)");
     return -MD_E_CRYPTO;

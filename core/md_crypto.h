@@ -86,4 +86,13 @@ int md_aead_seal(const uint8_t key[MD_AEAD_KEY_LEN], const uint8_t nonce[MD_AEAD
 int md_aead_open(const uint8_t key[MD_AEAD_KEY_LEN], const uint8_t nonce[MD_AEAD_NONCE_LEN],
                  const void *aad, size_t aad_len, const void *in, size_t in_len, uint8_t *out);
 
+/*
+ * Empties the calling thread's OpenSSL error queue into buf as one line
+ * ("error:...; error:..."), cut at cap but always drained whole, so that a
+ * later failure does not report this one's errors.  Returns the length ("" and
+ * 0 when the queue was empty).  Every OpenSSL user of the project (core,
+ * certs/, the DTLS adapter, the TLS listeners) reports failures through it.
+ */
+size_t md_crypto_drain_errors(char *buf, size_t cap);
+
 #endif

@@ -59,18 +59,7 @@ struct md_dtls {
 /* Drains the OpenSSL error queue into buf ("" when it was empty). */
 static void drain_errors(char *buf, size_t cap)
 {
-    unsigned long e;
-    size_t used = 0;
-    buf[0] = '\0';
-    while ((e = ERR_get_error()) != 0) {
-        char one[256];
-        ERR_error_string_n(e, one, sizeof(one));
-        if (used < cap) {
-            int n = snprintf(buf + used, cap - used, "%s%s", used ? "; " : "", one);
-            used += n > 0 ? (size_t)n : 0;
-        }
-    }
-    if (buf[0])
+    if (md_crypto_drain_errors(buf, cap) > 0)
         md_debug("dtls", "openssl_error", "{s:s}", "detail", buf);
 }
 

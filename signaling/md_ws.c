@@ -14,6 +14,7 @@
  */
 #include "md_ws.h"
 #include "md_certs.h"
+#include "md_crypto.h"
 #include "md_err.h"
 #include "md_http_range.h"
 #include "md_log.h"
@@ -675,10 +676,8 @@ static int load_crl(md_ws *ws, SSL_CTX *ctx)
     }
     int n = X509_STORE_load_file(store, ws->cfg->tls.crl);
     if (n != 1) {
-        unsigned long e = ERR_get_error();
-        char text[256];
-        ERR_error_string_n(e, text, sizeof(text));
-        ERR_clear_error();
+        char text[512];
+        md_crypto_drain_errors(text, sizeof(text));
         md_error("ws", "crl_load_failed", "{s:s, s:s}", "path", ws->cfg->tls.crl, "openssl", text);
         return 1;
     }
