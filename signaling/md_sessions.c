@@ -444,36 +444,30 @@ static void on_request(md_server *srv, md_party *p, const md_proto_result *m)
 
     uint8_t raw[16];
     char hex[33];
-    g_autofree char *id = NULL;
     if (md_random_bytes(raw, sizeof(raw)) < 0) {
-        md_request_scope_clear(&scope);
-        md_server_send_error(srv, p, -MD_E_INTERNAL, NULL, m->id, NULL);
-        return;
+        r = -MD_E_INTERNAL;
+        goto out;
     }
     md_hex_encode(raw, sizeof(raw), hex);
-    id = g_strdup(hex);
     /* As for every transition: persisted, audited, then told.  A request
      * the audit refuses leaves no row behind. */
     r = md_store_exec(srv->store,
                       "INSERT INTO verification_session (id, municipality, post_office, device,"
                       " procedure, state, requested_at) VALUES (?, ?, ?, ?, ?, 'requested', ?)",
-                      MD_PARAMS(MD_P_TEXT(id), MD_P_TEXT(scope.municipality),
+                      MD_PARAMS(MD_P_TEXT(hex), MD_P_TEXT(scope.municipality),
                                 MD_P_TEXT(scope.post_office), MD_P_TEXT(p->device_id),
                                 MD_P_TEXT(procedure), MD_P_INT(now)));
     if (r >= 0 && md_server_audit(srv, p->actor, "request", scope.municipality, scope.post_office,
-                                  id, json_pack("{s:s}", "procedure", procedure)) < 0) {
+                                  hex, json_pack("{s:s}", "procedure", procedure)) < 0) {
         md_store_exec(srv->store, "DELETE FROM verification_session WHERE id = ?",
-                      MD_PARAMS(MD_P_TEXT(id)));
+                      MD_PARAMS(MD_P_TEXT(hex)));
         r = -MD_E_INTERNAL;
     }
-    if (r < 0) {
-        md_request_scope_clear(&scope);
-        md_server_send_error(srv, p, -MD_E_INTERNAL, NULL, m->id, NULL);
-        return;
-    }
+    if (r < 0)
+        goto out;
 
     md_session *s = g_new0(md_session, 1);
-    s->id = g_steal_pointer(&id);
+    s->id = g_strdup(hex);
     s->municipality = g_strdup(scope.municipality);
     s->post_office = g_strdup(scope.post_office);
     md_store_query_text(srv->store, "SELECT name FROM post_office WHERE id = ?",
@@ -487,7 +481,6 @@ static void on_request(md_server *srv, md_party *p, const md_proto_result *m)
     md_session_recording_init(s, scope.policy.recording);
     s->leg[MD_LEG_TABLET] = p;
     p->session = s;
-    md_request_scope_clear(&scope);
     g_hash_table_insert(srv->sessions, s->id, s);
 
     md_info("session", "requested", "{s:s, s:s, s:s}", "session", s->id, "post_office",
@@ -496,6 +489,10 @@ static void on_request(md_server *srv, md_party *p, const md_proto_result *m)
     broadcast_queue_re(srv, s->municipality, s, m->id);
     if (s->assignment == MD_ASSIGN_RANDOM)
         assign_random(srv, s->municipality);
+out:
+    if (r < 0)
+        md_server_send_error(srv, p, -MD_E_INTERNAL, NULL, m->id, NULL);
+    md_request_scope_clear(&scope);
 }
 
 static void on_cancel(md_server *srv, md_party *p, const md_proto_result *m)
