@@ -735,7 +735,7 @@ int md_server_run(md_server *srv)
     md_sessions_shutdown(srv);
     md_session_recording_drain(srv, 5000);
     md_server_audit(srv, "system", "gateway_stopped", NULL, NULL, NULL, NULL);
-    return srv->exit_code;
+    return 0;
 }
 
 md_server *md_server_free(md_server *srv)

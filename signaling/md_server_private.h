@@ -124,7 +124,6 @@ struct md_server {
     guint retention_timer;        /* daily md_retention_run */
     GHashTable *playback_tickets; /* md_http_recording.c; NULL until the first */
     guint signal_sources[3];
-    int exit_code;
 };
 
 /* md_server.c */

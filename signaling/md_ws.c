@@ -981,8 +981,3 @@ md_ws *md_ws_free(md_ws *ws)
     g_free(ws);
     return NULL;
 }
-
-int md_ws_port(const md_ws *ws, md_listener listener)
-{
-    return lws_get_vhost_listen_port(g_ptr_array_index(ws->vhosts[listener], 0));
-}

@@ -122,9 +122,6 @@ int md_ws_reload_crl(md_ws *ws);
 guint64 md_conn_http_defer(md_conn *c);
 void md_ws_http_respond(md_ws *ws, guint64 ticket, md_http_response *resp /* contents taken */);
 
-/* Bound ports (useful when the config asked for port 0). */
-int md_ws_port(const md_ws *ws, md_listener listener);
-
 /* Queues a text message.  When the connection's queue is over its cap the
  * connection is closed (a client that does not read cannot grow our memory)
  * and -ENOBUFS is returned. */
