@@ -22,7 +22,6 @@
 #include <string.h>
 
 #define MAX_SESSION_ID 128
-#define MAX_CANDIDATE 512
 
 struct md_event_sink {
     gatomicrefcount refs;
@@ -522,7 +521,7 @@ int md_media_leg_candidate(md_media *m, const char *session_id, md_leg leg, cons
     struct session_record *rec = record(m, session_id);
     if (!rec)
         return -MD_E_SESSION_UNKNOWN;
-    if (!leg_valid(leg) || (candidate && !valid_text(candidate, MAX_CANDIDATE)))
+    if (!leg_valid(leg) || (candidate && !valid_text(candidate, MD_MEDIA_MAX_CANDIDATE_BYTES)))
         return -EINVAL;
     if (candidate && !g_str_has_prefix(candidate, "candidate:") &&
         !g_str_has_prefix(candidate, "a=candidate:"))

@@ -35,6 +35,10 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+/* The longest trickled candidate line accepted (an a=candidate value); the
+ * signaling schema refuses longer ones with this same cap. */
+#define MD_MEDIA_MAX_CANDIDATE_BYTES 512
+
 typedef struct md_media md_media;
 
 typedef enum md_leg { MD_LEG_TABLET = 0, MD_LEG_VERIFIER = 1 } md_leg;

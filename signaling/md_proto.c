@@ -18,12 +18,22 @@ enum field_type {
     FT_BOOL,           /* true or false */
 };
 
+/* Where a string field's length cap comes from: the schema itself, or the
+ * limits the caller passes (each cap is set in one place: the config, or the
+ * media plane that parses the value). */
+enum field_cap {
+    CAP_SCHEMA,
+    CAP_SDP,       /* md_proto_limits.sdp_bytes: media.max_sdp_bytes */
+    CAP_CANDIDATE, /* md_proto_limits.candidate_bytes: MD_MEDIA_MAX_CANDIDATE_BYTES */
+};
+
 struct field {
     const char *name;
     enum field_type type;
     bool required;
-    size_t max_len;
+    size_t max_len;            /* CAP_SCHEMA */
     const char *const *values; /* NULL-terminated allowed values, or NULL */
+    enum field_cap cap;
 };
 
 #define MAX_FIELDS 4
@@ -39,7 +49,6 @@ struct schema {
         "session", FT_STRING, true, 64, NULL                                                       \
     }
 #define PARTIES (MD_SENDER_TABLET | MD_SENDER_VERIFIER)
-#define SDP_MAX 32768
 
 static const char *const outcome_values[] = {"verified", "not_verified", "aborted", NULL};
 static const char *const record_actions[] = {"start", "stop", NULL};
@@ -53,14 +62,16 @@ static const struct schema schemas[MD_MSG__COUNT] = {
                         {SESSION_FIELD,
                          {"result", FT_STRING, true, 16, outcome_values},
                          {"reason", FT_STRING, false, 256, NULL}}},
-    [MD_MSG_OFFER] = {"offer", PARTIES, {SESSION_FIELD, {"sdp", FT_STRING, true, SDP_MAX, NULL}}},
+    [MD_MSG_OFFER] = {"offer",
+                      PARTIES,
+                      {SESSION_FIELD, {"sdp", FT_STRING, true, 0, NULL, CAP_SDP}}},
     [MD_MSG_RESTART] = {"restart",
                         PARTIES,
-                        {SESSION_FIELD, {"sdp", FT_STRING, true, SDP_MAX, NULL}}},
+                        {SESSION_FIELD, {"sdp", FT_STRING, true, 0, NULL, CAP_SDP}}},
     [MD_MSG_CANDIDATE] = {"candidate",
                           PARTIES,
                           {SESSION_FIELD,
-                           {"candidate", FT_STRING_OR_NULL, true, 1024, NULL},
+                           {"candidate", FT_STRING_OR_NULL, true, 0, NULL, CAP_CANDIDATE},
                            {"mid", FT_STRING_OR_NULL, false, 32, NULL}}},
     [MD_MSG_HANGUP] = {"hangup", PARTIES, {SESSION_FIELD}},
     [MD_MSG_STILL] = {"still", MD_SENDER_VERIFIER, {SESSION_FIELD}},
@@ -93,7 +104,8 @@ static bool in_values(const char *const *values, const char *v)
     return false;
 }
 
-static int check_field(const struct field *f, json_t *v, char **ret_detail)
+static int check_field(const struct field *f, const md_proto_limits *lim, json_t *v,
+                       char **ret_detail)
 {
     if (f->type == FT_STRING_OR_NULL && json_is_null(v))
         return 0;
@@ -108,8 +120,11 @@ static int check_field(const struct field *f, json_t *v, char **ret_detail)
         return -MD_E_SCHEMA;
     }
     size_t len = json_string_length(v);
-    if ((f->type == FT_STRING && len == 0) || len > f->max_len) {
-        *ret_detail = g_strdup_printf("\"%s\" must have 1 to %zu bytes", f->name, f->max_len);
+    size_t max = f->cap == CAP_SDP         ? lim->sdp_bytes
+                 : f->cap == CAP_CANDIDATE ? lim->candidate_bytes
+                                           : f->max_len;
+    if ((f->type == FT_STRING && len == 0) || len > max) {
+        *ret_detail = g_strdup_printf("\"%s\" must have 1 to %zu bytes", f->name, max);
         return -MD_E_SCHEMA;
     }
     if (f->values && !in_values(f->values, json_string_value(v))) {
@@ -119,7 +134,8 @@ static int check_field(const struct field *f, json_t *v, char **ret_detail)
     return 0;
 }
 
-static int check_schema(const struct schema *s, json_t *msg, char **ret_detail)
+static int check_schema(const struct schema *s, const md_proto_limits *lim, json_t *msg,
+                        char **ret_detail)
 {
     const char *key;
     json_t *v;
@@ -131,7 +147,7 @@ static int check_schema(const struct schema *s, json_t *msg, char **ret_detail)
             *ret_detail = g_strdup_printf("unknown field \"%.64s\"", key);
             return -MD_E_SCHEMA;
         }
-        int r = check_field(f, v, ret_detail);
+        int r = check_field(f, lim, v, ret_detail);
         if (r < 0)
             return r;
     }
@@ -143,7 +159,8 @@ static int check_schema(const struct schema *s, json_t *msg, char **ret_detail)
     return 0;
 }
 
-int md_proto_parse(const char *text, size_t len, unsigned sender, md_proto_result *ret)
+int md_proto_parse(const char *text, size_t len, unsigned sender, const md_proto_limits *lim,
+                   md_proto_result *ret)
 {
     memset(ret, 0, sizeof(*ret));
     json_error_t jerr;
@@ -181,7 +198,7 @@ int md_proto_parse(const char *text, size_t len, unsigned sender, md_proto_resul
         json_decref(msg);
         return -MD_E_FORBIDDEN;
     }
-    int r = check_schema(s, msg, &ret->detail);
+    int r = check_schema(s, lim, msg, &ret->detail);
     if (r < 0) {
         json_decref(msg);
         return r;

@@ -48,7 +48,13 @@ typedef struct md_proto_result {
  * ret->detail (and ret->id when the message carried a readable id).
  * Always call md_proto_result_clear() afterwards.
  */
-int md_proto_parse(const char *text, size_t len, unsigned sender, md_proto_result *ret);
+typedef struct md_proto_limits {
+    size_t sdp_bytes;       /* `sdp` of offer/restart: media.max_sdp_bytes */
+    size_t candidate_bytes; /* `candidate`: MD_MEDIA_MAX_CANDIDATE_BYTES */
+} md_proto_limits;
+
+int md_proto_parse(const char *text, size_t len, unsigned sender, const md_proto_limits *lim,
+                   md_proto_result *ret);
 void md_proto_result_clear(md_proto_result *r);
 
 const char *md_proto_type_name(md_msg_type type);

@@ -477,7 +477,9 @@ static void on_message(md_conn *c, const char *text, size_t len, void *ud)
     if (md_server_recheck_staff(srv, p) < 0)
         return;
     md_proto_result m;
-    int r = md_proto_parse(text, len, p->role, &m);
+    const md_proto_limits lim = {.sdp_bytes = (size_t)srv->cfg->media.max_sdp_bytes,
+                                 .candidate_bytes = MD_MEDIA_MAX_CANDIDATE_BYTES};
+    int r = md_proto_parse(text, len, p->role, &lim, &m);
     if (r < 0) {
         md_debug("signaling", "message_refused", "{s:s, s:s}", "actor", p->actor, "code",
                  md_err_code(r));

@@ -3,9 +3,12 @@
 #include "md_proto.h"
 #include "md_test.h"
 
+#include <glib.h>
+
 static int parse(const char *text, unsigned sender, md_proto_result *r)
 {
-    return md_proto_parse(text, strlen(text), sender, r);
+    static const md_proto_limits lim = {.sdp_bytes = 32768, .candidate_bytes = 512};
+    return md_proto_parse(text, strlen(text), sender, &lim, r);
 }
 
 static void expect(const char *text, unsigned sender, int code)
@@ -120,6 +123,30 @@ static void test_roles(void)
            -MD_E_FORBIDDEN);
 }
 
+/* The sdp and candidate caps are the caller's (media.max_sdp_bytes and the
+ * media plane's MD_MEDIA_MAX_CANDIDATE_BYTES), not the schema's own. */
+static void test_caps_from_limits(void)
+{
+    const md_proto_limits lim = {.sdp_bytes = 100, .candidate_bytes = 10};
+    for (size_t n = 99; n <= 101; n++) {
+        char *sdp = g_strnfill(n, 'v');
+        char *msg = g_strdup_printf("{\"type\":\"offer\",\"session\":\"s\",\"sdp\":\"%s\"}", sdp);
+        md_proto_result r;
+        ASSERT_EQ(md_proto_parse(msg, strlen(msg), MD_SENDER_TABLET, &lim, &r),
+                  n <= 100 ? 0 : -MD_E_SCHEMA);
+        md_proto_result_clear(&r);
+        g_free(msg);
+        g_free(sdp);
+    }
+    const char *ok = "{\"type\":\"candidate\",\"session\":\"s\",\"candidate\":\"0123456789\"}";
+    const char *long_ = "{\"type\":\"candidate\",\"session\":\"s\",\"candidate\":\"0123456789a\"}";
+    md_proto_result r;
+    ASSERT_EQ(md_proto_parse(ok, strlen(ok), MD_SENDER_TABLET, &lim, &r), 0);
+    md_proto_result_clear(&r);
+    ASSERT_EQ(md_proto_parse(long_, strlen(long_), MD_SENDER_TABLET, &lim, &r), -MD_E_SCHEMA);
+    md_proto_result_clear(&r);
+}
+
 static void test_error_message(void)
 {
     json_t *e = md_proto_error(-MD_E_DESIGNATION_EXPIRED, NULL, "r1", "s1");
@@ -140,6 +167,7 @@ int main(void)
     RUN(test_schema);
     RUN(test_roles);
     RUN(test_recording_messages);
+    RUN(test_caps_from_limits);
     RUN(test_error_message);
     return 0;
 }
