@@ -7,7 +7,7 @@
  * RFC 8832 has no refusal message) and reported through on_refused.  Chat
  * messages are validated with md_dc_parse() (caps from md_dc_limits) and
  * handed up through on_chat; nothing is relayed from here: the session
- * decides (persist, audit, then relay, see md_session_dc.c).
+ * decides (persist, audit, then relay, see md_bridge_dc.c).
  *
  * Threads: an md_dc lives on the leg's media worker, like its md_sctp; all
  * calls come from there and callbacks are made there.  Callbacks may call

@@ -2,7 +2,7 @@
  * The media plane's control-thread face (see md_media.h).  md_media keeps a
  * record per open session (its worker and a serial number) and never touches
  * worker state: every command is a heap payload posted to the session's
- * worker, where md_session.c runs it.  Events travel the other way through a
+ * worker, where md_bridge.c runs it.  Events travel the other way through a
  * reference-counted sink: the worker copies each event and attaches it to the
  * control context, where it is dropped unless the session record with the
  * same serial still exists, so nothing arrives for a closed session and
@@ -15,7 +15,7 @@
 #include "md_err.h"
 #include "md_log.h"
 #include "md_recorder.h"
-#include "md_session.h"
+#include "md_bridge.h"
 #include "md_worker.h"
 
 #include <errno.h>
@@ -31,7 +31,7 @@ struct md_event_sink {
 
 struct worker_slot {
     md_worker *worker;
-    md_session_host *host;
+    md_bridge_host *host;
     unsigned sessions;
 };
 
@@ -72,7 +72,7 @@ struct event_msg {
     json_t *stats; /* a copy made for the control thread alone */
     char *chat_id, *chat_text, *chat_sha256, *label;
     int64_t chat_ts;
-    md_session_file file; /* owned copy */
+    md_bridge_file file; /* owned copy */
     /* MD_MEDIA_RECORDING: owned copies; final = delivered after close too */
     char *rec_id, *rec_state, *rec_codec, *rec_sha256;
     md_media_recording rec;
@@ -109,7 +109,7 @@ static void event_msg_free(gpointer data)
     g_free(msg->chat_text);
     g_free(msg->chat_sha256);
     g_free(msg->label);
-    md_session_file_clear(&msg->file);
+    md_bridge_file_clear(&msg->file);
     g_free(msg->rec_id);
     g_free(msg->rec_state);
     g_free(msg->rec_codec);
@@ -146,7 +146,7 @@ static gboolean deliver(gpointer data)
         .chat_sha256 = msg->chat_sha256,
         .chat_ts = msg->chat_ts,
         .label = msg->label,
-        .file = md_session_file_view(&msg->file),
+        .file = md_bridge_file_view(&msg->file),
         .recording = recording,
     };
     m->cb(&ev, m->userdata);
@@ -173,7 +173,7 @@ void md_event_sink_post(md_event_sink *sink, const md_media_event *ev, uint64_t 
     msg->chat_sha256 = g_strdup(ev->chat_sha256);
     msg->chat_ts = ev->chat_ts;
     msg->label = g_strdup(ev->label);
-    md_session_file_copy(&msg->file, &ev->file);
+    md_bridge_file_copy(&msg->file, &ev->file);
     if (ev->type == MD_MEDIA_RECORDING) {
         msg->rec = ev->recording;
         msg->rec_id = g_strdup(ev->recording.id);
@@ -207,7 +207,7 @@ enum command_kind {
 
 struct command {
     enum command_kind kind;
-    md_session_host *host;
+    md_bridge_host *host;
     char *session_id;
     uint64_t serial;
     md_leg leg;
@@ -218,9 +218,9 @@ struct command {
     char *chat_id, *chat_text; /* CMD_CHAT */
     char *still_id;            /* CMD_STILL */
     int64_t chat_ts;
-    md_session_files files; /* CMD_OPEN: evidence borrowed, types owned */
-    md_session_file file;   /* CMD_FILE: strings owned */
-    char *recording_id;     /* CMD_RECORD_START */
+    md_bridge_files files; /* CMD_OPEN: evidence borrowed, types owned */
+    md_bridge_file file;   /* CMD_FILE: strings owned */
+    char *recording_id;    /* CMD_RECORD_START */
     md_evidence_rec *recording_file;
     bool stalled; /* CMD_RECORD_STALL */
 };
@@ -238,7 +238,7 @@ static void command_free(gpointer data)
         md_wipe(c->chat_text, strlen(c->chat_text));
     g_free(c->chat_text);
     g_strfreev(c->files.file_types);
-    md_session_file_clear(&c->file);
+    md_bridge_file_clear(&c->file);
     g_free(c->recording_id);
     md_evidence_rec_abandon(c->recording_file); /* a command never run */
     g_free(c);
@@ -249,44 +249,44 @@ static gboolean run_command(gpointer data)
     struct command *c = data;
     switch (c->kind) {
     case CMD_OPEN:
-        md_session_open(c->host, c->session_id, c->serial, c->video_codecs, c->require_srtp_gcm,
-                        &c->files);
+        md_bridge_open(c->host, c->session_id, c->serial, c->video_codecs, c->require_srtp_gcm,
+                       &c->files);
         c->video_codecs = NULL;
         c->files.file_types = NULL;
         break;
     case CMD_OFFER:
-        md_session_offer(c->host, c->session_id, c->leg, c->offer);
+        md_bridge_offer(c->host, c->session_id, c->leg, c->offer);
         c->offer = NULL;
         break;
     case CMD_CANDIDATE:
-        md_session_candidate(c->host, c->session_id, c->leg, c->candidate);
+        md_bridge_candidate(c->host, c->session_id, c->leg, c->candidate);
         c->candidate = NULL;
         break;
     case CMD_CLOSE:
-        md_session_close(c->host, c->session_id);
+        md_bridge_close(c->host, c->session_id);
         break;
     case CMD_SHUTDOWN:
-        md_session_host_free(c->host);
+        md_bridge_host_free(c->host);
         break;
     case CMD_CHAT:
-        md_session_chat_deliver(c->host, c->session_id, c->leg, c->chat_id, c->chat_ts,
-                                c->chat_text);
+        md_bridge_chat_deliver(c->host, c->session_id, c->leg, c->chat_id, c->chat_ts,
+                               c->chat_text);
         break;
     case CMD_FILE:
-        md_session_file_deliver(c->host, c->session_id, c->leg, &c->file);
+        md_bridge_file_deliver(c->host, c->session_id, c->leg, &c->file);
         break;
     case CMD_STILL:
-        md_session_still_expect(c->host, c->session_id, c->still_id);
+        md_bridge_still_expect(c->host, c->session_id, c->still_id);
         break;
     case CMD_RECORD_START:
-        md_session_record_start(c->host, c->session_id, c->recording_id, c->recording_file);
+        md_bridge_record_start(c->host, c->session_id, c->recording_id, c->recording_file);
         c->recording_file = NULL;
         break;
     case CMD_RECORD_STOP:
-        md_session_record_stop(c->host, c->session_id);
+        md_bridge_record_stop(c->host, c->session_id);
         break;
     case CMD_RECORD_STALL:
-        md_session_record_stall(c->host, c->session_id, c->stalled);
+        md_bridge_record_stall(c->host, c->session_id, c->stalled);
         break;
     }
     return G_SOURCE_REMOVE;
@@ -340,7 +340,7 @@ static int check_config(const md_config *cfg)
 
 static int start_workers(md_media *m, const md_config *cfg)
 {
-    md_session_config sc = {
+    md_bridge_config sc = {
         .ice = {.bind_address = cfg->media.bind_address,
                 .public_address = cfg->media.public_address,
                 .port_min = (unsigned)cfg->media.port_min,
@@ -368,7 +368,7 @@ static int start_workers(md_media *m, const md_config *cfg)
             return r;
         }
         m->workers[i].host =
-            md_session_host_new(md_worker_context(m->workers[i].worker), &sc, m->identity, m->sink);
+            md_bridge_host_new(md_worker_context(m->workers[i].worker), &sc, m->identity, m->sink);
     }
     return 0;
 }
@@ -561,7 +561,7 @@ int md_media_file_deliver(md_media *m, const char *session_id, md_leg to_leg,
         f->size == 0 || (f->still && (f->width == 0 || f->height == 0)))
         return -EINVAL;
     struct command *c = command_new(CMD_FILE, session_id, to_leg);
-    md_session_file_copy(&c->file, f);
+    md_bridge_file_copy(&c->file, f);
     post(m, rec->worker, c);
     return 0;
 }

@@ -6,7 +6,7 @@
  * picture size last seen in a keyframe.  md_rx_update() runs once per packet
  * on the worker: O(1), no allocation.  md_rx_take_interval() runs once per
  * quality tick and moves the interval baseline.  The struct lives inside the
- * leg's md_stream_in (md_session.h) and is owned by its worker.
+ * leg's md_stream_in (md_bridge.h) and is owned by its worker.
  */
 #ifndef MD_QUALITY_H
 #define MD_QUALITY_H

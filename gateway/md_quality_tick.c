@@ -12,7 +12,7 @@
  * audio and video, so the receiver's lip sync holds.
  */
 #include "md_codec_probe.h"
-#include "md_session.h"
+#include "md_bridge.h"
 
 #include <jansson.h>
 #include <string.h>
@@ -213,7 +213,7 @@ static void report(md_leg_ctx *leg, gint64 now_us)
 
 static gboolean tick(gpointer data)
 {
-    md_session *s = data;
+    md_bridge *s = data;
     gint64 now = g_get_monotonic_time();
     for (int i = 0; i < 2; i++) {
         md_leg_ctx *leg = &s->legs[i];
@@ -225,7 +225,7 @@ static gboolean tick(gpointer data)
     return G_SOURCE_CONTINUE;
 }
 
-void md_quality_start(md_session *s)
+void md_quality_start(md_bridge *s)
 {
     for (int i = 0; i < 2; i++)
         s->legs[i].rtt_ms = -1;
@@ -234,7 +234,7 @@ void md_quality_start(md_session *s)
     g_source_attach(s->quality_timer, s->host->ctx);
 }
 
-void md_quality_stop(md_session *s)
+void md_quality_stop(md_bridge *s)
 {
     if (!s->quality_timer)
         return;

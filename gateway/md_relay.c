@@ -1,5 +1,5 @@
 /*
- * The packet path of a session, on its worker (see md_session.h).  A datagram
+ * The packet path of a session, on its worker (see md_bridge.h).  A datagram
  * from leg A is copied once into the host's scratch buffer, unprotected,
  * parsed, rewritten in place to the numbering leg B negotiated (SSRC, payload
  * type, sequence number and timestamp as continuous offsets, RFC 3550 5.1 /
@@ -16,7 +16,7 @@
 #include "md_err.h"
 #include "md_recorder.h"
 #include "md_rtp.h"
-#include "md_session.h"
+#include "md_bridge.h"
 
 #include <errno.h>
 #include <string.h>
@@ -43,7 +43,7 @@ static bool sends(md_sdp_direction offered)
     return offered == MD_SDP_SENDRECV || offered == MD_SDP_RECVONLY;
 }
 
-int md_relay_leg_prepare(md_leg_ctx *leg, const md_session_config *cfg)
+int md_relay_leg_prepare(md_leg_ctx *leg, const md_bridge_config *cfg)
 {
     const md_sdp_choice *c = &leg->choice;
     const md_sdp_direction dir[MD_KINDS] = {c->audio_direction, c->video_direction};
@@ -367,7 +367,7 @@ void md_relay_send_rtcp(md_leg_ctx *to, uint8_t *buf, size_t len, size_t cap)
 
 static void relay_rtcp(md_leg_ctx *from, uint8_t *p, size_t len)
 {
-    md_session_host *host = from->session->host;
+    md_bridge_host *host = from->session->host;
     md_leg_ctx *to = md_leg_other(from);
     md_rtcp_packet pkt;
     size_t off = 0;
@@ -399,7 +399,7 @@ static void relay_rtcp(md_leg_ctx *from, uint8_t *p, size_t len)
 
 void md_relay_incoming(md_leg_ctx *from, const uint8_t *buf, size_t len)
 {
-    md_session_host *host = from->session->host;
+    md_bridge_host *host = from->session->host;
     if (len > host->cfg.max_packet || len > MD_MEDIA_MAX_PACKET) {
         from->counters.oversize++;
         return;

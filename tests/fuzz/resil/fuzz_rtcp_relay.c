@@ -4,7 +4,7 @@
  * translation to the other leg), SDES/BYE/APP, RTPFB (NACK answered from
  * the retransmission buffer, other FMTs), PSFB (PLI, FIR, REMB and other
  * AFB), reduced-size and compound packets, and RTP that fills the buffer.
- * Two legs of a real md_session are set up as the worker would after DTLS
+ * Two legs of a real md_bridge are set up as the worker would after DTLS
  * (relay state from md_relay_leg_prepare, SRTP contexts, an ICE agent bound
  * to 127.0.0.1 that never connects, so nothing is sent); each input is
  * SRTP-protected with the tablet's keys and handed to md_relay_incoming, as
@@ -13,15 +13,15 @@
  * Replayed from tests/fuzz/resil/corpus/rtcp_relay.
  */
 #include "md_ice.h"
-#include "md_session.h"
+#include "md_bridge.h"
 #include "md_srtp.h"
 
 #include <string.h>
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-static md_session_host host;
-static md_session session;
+static md_bridge_host host;
+static md_bridge session;
 static md_srtp *tablet_out; /* the tablet's sending context */
 
 static const uint8_t key[16] = "madoguchi-fuzz-k";

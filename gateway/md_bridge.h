@@ -1,5 +1,8 @@
 /*
- * Worker-side sessions (internal to gateway/).  An md_session_host is the
+ * Bridges: the media plane's side of a verification session (internal to
+ * gateway/).  An md_bridge joins the session's two legs on one worker and
+ * relays between them; the control plane's record of the same session is
+ * signaling's md_session.  An md_bridge_host is the
  * per-worker registry of sessions plus the scratch buffers of the packet
  * path; it is created by md_media on the control thread, then used and freed
  * on its worker only.  A session holds its two legs inline; a leg owns its
@@ -7,8 +10,8 @@
  * relay state of md_relay.c.  Events leave through md_event_sink, which
  * copies them to the control context.
  */
-#ifndef MD_SESSION_H
-#define MD_SESSION_H
+#ifndef MD_BRIDGE_H
+#define MD_BRIDGE_H
 
 #include "md_dc.h"
 #include "md_dtls.h"
@@ -35,7 +38,7 @@ void md_event_sink_unref(md_event_sink *sink);
 /* Copies ev and posts it; callable from any thread. */
 void md_event_sink_post(md_event_sink *sink, const md_media_event *ev, uint64_t serial);
 
-typedef struct md_session_config {
+typedef struct md_bridge_config {
     md_ice_options ice; /* strings owned by the host */
     unsigned dtls_timeout_ms;
     size_t max_packet;
@@ -46,32 +49,32 @@ typedef struct md_session_config {
     unsigned chat_queue;           /* chat messages waiting per leg for its chat channel */
     unsigned file_queue;           /* stored files waiting per leg to be offered to it */
     unsigned record_queue_packets; /* per recorded stream; 0: the recorder's default */
-} md_session_config;
+} md_bridge_config;
 
-typedef struct md_session_host md_session_host;
-typedef struct md_session md_session;
+typedef struct md_bridge_host md_bridge_host;
+typedef struct md_bridge md_bridge;
 
 /* A session's file policy, from md_media_session_options. */
-typedef struct md_session_files {
+typedef struct md_bridge_files {
     md_evidence *evidence; /* borrowed; NULL: files refused */
     uint64_t max_file_size;
     char **file_types;     /* owned, NULL-terminated; NULL: defaults */
     size_t max_chat_bytes; /* 0: md_dc_limits' default */
-} md_session_files;
+} md_bridge_files;
 
 /* A committed file to offer to a leg (md_media_file_deliver): an owned copy
  * of an md_media_file. */
-typedef struct md_session_file {
+typedef struct md_bridge_file {
     char *id, *name, *mime, *sha256;
     uint64_t size;
     bool still;
     uint32_t width, height;
-} md_session_file;
-void md_session_file_copy(md_session_file *dst, const md_media_file *f);
-md_media_file md_session_file_view(const md_session_file *f);
-void md_session_file_clear(md_session_file *f);
+} md_bridge_file;
+void md_bridge_file_copy(md_bridge_file *dst, const md_media_file *f);
+md_media_file md_bridge_file_view(const md_bridge_file *f);
+void md_bridge_file_clear(md_bridge_file *f);
 
-/* md_session_dc.c: one transfer in either direction (defined there). */
+/* md_bridge_dc.c: one transfer in either direction (defined there). */
 typedef struct md_file_in md_file_in;
 typedef struct md_file_out md_file_out;
 
@@ -131,7 +134,7 @@ typedef struct md_leg_counters {
 } md_leg_counters;
 
 typedef struct md_leg_ctx {
-    md_session *session;
+    md_bridge *session;
     md_leg which;
     md_leg_state state;
     md_sdp *pending_offer;         /* WAITING: held until both offers are in */
@@ -156,7 +159,7 @@ typedef struct md_leg_ctx {
     int64_t clock_offset; /* 32.32 fixed point */
     double rtt_ms;        /* last RTT measured from this leg's reports; < 0: none */
     gint64 last_tick_us;
-    /* Data channels (md_session_dc.c): NULL until DTLS is up, and when the
+    /* Data channels (md_bridge_dc.c): NULL until DTLS is up, and when the
      * offer has no data m-line.  chat_queue holds chat waiting for this leg's
      * chat channel (bounded by cfg.chat_queue); it outlives dc. */
     md_dc *dc;
@@ -164,24 +167,24 @@ typedef struct md_leg_ctx {
     GQueue chat_unacked; /* sent to this leg, awaiting its chat_ack; outlives dc */
     /* At most one file coming in from and one going out to this leg; both
      * end (nothing stored for file_in) when the association goes.
-     * file_queue holds stored files (md_session_file) waiting to be offered
+     * file_queue holds stored files (md_bridge_file) waiting to be offered
      * to this leg (bounded by cfg.file_queue); like chat_queue it outlives
      * dc, so a file meant for a leg that reconnects is offered again. */
     md_file_in *file_in;
     md_file_out *file_out;
     GQueue file_queue;
     uint32_t next_file_index;        /* our transfer index towards this leg */
-    unsigned file_failures;          /* refused or failed incoming files (md_session_dc.c) */
+    unsigned file_failures;          /* refused or failed incoming files (md_bridge_dc.c) */
     char still_id[MD_DC_ID_MAX + 1]; /* tablet: the still it may send; "" none */
 } md_leg_ctx;
 
-struct md_session {
-    md_session_host *host;
+struct md_bridge {
+    md_bridge_host *host;
     char *id;
     uint64_t serial;
     char **video_codecs;
     bool require_srtp_gcm; /* policy: DTLS-SRTP offers GCM only */
-    md_session_files files;
+    md_bridge_files files;
     const char *video_codec; /* chosen, points into video_codecs */
     int (*video_probe)(const uint8_t *, size_t, unsigned *, unsigned *); /* md_codec_probe.h */
     bool refused;
@@ -189,16 +192,16 @@ struct md_session {
     md_leg_ctx legs[2];
     GSource *reaper;
     GSource *quality_timer; /* every MD_QUALITY_INTERVAL_MS */
-    md_recorder *recorder;  /* while recording (md_session_rec.c); fed by md_relay.c */
+    md_recorder *recorder;  /* while recording (md_bridge_rec.c); fed by md_relay.c */
     char *recording_id;
 };
 
-struct md_session_host {
+struct md_bridge_host {
     GMainContext *ctx;
-    md_session_config cfg;
+    md_bridge_config cfg;
     md_dtls_identity *identity;
     md_event_sink *sink;
-    GHashTable *sessions;             /* id -> md_session */
+    GHashTable *sessions;             /* id -> md_bridge */
     uint8_t scratch[MD_SCRATCH_LEN];  /* the packet being relayed */
     uint8_t rtcp_out[MD_SCRATCH_LEN]; /* RTCP built for the other leg */
     unsigned n_dc;                    /* legs with an md_dc on this worker */
@@ -206,47 +209,46 @@ struct md_session_host {
 };
 
 /* Control thread: makes a host for a worker (takes a ref on identity/sink). */
-md_session_host *md_session_host_new(GMainContext *worker_ctx, const md_session_config *cfg,
-                                     md_dtls_identity *identity, md_event_sink *sink);
+md_bridge_host *md_bridge_host_new(GMainContext *worker_ctx, const md_bridge_config *cfg,
+                                   md_dtls_identity *identity, md_event_sink *sink);
 /* Worker thread: closes every session and frees the host. */
-void md_session_host_free(md_session_host *host);
+void md_bridge_host_free(md_bridge_host *host);
 
 /* Worker thread commands; ownership of the pointer arguments is taken. */
-void md_session_open(md_session_host *host, const char *id, uint64_t serial, char **video_codecs,
-                     bool require_srtp_gcm, md_session_files *files);
-void md_session_offer(md_session_host *host, const char *id, md_leg leg, md_sdp *offer);
-void md_session_candidate(md_session_host *host, const char *id, md_leg leg, char *candidate);
-void md_session_close(md_session_host *host, const char *id);
+void md_bridge_open(md_bridge_host *host, const char *id, uint64_t serial, char **video_codecs,
+                    bool require_srtp_gcm, md_bridge_files *files);
+void md_bridge_offer(md_bridge_host *host, const char *id, md_leg leg, md_sdp *offer);
+void md_bridge_candidate(md_bridge_host *host, const char *id, md_leg leg, char *candidate);
+void md_bridge_close(md_bridge_host *host, const char *id);
 /* See md_media_chat_deliver(); text is copied. */
-void md_session_chat_deliver(md_session_host *host, const char *id, md_leg to_leg,
-                             const char *chat_id, int64_t ts, const char *text);
+void md_bridge_chat_deliver(md_bridge_host *host, const char *id, md_leg to_leg,
+                            const char *chat_id, int64_t ts, const char *text);
 
 /* See md_media_file_deliver(); ownership of f's strings is taken. */
-void md_session_file_deliver(md_session_host *host, const char *id, md_leg to_leg,
-                             md_session_file *f);
+void md_bridge_file_deliver(md_bridge_host *host, const char *id, md_leg to_leg, md_bridge_file *f);
 /* See md_media_still_expect(). */
-void md_session_still_expect(md_session_host *host, const char *id, const char *still_id);
+void md_bridge_still_expect(md_bridge_host *host, const char *id, const char *still_id);
 
-/* md_session_rec.c: see md_media_record_start(); file is taken. */
-void md_session_record_start(md_session_host *host, const char *id, const char *recording_id,
-                             md_evidence_rec *file);
-void md_session_record_stop(md_session_host *host, const char *id);
-void md_session_record_stall(md_session_host *host, const char *id, bool stalled);
+/* md_bridge_rec.c: see md_media_record_start(); file is taken. */
+void md_bridge_record_start(md_bridge_host *host, const char *id, const char *recording_id,
+                            md_evidence_rec *file);
+void md_bridge_record_stop(md_bridge_host *host, const char *id);
+void md_bridge_record_stall(md_bridge_host *host, const char *id, bool stalled);
 /* Hands the session's recorder (if any) to its thread to finish. */
-void md_session_record_end(md_session *s);
+void md_bridge_record_end(md_bridge *s);
 
-/* md_session_dc.c: the leg's data channels, on the worker. */
+/* md_bridge_dc.c: the leg's data channels, on the worker. */
 /* DTLS is up (or a renegotiation added a data m-line): starts SCTP. */
-void md_session_dc_start(md_leg_ctx *leg);
+void md_bridge_dc_start(md_leg_ctx *leg);
 /* An application-data record from the leg's DTLS. */
-void md_session_dc_input(md_leg_ctx *leg, const uint8_t *buf, size_t len);
+void md_bridge_dc_input(md_leg_ctx *leg, const uint8_t *buf, size_t len);
 /* Aborts the association (before the DTLS it runs over is freed). */
-void md_session_dc_release(md_leg_ctx *leg);
+void md_bridge_dc_release(md_leg_ctx *leg);
 /* Drops queued chat and files (session end). */
-void md_session_dc_clear(md_leg_ctx *leg);
+void md_bridge_dc_clear(md_leg_ctx *leg);
 
 /* md_relay.c: the packet path, on the worker. */
-int md_relay_leg_prepare(md_leg_ctx *leg, const md_session_config *cfg);
+int md_relay_leg_prepare(md_leg_ctx *leg, const md_bridge_config *cfg);
 void md_relay_leg_clear(md_leg_ctx *leg);
 void md_relay_incoming(md_leg_ctx *from, const uint8_t *buf, size_t len);
 /* Asks the leg for a video keyframe (PLI, else FIR); force skips the rate
@@ -265,8 +267,8 @@ void md_quality_on_report_block(md_leg_ctx *from, const uint8_t *block);
 /* The leg's sender report: remembered for LSR/DLSR and clock mapping. */
 void md_quality_on_sr(md_leg_ctx *from, const uint8_t *sr, size_t len);
 /* Starts/stops the session's once-a-second timer (SRs and quality events). */
-void md_quality_start(md_session *s);
-void md_quality_stop(md_session *s);
+void md_quality_start(md_bridge *s);
+void md_quality_stop(md_bridge *s);
 
 static inline md_leg_ctx *md_leg_other(md_leg_ctx *leg)
 {

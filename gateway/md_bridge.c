@@ -1,5 +1,5 @@
 /*
- * Sessions and legs on a media worker (see md_session.h): offer/answer, the
+ * Sessions and legs on a media worker (see md_bridge.h): offer/answer, the
  * session's single video codec, and the wiring of ICE -> DTLS -> SRTP for each
  * leg.  Everything here runs on the host's worker thread.  Adapters call back
  * from inside their own code, so a failing leg is only marked failed there and
@@ -7,7 +7,7 @@
  * "reaper"); commands run from the loop and may release at once.  A session
  * is answered only when both offers are in (see md_media.h for the rule).
  */
-#include "md_session.h"
+#include "md_bridge.h"
 #include "md_codec_probe.h"
 #include "md_crypto.h"
 #include "md_err.h"
@@ -29,7 +29,7 @@ static void emit(md_leg_ctx *leg, md_media_event ev)
 
 static void leg_release(md_leg_ctx *leg)
 {
-    md_session_dc_release(leg); /* SCTP's ABORT still goes out through DTLS */
+    md_bridge_dc_release(leg); /* SCTP's ABORT still goes out through DTLS */
     md_ice_free(leg->ice);
     md_dtls_free(leg->dtls);
     md_srtp_free(leg->srtp_in);
@@ -43,7 +43,7 @@ static void leg_release(md_leg_ctx *leg)
 
 static gboolean reap(gpointer data)
 {
-    md_session *s = data;
+    md_bridge *s = data;
     g_clear_pointer(&s->reaper, g_source_unref);
     for (int i = 0; i < 2; i++)
         if (s->legs[i].state == MD_LEG_FAILED)
@@ -53,7 +53,7 @@ static gboolean reap(gpointer data)
 
 static void leg_fail(md_leg_ctx *leg, int error, const char *detail)
 {
-    md_session *s = leg->session;
+    md_bridge *s = leg->session;
     if (leg->state == MD_LEG_FAILED)
         return;
     leg->state = MD_LEG_FAILED;
@@ -155,14 +155,14 @@ static void on_dtls_connected(const md_dtls_keys *keys, void *ud)
         md_relay_request_keyframe(other, true);
         md_relay_request_keyframe(leg, true);
     }
-    md_session_dc_start(leg); /* RFC 8841 / RFC 8831 6.2: SCTP once DTLS is up */
+    md_bridge_dc_start(leg); /* RFC 8841 / RFC 8831 6.2: SCTP once DTLS is up */
 }
 
 static void on_dtls_data(const uint8_t *buf, size_t len, void *ud)
 {
     md_leg_ctx *leg = ud;
     if (leg->state != MD_LEG_FAILED)
-        md_session_dc_input(leg, buf, len);
+        md_bridge_dc_input(leg, buf, len);
 }
 
 static void on_dtls_failed(int error, const char *detail, void *ud)
@@ -210,7 +210,7 @@ static void apply_offer_candidates(md_leg_ctx *leg, const md_sdp *offer)
 
 static int send_answer(md_leg_ctx *leg, const md_sdp *offer)
 {
-    md_session *s = leg->session;
+    md_bridge *s = leg->session;
     char **candidates = md_ice_local_candidates(leg->ice);
     char *text = NULL;
     md_sdp_answer_params p = {
@@ -251,7 +251,7 @@ static void set_bundle_mid(md_leg_ctx *leg)
 static int leg_start(md_leg_ctx *leg, const md_sdp *offer, const md_sdp_choice *choice,
                      const char **ret_detail)
 {
-    md_session_host *host = leg->session->host;
+    md_bridge_host *host = leg->session->host;
     int r;
     leg->choice = *choice;
     md_sdp_bundle_transport(offer, &leg->remote);
@@ -303,7 +303,7 @@ static void leg_start_or_fail(md_leg_ctx *leg, const md_sdp *offer, const md_sdp
         leg_fail(leg, r, detail);
 }
 
-static void refuse_session(md_session *s, int error, const char *detail)
+static void refuse_session(md_bridge *s, int error, const char *detail)
 {
     s->refused = true;
     for (int i = 0; i < 2; i++)
@@ -311,7 +311,7 @@ static void refuse_session(md_session *s, int error, const char *detail)
 }
 
 /* Both offers are in: one codec for the session, or no session. */
-static void negotiate(md_session *s)
+static void negotiate(md_bridge *s)
 {
     md_leg_ctx *t = &s->legs[MD_LEG_TABLET], *v = &s->legs[MD_LEG_VERIFIER];
     md_sdp_choice choice[2];
@@ -384,17 +384,17 @@ static void leg_renegotiate(md_leg_ctx *leg, const md_sdp *offer, const md_sdp_t
         leg_fail(leg, r, "the answer could not be built");
         return;
     }
-    md_session_dc_start(leg); /* a data m-line added by this offer */
+    md_bridge_dc_start(leg); /* a data m-line added by this offer */
 }
 
-static md_session *find(md_session_host *host, const char *id)
+static md_bridge *find(md_bridge_host *host, const char *id)
 {
     return g_hash_table_lookup(host->sessions, id);
 }
 
-void md_session_offer(md_session_host *host, const char *id, md_leg which, md_sdp *offer)
+void md_bridge_offer(md_bridge_host *host, const char *id, md_leg which, md_sdp *offer)
 {
-    md_session *s = find(host, id);
+    md_bridge *s = find(host, id);
     md_leg_ctx *leg = s ? &s->legs[which] : NULL;
     if (!s)
         goto out;
@@ -435,9 +435,9 @@ out:
     md_sdp_free(offer);
 }
 
-void md_session_candidate(md_session_host *host, const char *id, md_leg which, char *candidate)
+void md_bridge_candidate(md_bridge_host *host, const char *id, md_leg which, char *candidate)
 {
-    md_session *s = find(host, id);
+    md_bridge *s = find(host, id);
     md_leg_ctx *leg = s ? &s->legs[which] : NULL;
     if (!leg || leg->state == MD_LEG_FAILED)
         goto out;
@@ -459,8 +459,8 @@ out:
 
 static void session_free(gpointer data)
 {
-    md_session *s = data;
-    md_session_record_end(s); /* first: no packet reaches it after this */
+    md_bridge *s = data;
+    md_bridge_record_end(s); /* first: no packet reaches it after this */
     md_quality_stop(s);
     if (s->reaper) {
         g_source_destroy(s->reaper);
@@ -468,7 +468,7 @@ static void session_free(gpointer data)
     }
     for (int i = 0; i < 2; i++) {
         leg_release(&s->legs[i]);
-        md_session_dc_clear(&s->legs[i]);
+        md_bridge_dc_clear(&s->legs[i]);
         md_sdp_free(s->legs[i].pending_offer);
         if (s->legs[i].pending_candidates)
             g_ptr_array_unref(s->legs[i].pending_candidates);
@@ -479,10 +479,10 @@ static void session_free(gpointer data)
     g_free(s);
 }
 
-void md_session_open(md_session_host *host, const char *id, uint64_t serial, char **video_codecs,
-                     bool require_srtp_gcm, md_session_files *files)
+void md_bridge_open(md_bridge_host *host, const char *id, uint64_t serial, char **video_codecs,
+                    bool require_srtp_gcm, md_bridge_files *files)
 {
-    md_session *s = g_new0(md_session, 1);
+    md_bridge *s = g_new0(md_bridge, 1);
     uint64_t sid = 0;
     md_random_bytes(&sid, sizeof(sid));
     s->host = host;
@@ -500,15 +500,15 @@ void md_session_open(md_session_host *host, const char *id, uint64_t serial, cha
     g_hash_table_replace(host->sessions, s->id, s);
 }
 
-void md_session_close(md_session_host *host, const char *id)
+void md_bridge_close(md_bridge_host *host, const char *id)
 {
     g_hash_table_remove(host->sessions, id);
 }
 
-md_session_host *md_session_host_new(GMainContext *worker_ctx, const md_session_config *cfg,
-                                     md_dtls_identity *identity, md_event_sink *sink)
+md_bridge_host *md_bridge_host_new(GMainContext *worker_ctx, const md_bridge_config *cfg,
+                                   md_dtls_identity *identity, md_event_sink *sink)
 {
-    md_session_host *host = g_new0(md_session_host, 1);
+    md_bridge_host *host = g_new0(md_bridge_host, 1);
     host->ctx = worker_ctx;
     host->cfg = *cfg;
     host->cfg.ice.bind_address = g_strdup(cfg->ice.bind_address);
@@ -519,7 +519,7 @@ md_session_host *md_session_host_new(GMainContext *worker_ctx, const md_session_
     return host;
 }
 
-void md_session_host_free(md_session_host *host)
+void md_bridge_host_free(md_bridge_host *host)
 {
     if (!host)
         return;

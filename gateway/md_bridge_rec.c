@@ -10,7 +10,7 @@
 #include "md_err.h"
 #include "md_log.h"
 #include "md_recorder.h"
-#include "md_session.h"
+#include "md_bridge.h"
 
 #include <errno.h>
 #include <string.h>
@@ -57,7 +57,7 @@ static void on_recorder_done(const md_recorder_result *res, void *userdata)
 }
 
 /* Ends a recording that never ran: the file is left cut and empty. */
-static void refuse(md_session_host *host, const char *session_id, uint64_t serial,
+static void refuse(md_bridge_host *host, const char *session_id, uint64_t serial,
                    const char *recording_id, md_evidence_rec *file, int error)
 {
     char sha[MD_SHA256_HEX_LEN + 1] = "";
@@ -74,10 +74,10 @@ static bool leg_sends(const md_leg_ctx *leg, int kind)
     return d == MD_SDP_SENDRECV || d == MD_SDP_SENDONLY;
 }
 
-void md_session_record_start(md_session_host *host, const char *id, const char *recording_id,
-                             md_evidence_rec *file)
+void md_bridge_record_start(md_bridge_host *host, const char *id, const char *recording_id,
+                            md_evidence_rec *file)
 {
-    md_session *s = g_hash_table_lookup(host->sessions, id);
+    md_bridge *s = g_hash_table_lookup(host->sessions, id);
     md_recorder *rec = NULL;
     int r;
 
@@ -128,7 +128,7 @@ void md_session_record_start(md_session_host *host, const char *id, const char *
             "codec", s->video_codec);
 }
 
-void md_session_record_end(md_session *s)
+void md_bridge_record_end(md_bridge *s)
 {
     if (!s->recorder)
         return;
@@ -146,16 +146,16 @@ void md_session_record_end(md_session *s)
     s->recording_id = NULL;
 }
 
-void md_session_record_stop(md_session_host *host, const char *id)
+void md_bridge_record_stop(md_bridge_host *host, const char *id)
 {
-    md_session *s = g_hash_table_lookup(host->sessions, id);
+    md_bridge *s = g_hash_table_lookup(host->sessions, id);
     if (s)
-        md_session_record_end(s);
+        md_bridge_record_end(s);
 }
 
-void md_session_record_stall(md_session_host *host, const char *id, bool stalled)
+void md_bridge_record_stall(md_bridge_host *host, const char *id, bool stalled)
 {
-    md_session *s = g_hash_table_lookup(host->sessions, id);
+    md_bridge *s = g_hash_table_lookup(host->sessions, id);
     if (s && s->recorder)
         md_recorder_test_stall(s->recorder, stalled);
 }

@@ -1,11 +1,11 @@
 /*
  * The data channels of a session's legs, on the media worker (see
- * md_session.h and md_dc.h).  A leg gets an md_dc once its DTLS is connected
+ * md_bridge.h and md_dc.h).  A leg gets an md_dc once its DTLS is connected
  * and its offer carried a data m-line; SCTP packets go out through
  * md_dtls_send_data() and come in through the DTLS on_data callback.  Chat is
  * never relayed from here directly: a chat message becomes an MD_MEDIA_CHAT
  * event; the control thread persists and audits it and only then posts
- * md_session_chat_deliver(), which sends it to the other leg and the
+ * md_bridge_chat_deliver(), which sends it to the other leg and the
  * chat_ack to the sender (DESIGN 4).  Chat for a leg whose chat channel is not
  * open yet waits in leg->chat_queue, bounded by cfg.chat_queue (the oldest is
  * dropped beyond).  usrsctp's timers are driven by one 10 ms timer per worker
@@ -26,12 +26,12 @@
  * header) -> commit -> MD_MEDIA_FILE.  Any error sends file_error{code},
  * aborts the writer (nothing is stored) and posts MD_MEDIA_FILE_FAILED for
  * the audit.  The control thread records and audits, then
- * md_session_file_deliver() sends file_verified to the sender and queues the
+ * md_bridge_file_deliver() sends file_verified to the sender and queues the
  * file for the other leg, which is offered one file at a time and gets it
  * streamed from the store (md_evidence_reader, one 64 KiB chunk held) as its
  * SCTP send buffer drains.
  */
-#include "md_session.h"
+#include "md_bridge.h"
 #include "md_err.h"
 #include "md_image.h"
 #include "md_log.h"
@@ -55,7 +55,7 @@ struct md_file_in {
 };
 
 struct md_file_out {
-    md_session_file file; /* as stored and audited */
+    md_bridge_file file; /* as stored and audited */
     uint32_t offer_index;
     md_evidence_reader *reader; /* NULL once file_done is sent */
     const uint8_t *chunk;       /* the reader's current chunk */
@@ -131,19 +131,19 @@ static void on_dc_chat_ack(const char *id, void *ud)
 
 /* ---- files ---- */
 
-void md_session_file_copy(md_session_file *dst, const md_media_file *f)
+void md_bridge_file_copy(md_bridge_file *dst, const md_media_file *f)
 {
-    *dst = (md_session_file){.id = g_strdup(f->id),
-                             .name = g_strdup(f->name),
-                             .mime = g_strdup(f->mime),
-                             .sha256 = g_strdup(f->sha256),
-                             .size = f->size,
-                             .still = f->still,
-                             .width = f->width,
-                             .height = f->height};
+    *dst = (md_bridge_file){.id = g_strdup(f->id),
+                            .name = g_strdup(f->name),
+                            .mime = g_strdup(f->mime),
+                            .sha256 = g_strdup(f->sha256),
+                            .size = f->size,
+                            .still = f->still,
+                            .width = f->width,
+                            .height = f->height};
 }
 
-md_media_file md_session_file_view(const md_session_file *f)
+md_media_file md_bridge_file_view(const md_bridge_file *f)
 {
     return (md_media_file){.id = f->id,
                            .name = f->name,
@@ -155,7 +155,7 @@ md_media_file md_session_file_view(const md_session_file *f)
                            .height = f->height};
 }
 
-void md_session_file_clear(md_session_file *f)
+void md_bridge_file_clear(md_bridge_file *f)
 {
     g_free(f->id);
     g_free(f->name);
@@ -166,11 +166,11 @@ void md_session_file_clear(md_session_file *f)
 
 static void session_file_free(gpointer data)
 {
-    md_session_file_clear(data);
+    md_bridge_file_clear(data);
     g_free(data);
 }
 
-static md_dc_limits file_limits(const md_session *s)
+static md_dc_limits file_limits(const md_bridge *s)
 {
     return (md_dc_limits){.max_chat_bytes = s->files.max_chat_bytes,
                           .max_file_size = s->files.max_file_size,
@@ -226,7 +226,7 @@ static void file_in_fail(md_leg_ctx *leg, int error)
 }
 
 /* A still is accepted only from the tablet, once, for the id of the
- * verifier's last request (md_session_still_expect). */
+ * verifier's last request (md_bridge_still_expect). */
 static int check_still(md_leg_ctx *leg, const md_dc_msg *offer)
 {
     if (offer->kind != MD_DC_KIND_STILL)
@@ -239,7 +239,7 @@ static int check_still(md_leg_ctx *leg, const md_dc_msg *offer)
 
 static void on_file_offer(md_leg_ctx *leg, const md_dc_msg *offer)
 {
-    md_session *s = leg->session;
+    md_bridge *s = leg->session;
     md_dc_limits lim = file_limits(s);
     md_file_in *in = NULL;
     int r;
@@ -336,7 +336,7 @@ static void file_out_free(md_file_out *out)
     if (!out)
         return;
     md_evidence_reader_free(out->reader);
-    md_session_file_clear(&out->file);
+    md_bridge_file_clear(&out->file);
     g_free(out);
 }
 
@@ -407,9 +407,9 @@ static void pump_file_out(md_leg_ctx *leg)
  * file channel is open. */
 static void offer_next_file(md_leg_ctx *leg)
 {
-    md_session *s = leg->session;
+    md_bridge *s = leg->session;
     while (!leg->file_out && md_dc_file_ready(leg->dc) && !g_queue_is_empty(&leg->file_queue)) {
-        md_session_file *f = g_queue_pop_head(&leg->file_queue);
+        md_bridge_file *f = g_queue_pop_head(&leg->file_queue);
         md_file_out *out = g_new0(md_file_out, 1);
         out->file = *f;
         g_free(f);
@@ -458,10 +458,9 @@ static void on_file_out_answer(md_leg_ctx *leg, const md_dc_msg *m)
     }
 }
 
-void md_session_file_deliver(md_session_host *host, const char *id, md_leg to_leg,
-                             md_session_file *f)
+void md_bridge_file_deliver(md_bridge_host *host, const char *id, md_leg to_leg, md_bridge_file *f)
 {
-    md_session *s = g_hash_table_lookup(host->sessions, id);
+    md_bridge *s = g_hash_table_lookup(host->sessions, id);
     if (!s || !s->files.evidence)
         return;
     md_leg_ctx *to = &s->legs[to_leg], *from = md_leg_other(to);
@@ -480,16 +479,16 @@ void md_session_file_deliver(md_session_host *host, const char *id, md_leg to_le
                  md_leg_name(to_leg));
         return; /* stored and audited; not offered */
     }
-    md_session_file *q = g_new(md_session_file, 1);
+    md_bridge_file *q = g_new(md_bridge_file, 1);
     *q = *f;
     memset(f, 0, sizeof(*f)); /* taken */
     g_queue_push_tail(&to->file_queue, q);
     offer_next_file(to);
 }
 
-void md_session_still_expect(md_session_host *host, const char *id, const char *still_id)
+void md_bridge_still_expect(md_bridge_host *host, const char *id, const char *still_id)
 {
-    md_session *s = g_hash_table_lookup(host->sessions, id);
+    md_bridge *s = g_hash_table_lookup(host->sessions, id);
     if (s)
         g_strlcpy(s->legs[MD_LEG_TABLET].still_id, still_id,
                   sizeof(s->legs[MD_LEG_TABLET].still_id));
@@ -598,9 +597,9 @@ static const md_dc_callbacks dc_callbacks = {
 
 /* ---- legs ---- */
 
-void md_session_dc_start(md_leg_ctx *leg)
+void md_bridge_dc_start(md_leg_ctx *leg)
 {
-    md_session_host *host = leg->session->host;
+    md_bridge_host *host = leg->session->host;
     if (leg->dc || leg->choice.data_index < 0 || !leg->dtls || !md_dtls_connected(leg->dtls))
         return;
     md_dc_options opt = {
@@ -631,15 +630,15 @@ void md_session_dc_start(md_leg_ctx *leg)
                  "leg", md_leg_name(leg->which), "error", md_err_code(r));
 }
 
-void md_session_dc_input(md_leg_ctx *leg, const uint8_t *buf, size_t len)
+void md_bridge_dc_input(md_leg_ctx *leg, const uint8_t *buf, size_t len)
 {
     if (leg->dc)
         md_dc_input(leg->dc, buf, len);
 }
 
-void md_session_dc_release(md_leg_ctx *leg)
+void md_bridge_dc_release(md_leg_ctx *leg)
 {
-    md_session_host *host = leg->session->host;
+    md_bridge_host *host = leg->session->host;
     /* A transfer cut by the association's end leaves nothing stored. */
     if (leg->file_in)
         report_file_failed(leg, leg->file_in->offer.id,
@@ -651,7 +650,7 @@ void md_session_dc_release(md_leg_ctx *leg)
      * had it already recognises the id. */
     md_file_out *out = leg->file_out;
     if (out) {
-        md_session_file *f = g_new(md_session_file, 1);
+        md_bridge_file *f = g_new(md_bridge_file, 1);
         *f = out->file;
         memset(&out->file, 0, sizeof(out->file));
         g_queue_push_head(&leg->file_queue, f);
@@ -671,17 +670,17 @@ void md_session_dc_release(md_leg_ctx *leg)
     }
 }
 
-void md_session_dc_clear(md_leg_ctx *leg)
+void md_bridge_dc_clear(md_leg_ctx *leg)
 {
     g_queue_clear_full(&leg->chat_queue, queued_chat_free);
     g_queue_clear_full(&leg->chat_unacked, queued_chat_free);
     g_queue_clear_full(&leg->file_queue, session_file_free);
 }
 
-void md_session_chat_deliver(md_session_host *host, const char *id, md_leg to_leg,
-                             const char *chat_id, int64_t ts, const char *text)
+void md_bridge_chat_deliver(md_bridge_host *host, const char *id, md_leg to_leg,
+                            const char *chat_id, int64_t ts, const char *text)
 {
-    md_session *s = g_hash_table_lookup(host->sessions, id);
+    md_bridge *s = g_hash_table_lookup(host->sessions, id);
     if (!s)
         return;
     md_leg_ctx *to = &s->legs[to_leg], *from = md_leg_other(to);
