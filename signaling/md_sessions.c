@@ -683,6 +683,13 @@ const md_msg_handler md_session_handlers[MD_MSG__COUNT] = {
 
 /* ---- parties coming and going ---- */
 
+/* Whether p is the tablet or the verifier of s's `leg`, by device or account. */
+static bool party_of(const md_session *s, md_leg leg, const md_party *p)
+{
+    return leg == MD_LEG_TABLET ? g_strcmp0(s->device_id, p->device_id) == 0
+                                : g_strcmp0(s->verifier, p->username) == 0;
+}
+
 static md_session *find_abandoned(md_server *srv, md_party *p)
 {
     GHashTableIter it;
@@ -691,10 +698,7 @@ static md_session *find_abandoned(md_server *srv, md_party *p)
     g_hash_table_iter_init(&it, srv->sessions);
     while (g_hash_table_iter_next(&it, NULL, &value)) {
         md_session *s = value;
-        if (s->leg[leg])
-            continue;
-        if (leg == MD_LEG_TABLET ? g_strcmp0(s->device_id, p->device_id) == 0
-                                 : g_strcmp0(s->verifier, p->username) == 0)
+        if (!s->leg[leg] && party_of(s, leg, p))
             return s;
     }
     return NULL;
@@ -713,10 +717,7 @@ static md_party *stale_holder(md_server *srv, md_party *p)
     while (g_hash_table_iter_next(&it, NULL, &value)) {
         md_session *s = value;
         md_party *held = s->leg[leg];
-        if (!held || held == p || !unfinished(s))
-            continue;
-        if (leg == MD_LEG_TABLET ? g_strcmp0(s->device_id, p->device_id) == 0
-                                 : g_strcmp0(s->verifier, p->username) == 0)
+        if (held && held != p && unfinished(s) && party_of(s, leg, p))
             return held;
     }
     return NULL;
