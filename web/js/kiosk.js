@@ -9,6 +9,7 @@ import { attach, expose, md, readPicked } from './lib/channels.js';
 import { ENDED_REASONS, OUTCOMES, errorText } from './lib/errors.js';
 import { Leg, connect, exposeState, linkGrade, mdTest, params, resetSession, supervise } from './lib/leg.js';
 import { onStill } from './lib/still.js';
+import { chatView, jstTime, transferRow as row } from './lib/callui.js';
 
 const $ = (id) => document.getElementById(id);
 const RETURN_AFTER_S = 10;
@@ -44,8 +45,6 @@ function box(id, text) {
 
 const two = (n) => String(n).padStart(2, '0');
 const mmss = (s) => `${Math.floor(s / 60)}:${two(Math.floor(s % 60))}`;
-const jstTime = (d = new Date()) =>
-  d.toLocaleTimeString('ja-JP', { timeZone: 'Asia/Tokyo', hour: '2-digit', minute: '2-digit' });
 
 setInterval(() => { $('clock').textContent = jstTime(); }, 1000);
 $('clock').textContent = jstTime();
@@ -277,59 +276,11 @@ setInterval(async () => {
 }, 2000);
 
 // chat
-function bubble(id, text, dir, ts) {
-  const li = document.createElement('li');
-  li.className = `bubble ${dir}`;
-  li.dataset.id = id;
-  const body = document.createElement('span');
-  body.textContent = text;
-  const meta = document.createElement('span');
-  meta.className = 'meta';
-  const when = jstTime(new Date(ts || Date.now()));
-  meta.textContent = dir === 'out' ? `${when} 送信中` : `${when} 確認担当者`;
-  li.append(body, meta);
-  $('chat-log').append(li);
-  li.scrollIntoView({ block: 'nearest' });
-  return li;
-}
-
-window.addEventListener('md-chat', (ev) => {
-  const d = ev.detail;
-  if (d.kind === 'received') bubble(d.id, d.text, 'in', d.ts);
-  if (d.kind === 'sent') bubble(d.id, d.text, 'out', d.ts);
-  if (d.kind === 'acked') {
-    const li = $('chat-log').querySelector(`li.out[data-id="${CSS.escape(d.id)}"] .meta`);
-    if (li) li.textContent = li.textContent.replace('送信中', '✓ 届きました');
-  }
-});
-
-$('chat-form').addEventListener('submit', (ev) => {
-  ev.preventDefault();
-  const text = $('chat-input').value.trim();
-  if (!text) return;
-  md.chat(text);
-  $('chat-input').value = '';
-});
+chatView({ log: $('chat-log'), form: $('chat-form'), input: $('chat-input'), peer: '確認担当者' });
 
 // files: progress both ways
 function transferRow(t, dir) {
-  let li = $('transfers').querySelector(`li[data-id="${CSS.escape(t.id)}"]`);
-  if (!li) {
-    li = document.createElement('li');
-    li.dataset.id = t.id;
-    const name = document.createElement('span');
-    name.className = 'name';
-    const bar = document.createElement('progress');
-    bar.max = t.size || 1;
-    bar.value = 0;
-    const state = document.createElement('span');
-    state.className = 'state';
-    li.append(name, document.createElement('br'), bar, state);
-    $('transfers').prepend(li);
-  }
-  li.querySelector('.name').textContent = `${dir === 'out' ? '送信' : '受信'}: ${t.kind === 'still' ? '撮影した写真' : t.name}`;
-  li.querySelector('progress').setAttribute('aria-label', `${t.name} の進み具合`);
-  return li;
+  return row($('transfers'), t, `${dir === 'out' ? '送信' : '受信'}: ${t.kind === 'still' ? '撮影した写真' : t.name}`);
 }
 
 window.addEventListener('md-progress', (ev) => {

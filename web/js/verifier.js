@@ -9,6 +9,7 @@ import { api, logout } from './api.js';
 import { attach, bytesOfFile, expose, md, readPicked } from './lib/channels.js';
 import { ENDED_REASONS, OUTCOMES, errorText } from './lib/errors.js';
 import { Leg, connect, exposeState, mdTest, params, resetSession, supervise } from './lib/leg.js';
+import { chatView, jstTime as jst, transferRow as row } from './lib/callui.js';
 
 const $ = (id) => document.getElementById(id);
 exposeState();
@@ -23,7 +24,6 @@ let conn;
 
 const two = (n) => String(n).padStart(2, '0');
 const mmss = (s) => `${Math.floor(s / 60)}分${two(Math.floor(s % 60))}秒`;
-const jst = (d = new Date()) => d.toLocaleTimeString('ja-JP', { timeZone: 'Asia/Tokyo', hour: '2-digit', minute: '2-digit' });
 
 function banner(text) {
   $('banner').textContent = text || '';
@@ -252,55 +252,11 @@ function renderQuality() {
 }
 
 // chat
-function bubble(id, text, dir, ts) {
-  const li = document.createElement('li');
-  li.className = `bubble ${dir}`;
-  li.dataset.id = id;
-  const b = document.createElement('span');
-  b.textContent = text;
-  const meta = document.createElement('span');
-  meta.className = 'meta';
-  meta.textContent = `${jst(new Date(ts || Date.now()))} ${dir === 'out' ? '送信中' : '郵便局'}`;
-  li.append(b, meta);
-  $('chat-log').append(li);
-  li.scrollIntoView({ block: 'nearest' });
-}
-window.addEventListener('md-chat', (ev) => {
-  const d = ev.detail;
-  if (d.kind === 'received') bubble(d.id, d.text, 'in', d.ts);
-  if (d.kind === 'sent') bubble(d.id, d.text, 'out', d.ts);
-  if (d.kind === 'acked') {
-    const meta = $('chat-log').querySelector(`li.out[data-id="${CSS.escape(d.id)}"] .meta`);
-    if (meta) meta.textContent = meta.textContent.replace('送信中', '✓ 届きました');
-  }
-});
-$('chat-form').addEventListener('submit', (ev) => {
-  ev.preventDefault();
-  const text = $('chat-input').value.trim();
-  if (!text) return;
-  md.chat(text);
-  $('chat-input').value = '';
-});
+chatView({ log: $('chat-log'), form: $('chat-form'), input: $('chat-input'), peer: '郵便局' });
 
 // files and stills
 function transferRow(t, dir) {
-  let li = $('transfers').querySelector(`li[data-id="${CSS.escape(t.id)}"]`);
-  if (!li) {
-    li = document.createElement('li');
-    li.dataset.id = t.id;
-    const name = document.createElement('span');
-    name.className = 'name';
-    const bar = document.createElement('progress');
-    bar.max = t.size || 1;
-    bar.value = 0;
-    const state = document.createElement('span');
-    state.className = 'state';
-    li.append(name, document.createElement('br'), bar, state);
-    $('transfers').prepend(li);
-  }
-  li.querySelector('.name').textContent = `${dir === 'out' ? '送信' : '受信'}: ${t.name} (${(t.size / 1024).toFixed(0)} KB)`;
-  li.querySelector('progress').setAttribute('aria-label', `${t.name} の進み具合`);
-  return li;
+  return row($('transfers'), t, `${dir === 'out' ? '送信' : '受信'}: ${t.name} (${(t.size / 1024).toFixed(0)} KB)`);
 }
 window.addEventListener('md-progress', (ev) => {
   const { id, direction, bytes, size } = ev.detail;
