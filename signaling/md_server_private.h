@@ -152,6 +152,10 @@ int md_server_recheck_staff(md_server *srv, md_party *p);
 typedef void (*md_msg_handler)(md_server *srv, md_party *p, const md_proto_result *m);
 extern const md_msg_handler md_session_handlers[MD_MSG__COUNT];
 void md_sessions_party_joined(md_server *srv, md_party *p);
+/* The session a message names, if the sender is one of its parties; else
+ * `error session_unknown` to the sender and NULL.  Others' sessions look
+ * unknown, so ids of other municipalities' sessions cannot be probed. */
+md_session *md_sessions_own(md_server *srv, md_party *p, const md_proto_result *m);
 void md_sessions_party_left(md_server *srv, md_party *p);
 void md_sessions_on_media_event(const md_media_event *ev, void *userdata);
 void md_sessions_shutdown(md_server *srv);

@@ -200,19 +200,6 @@ int md_session_recording_outcome_check(const md_session *s, const char *result)
 
 /* ---- messages ---- */
 
-/* The session a message names, if the sender is one of its parties (as
- * md_sessions.c: others' sessions look unknown, so ids cannot be probed). */
-static md_session *own_session(md_server *srv, md_party *p, const md_proto_result *m)
-{
-    const char *id = json_string_value(json_object_get(m->msg, "session"));
-    md_session *s = g_hash_table_lookup(srv->sessions, id);
-    if (!s || s != p->session) {
-        md_server_send_error(srv, p, -MD_E_SESSION_UNKNOWN, NULL, m->id, id);
-        return NULL;
-    }
-    return s;
-}
-
 static void refuse_record(md_server *srv, md_party *p, md_session *s, const md_proto_result *m,
                           int err, const char *detail)
 {
@@ -223,7 +210,7 @@ static void refuse_record(md_server *srv, md_party *p, md_session *s, const md_p
 
 void md_session_on_record(md_server *srv, md_party *p, const md_proto_result *m)
 {
-    md_session *s = own_session(srv, p, m);
+    md_session *s = md_sessions_own(srv, p, m);
     if (!s)
         return;
     const char *action = json_string_value(json_object_get(m->msg, "action"));
@@ -267,7 +254,7 @@ void md_session_on_record(md_server *srv, md_party *p, const md_proto_result *m)
 
 void md_session_on_consent(md_server *srv, md_party *p, const md_proto_result *m)
 {
-    md_session *s = own_session(srv, p, m);
+    md_session *s = md_sessions_own(srv, p, m);
     if (!s)
         return;
     if (s->rec.state != MD_REC_ASKING) {

@@ -390,12 +390,7 @@ static void end_session(md_server *srv, md_session *s, const char *outcome, cons
 
 /* ---- message handlers ---- */
 
-/*
- * Finds the session a message names and checks the sender is one of its
- * parties.  Sessions of others are reported as unknown, so ids of other
- * municipalities' sessions cannot be probed.
- */
-static md_session *own_session(md_server *srv, md_party *p, const md_proto_result *m)
+md_session *md_sessions_own(md_server *srv, md_party *p, const md_proto_result *m)
 {
     const char *id = json_string_value(json_object_get(m->msg, "session"));
     md_session *s = g_hash_table_lookup(srv->sessions, id);
@@ -497,7 +492,7 @@ out:
 
 static void on_cancel(md_server *srv, md_party *p, const md_proto_result *m)
 {
-    md_session *s = own_session(srv, p, m);
+    md_session *s = md_sessions_own(srv, p, m);
     if (!s)
         return;
     if (s->state != MD_STATE_REQUESTED) {
@@ -564,7 +559,7 @@ static void store_outcome_note(md_server *srv, const char *session_id, const cha
 
 static void on_outcome(md_server *srv, md_party *p, const md_proto_result *m)
 {
-    md_session *s = own_session(srv, p, m);
+    md_session *s = md_sessions_own(srv, p, m);
     if (!s)
         return;
     const char *result = json_string_value(json_object_get(m->msg, "result"));
@@ -622,7 +617,7 @@ static bool media_state_ok(md_server *srv, md_party *p, const md_proto_result *m
 
 static void on_offer(md_server *srv, md_party *p, const md_proto_result *m)
 {
-    md_session *s = own_session(srv, p, m);
+    md_session *s = md_sessions_own(srv, p, m);
     if (!s || !media_state_ok(srv, p, m, s))
         return;
     if (s->state == MD_STATE_ASSIGNED &&
@@ -643,7 +638,7 @@ static void on_offer(md_server *srv, md_party *p, const md_proto_result *m)
 
 static void on_candidate(md_server *srv, md_party *p, const md_proto_result *m)
 {
-    md_session *s = own_session(srv, p, m);
+    md_session *s = md_sessions_own(srv, p, m);
     if (!s || !media_state_ok(srv, p, m, s))
         return;
     int r = md_session_media_candidate(srv, s, leg_of(p),
@@ -655,14 +650,14 @@ static void on_candidate(md_server *srv, md_party *p, const md_proto_result *m)
 
 static void on_still(md_server *srv, md_party *p, const md_proto_result *m)
 {
-    md_session *s = own_session(srv, p, m);
+    md_session *s = md_sessions_own(srv, p, m);
     if (s)
         md_session_still_request(srv, s, p, m->id);
 }
 
 static void on_hangup(md_server *srv, md_party *p, const md_proto_result *m)
 {
-    md_session *s = own_session(srv, p, m);
+    md_session *s = md_sessions_own(srv, p, m);
     if (s)
         end_session(srv, s, NULL, "hangup", p, m->id);
 }
