@@ -66,7 +66,12 @@ export class Netns {
     }
     ip(['netns', 'add', this.name]);
     ip(['link', 'add', this.hostIf, 'type', 'veth', 'peer', 'name', this.nsIf]);
+    // No IPv6 link-local addresses: one would arrive a second or two after the
+    // link comes up (after DAD), and Chromium aborts any navigation then in
+    // flight with ERR_NETWORK_CHANGED. The test uses IPv4 alone.
+    ip(['link', 'set', this.hostIf, 'addrgenmode', 'none']);
     ip(['link', 'set', this.nsIf, 'netns', this.name]);
+    ip(['-n', this.name, 'link', 'set', this.nsIf, 'addrgenmode', 'none']);
     ip(['addr', 'add', `${this.hostAddr}/24`, 'dev', this.hostIf]);
     ip(['link', 'set', this.hostIf, 'up']);
     ip(['-n', this.name, 'addr', 'add', `${this.nsAddr}/24`, 'dev', this.nsIf]);
