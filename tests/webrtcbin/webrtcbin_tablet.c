@@ -1,23 +1,25 @@
 /*
  * A counter tablet on GStreamer's webrtcbin, the path a managed tablet app
  * would take instead of a browser (issue 12, item 5; run by
- * test_webrtcbin.py).  It speaks the signaling protocol (docs/protocol.md)
- * over WSS with the device certificate (libsoup 3's WebSocket client,
- * GIO's TLS), requests a session, offers audio (Opus) and video (VP8) from
- * test sources plus a "chat" data channel (RFC 8832 DCEP, opened in-band),
- * trickles its candidates, applies the gateway's answer and candidates,
- * decodes what comes back, and sends one chat message and acknowledges the
- * chat it receives.
+ * test_webrtcbin.mjs against the verifier console in Chromium).  It speaks
+ * the signaling protocol (docs/protocol.md) over WSS with the device
+ * certificate (libsoup 3's WebSocket client, GIO's TLS), requests a session,
+ * offers audio (Opus) and video (VP8: a white ball moving on a blue-grey
+ * background, 320x240) from test sources plus a "chat" data channel (RFC 8832
+ * DCEP, opened in-band), trickles its candidates, applies the gateway's
+ * answer and candidates, decodes what comes back, and sends one chat message
+ * and acknowledges the chat it receives.
  *
  *   webrtcbin_tablet WSS_URL CA_FILE CERT_FILE KEY_FILE
  *
  * Output, one JSON object a line on stdout: {"event":"queued","session"},
  * {"event":"live"}, {"event":"chat","text"} (a chat from the verifier),
- * {"event":"chat_ack","id"} (the gateway stored ours), and at the end
- * {"event":"ended","outcome","reason","video_frames","audio_buffers",
- * "chat_acked","chat_received"}; exit 0 after `ended`, 1 on any failure
- * ({"event":"error","detail"}).  Only the gateway's 127.0.0.1 candidates are
- * used (tests stay on loopback).
+ * {"event":"chat_ack","id"} (the gateway stored ours), once a second from
+ * `assigned` on {"event":"media","video_frames","audio_buffers"} (decoded
+ * from the verifier so far), and at the end {"event":"ended","outcome","reason",
+ * "video_frames","audio_buffers","chat_acked","chat_received"}; exit 0 after
+ * `ended`, 1 on any failure ({"event":"error","error"}).  Only the gateway's
+ * 127.0.0.1 candidates are used (tests stay on loopback).
  *
  * Threads: signaling and the WebSocket live on the main context; webrtcbin
  * calls back from its own threads, which post what they have to send to the
@@ -49,6 +51,7 @@ typedef struct tablet {
     gint video_frames, audio_buffers; /* atomic */
     gint chat_acked;                  /* atomic */
     char *chat_received;              /* main context */
+    guint media_timer;                /* report_media's source */
     int exit_code;
 } tablet;
 
@@ -63,7 +66,7 @@ static void emit(json_t *obj)
 
 static void fail(tablet *t, const char *detail)
 {
-    emit(json_pack("{s:s, s:s}", "event", "error", "detail", detail));
+    emit(json_pack("{s:s, s:s}", "event", "error", "error", detail));
     t->exit_code = 1;
     g_main_loop_quit(t->loop);
 }
@@ -162,6 +165,16 @@ static void on_audio_buffer(GstElement *sink, GstBuffer *buf, GstPad *pad, gpoin
 {
     (void)sink, (void)buf, (void)pad;
     g_atomic_int_inc(&((tablet *)data)->audio_buffers);
+}
+
+/* Main context, once a second: what has been decoded so far. */
+static gboolean report_media(gpointer data)
+{
+    tablet *t = data;
+    emit(json_pack("{s:s, s:i, s:i}", "event", "media", "video_frames",
+                   g_atomic_int_get(&t->video_frames), "audio_buffers",
+                   g_atomic_int_get(&t->audio_buffers)));
+    return G_SOURCE_CONTINUE;
 }
 
 /* A decoded stream: raw video or audio into a counting fakesink. */
@@ -263,7 +276,8 @@ static int start_pipeline(tablet *t)
     GError *err = NULL;
     t->pipe = gst_parse_launch(
         "webrtcbin name=w bundle-policy=max-bundle "
-        "videotestsrc is-live=true pattern=ball ! video/x-raw,width=320,height=240,framerate=15/1"
+        "videotestsrc is-live=true pattern=ball background-color=0xff4060a0"
+        " ! video/x-raw,width=320,height=240,framerate=15/1"
         " ! videoconvert ! queue ! vp8enc deadline=1 keyframe-max-dist=30 ! rtpvp8pay pt=96"
         " ! application/x-rtp,media=video,encoding-name=VP8,payload=96 ! w. "
         "audiotestsrc is-live=true wave=sine ! audioconvert ! audioresample ! queue ! opusenc"
@@ -280,6 +294,7 @@ static int start_pipeline(tablet *t)
     g_signal_connect(t->webrtc, "pad-added", G_CALLBACK(on_incoming_stream), t);
     if (gst_element_set_state(t->pipe, GST_STATE_PLAYING) == GST_STATE_CHANGE_FAILURE)
         return -1;
+    t->media_timer = g_timeout_add_seconds(1, report_media, t);
     /* Created before the offer, so that it carries the data m-line. */
     g_signal_emit_by_name(t->webrtc, "create-data-channel", "chat", NULL, &t->chat);
     if (!t->chat)
@@ -426,6 +441,8 @@ int main(int argc, char **argv)
     g_timeout_add_seconds(TIMEOUT_SECONDS, on_timeout, &t);
     g_main_loop_run(t.loop);
 
+    if (t.media_timer)
+        g_source_remove(t.media_timer);
     if (t.pipe) {
         gst_element_set_state(t.pipe, GST_STATE_NULL);
         if (t.chat)
