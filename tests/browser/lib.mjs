@@ -112,6 +112,7 @@ export class JsonLines {
     this.lines = [];
     this.waiters = [];
     this.history = [];
+    this.name = path.basename(command === PYTHON ? args[0] : command); // for messages
     this.exited = new Promise((resolve) => this.proc.on('exit', (code) => resolve(code)));
     readline.createInterface({ input: this.proc.stdout }).on('line', (line) => {
       let msg;
@@ -132,7 +133,7 @@ export class JsonLines {
       const waiter = (msg) => { clearTimeout(timer); resolve(msg); };
       const timer = setTimeout(() => {
         this.waiters = this.waiters.filter((w) => w !== waiter);
-        reject(new Error(`${path.basename(this.proc.spawnargs[1])} printed nothing in time`));
+        reject(new Error(`${this.name} printed nothing in time`));
       }, timeout);
       this.waiters.push(waiter);
     });
@@ -142,7 +143,12 @@ export class JsonLines {
   async until(pred, what, timeout = 30_000 * SLOW) {
     const deadline = Date.now() + timeout;
     for (;;) {
-      const msg = await this.next(Math.max(1, deadline - Date.now()));
+      let msg;
+      try {
+        msg = await this.next(Math.max(1, deadline - Date.now()));
+      } catch (e) {
+        throw new Error(`${what}: ${e.message}`);
+      }
       if (pred(msg)) return msg;
       if (msg.error || msg.exited) {
         throw new Error(`${what}: ${JSON.stringify(msg)}`);
