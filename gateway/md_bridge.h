@@ -7,14 +7,15 @@
  * path; it is created by md_media on the control thread, then used and freed
  * on its worker only.  A session holds its two legs inline; a leg owns its
  * ICE agent, DTLS association and two SRTP contexts, and the per-stream
- * relay state of md_relay.c.  Events leave through md_event_sink, which
- * copies them to the control context.
+ * relay state of md_relay.c.  Events leave through the host's event sink
+ * (md_event_sink.h), which copies them to the control context.
  */
 #ifndef MD_BRIDGE_H
 #define MD_BRIDGE_H
 
 #include "md_dc.h"
 #include "md_dtls.h"
+#include "md_event_sink.h"
 #include "md_ice.h"
 #include "md_media.h"
 #include "md_quality.h"
@@ -30,13 +31,6 @@ typedef struct md_recorder md_recorder; /* recorder/md_recorder.h */
 
 #define MD_MEDIA_MAX_PACKET 1500
 #define MD_SCRATCH_LEN (MD_MEDIA_MAX_PACKET + MD_SRTP_MAX_OVERHEAD + 64)
-
-/* Delivery of events to the control thread (md_media.c). */
-typedef struct md_event_sink md_event_sink;
-md_event_sink *md_event_sink_ref(md_event_sink *sink);
-void md_event_sink_unref(md_event_sink *sink);
-/* Copies ev and posts it; callable from any thread. */
-void md_event_sink_post(md_event_sink *sink, const md_media_event *ev, uint64_t serial);
 
 typedef struct md_bridge_config {
     md_ice_options ice; /* strings owned by the host */
@@ -61,18 +55,6 @@ typedef struct md_bridge_files {
     char **file_types;     /* owned, NULL-terminated; NULL: defaults */
     size_t max_chat_bytes; /* 0: md_dc_limits' default */
 } md_bridge_files;
-
-/* A committed file to offer to a leg (md_media_file_deliver): an owned copy
- * of an md_media_file. */
-typedef struct md_bridge_file {
-    char *id, *name, *mime, *sha256;
-    uint64_t size;
-    bool still;
-    uint32_t width, height;
-} md_bridge_file;
-void md_bridge_file_copy(md_bridge_file *dst, const md_media_file *f);
-md_media_file md_bridge_file_view(const md_bridge_file *f);
-void md_bridge_file_clear(md_bridge_file *f);
 
 /* md_bridge_dc.c: one transfer in either direction (defined there). */
 typedef struct md_file_in md_file_in;
@@ -167,7 +149,7 @@ typedef struct md_leg_ctx {
     GQueue chat_unacked; /* sent to this leg, awaiting its chat_ack; outlives dc */
     /* At most one file coming in from and one going out to this leg; both
      * end (nothing stored for file_in) when the association goes.
-     * file_queue holds stored files (md_bridge_file) waiting to be offered
+     * file_queue holds stored files (md_owned_file) waiting to be offered
      * to this leg (bounded by cfg.file_queue); like chat_queue it outlives
      * dc, so a file meant for a leg that reconnects is offered again. */
     md_file_in *file_in;
@@ -225,7 +207,7 @@ void md_bridge_chat_deliver(md_bridge_host *host, const char *id, md_leg to_leg,
                             const char *chat_id, int64_t ts, const char *text);
 
 /* See md_media_file_deliver(); ownership of f's strings is taken. */
-void md_bridge_file_deliver(md_bridge_host *host, const char *id, md_leg to_leg, md_bridge_file *f);
+void md_bridge_file_deliver(md_bridge_host *host, const char *id, md_leg to_leg, md_owned_file *f);
 /* See md_media_still_expect(). */
 void md_bridge_still_expect(md_bridge_host *host, const char *id, const char *still_id);
 

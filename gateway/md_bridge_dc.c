@@ -55,7 +55,7 @@ struct md_file_in {
 };
 
 struct md_file_out {
-    md_bridge_file file; /* as stored and audited */
+    md_owned_file file; /* as stored and audited */
     uint32_t offer_index;
     md_evidence_reader *reader; /* NULL once file_done is sent */
     const uint8_t *chunk;       /* the reader's current chunk */
@@ -131,42 +131,9 @@ static void on_dc_chat_ack(const char *id, void *ud)
 
 /* ---- files ---- */
 
-void md_bridge_file_copy(md_bridge_file *dst, const md_media_file *f)
-{
-    *dst = (md_bridge_file){.id = g_strdup(f->id),
-                            .name = g_strdup(f->name),
-                            .mime = g_strdup(f->mime),
-                            .sha256 = g_strdup(f->sha256),
-                            .size = f->size,
-                            .still = f->still,
-                            .width = f->width,
-                            .height = f->height};
-}
-
-md_media_file md_bridge_file_view(const md_bridge_file *f)
-{
-    return (md_media_file){.id = f->id,
-                           .name = f->name,
-                           .mime = f->mime,
-                           .sha256 = f->sha256,
-                           .size = f->size,
-                           .still = f->still,
-                           .width = f->width,
-                           .height = f->height};
-}
-
-void md_bridge_file_clear(md_bridge_file *f)
-{
-    g_free(f->id);
-    g_free(f->name);
-    g_free(f->mime);
-    g_free(f->sha256);
-    memset(f, 0, sizeof(*f));
-}
-
 static void session_file_free(gpointer data)
 {
-    md_bridge_file_clear(data);
+    md_owned_file_clear(data);
     g_free(data);
 }
 
@@ -336,7 +303,7 @@ static void file_out_free(md_file_out *out)
     if (!out)
         return;
     md_evidence_reader_free(out->reader);
-    md_bridge_file_clear(&out->file);
+    md_owned_file_clear(&out->file);
     g_free(out);
 }
 
@@ -409,7 +376,7 @@ static void offer_next_file(md_leg_ctx *leg)
 {
     md_bridge *s = leg->session;
     while (!leg->file_out && md_dc_file_ready(leg->dc) && !g_queue_is_empty(&leg->file_queue)) {
-        md_bridge_file *f = g_queue_pop_head(&leg->file_queue);
+        md_owned_file *f = g_queue_pop_head(&leg->file_queue);
         md_file_out *out = g_new0(md_file_out, 1);
         out->file = *f;
         g_free(f);
@@ -458,7 +425,7 @@ static void on_file_out_answer(md_leg_ctx *leg, const md_dc_msg *m)
     }
 }
 
-void md_bridge_file_deliver(md_bridge_host *host, const char *id, md_leg to_leg, md_bridge_file *f)
+void md_bridge_file_deliver(md_bridge_host *host, const char *id, md_leg to_leg, md_owned_file *f)
 {
     md_bridge *s = g_hash_table_lookup(host->sessions, id);
     if (!s || !s->files.evidence)
@@ -479,7 +446,7 @@ void md_bridge_file_deliver(md_bridge_host *host, const char *id, md_leg to_leg,
                  md_leg_name(to_leg));
         return; /* stored and audited; not offered */
     }
-    md_bridge_file *q = g_new(md_bridge_file, 1);
+    md_owned_file *q = g_new(md_owned_file, 1);
     *q = *f;
     memset(f, 0, sizeof(*f)); /* taken */
     g_queue_push_tail(&to->file_queue, q);
@@ -650,7 +617,7 @@ void md_bridge_dc_release(md_leg_ctx *leg)
      * had it already recognises the id. */
     md_file_out *out = leg->file_out;
     if (out) {
-        md_bridge_file *f = g_new(md_bridge_file, 1);
+        md_owned_file *f = g_new(md_owned_file, 1);
         *f = out->file;
         memset(&out->file, 0, sizeof(out->file));
         g_queue_push_head(&leg->file_queue, f);

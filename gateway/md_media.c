@@ -2,17 +2,18 @@
  * The media plane's control-thread face (see md_media.h).  md_media keeps a
  * record per open session (its worker and a serial number) and never touches
  * worker state: every command is a heap payload posted to the session's
- * worker, where md_bridge.c runs it.  Events travel the other way through a
- * reference-counted sink: the worker copies each event and attaches it to the
- * control context, where it is dropped unless the session record with the
- * same serial still exists, so nothing arrives for a closed session and
- * nothing after md_media_free().  Offers are parsed and checked here, on the
- * control thread, so malformed ones are refused synchronously.
+ * worker, where md_bridge.c runs it.  Events travel the other way through
+ * the event sink (md_event_sink.h), which copies each to the control
+ * context; md_media drops it there unless the session record with the same
+ * serial still exists, so nothing arrives for a closed session, and closes
+ * the sink so that nothing arrives after md_media_free().  Offers are parsed and checked here, on
+ * the control thread, so malformed ones are refused synchronously.
  */
 #include "md_media.h"
 #include "md_crypto.h"
 #include "md_dc_proto.h"
 #include "md_err.h"
+#include "md_event_sink.h"
 #include "md_log.h"
 #include "md_recorder.h"
 #include "md_bridge.h"
@@ -22,12 +23,6 @@
 #include <string.h>
 
 #define MAX_SESSION_ID 128
-
-struct md_event_sink {
-    gatomicrefcount refs;
-    GMainContext *control;
-    md_media *media; /* control thread only; NULL once md_media_free() began */
-};
 
 struct worker_slot {
     md_worker *worker;
@@ -55,138 +50,20 @@ struct md_media {
     bool srtp_initialized;
 };
 
-const char *md_leg_name(md_leg leg)
-{
-    return leg == MD_LEG_TABLET ? "tablet" : "verifier";
-}
-
 /* ---- events: worker -> control ---- */
 
-struct event_msg {
-    md_event_sink *sink;
-    uint64_t serial;
-    md_media_event_type type;
-    md_leg leg;
-    int error;
-    char *session_id, *sdp, *candidate, *mid, *error_detail;
-    json_t *stats; /* a copy made for the control thread alone */
-    char *chat_id, *chat_text, *chat_sha256, *label;
-    int64_t chat_ts;
-    md_bridge_file file; /* owned copy */
-    /* MD_MEDIA_RECORDING: owned copies; final = delivered after close too */
-    char *rec_id, *rec_state, *rec_codec, *rec_sha256;
-    md_media_recording rec;
-    bool final;
-};
-
-md_event_sink *md_event_sink_ref(md_event_sink *sink)
+/* The sink's delivery (md_event_sink.h): an event reaches the callback only
+ * while the session record with its serial exists, except a recording's
+ * final state (md_media.h, MD_MEDIA_RECORDING). */
+static void deliver(const md_media_event *ev, uint64_t serial, void *owner)
 {
-    g_atomic_ref_count_inc(&sink->refs);
-    return sink;
-}
-
-void md_event_sink_unref(md_event_sink *sink)
-{
-    if (sink && g_atomic_ref_count_dec(&sink->refs)) {
-        g_main_context_unref(sink->control);
-        g_free(sink);
-    }
-}
-
-static void event_msg_free(gpointer data)
-{
-    struct event_msg *msg = data;
-    md_event_sink_unref(msg->sink);
-    g_free(msg->session_id);
-    g_free(msg->sdp);
-    g_free(msg->candidate);
-    g_free(msg->mid);
-    g_free(msg->error_detail);
-    json_decref(msg->stats);
-    g_free(msg->chat_id);
-    if (msg->chat_text) /* evidence: not left in freed memory */
-        md_wipe(msg->chat_text, strlen(msg->chat_text));
-    g_free(msg->chat_text);
-    g_free(msg->chat_sha256);
-    g_free(msg->label);
-    md_bridge_file_clear(&msg->file);
-    g_free(msg->rec_id);
-    g_free(msg->rec_state);
-    g_free(msg->rec_codec);
-    g_free(msg->rec_sha256);
-    g_free(msg);
-}
-
-static gboolean deliver(gpointer data)
-{
-    struct event_msg *msg = data;
-    md_media *m = msg->sink->media;
-    if (!m)
-        return G_SOURCE_REMOVE;
-    struct session_record *rec = g_hash_table_lookup(m->sessions, msg->session_id);
-    if (!msg->final && (!rec || rec->serial != msg->serial))
-        return G_SOURCE_REMOVE; /* closed, or an older session of the same id */
-    md_media_recording recording = msg->rec;
-    recording.id = msg->rec_id;
-    recording.state = msg->rec_state;
-    recording.codec = msg->rec_codec;
-    recording.sha256 = msg->rec_sha256;
-    md_media_event ev = {
-        .type = msg->type,
-        .session_id = msg->session_id,
-        .leg = msg->leg,
-        .sdp = msg->sdp,
-        .candidate = msg->candidate,
-        .mid = msg->mid,
-        .error = msg->error,
-        .error_detail = msg->error_detail,
-        .stats = msg->stats,
-        .chat_id = msg->chat_id,
-        .chat_text = msg->chat_text,
-        .chat_sha256 = msg->chat_sha256,
-        .chat_ts = msg->chat_ts,
-        .label = msg->label,
-        .file = md_bridge_file_view(&msg->file),
-        .recording = recording,
-    };
-    m->cb(&ev, m->userdata);
-    return G_SOURCE_REMOVE;
-}
-
-void md_event_sink_post(md_event_sink *sink, const md_media_event *ev, uint64_t serial)
-{
-    struct event_msg *msg = g_new0(struct event_msg, 1);
-    msg->sink = md_event_sink_ref(sink);
-    msg->serial = serial;
-    msg->type = ev->type;
-    msg->leg = ev->leg;
-    msg->error = ev->error;
-    msg->session_id = g_strdup(ev->session_id);
-    msg->sdp = g_strdup(ev->sdp);
-    msg->candidate = g_strdup(ev->candidate);
-    msg->mid = g_strdup(ev->mid);
-    msg->error_detail = g_strdup(ev->error_detail);
-    /* A deep copy: jansson's reference counts are not shared across threads. */
-    msg->stats = ev->stats ? json_deep_copy(ev->stats) : NULL;
-    msg->chat_id = g_strdup(ev->chat_id);
-    msg->chat_text = g_strdup(ev->chat_text);
-    msg->chat_sha256 = g_strdup(ev->chat_sha256);
-    msg->chat_ts = ev->chat_ts;
-    msg->label = g_strdup(ev->label);
-    md_bridge_file_copy(&msg->file, &ev->file);
-    if (ev->type == MD_MEDIA_RECORDING) {
-        msg->rec = ev->recording;
-        msg->rec_id = g_strdup(ev->recording.id);
-        msg->rec_state = g_strdup(ev->recording.state);
-        msg->rec_codec = g_strdup(ev->recording.codec);
-        msg->rec_sha256 = g_strdup(ev->recording.sha256 ? ev->recording.sha256 : "");
-        msg->final = ev->recording.state && strcmp(ev->recording.state, "recording") != 0;
-    }
-    GSource *src = g_idle_source_new();
-    g_source_set_priority(src, G_PRIORITY_DEFAULT);
-    g_source_set_callback(src, deliver, msg, event_msg_free);
-    g_source_attach(src, sink->control);
-    g_source_unref(src);
+    md_media *m = owner;
+    struct session_record *rec = g_hash_table_lookup(m->sessions, ev->session_id);
+    bool final = ev->type == MD_MEDIA_RECORDING && ev->recording.state &&
+                 strcmp(ev->recording.state, "recording") != 0;
+    if (!final && (!rec || rec->serial != serial))
+        return; /* closed, or an older session of the same id */
+    m->cb(ev, m->userdata);
 }
 
 /* ---- commands: control -> worker ---- */
@@ -219,7 +96,7 @@ struct command {
     char *still_id;            /* CMD_STILL */
     int64_t chat_ts;
     md_bridge_files files; /* CMD_OPEN: evidence borrowed, types owned */
-    md_bridge_file file;   /* CMD_FILE: strings owned */
+    md_owned_file file;    /* CMD_FILE: strings owned */
     char *recording_id;    /* CMD_RECORD_START */
     md_evidence_rec *recording_file;
     bool stalled; /* CMD_RECORD_STALL */
@@ -238,7 +115,7 @@ static void command_free(gpointer data)
         md_wipe(c->chat_text, strlen(c->chat_text));
     g_free(c->chat_text);
     g_strfreev(c->files.file_types);
-    md_bridge_file_clear(&c->file);
+    md_owned_file_clear(&c->file);
     g_free(c->recording_id);
     md_evidence_rec_abandon(c->recording_file); /* a command never run */
     g_free(c);
@@ -387,10 +264,7 @@ int md_media_new(const md_config *cfg, GMainContext *control_ctx, md_media_event
     m->max_sessions = (unsigned)cfg->media.max_sessions;
     m->max_sdp_bytes = (size_t)cfg->media.max_sdp_bytes;
     m->sessions = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
-    m->sink = g_new0(md_event_sink, 1);
-    g_atomic_ref_count_init(&m->sink->refs);
-    m->sink->control = g_main_context_ref(control_ctx);
-    m->sink->media = m;
+    m->sink = md_event_sink_new(control_ctx, deliver, m);
     r = md_srtp_init();
     if (r < 0)
         goto out;
@@ -414,7 +288,7 @@ md_media *md_media_free(md_media *m)
 {
     if (!m)
         return NULL;
-    m->sink->media = NULL; /* events still queued are dropped from here on */
+    md_event_sink_close(m->sink); /* events still queued are dropped from here on */
     for (unsigned i = 0; i < m->n_workers; i++) {
         struct command *c = g_new0(struct command, 1);
         c->kind = CMD_SHUTDOWN;
@@ -561,7 +435,7 @@ int md_media_file_deliver(md_media *m, const char *session_id, md_leg to_leg,
         f->size == 0 || (f->still && (f->width == 0 || f->height == 0)))
         return -EINVAL;
     struct command *c = command_new(CMD_FILE, session_id, to_leg);
-    md_bridge_file_copy(&c->file, f);
+    md_owned_file_copy(&c->file, f);
     post(m, rec->worker, c);
     return 0;
 }

@@ -225,6 +225,11 @@ int md_media_record_test_stall(md_media *m, const char *session_id, bool stalled
 /* -MD_E_SESSION_UNKNOWN; otherwise the session is gone for the caller. */
 int md_media_session_close(md_media *m, const char *session_id);
 
-const char *md_leg_name(md_leg leg); /* "tablet", "verifier" */
+/* "tablet", "verifier"; inline, so worker code names legs without calling
+ * into this control-thread face. */
+static inline const char *md_leg_name(md_leg leg)
+{
+    return leg == MD_LEG_TABLET ? "tablet" : "verifier";
+}
 
 #endif
