@@ -223,7 +223,7 @@ static void api_logout(md_server *srv, const md_http_request *req, md_http_respo
     if (req->session_cookie) {
         md_staff_logout(srv->store, srv->audit, req->session_cookie, md_now_ms());
         /* Sockets opened with this login end with it. */
-        md_server_close_staff_session(srv, req->session_cookie, -MD_E_SESSION_EXPIRED);
+        md_party_close_login(srv, req->session_cookie, -MD_E_SESSION_EXPIRED);
     }
     resp->set_cookie = g_strdup(MD_SESSION_COOKIE "=; Max-Age=0; " COOKIE_ATTRS);
     resp->status = 204;

@@ -137,10 +137,9 @@ void md_recovery_party_joined(md_server *srv, md_party *p)
     if (!ids)
         return;
     for (guint i = 0; i < ids->len; i++)
-        md_server_send(srv, p,
-                       json_pack("{s:s, s:s, s:n, s:s}", "type", "ended", "session",
-                                 (const char *)ids->pdata[i], "outcome", "reason",
-                                 "gateway_restart"));
+        md_party_send(p, json_pack("{s:s, s:s, s:n, s:s}", "type", "ended", "session",
+                                   (const char *)ids->pdata[i], "outcome", "reason",
+                                   "gateway_restart"));
     g_hash_table_remove(srv->interrupted, key); /* told once */
 }
 

@@ -23,77 +23,7 @@
 #include <stdio.h>
 #include <string.h>
 
-/* ---- sending and auditing ---- */
-
-void md_server_send_latest(md_server *srv, md_party *p, int key, json_t *msg)
-{
-    (void)srv;
-    char *text = json_dumps(msg, JSON_COMPACT);
-    json_decref(msg);
-    if (!text)
-        return;
-    if (key)
-        md_conn_send_latest(p->conn, key, text, strlen(text));
-    else
-        md_conn_send(p->conn, text, strlen(text));
-    free(text);
-}
-
-void md_server_send(md_server *srv, md_party *p, json_t *msg)
-{
-    md_server_send_latest(srv, p, 0, msg);
-}
-
-void md_server_send_error(md_server *srv, md_party *p, int err, const char *detail, const char *re,
-                          const char *session)
-{
-    md_server_send(srv, p, md_proto_error(err, detail, re, session));
-}
-
-int64_t md_server_audit(md_server *srv, const char *actor, const char *event,
-                        const char *municipality, const char *post_office, const char *session,
-                        json_t *detail)
-{
-    md_audit_entry e = {
-        .actor = actor,
-        .event = event,
-        .municipality = municipality,
-        .post_office = post_office,
-        .session = session,
-        .detail = detail,
-    };
-    int64_t t0 = g_get_monotonic_time();
-    int64_t seq = md_audit_append(srv->audit, &e);
-    md_metrics_audit_append(srv->metrics, g_get_monotonic_time() - t0, seq >= 0);
-    json_decref(detail);
-    if (seq < 0)
-        md_error("audit", "append_failed", "{s:s, s:s}", "event", event, "error",
-                 md_strerror((int)seq));
-    return seq;
-}
-
-/* ---- parties ---- */
-
-static md_party *party_new(md_conn *c, unsigned role)
-{
-    md_party *p = g_new0(md_party, 1);
-    p->conn = c;
-    p->role = role;
-    return p;
-}
-
-static void party_free(md_party *p)
-{
-    g_free(p->actor);
-    g_free(p->device_id);
-    g_free(p->post_office);
-    g_free(p->municipality);
-    g_free(p->username);
-    if (p->login_token)
-        md_wipe(p->login_token, strlen(p->login_token));
-    g_free(p->login_token);
-    g_free(p);
-}
+/* ---- admission ---- */
 
 /* Refuses a connection before it becomes a party: error message + audit. */
 static int refuse(md_server *srv, md_conn *c, int err, const char *actor, const char *device_id,
@@ -203,7 +133,7 @@ static int open_device(md_server *srv, md_conn *c)
         return r;
     }
 
-    md_party *p = party_new(c, MD_SENDER_TABLET);
+    md_party *p = md_party_new(c, MD_SENDER_TABLET);
     p->actor = g_steal_pointer(&actor);
     p->device_id = g_strdup(dev.id);
     p->post_office = g_strdup(dev.post_office);
@@ -220,84 +150,15 @@ static int open_device(md_server *srv, md_conn *c)
                         MD_PARAMS(MD_P_TEXT(p->post_office)), &po_name);
     md_store_query_text(srv->store, "SELECT name FROM municipality WHERE code = ?",
                         MD_PARAMS(MD_P_TEXT(p->municipality)), &mun_name);
-    md_server_send(srv, p,
-                   json_pack("{s:s, s:i, s:s, s:s, s:s, s:s, s:s, s:s, s:o, s:o}", "type", "hello",
-                             "protocol", 1, "role", "tablet", "device", p->device_id, "post_office",
-                             p->post_office, "post_office_name", po_name ? po_name : "",
-                             "municipality", p->municipality, "municipality_name",
-                             mun_name ? mun_name : "", "procedures",
-                             tablet_procedures(srv, p->device_id), "limits", limits_json(srv)));
+    md_party_send(p, json_pack("{s:s, s:i, s:s, s:s, s:s, s:s, s:s, s:s, s:o, s:o}", "type",
+                               "hello", "protocol", 1, "role", "tablet", "device", p->device_id,
+                               "post_office", p->post_office, "post_office_name",
+                               po_name ? po_name : "", "municipality", p->municipality,
+                               "municipality_name", mun_name ? mun_name : "", "procedures",
+                               tablet_procedures(srv, p->device_id), "limits", limits_json(srv)));
     md_info("signaling", "device_connected", "{s:s, s:s}", "device", p->device_id, "remote",
             info->remote);
     return 0;
-}
-
-bool md_server_origin_allowed(md_server *srv, md_listener listener, const char *origin)
-{
-    char **list = listener == MD_LISTENER_DEVICE ? srv->device_origins : srv->staff_origins;
-    size_t n = origin ? strlen(origin) : 0;
-    if (n && origin[n - 1] == '/')
-        n--;
-    for (char **o = list; n && o && *o; o++)
-        if (strlen(*o) == n && strncmp(*o, origin, n) == 0)
-            return true;
-    return false;
-}
-
-/* "https://host:8443/" -> "https://host:8443"; NULL if not an http(s) origin. */
-static char *origin_of(const char *url, int port_override)
-{
-    GUri *u = g_uri_parse(url, G_URI_FLAGS_NONE, NULL);
-    if (!u)
-        return NULL;
-    char *out = NULL;
-    const char *scheme = g_uri_get_scheme(u);
-    const char *host = g_uri_get_host(u);
-    if (host && (strcmp(scheme, "https") == 0 || strcmp(scheme, "http") == 0)) {
-        int port = port_override ? port_override : g_uri_get_port(u);
-        bool v6 = strchr(host, ':') != NULL;
-        out = port > 0 ? g_strdup_printf("%s://%s%s%s:%d", scheme, v6 ? "[" : "", host,
-                                         v6 ? "]" : "", port)
-                       : g_strdup_printf("%s://%s%s%s", scheme, v6 ? "[" : "", host, v6 ? "]" : "");
-    }
-    g_uri_unref(u);
-    return out;
-}
-
-/* auth.allowed_origins for the staff listener; for tablets' pages the same
- * hosts with the device listener's port, and the device listener's own
- * configured addresses.  Nothing is derived from a request's Host header. */
-static void load_origins(md_server *srv)
-{
-    g_auto(GStrv) list = g_strsplit_set(srv->cfg->auth.allowed_origins, " ,", -1);
-    GPtrArray *staff = g_ptr_array_new(), *device = g_ptr_array_new();
-    for (char **o = list; *o; o++) {
-        if (!**o)
-            continue;
-        char *s = origin_of(*o, 0);
-        char *d = origin_of(*o, srv->cfg->device_listen.port);
-        if (s)
-            g_ptr_array_add(staff, s);
-        if (d)
-            g_ptr_array_add(device, d);
-    }
-    /* A tablet page is also loaded from the device listener's own address
-     * (the listener is its own origin), unless that is a wildcard. */
-    g_auto(GStrv) addresses = md_config_addresses(srv->cfg->device_listen.address);
-    for (char **addr = addresses; *addr; addr++) {
-        GInetAddress *ia = g_inet_address_new_from_string(*addr);
-        if (ia && !g_inet_address_get_is_any(ia)) {
-            bool v6 = g_inet_address_get_family(ia) == G_SOCKET_FAMILY_IPV6;
-            g_ptr_array_add(device, g_strdup_printf("https://%s%s%s:%d", v6 ? "[" : "", *addr,
-                                                    v6 ? "]" : "", srv->cfg->device_listen.port));
-        }
-        if (ia)
-            g_object_unref(ia);
-    }
-    g_ptr_array_add(staff, NULL);
-    g_ptr_array_add(device, NULL);
-    srv->staff_origins = (char **)g_ptr_array_free(staff, FALSE);
-    srv->device_origins = (char **)g_ptr_array_free(device, FALSE);
 }
 
 static int staff_sockets_of(md_server *srv, const char *username)
@@ -311,27 +172,9 @@ static int staff_sockets_of(md_server *srv, const char *username)
     return n;
 }
 
-static void close_staff(md_server *srv, md_party *p, int err)
-{
-    if (p->login_gone)
-        return;
-    p->login_gone = true;
-    md_server_send_error(srv, p, err, NULL, NULL, NULL);
-    md_conn_close(p->conn, 1008, md_err_code(err));
-    md_info("signaling", "staff_socket_closed", "{s:s, s:s}", "actor", p->actor, "code",
-            md_err_code(err));
-}
-
-void md_server_close_staff_session(md_server *srv, const char *token, int err)
-{
-    for (guint i = 0; token && i < srv->parties->len; i++) {
-        md_party *p = g_ptr_array_index(srv->parties, i);
-        if (p->login_token && strcmp(p->login_token, token) == 0)
-            close_staff(srv, p, err);
-    }
-}
-
-int md_server_recheck_staff(md_server *srv, md_party *p)
+/* Re-checks a staff socket's login (live, account enabled); closes it with
+ * login_expired and returns the error when it is gone. */
+static int recheck_staff(md_server *srv, md_party *p)
 {
     if (!p->login_token)
         return 0;
@@ -345,7 +188,7 @@ int md_server_recheck_staff(md_server *srv, md_party *p)
     }
     if (r != -MD_E_SESSION_EXPIRED)
         return 0; /* a store hiccup: keep the socket, check again later */
-    close_staff(srv, p, r);
+    md_party_login_ended(p, r);
     return r;
 }
 
@@ -385,7 +228,7 @@ static int open_staff(md_server *srv, md_conn *c)
         md_staff_clear(&staff);
         return r;
     }
-    md_party *p = party_new(c, sender_of_role(staff.role));
+    md_party *p = md_party_new(c, sender_of_role(staff.role));
     p->login_token = g_strdup(info->session_cookie);
     p->actor = g_strdup_printf("staff:%s", staff.username);
     p->username = g_strdup(staff.username);
@@ -398,7 +241,7 @@ static int open_staff(md_server *srv, md_conn *c)
                   md_role_name(staff.role), "username", staff.username, "limits", limits_json(srv));
     if (staff.municipality)
         json_object_set_new(hello, "municipality", json_string(staff.municipality));
-    md_server_send(srv, p, hello);
+    md_party_send(p, hello);
     md_staff_clear(&staff);
     md_info("signaling", "staff_connected", "{s:s, s:s}", "actor", p->actor, "remote",
             info->remote);
@@ -432,7 +275,7 @@ static void on_close(md_conn *c, void *ud)
     }
     md_debug("signaling", "disconnected", "{s:s}", "actor", p->actor);
     g_ptr_array_remove_fast(srv->parties, p);
-    party_free(p);
+    md_party_free(p);
 }
 
 /* Token bucket: rate messages_per_second, depth message_burst. */
@@ -455,7 +298,7 @@ static bool take_token(md_server *srv, md_party *p)
 static void refused_message(md_server *srv, md_party *p, int err, const char *detail,
                             const char *re)
 {
-    md_server_send_error(srv, p, err, detail, re, NULL);
+    md_party_send_error(p, err, detail, re, NULL);
     if (++p->refusals >= srv->cfg->limits.flood_close_after) {
         md_warn("signaling", "closing_abusive_connection", "{s:s, s:i}", "actor", p->actor,
                 "refusals", p->refusals);
@@ -474,7 +317,7 @@ static void on_message(md_conn *c, const char *text, size_t len, void *ud)
     /* A logout, an expiry or a disabled account ends a staff socket's right
      * to act at once, not only at the next periodic check (after the rate
      * limit, so a flood costs no store lookups). */
-    if (md_server_recheck_staff(srv, p) < 0)
+    if (recheck_staff(srv, p) < 0)
         return;
     md_proto_result m;
     const md_proto_limits lim = {.sdp_bytes = (size_t)srv->cfg->media.max_sdp_bytes,
@@ -492,10 +335,10 @@ static void on_message(md_conn *c, const char *text, size_t len, void *ud)
 
 static void on_oversize(md_conn *c, void *ud)
 {
-    md_server *srv = ud;
+    (void)ud;
     md_party *p = md_conn_get_user(c);
     md_warn("signaling", "message_too_large", "{s:s}", "actor", p->actor);
-    md_server_send_error(srv, p, -MD_E_TOO_LARGE, NULL, NULL, NULL);
+    md_party_send_error(p, -MD_E_TOO_LARGE, NULL, NULL, NULL);
 }
 
 static void on_http(const md_http_request *req, md_http_response *resp, void *ud)
@@ -524,7 +367,7 @@ static gboolean on_tick(gpointer data)
     /* Staff sockets live only as long as their login: expiry, logout from
      * another process, a disabled or reset account close them here. */
     for (guint i = 0; i < srv->parties->len; i++)
-        md_server_recheck_staff(srv, g_ptr_array_index(srv->parties, i));
+        recheck_staff(srv, g_ptr_array_index(srv->parties, i));
     int r = md_audit_tick(srv->audit);
     if (r < 0)
         md_error("audit", "checkpoint_failed", "{s:s}", "error", md_strerror(r));
@@ -624,7 +467,7 @@ int md_server_new(const md_config *cfg, md_server **ret)
         .threshold = cfg->auth.lockout_threshold,
         .max_backoff_seconds = cfg->auth.lockout_seconds,
     });
-    load_origins(srv);
+    md_server_load_origins(srv);
     srv->sessions =
         g_hash_table_new_full(g_str_hash, g_str_equal, NULL, (GDestroyNotify)md_session_free);
     srv->parties = g_ptr_array_new();

@@ -1,7 +1,10 @@
 /*
  * State shared by the control-plane files (md_server.c: connections and
  * dispatch; md_sessions.c: queue and session lifecycle; md_http_api.c: HTTP
- * endpoints).  Everything here lives on the control thread.
+ * endpoints).  Everything here lives on the control thread.  md_server.c
+ * calls the others; they reach parties through md_party.h and the audit
+ * log and origins through md_server_audit.c and md_server_origins.c, never
+ * md_server.c itself.
  *
  * Ownership: md_server owns every md_session (sessions table) and every
  * md_party (one per open WebSocket, freed in on_close).  A session points at
@@ -16,6 +19,7 @@
 #include "md_evidence.h"
 #include "md_media.h"
 #include "md_metrics.h"
+#include "md_party.h"
 #include "md_proto.h"
 #include "md_registry.h"
 #include "md_server.h"
@@ -27,23 +31,6 @@
 #include <jansson.h>
 
 typedef struct md_session md_session;
-
-typedef struct md_party {
-    md_conn *conn;
-    unsigned role; /* one enum md_sender bit */
-    char *actor;   /* "device:ID" or "staff:USER" for the audit */
-    char *device_id;
-    char *post_office;
-    char *municipality;
-    char *username;
-    char *login_token;   /* staff: the cookie the socket was opened with (wiped on free) */
-    bool login_gone;     /* staff: closing because its login ended */
-    md_session *session; /* unfinished session this party is a leg of */
-    /* token bucket (limits.messages_per_second / message_burst) */
-    double tokens;
-    int64_t tokens_at_ms;
-    int refusals;
-} md_party;
 
 /* Consent and recording of one session (md_session_recording.c,
  * docs/protocol.md "Recording"). */
@@ -126,27 +113,17 @@ struct md_server {
     guint signal_sources[3];
 };
 
-/* md_server.c */
-void md_server_send(md_server *srv, md_party *p, json_t *msg /* stolen */);
-/* Snapshots (the queue, a tablet's position): an unsent older one with the
- * same key is replaced, so bursts cannot pile up on a slow reader. */
-enum { MD_SNAPSHOT_QUEUE = 1, MD_SNAPSHOT_POSITION = 2 };
-void md_server_send_latest(md_server *srv, md_party *p, int key, json_t *msg /* stolen */);
-void md_server_send_error(md_server *srv, md_party *p, int err, const char *detail, const char *re,
-                          const char *session);
+/* md_server_audit.c: an audit entry (the metrics count it; a failure is
+ * logged); the sequence number, or a negative error. */
 int64_t md_server_audit(md_server *srv, const char *actor, const char *event,
                         const char *municipality, const char *post_office, const char *session,
                         json_t *detail /* stolen, nullable */);
 
+/* md_server_origins.c: fills staff_origins and device_origins (start-up). */
+void md_server_load_origins(md_server *srv);
 /* Whether a browser Origin may talk to `listener` (RFC 6454 origins,
  * compared as ASCII strings after dropping one trailing "/"). */
 bool md_server_origin_allowed(md_server *srv, md_listener listener, const char *origin);
-/* Closes every staff socket opened with this login cookie (logout), after
- * sending it the error `err`. */
-void md_server_close_staff_session(md_server *srv, const char *token, int err);
-/* Re-checks a staff socket's login (live, account enabled); closes it with
- * login_expired and returns the error when it is gone. */
-int md_server_recheck_staff(md_server *srv, md_party *p);
 
 /* md_sessions.c: message handlers and lifecycle */
 typedef void (*md_msg_handler)(md_server *srv, md_party *p, const md_proto_result *m);

@@ -148,8 +148,7 @@ void md_session_still_request(md_server *srv, md_session *s, md_party *verifier,
 {
     md_party *tablet = s->leg[MD_LEG_TABLET];
     if (s->state != MD_STATE_LIVE || !tablet) {
-        md_server_send_error(srv, verifier, -MD_E_SESSION_STATE, "the session is not live", re,
-                             s->id);
+        md_party_send_error(verifier, -MD_E_SESSION_STATE, "the session is not live", re, s->id);
         return;
     }
     char id[32];
@@ -159,11 +158,11 @@ void md_session_still_request(md_server *srv, md_session *s, md_party *verifier,
                                   s->id, json_pack("{s:s}", "id", id)) < 0)
         r = -MD_E_INTERNAL;
     if (r < 0) {
-        md_server_send_error(srv, verifier, r, "the still could not be requested", re, s->id);
+        md_party_send_error(verifier, r, "the still could not be requested", re, s->id);
         return;
     }
-    md_server_send(srv, tablet,
-                   json_pack("{s:s, s:s, s:s}", "type", "still", "session", s->id, "id", id));
-    md_server_send(srv, verifier,
-                   json_pack("{s:s, s:s, s:s}", "type", "still", "session", s->id, "id", id));
+    md_party_send(tablet,
+                  json_pack("{s:s, s:s, s:s}", "type", "still", "session", s->id, "id", id));
+    md_party_send(verifier,
+                  json_pack("{s:s, s:s, s:s}", "type", "still", "session", s->id, "id", id));
 }

@@ -72,7 +72,7 @@ static void set_rec_state(md_server *srv, md_session *s, md_rec_state state, md_
     s->rec.state = state;
     for (int i = 0; i < 2; i++)
         if (s->leg[i])
-            md_server_send(srv, s->leg[i], state_message(s, s->leg[i] == by ? re : NULL));
+            md_party_send(s->leg[i], state_message(s, s->leg[i] == by ? re : NULL));
 }
 
 static void ask_consent(md_server *srv, md_session *s, md_party *by, const char *re)
@@ -82,8 +82,8 @@ static void ask_consent(md_server *srv, md_session *s, md_party *by, const char 
                     json_pack("{s:s}", "policy", policy_names[s->rec.policy]));
     set_rec_state(srv, s, MD_REC_ASKING, by, re);
     if (s->leg[MD_LEG_TABLET])
-        md_server_send(srv, s->leg[MD_LEG_TABLET],
-                       json_pack("{s:s, s:s}", "type", "consent", "session", s->id));
+        md_party_send(s->leg[MD_LEG_TABLET],
+                      json_pack("{s:s, s:s}", "type", "consent", "session", s->id));
 }
 
 /* ---- the recorder (gateway/md_media.h) ---- */
@@ -181,9 +181,9 @@ void md_session_recording_rejoined(md_server *srv, md_session *s, md_party *p)
 {
     if (s->rec.state == MD_REC_IDLE)
         return;
-    md_server_send(srv, p, state_message(s, NULL));
+    md_party_send(p, state_message(s, NULL));
     if (s->rec.state == MD_REC_ASKING && p->role == MD_SENDER_TABLET)
-        md_server_send(srv, p, json_pack("{s:s, s:s}", "type", "consent", "session", s->id));
+        md_party_send(p, json_pack("{s:s, s:s}", "type", "consent", "session", s->id));
 }
 
 void md_session_recording_ending(md_server *srv, md_session *s)
@@ -205,7 +205,7 @@ static void refuse_record(md_server *srv, md_party *p, md_session *s, const md_p
 {
     md_server_audit(srv, p->actor, "record_refused", s->municipality, s->post_office, s->id,
                     json_pack("{s:s}", "code", md_err_code(err)));
-    md_server_send_error(srv, p, err, detail, m->id, s->id);
+    md_party_send_error(p, err, detail, m->id, s->id);
 }
 
 void md_session_on_record(md_server *srv, md_party *p, const md_proto_result *m)
@@ -241,7 +241,7 @@ void md_session_on_record(md_server *srv, md_party *p, const md_proto_result *m)
     }
     if (s->rec.state == MD_REC_ON || s->rec.state == MD_REC_ASKING ||
         s->rec.state == MD_REC_CONSENTED) {
-        md_server_send(srv, p, state_message(s, m->id)); /* already under way */
+        md_party_send(p, state_message(s, m->id)); /* already under way */
         return;
     }
     s->rec.want = true;
@@ -258,15 +258,14 @@ void md_session_on_consent(md_server *srv, md_party *p, const md_proto_result *m
     if (!s)
         return;
     if (s->rec.state != MD_REC_ASKING) {
-        md_server_send_error(srv, p, -MD_E_SESSION_STATE, "consent was not asked", m->id, s->id);
+        md_party_send_error(p, -MD_E_SESSION_STATE, "consent was not asked", m->id, s->id);
         return;
     }
     bool given = json_is_true(json_object_get(m->msg, "given"));
     if (md_server_audit(srv, p->actor, given ? "consent_given" : "consent_refused", s->municipality,
                         s->post_office, s->id,
                         json_pack("{s:s}", "policy", policy_names[s->rec.policy])) < 0) {
-        md_server_send_error(srv, p, -MD_E_INTERNAL, "the answer could not be recorded", m->id,
-                             s->id);
+        md_party_send_error(p, -MD_E_INTERNAL, "the answer could not be recorded", m->id, s->id);
         return;
     }
     if (!given) {

@@ -65,7 +65,7 @@ static void send_both(md_server *srv, md_session *s, json_t *msg)
 {
     for (int i = 0; i < 2; i++)
         if (s->leg[i])
-            md_server_send(srv, s->leg[i], json_incref(msg));
+            md_party_send(s->leg[i], json_incref(msg));
     json_decref(msg);
 }
 
@@ -241,17 +241,17 @@ static void broadcast_queue_re(md_server *srv, const char *municipality, const m
         md_session *s = list->pdata[i];
         json_array_append_new(entries, queue_entry(srv, s, now));
         if (s->leg[MD_LEG_TABLET] && s == cause) /* the reply to its request: never merged */
-            md_server_send(srv, s->leg[MD_LEG_TABLET], reply_to(queued_message(s, i, now), re));
+            md_party_send(s->leg[MD_LEG_TABLET], reply_to(queued_message(s, i, now), re));
         else if (s->leg[MD_LEG_TABLET])
-            md_server_send_latest(srv, s->leg[MD_LEG_TABLET], MD_SNAPSHOT_POSITION,
-                                  queued_message(s, i, now));
+            md_party_send_latest(s->leg[MD_LEG_TABLET], MD_SNAPSHOT_POSITION,
+                                 queued_message(s, i, now));
     }
     json_t *msg = json_pack("{s:s, s:s, s:o}", "type", "queue", "municipality", municipality,
                             "entries", entries);
     for (guint i = 0; i < srv->parties->len; i++) {
         md_party *p = srv->parties->pdata[i];
         if (p->role == MD_SENDER_VERIFIER && g_strcmp0(p->municipality, municipality) == 0)
-            md_server_send_latest(srv, p, MD_SNAPSHOT_QUEUE, json_incref(msg));
+            md_party_send_latest(p, MD_SNAPSHOT_QUEUE, json_incref(msg));
     }
     json_decref(msg);
 }
@@ -268,9 +268,9 @@ static void send_queue_to(md_server *srv, md_party *verifier)
     json_t *entries = json_array();
     for (guint i = 0; i < list->len; i++)
         json_array_append_new(entries, queue_entry(srv, list->pdata[i], now));
-    md_server_send_latest(srv, verifier, MD_SNAPSHOT_QUEUE,
-                          json_pack("{s:s, s:s, s:o}", "type", "queue", "municipality",
-                                    verifier->municipality, "entries", entries));
+    md_party_send_latest(verifier, MD_SNAPSHOT_QUEUE,
+                         json_pack("{s:s, s:s, s:o}", "type", "queue", "municipality",
+                                   verifier->municipality, "entries", entries));
 }
 
 /* ---- assignment ---- */
@@ -303,8 +303,8 @@ static int assign(md_server *srv, md_session *s, md_party *verifier, const char 
     s->leg[MD_LEG_VERIFIER] = verifier;
     verifier->session = s;
     if (s->leg[MD_LEG_TABLET])
-        md_server_send(srv, s->leg[MD_LEG_TABLET], assigned_message(srv, s, "tablet"));
-    md_server_send(srv, verifier, reply_to(assigned_message(srv, s, "verifier"), re));
+        md_party_send(s->leg[MD_LEG_TABLET], assigned_message(srv, s, "tablet"));
+    md_party_send(verifier, reply_to(assigned_message(srv, s, "verifier"), re));
     tell_state(srv, s);
     md_session_media_open(srv, s);
     arm_timer(srv, s, srv->cfg->session.connect_timeout_seconds, "connect_timeout");
@@ -373,8 +373,7 @@ static void end_session(md_server *srv, md_session *s, const char *outcome, cons
                               outcome ? json_string(outcome) : json_null(), "reason", reason);
     for (int i = 0; i < 2; i++)
         if (s->leg[i])
-            md_server_send(srv, s->leg[i],
-                           reply_to(json_deep_copy(ended), s->leg[i] == by ? re : NULL));
+            md_party_send(s->leg[i], reply_to(json_deep_copy(ended), s->leg[i] == by ? re : NULL));
     json_decref(ended);
     for (int i = 0; i < 2; i++)
         if (s->leg[i])
@@ -395,7 +394,7 @@ md_session *md_sessions_own(md_server *srv, md_party *p, const md_proto_result *
     const char *id = json_string_value(json_object_get(m->msg, "session"));
     md_session *s = g_hash_table_lookup(srv->sessions, id);
     if (!s || s != p->session) {
-        md_server_send_error(srv, p, -MD_E_SESSION_UNKNOWN, NULL, m->id, id);
+        md_party_send_error(p, -MD_E_SESSION_UNKNOWN, NULL, m->id, id);
         return NULL;
     }
     return s;
@@ -423,7 +422,7 @@ static void on_request(md_server *srv, md_party *p, const md_proto_result *m)
      * kiosk window). */
     md_session *open = p->session ? p->session : device_session(srv, p->device_id);
     if (open) {
-        md_server_send_error(srv, p, -MD_E_REQUEST_PENDING, NULL, m->id, open->id);
+        md_party_send_error(p, -MD_E_REQUEST_PENDING, NULL, m->id, open->id);
         return;
     }
     md_request_scope scope;
@@ -433,7 +432,7 @@ static void on_request(md_server *srv, md_party *p, const md_proto_result *m)
     if (r < 0) {
         md_server_audit(srv, p->actor, "request_refused", p->municipality, p->post_office, NULL,
                         json_pack("{s:s, s:s}", "code", md_err_code(r), "procedure", procedure));
-        md_server_send_error(srv, p, r, NULL, m->id, NULL);
+        md_party_send_error(p, r, NULL, m->id, NULL);
         return;
     }
 
@@ -486,7 +485,7 @@ static void on_request(md_server *srv, md_party *p, const md_proto_result *m)
         assign_random(srv, s->municipality);
 out:
     if (r < 0)
-        md_server_send_error(srv, p, -MD_E_INTERNAL, NULL, m->id, NULL);
+        md_party_send_error(p, -MD_E_INTERNAL, NULL, m->id, NULL);
     md_request_scope_clear(&scope);
 }
 
@@ -496,8 +495,8 @@ static void on_cancel(md_server *srv, md_party *p, const md_proto_result *m)
     if (!s)
         return;
     if (s->state != MD_STATE_REQUESTED) {
-        md_server_send_error(srv, p, -MD_E_SESSION_STATE, "only a waiting request can be cancelled",
-                             m->id, s->id);
+        md_party_send_error(p, -MD_E_SESSION_STATE, "only a waiting request can be cancelled",
+                            m->id, s->id);
         return;
     }
     end_session(srv, s, NULL, "cancelled", p, m->id);
@@ -508,7 +507,7 @@ static void refuse_accept(md_server *srv, md_party *p, const md_proto_result *m,
 {
     md_server_audit(srv, p->actor, "accept_refused", p->municipality, s ? s->post_office : NULL,
                     s ? s->id : NULL, json_pack("{s:s}", "code", md_err_code(err)));
-    md_server_send_error(srv, p, err, NULL, m->id, s ? s->id : NULL);
+    md_party_send_error(p, err, NULL, m->id, s ? s->id : NULL);
 }
 
 static void on_accept(md_server *srv, md_party *p, const md_proto_result *m)
@@ -516,7 +515,7 @@ static void on_accept(md_server *srv, md_party *p, const md_proto_result *m)
     const char *id = json_string_value(json_object_get(m->msg, "session"));
     md_session *s = g_hash_table_lookup(srv->sessions, id);
     if (!s) {
-        md_server_send_error(srv, p, -MD_E_SESSION_UNKNOWN, NULL, m->id, id);
+        md_party_send_error(p, -MD_E_SESSION_UNKNOWN, NULL, m->id, id);
         return;
     }
     if (g_strcmp0(s->municipality, p->municipality) != 0) {
@@ -532,12 +531,12 @@ static void on_accept(md_server *srv, md_party *p, const md_proto_result *m)
         return;
     }
     if (s->assignment == MD_ASSIGN_RANDOM) {
-        md_server_send_error(srv, p, -MD_E_FORBIDDEN,
-                             "this municipality assigns verifiers at random", m->id, s->id);
+        md_party_send_error(p, -MD_E_FORBIDDEN, "this municipality assigns verifiers at random",
+                            m->id, s->id);
         return;
     }
     if (assign(srv, s, p, "pick", m->id) < 0)
-        md_server_send_error(srv, p, -MD_E_INTERNAL, NULL, m->id, s->id);
+        md_party_send_error(p, -MD_E_INTERNAL, NULL, m->id, s->id);
 }
 
 /* The verifier's free text is personal data: kept sealed for its session
@@ -565,15 +564,14 @@ static void on_outcome(md_server *srv, md_party *p, const md_proto_result *m)
     const char *result = json_string_value(json_object_get(m->msg, "result"));
     const char *reason = json_string_value(json_object_get(m->msg, "reason"));
     if (strcmp(result, "aborted") == 0 && !reason) {
-        md_server_send_error(srv, p, -MD_E_SCHEMA, "\"reason\" is required for aborted", m->id,
-                             s->id);
+        md_party_send_error(p, -MD_E_SCHEMA, "\"reason\" is required for aborted", m->id, s->id);
         return;
     }
     int refused = md_session_recording_outcome_check(s, result);
     if (refused < 0) {
         md_server_audit(srv, p->actor, "outcome_refused", s->municipality, s->post_office, s->id,
                         json_pack("{s:s, s:s}", "result", result, "code", md_err_code(refused)));
-        md_server_send_error(srv, p, refused, NULL, m->id, s->id);
+        md_party_send_error(p, refused, NULL, m->id, s->id);
         return;
     }
     /* No `verified` without evidence: the session went live and the tablet's
@@ -583,7 +581,7 @@ static void on_outcome(md_server *srv, md_party *p, const md_proto_result *m)
                         json_pack("{s:s, s:s, s:s}", "result", result, "code",
                                   md_err_code(-MD_E_NO_MEDIA_EVIDENCE), "state",
                                   state_names[s->state]));
-        md_server_send_error(srv, p, -MD_E_NO_MEDIA_EVIDENCE, NULL, m->id, s->id);
+        md_party_send_error(p, -MD_E_NO_MEDIA_EVIDENCE, NULL, m->id, s->id);
         return;
     }
     /* The free-text reason may describe the applicant: the store keeps it,
@@ -596,8 +594,7 @@ static void on_outcome(md_server *srv, md_party *p, const md_proto_result *m)
     }
     if (md_server_audit(srv, p->actor, "outcome", s->municipality, s->post_office, s->id, detail) <
         0) {
-        md_server_send_error(srv, p, -MD_E_INTERNAL, "the outcome could not be recorded", m->id,
-                             s->id);
+        md_party_send_error(p, -MD_E_INTERNAL, "the outcome could not be recorded", m->id, s->id);
         return;
     }
     if (reason)
@@ -610,8 +607,7 @@ static bool media_state_ok(md_server *srv, md_party *p, const md_proto_result *m
     if (s->state == MD_STATE_ASSIGNED || s->state == MD_STATE_CONNECTING ||
         s->state == MD_STATE_LIVE)
         return true;
-    md_server_send_error(srv, p, -MD_E_SESSION_STATE, "the session has no verifier yet", m->id,
-                         s->id);
+    md_party_send_error(p, -MD_E_SESSION_STATE, "the session has no verifier yet", m->id, s->id);
     return false;
 }
 
@@ -622,8 +618,7 @@ static void on_offer(md_server *srv, md_party *p, const md_proto_result *m)
         return;
     if (s->state == MD_STATE_ASSIGNED &&
         transition(srv, s, MD_STATE_CONNECTING, NULL, p->actor, "session_connecting", NULL) < 0) {
-        md_server_send_error(srv, p, -MD_E_INTERNAL, "the session could not be recorded", m->id,
-                             s->id);
+        md_party_send_error(p, -MD_E_INTERNAL, "the session could not be recorded", m->id, s->id);
         return;
     }
     const char *sdp = json_string_value(json_object_get(m->msg, "sdp"));
@@ -632,7 +627,7 @@ static void on_offer(md_server *srv, md_party *p, const md_proto_result *m)
     if (r < 0) {
         md_server_audit(srv, p->actor, "offer_refused", s->municipality, s->post_office, s->id,
                         json_pack("{s:s}", "code", md_err_code(r)));
-        md_server_send_error(srv, p, r, detail, m->id, s->id);
+        md_party_send_error(p, r, detail, m->id, s->id);
     }
 }
 
@@ -645,7 +640,7 @@ static void on_candidate(md_server *srv, md_party *p, const md_proto_result *m)
                                        json_string_value(json_object_get(m->msg, "candidate")),
                                        json_string_value(json_object_get(m->msg, "mid")));
     if (r < 0)
-        md_server_send_error(srv, p, r, NULL, m->id, s->id);
+        md_party_send_error(p, r, NULL, m->id, s->id);
 }
 
 static void on_still(md_server *srv, md_party *p, const md_proto_result *m)
@@ -727,7 +722,7 @@ void md_sessions_party_joined(md_server *srv, md_party *p)
     md_party *stale = stale_holder(srv, p);
     if (stale) {
         md_sessions_party_left(srv, stale);
-        md_server_send_error(srv, stale, -MD_E_SESSION_MOVED, NULL, NULL, NULL);
+        md_party_send_error(stale, -MD_E_SESSION_MOVED, NULL, NULL, NULL);
         md_conn_close(stale->conn, 1008, md_err_code(-MD_E_SESSION_MOVED));
     }
     md_session *s = find_abandoned(srv, p);
@@ -749,11 +744,10 @@ void md_sessions_party_joined(md_server *srv, md_party *p)
                  * party that only reconnects its WebSocket keeps the session
                  * open for ever (found by bench/soak). */
                 arm_timer(srv, s, srv->cfg->session.rejoin_grace_seconds, "network");
-            md_server_send(srv, p,
-                           assigned_message(srv, s, leg == MD_LEG_TABLET ? "tablet" : "verifier"));
-            md_server_send(srv, p,
-                           json_pack("{s:s, s:s, s:s}", "type", "state", "session", s->id, "state",
-                                     state_names[s->state]));
+            md_party_send(p,
+                          assigned_message(srv, s, leg == MD_LEG_TABLET ? "tablet" : "verifier"));
+            md_party_send(p, json_pack("{s:s, s:s, s:s}", "type", "state", "session", s->id,
+                                       "state", state_names[s->state]));
             md_session_recording_rejoined(srv, s, p);
         }
     }
@@ -817,9 +811,9 @@ static void quality_report(md_server *srv, md_session *s, md_leg leg, json_t *st
                         json_pack("{s:s, s:o}", "leg", md_leg_name(leg), "codes", codes));
     }
     if (s->leg[MD_LEG_VERIFIER])
-        md_server_send(srv, s->leg[MD_LEG_VERIFIER],
-                       json_pack("{s:s, s:s, s:s, s:O, s:o}", "type", "quality", "session", s->id,
-                                 "leg", md_leg_name(leg), "stats", stats, "warnings", warnings));
+        md_party_send(s->leg[MD_LEG_VERIFIER],
+                      json_pack("{s:s, s:s, s:s, s:O, s:o}", "type", "quality", "session", s->id,
+                                "leg", md_leg_name(leg), "stats", stats, "warnings", warnings));
     else
         json_decref(warnings);
 }
@@ -864,17 +858,15 @@ void md_sessions_on_media_event(const md_media_event *ev, void *userdata)
     switch (ev->type) {
     case MD_MEDIA_ANSWER:
         if (p)
-            md_server_send(
-                srv, p,
-                json_pack("{s:s, s:s, s:s}", "type", "answer", "session", s->id, "sdp", ev->sdp));
+            md_party_send(p, json_pack("{s:s, s:s, s:s}", "type", "answer", "session", s->id, "sdp",
+                                       ev->sdp));
         break;
     case MD_MEDIA_CANDIDATE:
         if (p)
-            md_server_send(srv, p,
-                           json_pack("{s:s, s:s, s:o, s:o}", "type", "candidate", "session", s->id,
-                                     "candidate",
-                                     ev->candidate ? json_string(ev->candidate) : json_null(),
-                                     "mid", ev->mid ? json_string(ev->mid) : json_null()));
+            md_party_send(p, json_pack("{s:s, s:s, s:o, s:o}", "type", "candidate", "session",
+                                       s->id, "candidate",
+                                       ev->candidate ? json_string(ev->candidate) : json_null(),
+                                       "mid", ev->mid ? json_string(ev->mid) : json_null()));
         break;
     case MD_MEDIA_LEG_CONNECTED: {
         bool was_lost = s->leg_was_up[ev->leg] && !s->leg_connected[ev->leg];
