@@ -6,9 +6,10 @@
  *
  * Invariants: every key is a fresh ECDSA P-256 key, every certificate and CRL
  * is signed with SHA-256, and every serial is random.  Files go through the
- * staged writes of md_certs_io.c, so outputs appear whole or not at all; the
- * CA pair is linked in rather than renamed so an existing CA is never
- * overwritten.  No global state; called from the CLI on the main thread.
+ * staged writes of core/md_durable.c, so outputs appear whole or not at all;
+ * the CA pair is linked in rather than renamed so an existing CA is never
+ * overwritten.  No global state; issuing is called from the CLI on the main
+ * thread, the identity readers also from the TLS listeners (md_certs_tls.c).
  */
 #include "md_certs.h"
 #include "md_certs_io.h"
@@ -280,7 +281,7 @@ int md_certs_ca_init(const char *ca_cert_path, const char *ca_key_path, const ch
     EVP_PKEY *key = NULL;
     X509_NAME *subject = NULL;
     X509 *cert = NULL;
-    md_certs_staged key_file = {0}, cert_file = {0};
+    md_durable key_file = {0}, cert_file = {0};
     int r;
 
     if (!ca_cert_path || !ca_key_path || !name || !g_utf8_validate(name, -1, NULL) ||
@@ -306,16 +307,16 @@ int md_certs_ca_init(const char *ca_cert_path, const char *ca_key_path, const ch
     r = issue_cert(&ca_profile, subject, key, NULL, key, CA_DAYS, NULL, &cert);
     if (r < 0)
         goto out;
-    r = md_certs_stage_write(&key_file, ca_key_path, 0600, md_certs_write_key, key);
+    r = md_certs_stage(&key_file, ca_key_path, 0600, md_certs_write_key, key);
     if (r < 0)
         goto out;
-    r = md_certs_stage_write(&cert_file, ca_cert_path, 0644, md_certs_write_cert, cert);
+    r = md_certs_stage(&cert_file, ca_cert_path, 0644, md_certs_write_cert, cert);
     if (r < 0)
         goto out;
-    r = md_certs_stage_commit(&key_file, false);
+    r = md_durable_commit(&key_file, false);
     if (r < 0)
         goto out;
-    r = md_certs_stage_commit(&cert_file, false);
+    r = md_durable_commit(&cert_file, false);
     if (r < 0) {
         /* Lost a race with another ca_init: do not leave our key beside its cert. */
         if (r == -EEXIST)
@@ -324,8 +325,8 @@ int md_certs_ca_init(const char *ca_cert_path, const char *ca_key_path, const ch
     }
     r = 1;
 out:
-    md_certs_stage_clear(&key_file);
-    md_certs_stage_clear(&cert_file);
+    md_durable_clear(&key_file);
+    md_durable_clear(&cert_file);
     X509_free(cert);
     X509_NAME_free(subject);
     EVP_PKEY_free(key);
@@ -401,7 +402,7 @@ int md_certs_server_issue(const char *ca_cert_path, const char *ca_key_path,
     EVP_PKEY *ca_key = NULL, *key = NULL;
     GENERAL_NAMES *san = NULL;
     X509_NAME *subject = NULL;
-    md_certs_staged key_file = {0}, cert_file = {0};
+    md_durable key_file = {0}, cert_file = {0};
     int r;
 
     if (!ca_cert_path || !ca_key_path || !names || !names[0] || !cert_path || !key_path)
@@ -425,22 +426,22 @@ int md_certs_server_issue(const char *ca_cert_path, const char *ca_key_path,
     r = issue_cert(&server_profile, subject, key, ca, ca_key, SERVER_DAYS, san, &cert);
     if (r < 0)
         goto out;
-    r = md_certs_stage_write(&key_file, key_path, 0600, md_certs_write_key, key);
+    r = md_certs_stage(&key_file, key_path, 0600, md_certs_write_key, key);
     if (r < 0)
         goto out;
-    r = md_certs_stage_write(&cert_file, cert_path, 0644, md_certs_write_chain,
-                             (X509 *const[]){cert, ca});
+    r = md_certs_stage(&cert_file, cert_path, 0644, md_certs_write_chain,
+                       (X509 *const[]){cert, ca});
     if (r < 0)
         goto out;
     /* Key first: a gateway reloading between the two renames then fails its
      * key/cert check and keeps the old pair, instead of loading a mismatch. */
-    r = md_certs_stage_commit(&key_file, true);
+    r = md_durable_commit(&key_file, true);
     if (r < 0)
         goto out;
-    r = md_certs_stage_commit(&cert_file, true);
+    r = md_durable_commit(&cert_file, true);
 out:
-    md_certs_stage_clear(&key_file);
-    md_certs_stage_clear(&cert_file);
+    md_durable_clear(&key_file);
+    md_durable_clear(&cert_file);
     X509_NAME_free(subject);
     GENERAL_NAMES_free(san);
     X509_free(cert);
@@ -493,7 +494,7 @@ int md_certs_device_issue(const char *ca_cert_path, const char *ca_key_path, con
     EVP_PKEY *ca_key = NULL, *key = NULL;
     X509_NAME *subject = NULL;
     PKCS12 *p12 = NULL;
-    md_certs_staged files[3] = {{0}};
+    md_durable files[3] = {{0}};
     char *serial = NULL;
     char *path = NULL;
     int r;
@@ -534,7 +535,7 @@ int md_certs_device_issue(const char *ca_cert_path, const char *ca_key_path, con
     static const struct {
         const char *suffix;
         mode_t mode;
-        md_certs_writer writer;
+        md_durable_writer writer;
     } outputs[3] = {
         {".key", 0600, md_certs_write_key},
         {".crt", 0644, md_certs_write_cert},
@@ -545,12 +546,12 @@ int md_certs_device_issue(const char *ca_cert_path, const char *ca_key_path, con
         g_autofree char *base = g_strconcat(device_id, outputs[i].suffix, NULL);
         g_free(path);
         path = g_build_filename(out_dir, base, NULL);
-        r = md_certs_stage_write(&files[i], path, outputs[i].mode, outputs[i].writer, objects[i]);
+        r = md_certs_stage(&files[i], path, outputs[i].mode, outputs[i].writer, objects[i]);
         if (r < 0)
             goto out;
     }
     for (size_t i = 0; i < 3; i++) {
-        r = md_certs_stage_commit(&files[i], true);
+        r = md_durable_commit(&files[i], true);
         if (r < 0)
             goto out;
     }
@@ -561,7 +562,7 @@ int md_certs_device_issue(const char *ca_cert_path, const char *ca_key_path, con
     r = 0;
 out:
     for (size_t i = 0; i < 3; i++)
-        md_certs_stage_clear(&files[i]);
+        md_durable_clear(&files[i]);
     g_free(path);
     free(serial);
     PKCS12_free(p12);
@@ -627,7 +628,7 @@ int md_certs_crl_write(const char *ca_cert_path, const char *ca_key_path,
     X509_CRL *crl = NULL;
     ASN1_TIME *last = NULL, *next = NULL;
     ASN1_INTEGER *number = NULL;
-    md_certs_staged file = {0};
+    md_durable file = {0};
     X509V3_CTX ctx;
     int r;
 
@@ -669,12 +670,12 @@ int md_certs_crl_write(const char *ca_cert_path, const char *ca_key_path,
         r = md_certs_crypto_error("crl_sign");
         goto out;
     }
-    r = md_certs_stage_write(&file, crl_path, 0644, md_certs_write_crl, crl);
+    r = md_certs_stage(&file, crl_path, 0644, md_certs_write_crl, crl);
     if (r < 0)
         goto out;
-    r = md_certs_stage_commit(&file, true);
+    r = md_durable_commit(&file, true);
 out:
-    md_certs_stage_clear(&file);
+    md_durable_clear(&file);
     ASN1_INTEGER_free(number);
     ASN1_TIME_free(last);
     ASN1_TIME_free(next);
