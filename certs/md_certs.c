@@ -6,9 +6,10 @@
  *
  * Invariants: every key is a fresh ECDSA P-256 key, every certificate and CRL
  * is signed with SHA-256, and every serial is random.  Files go through the
- * staged writes of md_certs_io.c, so outputs appear whole or not at all; the
- * CA pair is linked in rather than renamed so an existing CA is never
- * overwritten.  No global state; called from the CLI on the main thread.
+ * staged writes of core/md_durable.c, so outputs appear whole or not at all;
+ * the CA pair is linked in rather than renamed so an existing CA is never
+ * overwritten.  No global state; issuing is called from the CLI on the main
+ * thread, the identity readers also from the TLS listeners (md_certs_tls.c).
  */
 #include "md_certs.h"
 #include "md_certs_io.h"
@@ -91,28 +92,29 @@ static bool valid_dns_name(const char *s)
 /* ---- certificates ---- */
 
 typedef struct cert_profile {
+    const char *organization; /* subject O */
     const char *basic_constraints;
     const char *key_usage;
     const char *ext_key_usage; /* nullable */
     bool authority_key_id;     /* false for the self-signed CA */
 } cert_profile;
 
-static const cert_profile ca_profile = {"critical,CA:TRUE,pathlen:0",
+static const cert_profile ca_profile = {DEPLOYMENT_O, "critical,CA:TRUE,pathlen:0",
                                         "critical,keyCertSign,cRLSign", NULL, false};
 /* ECDHE suites only need signatures, hence digitalSignature alone. */
-static const cert_profile server_profile = {"critical,CA:FALSE", "critical,digitalSignature",
-                                            "serverAuth", true};
-static const cert_profile device_profile = {"critical,CA:FALSE", "critical,digitalSignature",
-                                            "clientAuth", true};
+static const cert_profile server_profile = {DEPLOYMENT_O, "critical,CA:FALSE",
+                                            "critical,digitalSignature", "serverAuth", true};
+static const cert_profile device_profile = {DEVICE_O, "critical,CA:FALSE",
+                                            "critical,digitalSignature", "clientAuth", true};
 
-static int generate_key(EVP_PKEY **ret)
-{
-    EVP_PKEY *k = EVP_EC_gen("P-256");
-    if (!k)
-        return md_certs_crypto_error("generate_key");
-    *ret = k;
-    return 0;
-}
+/* One certificate to issue for a fresh key. */
+typedef struct cert_request {
+    const cert_profile *profile;
+    const char *unit; /* subject OU; nullable */
+    const char *name; /* subject CN */
+    int days;
+    GENERAL_NAMES *san; /* nullable; borrowed */
+} cert_request;
 
 /* Random positive 128-bit serial: unpredictable serials are what stop
  * chosen-prefix collision games, and they need no counter file. */
@@ -159,15 +161,18 @@ static int add_name_entry(X509_NAME *name, int nid, const char *value)
     return 0;
 }
 
-/* Builds a name from {nid, value} pairs, most significant first. */
-static int build_name(X509_NAME **ret, const int *nids, const char *const *values, size_t n)
+/* The request's subject: O, then OU when given, then CN (most significant
+ * first). */
+static int build_subject(const cert_request *req, X509_NAME **ret)
 {
     X509_NAME *name = X509_NAME_new();
-    int r = 0;
-    if (!name)
-        return md_certs_crypto_error("subject_name");
-    for (size_t i = 0; i < n && r == 0; i++)
-        r = add_name_entry(name, nids[i], values[i]);
+    int r = name ? 0 : md_certs_crypto_error("subject_name");
+    if (r == 0)
+        r = add_name_entry(name, NID_organizationName, req->profile->organization);
+    if (r == 0 && req->unit)
+        r = add_name_entry(name, NID_organizationalUnitName, req->unit);
+    if (r == 0)
+        r = add_name_entry(name, NID_commonName, req->name);
     if (r < 0) {
         X509_NAME_free(name);
         return r;
@@ -176,12 +181,13 @@ static int build_name(X509_NAME **ret, const int *nids, const char *const *value
     return 0;
 }
 
-/* Issues a certificate for key under ca (or self-signed when ca is NULL).
- * Validity is clamped to the CA's: a leaf that outlives its issuer would only
- * fail later with a less obvious error. */
-static int issue_cert(const cert_profile *p, const X509_NAME *subject, EVP_PKEY *key, X509 *ca,
-                      EVP_PKEY *signer, int days, GENERAL_NAMES *san, X509 **ret)
+/* Issues the requested certificate for key under ca, signed with ca_key (or
+ * self-signed when ca is NULL).  Validity is clamped to the CA's: a leaf that
+ * outlives its issuer would only fail later with a less obvious error. */
+static int issue_cert(const cert_request *req, const X509_NAME *subject, EVP_PKEY *key, X509 *ca,
+                      EVP_PKEY *ca_key, X509 **ret)
 {
+    const cert_profile *p = req->profile;
     X509 *x = X509_new();
     X509V3_CTX ctx;
     int r = 0;
@@ -199,7 +205,7 @@ static int issue_cert(const cert_profile *p, const X509_NAME *subject, EVP_PKEY 
     if (r < 0)
         goto out;
     if (!X509_gmtime_adj(X509_getm_notBefore(x), -BACKDATE_SECONDS) ||
-        !X509_time_adj_ex(X509_getm_notAfter(x), days, 0, NULL)) {
+        !X509_time_adj_ex(X509_getm_notAfter(x), req->days, 0, NULL)) {
         r = md_certs_crypto_error("x509_validity");
         goto out;
     }
@@ -220,11 +226,11 @@ static int issue_cert(const cert_profile *p, const X509_NAME *subject, EVP_PKEY 
         (r = add_ext(x, &ctx, NID_authority_key_identifier, "keyid:always")) < 0)
         goto out;
     /* Not critical: the subject is never empty (RFC 5280 4.2.1.6). */
-    if (san && !X509_add1_ext_i2d(x, NID_subject_alt_name, san, 0, X509V3_ADD_DEFAULT)) {
+    if (req->san && !X509_add1_ext_i2d(x, NID_subject_alt_name, req->san, 0, X509V3_ADD_DEFAULT)) {
         r = md_certs_crypto_error("subject_alt_name");
         goto out;
     }
-    if (!X509_sign(x, signer, EVP_sha256())) {
+    if (!X509_sign(x, ca ? ca_key : key, EVP_sha256())) {
         r = md_certs_crypto_error("x509_sign");
         goto out;
     }
@@ -232,6 +238,80 @@ static int issue_cert(const cert_profile *p, const X509_NAME *subject, EVP_PKEY 
     x = NULL;
 out:
     X509_free(x);
+    return r;
+}
+
+/* The one issuance sequence of the CA, the server and the devices: a fresh
+ * key, the subject, the certificate (under ca, or self-signed). */
+static int issue_new(const cert_request *req, X509 *ca, EVP_PKEY *ca_key, EVP_PKEY **ret_key,
+                     X509 **ret_cert)
+{
+    EVP_PKEY *key = EVP_EC_gen("P-256");
+    X509_NAME *subject = NULL;
+    X509 *cert = NULL;
+    int r = key ? 0 : md_certs_crypto_error("generate_key");
+    if (r == 0)
+        r = build_subject(req, &subject);
+    if (r == 0)
+        r = issue_cert(req, subject, key, ca, ca_key, &cert);
+    X509_NAME_free(subject);
+    if (r < 0) {
+        EVP_PKEY_free(key);
+        return r;
+    }
+    *ret_key = key;
+    *ret_cert = cert;
+    return 0;
+}
+
+/* Loads the CA and issues req under it: what the server and the device
+ * certificates share.  *ret_ca is kept for the chain or the bundle. */
+static int issue_under_ca(const char *ca_cert_path, const char *ca_key_path,
+                          const cert_request *req, X509 **ret_ca, EVP_PKEY **ret_key,
+                          X509 **ret_cert)
+{
+    X509 *ca = NULL;
+    EVP_PKEY *ca_key = NULL;
+    int r = md_certs_load_ca(ca_cert_path, ca_key_path, &ca, &ca_key);
+    if (r == 0)
+        r = issue_new(req, ca, ca_key, ret_key, ret_cert);
+    EVP_PKEY_free(ca_key);
+    if (r < 0) {
+        X509_free(ca);
+        return r;
+    }
+    *ret_ca = ca;
+    return 0;
+}
+
+/* One output file of a call. */
+typedef struct output {
+    const char *path;
+    mode_t mode;
+    md_durable_writer writer;
+    const void *obj;
+} output;
+
+#define MAX_OUTPUTS 3
+
+/* Stages every output before moving any into place, so a call that fails
+ * halfway leaves the files from before it whole.  Without replace an existing
+ * file wins (-EEXIST), and the outputs this call had already moved in are
+ * removed again: a CA that lost a race to another must not leave its key
+ * beside the other's certificate. */
+static int write_outputs(const output *out, size_t n, bool replace)
+{
+    md_durable files[MAX_OUTPUTS] = {{0}};
+    int r = 0;
+    for (size_t i = 0; i < n && r == 0; i++)
+        r = md_certs_stage(&files[i], out[i].path, out[i].mode, out[i].writer, out[i].obj);
+    for (size_t i = 0; i < n && r == 0; i++) {
+        r = md_durable_commit(&files[i], replace);
+        for (size_t j = 0; r == -EEXIST && !replace && j < i; j++)
+            unlink(out[j].path);
+    }
+    for (size_t i = 0; i < n; i++)
+        md_durable_clear(&files[i]);
     return r;
 }
 
@@ -278,10 +358,7 @@ static int cert_sha256(const X509 *x, char ret[MD_CERTS_SHA256_HEX_LEN + 1])
 int md_certs_ca_init(const char *ca_cert_path, const char *ca_key_path, const char *name)
 {
     EVP_PKEY *key = NULL;
-    X509_NAME *subject = NULL;
     X509 *cert = NULL;
-    md_certs_staged key_file = {0}, cert_file = {0};
-    int r;
 
     if (!ca_cert_path || !ca_key_path || !name || !g_utf8_validate(name, -1, NULL) ||
         g_utf8_strlen(name, -1) < 1 || g_utf8_strlen(name, -1) > CA_NAME_MAX)
@@ -296,40 +373,19 @@ int md_certs_ca_init(const char *ca_cert_path, const char *ca_key_path, const ch
     if (have_cert || have_key)
         return -EEXIST;
 
-    r = generate_key(&key);
-    if (r < 0)
-        goto out;
-    r = build_name(&subject, (const int[]){NID_organizationName, NID_commonName},
-                   (const char *const[]){DEPLOYMENT_O, name}, 2);
-    if (r < 0)
-        goto out;
-    r = issue_cert(&ca_profile, subject, key, NULL, key, CA_DAYS, NULL, &cert);
-    if (r < 0)
-        goto out;
-    r = md_certs_stage_write(&key_file, ca_key_path, 0600, md_certs_write_key, key);
-    if (r < 0)
-        goto out;
-    r = md_certs_stage_write(&cert_file, ca_cert_path, 0644, md_certs_write_cert, cert);
-    if (r < 0)
-        goto out;
-    r = md_certs_stage_commit(&key_file, false);
-    if (r < 0)
-        goto out;
-    r = md_certs_stage_commit(&cert_file, false);
-    if (r < 0) {
-        /* Lost a race with another ca_init: do not leave our key beside its cert. */
-        if (r == -EEXIST)
-            unlink(ca_key_path);
-        goto out;
+    const cert_request req = {&ca_profile, NULL, name, CA_DAYS, NULL};
+    int r = issue_new(&req, NULL, NULL, &key, &cert);
+    if (r == 0) {
+        /* Linked in, never renamed over: an existing CA is never replaced. */
+        const output out[] = {
+            {ca_key_path, 0600, md_certs_write_key, key},
+            {ca_cert_path, 0644, md_certs_write_cert, cert},
+        };
+        r = write_outputs(out, G_N_ELEMENTS(out), false);
     }
-    r = 1;
-out:
-    md_certs_stage_clear(&key_file);
-    md_certs_stage_clear(&cert_file);
     X509_free(cert);
-    X509_NAME_free(subject);
     EVP_PKEY_free(key);
-    return r;
+    return r < 0 ? r : 1;
 }
 
 /* ---- server ---- */
@@ -398,10 +454,8 @@ int md_certs_server_issue(const char *ca_cert_path, const char *ca_key_path,
                           const char *const *names, const char *cert_path, const char *key_path)
 {
     X509 *ca = NULL, *cert = NULL;
-    EVP_PKEY *ca_key = NULL, *key = NULL;
+    EVP_PKEY *key = NULL;
     GENERAL_NAMES *san = NULL;
-    X509_NAME *subject = NULL;
-    md_certs_staged key_file = {0}, cert_file = {0};
     int r;
 
     if (!ca_cert_path || !ca_key_path || !names || !names[0] || !cert_path || !key_path)
@@ -409,44 +463,25 @@ int md_certs_server_issue(const char *ca_cert_path, const char *ca_key_path,
     r = build_san(names, &san);
     if (r < 0)
         goto out;
-    r = md_certs_load_ca(ca_cert_path, ca_key_path, &ca, &ca_key);
-    if (r < 0)
-        goto out;
-    r = generate_key(&key);
-    if (r < 0)
-        goto out;
     /* Clients match the SAN only; the CN is for humans reading logs, and a long
      * host name does not fit its 64-character bound. */
     const char *cn = strlen(names[0]) <= 64 ? names[0] : "madoguchi gateway";
-    r = build_name(&subject, (const int[]){NID_organizationName, NID_commonName},
-                   (const char *const[]){DEPLOYMENT_O, cn}, 2);
-    if (r < 0)
-        goto out;
-    r = issue_cert(&server_profile, subject, key, ca, ca_key, SERVER_DAYS, san, &cert);
-    if (r < 0)
-        goto out;
-    r = md_certs_stage_write(&key_file, key_path, 0600, md_certs_write_key, key);
-    if (r < 0)
-        goto out;
-    r = md_certs_stage_write(&cert_file, cert_path, 0644, md_certs_write_chain,
-                             (X509 *const[]){cert, ca});
+    const cert_request req = {&server_profile, NULL, cn, SERVER_DAYS, san};
+    r = issue_under_ca(ca_cert_path, ca_key_path, &req, &ca, &key, &cert);
     if (r < 0)
         goto out;
     /* Key first: a gateway reloading between the two renames then fails its
      * key/cert check and keeps the old pair, instead of loading a mismatch. */
-    r = md_certs_stage_commit(&key_file, true);
-    if (r < 0)
-        goto out;
-    r = md_certs_stage_commit(&cert_file, true);
+    const output outputs[] = {
+        {key_path, 0600, md_certs_write_key, key},
+        {cert_path, 0644, md_certs_write_chain, (X509 *const[]){cert, ca}},
+    };
+    r = write_outputs(outputs, G_N_ELEMENTS(outputs), true);
 out:
-    md_certs_stage_clear(&key_file);
-    md_certs_stage_clear(&cert_file);
-    X509_NAME_free(subject);
     GENERAL_NAMES_free(san);
     X509_free(cert);
     X509_free(ca);
     EVP_PKEY_free(key);
-    EVP_PKEY_free(ca_key);
     return r;
 }
 
@@ -490,12 +525,10 @@ int md_certs_device_issue(const char *ca_cert_path, const char *ca_key_path, con
                           char ret_sha256[MD_CERTS_SHA256_HEX_LEN + 1])
 {
     X509 *ca = NULL, *cert = NULL;
-    EVP_PKEY *ca_key = NULL, *key = NULL;
-    X509_NAME *subject = NULL;
+    EVP_PKEY *key = NULL;
     PKCS12 *p12 = NULL;
-    md_certs_staged files[3] = {{0}};
     char *serial = NULL;
-    char *path = NULL;
+    char *paths[3] = {NULL};
     int r;
 
     if (!ca_cert_path || !ca_key_path || !out_dir || !ret_serial || !valid_id(device_id) ||
@@ -504,18 +537,8 @@ int md_certs_device_issue(const char *ca_cert_path, const char *ca_key_path, con
     if (!p12_password)
         p12_password = "";
 
-    r = md_certs_load_ca(ca_cert_path, ca_key_path, &ca, &ca_key);
-    if (r < 0)
-        goto out;
-    r = generate_key(&key);
-    if (r < 0)
-        goto out;
-    r = build_name(&subject,
-                   (const int[]){NID_organizationName, NID_organizationalUnitName, NID_commonName},
-                   (const char *const[]){DEVICE_O, post_office_id, device_id}, 3);
-    if (r < 0)
-        goto out;
-    r = issue_cert(&device_profile, subject, key, ca, ca_key, valid_days, NULL, &cert);
+    const cert_request req = {&device_profile, post_office_id, device_id, valid_days, NULL};
+    r = issue_under_ca(ca_cert_path, ca_key_path, &req, &ca, &key, &cert);
     if (r < 0)
         goto out;
     r = build_p12(p12_password, device_id, key, cert, ca, &p12);
@@ -529,47 +552,33 @@ int md_certs_device_issue(const char *ca_cert_path, const char *ca_key_path, con
     if (r < 0)
         goto out;
 
-    /* Stage all three before replacing any, so a reissue that fails halfway
-     * leaves the previous bundle whole. */
-    static const struct {
-        const char *suffix;
-        mode_t mode;
-        md_certs_writer writer;
-    } outputs[3] = {
-        {".key", 0600, md_certs_write_key},
-        {".crt", 0644, md_certs_write_cert},
-        {".p12", 0600, md_certs_write_p12}, /* holds the key, even if password-protected */
+    /* All three are staged before any replaces its predecessor, so a reissue
+     * that fails halfway leaves the previous bundle whole. */
+    static const char *const suffixes[3] = {".key", ".crt", ".p12"};
+    for (size_t i = 0; i < 3; i++) {
+        g_autofree char *base = g_strconcat(device_id, suffixes[i], NULL);
+        paths[i] = g_build_filename(out_dir, base, NULL);
+    }
+    const output outputs[3] = {
+        {paths[0], 0600, md_certs_write_key, key},
+        {paths[1], 0644, md_certs_write_cert, cert},
+        {paths[2], 0600, md_certs_write_p12, p12}, /* holds the key, even if password-protected */
     };
-    const void *objects[3] = {key, cert, p12};
-    for (size_t i = 0; i < 3; i++) {
-        g_autofree char *base = g_strconcat(device_id, outputs[i].suffix, NULL);
-        g_free(path);
-        path = g_build_filename(out_dir, base, NULL);
-        r = md_certs_stage_write(&files[i], path, outputs[i].mode, outputs[i].writer, objects[i]);
-        if (r < 0)
-            goto out;
-    }
-    for (size_t i = 0; i < 3; i++) {
-        r = md_certs_stage_commit(&files[i], true);
-        if (r < 0)
-            goto out;
-    }
+    r = write_outputs(outputs, 3, true);
+    if (r < 0)
+        goto out;
     *ret_serial = serial;
     serial = NULL;
     if (ret_sha256)
         memcpy(ret_sha256, fingerprint, sizeof(fingerprint));
-    r = 0;
 out:
     for (size_t i = 0; i < 3; i++)
-        md_certs_stage_clear(&files[i]);
-    g_free(path);
+        g_free(paths[i]);
     free(serial);
     PKCS12_free(p12);
-    X509_NAME_free(subject);
     X509_free(cert);
     X509_free(ca);
     EVP_PKEY_free(key);
-    EVP_PKEY_free(ca_key);
     return r;
 }
 
@@ -627,7 +636,6 @@ int md_certs_crl_write(const char *ca_cert_path, const char *ca_key_path,
     X509_CRL *crl = NULL;
     ASN1_TIME *last = NULL, *next = NULL;
     ASN1_INTEGER *number = NULL;
-    md_certs_staged file = {0};
     X509V3_CTX ctx;
     int r;
 
@@ -669,12 +677,8 @@ int md_certs_crl_write(const char *ca_cert_path, const char *ca_key_path,
         r = md_certs_crypto_error("crl_sign");
         goto out;
     }
-    r = md_certs_stage_write(&file, crl_path, 0644, md_certs_write_crl, crl);
-    if (r < 0)
-        goto out;
-    r = md_certs_stage_commit(&file, true);
+    r = write_outputs(&(output){crl_path, 0644, md_certs_write_crl, crl}, 1, true);
 out:
-    md_certs_stage_clear(&file);
     ASN1_INTEGER_free(number);
     ASN1_TIME_free(last);
     ASN1_TIME_free(next);

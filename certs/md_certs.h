@@ -7,7 +7,8 @@
  * "madoguchi-device" O), are client-auth only (extendedKeyUsage clientAuth)
  * and have a random 128-bit serial.  The tablet receives a PKCS#12 bundle
  * (key + certificate + CA).  Private key files are written with mode 0600.
- * Used by CLI commands only (main thread).
+ * Issuing is for CLI commands (main thread); the identity readers at the end
+ * also serve the TLS listeners (md_certs_tls.h, control thread).
  */
 #ifndef MD_CERTS_H
 #define MD_CERTS_H

@@ -224,14 +224,8 @@ int md_cmd_audit_export(md_cli *cli, int argc, char **argv)
     }
     /* Exports are evidence leaving the system: audited. */
     json_t *detail = json_pack("{s:i}", "entries", r);
-    md_audit_entry e = {.actor = cli->actor,
-                        .event = "audit_exported",
-                        .municipality = municipality,
-                        .post_office = post_office,
-                        .session = session,
-                        .detail = detail};
-    int64_t seq = md_audit_append(cli->audit, &e);
-    json_decref(detail);
+    int64_t seq = md_audit_append_new(cli->audit, cli->actor, "audit_exported", municipality,
+                                      post_office, session, detail);
     status = seq < 0 ? md_cli_fail("audit", (int)seq) : 0;
 out:
     if (out && out != stdout)

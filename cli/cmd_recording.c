@@ -112,12 +112,8 @@ int md_cmd_recording_export(md_cli *cli, int argc, char **argv)
     json_t *detail =
         json_pack("{s:s, s:s, s:s, s:I, s:b}", "recording", id, "reason_sha256", reason_sha,
                   "container", container, "duration_ms", (json_int_t)duration_ms, "cut", truncated);
-    md_audit_entry e = {.actor = cli->actor,
-                        .event = "recording_exported",
-                        .session = rec.session_id,
-                        .detail = detail};
-    int64_t seq = md_audit_append(cli->audit, &e);
-    json_decref(detail);
+    int64_t seq = md_audit_append_new(cli->audit, cli->actor, "recording_exported", NULL, NULL,
+                                      rec.session_id, detail);
     if (seq < 0) {
         /* Not audited, not handed out. */
         remove(out_path);

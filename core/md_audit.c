@@ -462,6 +462,23 @@ out:
     return r < 0 ? r : seq;
 }
 
+int64_t md_audit_append_new(md_audit *a, const char *actor, const char *event,
+                            const char *municipality, const char *post_office, const char *session,
+                            json_t *detail)
+{
+    md_audit_entry e = {
+        .actor = actor,
+        .event = event,
+        .municipality = municipality,
+        .post_office = post_office,
+        .session = session,
+        .detail = detail,
+    };
+    int64_t seq = md_audit_append(a, &e);
+    json_decref(detail);
+    return seq;
+}
+
 int md_audit_tick(md_audit *a)
 {
     if (!a)

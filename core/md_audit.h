@@ -61,6 +61,15 @@ md_audit *md_audit_close(md_audit *a);
  * Returns the new entry's seq (> 0) or a negative code. */
 int64_t md_audit_append(md_audit *a, const md_audit_entry *e);
 
+/* The one builder of an entry made on the spot: md_audit_append() of the
+ * entry these fields make, taking the caller's reference to detail (a
+ * json_pack() result, say) and releasing it whatever happens.  municipality,
+ * post_office, session and detail are nullable; a NULL detail is stored as {},
+ * so a caller for whom NULL means that json_pack() failed checks it first. */
+int64_t md_audit_append_new(md_audit *a, const char *actor, const char *event,
+                            const char *municipality, const char *post_office, const char *session,
+                            json_t *detail);
+
 /* The time-based trigger: writes a checkpoint when entries were added since
  * the last one and checkpoint_seconds have passed since it.  Call from a
  * periodic timer.  Returns 1 when it wrote one, 0 when none was due. */

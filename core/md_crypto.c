@@ -9,17 +9,15 @@
  * Secrets that pass through local buffers are wiped before returning.
  */
 #include "md_crypto.h"
+#include "md_durable.h"
 #include "md_err.h"
 #include "md_log.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include <openssl/core_names.h>
 #include <openssl/crypto.h>
@@ -513,76 +511,22 @@ int md_password_verify(const char *password, const char *encoded)
 
 /* Ed25519 keys ------------------------------------------------------------ */
 
-typedef int (*pem_writer)(FILE *fp, EVP_PKEY *pkey);
-
-static int write_private_pem(FILE *fp, EVP_PKEY *pkey)
+static int write_private_pem(FILE *fp, const void *pkey)
 {
-    return PEM_write_PrivateKey(fp, pkey, NULL, NULL, 0, NULL, NULL);
+    return PEM_write_PrivateKey(fp, (EVP_PKEY *)pkey, NULL, NULL, 0, NULL, NULL)
+               ? 0
+               : crypto_fail("pem_write");
 }
 
-static int write_public_pem(FILE *fp, EVP_PKEY *pkey)
+static int write_public_pem(FILE *fp, const void *pkey)
 {
-    return PEM_write_PUBKEY(fp, pkey);
-}
-
-/*
- * Writes a PEM file next to its final path with the given mode and returns
- * the temporary name in *ret_tmp_path; the caller renames it into place.
- * mkstemp creates the file 0600, so the private key is never readable by
- * others, not even for a moment.
- */
-static int write_pem_tmp(const char *path, mode_t mode, pem_writer writer, EVP_PKEY *pkey,
-                         char **ret_tmp_path)
-{
-    char *tmp = NULL;
-    FILE *fp = NULL;
-    int fd = -1, r;
-
-    if (asprintf(&tmp, "%s.XXXXXX", path) < 0)
-        return -ENOMEM;
-    fd = mkostemp(tmp, O_CLOEXEC);
-    if (fd < 0) {
-        r = -errno;
-        free(tmp);
-        return r;
-    }
-    if (fchmod(fd, mode) < 0) {
-        r = -errno;
-        goto out;
-    }
-    fp = fdopen(fd, "w");
-    if (!fp) {
-        r = -errno;
-        goto out;
-    }
-    fd = -1; /* owned by fp now */
-    if (!writer(fp, pkey)) {
-        r = crypto_fail("pem_write");
-        goto out;
-    }
-    if (fflush(fp) != 0 || fsync(fileno(fp)) < 0) {
-        r = -errno;
-        goto out;
-    }
-    r = 0;
-out:
-    if (fp && fclose(fp) != 0 && r == 0)
-        r = -errno;
-    if (fd >= 0)
-        close(fd);
-    if (r < 0) {
-        unlink(tmp);
-        free(tmp);
-        return r;
-    }
-    *ret_tmp_path = tmp;
-    return 0;
+    return PEM_write_PUBKEY(fp, (EVP_PKEY *)pkey) ? 0 : crypto_fail("pem_write");
 }
 
 int md_sign_key_generate(const char *private_pem_path, const char *public_pem_path)
 {
+    md_durable priv = {0}, pub = {0};
     EVP_PKEY *pkey = NULL;
-    char *priv_tmp = NULL, *pub_tmp = NULL;
     int r;
 
     if (!private_pem_path || !public_pem_path)
@@ -590,34 +534,17 @@ int md_sign_key_generate(const char *private_pem_path, const char *public_pem_pa
     pkey = EVP_PKEY_Q_keygen(NULL, NULL, "ED25519");
     if (!pkey)
         return crypto_fail("ed25519_keygen");
-    /* Both files are written aside and renamed only once both are complete,
-     * so a failure leaves any earlier pair as it was. */
-    r = write_pem_tmp(private_pem_path, 0600, write_private_pem, pkey, &priv_tmp);
-    if (r < 0)
-        goto out;
-    r = write_pem_tmp(public_pem_path, 0644, write_public_pem, pkey, &pub_tmp);
-    if (r < 0)
-        goto out;
-    if (rename(priv_tmp, private_pem_path) < 0) {
-        r = -errno;
-        goto out;
-    }
-    free(priv_tmp);
-    priv_tmp = NULL;
-    if (rename(pub_tmp, public_pem_path) < 0) {
-        r = -errno;
-        goto out;
-    }
-    free(pub_tmp);
-    pub_tmp = NULL;
-    r = 0;
-out:
-    if (priv_tmp)
-        unlink(priv_tmp);
-    if (pub_tmp)
-        unlink(pub_tmp);
-    free(priv_tmp);
-    free(pub_tmp);
+    /* Both files are written aside and moved into place only once both are
+     * complete, so a failure leaves any earlier pair as it was. */
+    r = md_durable_stage(&priv, private_pem_path, 0600, write_private_pem, pkey);
+    if (r == 0)
+        r = md_durable_stage(&pub, public_pem_path, 0644, write_public_pem, pkey);
+    if (r == 0)
+        r = md_durable_commit(&priv, true);
+    if (r == 0)
+        r = md_durable_commit(&pub, true);
+    md_durable_clear(&priv);
+    md_durable_clear(&pub);
     EVP_PKEY_free(pkey); /* OpenSSL wipes the private key on free */
     return r;
 }

@@ -1,10 +1,11 @@
 /*
  * Crypto helpers over OpenSSL's EVP interfaces: hashes, random bytes,
  * encodings, constant-time comparison, password hashing (scrypt) and Ed25519
- * signatures.  This file and certs/ are the only users of libcrypto outside the
- * TLS/DTLS adapters.  Every failure drains the OpenSSL error queue into a debug
- * log line and returns -MD_E_CRYPTO.  Key material is wiped when freed.
- * Stateless: safe from any thread.
+ * signatures.  OpenSSL is used by core/, certs/ (which also holds the TLS
+ * listeners' side of it, certs/md_certs_tls.c) and the DTLS adapter
+ * (gateway/md_dtls.c) only.  Every failure drains the OpenSSL error queue
+ * into a debug log line and returns -MD_E_CRYPTO.  Key material is wiped
+ * when freed.  Stateless: safe from any thread.
  */
 #ifndef MD_CRYPTO_H
 #define MD_CRYPTO_H
@@ -91,7 +92,7 @@ int md_aead_open(const uint8_t key[MD_AEAD_KEY_LEN], const uint8_t nonce[MD_AEAD
  * ("error:...; error:..."), cut at cap but always drained whole, so that a
  * later failure does not report this one's errors.  Returns the length ("" and
  * 0 when the queue was empty).  Every OpenSSL user of the project (core,
- * certs/, the DTLS adapter, the TLS listeners) reports failures through it.
+ * certs/, the DTLS adapter) reports failures through it.
  */
 size_t md_crypto_drain_errors(char *buf, size_t cap);
 

@@ -14,6 +14,7 @@
  */
 #include "md_evidence.h"
 #include "md_bytes.h"
+#include "md_durable.h"
 #include "md_err.h"
 #include "md_log.h"
 
@@ -117,47 +118,11 @@ static ssize_t read_full(int fd, void *buf, size_t len)
     return (ssize_t)got;
 }
 
-static int fsync_dir(const char *dir)
-{
-    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0)
-        return -errno;
-    int r = fsync(fd) < 0 ? -errno : 0;
-    close(fd);
-    return r;
-}
-
 static int mkdir_private(const char *path)
 {
     if (mkdir(path, 0700) < 0 && errno != EEXIST)
         return -errno;
     return 0;
-}
-
-/* Writes a new file atomically: temp, fsync, rename, fsync dir. */
-static int write_atomic(const char *dir, const char *path, const void *buf, size_t len)
-{
-    char *tmp = g_strconcat(path, ".tmp", NULL);
-    int r = 0, fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    if (fd < 0) {
-        r = -errno;
-        goto out;
-    }
-    if ((r = write_full(fd, buf, len)) < 0 || (fsync(fd) < 0 && (r = -errno) < 0)) {
-        close(fd);
-        unlink(tmp);
-        goto out;
-    }
-    close(fd);
-    if (rename(tmp, path) < 0) {
-        r = -errno;
-        unlink(tmp);
-        goto out;
-    }
-    r = fsync_dir(dir);
-out:
-    g_free(tmp);
-    return r;
 }
 
 /* ---- master key ------------------------------------------------------------- */
@@ -339,7 +304,7 @@ static int create_key(md_evidence *ev, const char *session_id, const char *path,
     if ((r = md_aead_seal(ev->master, file + MAGIC_LEN, aad, key_aad(session_id, aad), key,
                           sizeof(key), file + MAGIC_LEN + MD_AEAD_NONCE_LEN)) < 0)
         goto out;
-    if ((r = write_atomic(ev->keys_dir, path, file, sizeof(file))) < 0)
+    if ((r = md_durable_write(path, 0600, file, sizeof(file))) < 0)
         goto out;
     memcpy(out, key, sizeof(key));
 out:
@@ -439,7 +404,7 @@ int md_evidence_session_destroy(md_evidence *ev, const char *session_id)
         r = -errno;
     g_mutex_unlock(&ev->lock);
     if (r == 0)
-        r = fsync_dir(ev->keys_dir);
+        r = md_durable_sync_dir(ev->keys_dir);
     /* The ciphertext is now noise; remove it too, best effort. */
     DIR *d = opendir(sdir);
     if (d) {
@@ -604,7 +569,7 @@ int md_evidence_file_commit(md_evidence_file *w, uint8_t ret_sha256[MD_SHA256_LE
         r = -errno;
         goto out;
     }
-    if ((r = fsync_dir(w->session_dir)) < 0)
+    if ((r = md_durable_sync_dir(w->session_dir)) < 0)
         goto out;
     if (ret_sha256)
         memcpy(ret_sha256, digest, sizeof(digest));
@@ -1025,7 +990,7 @@ int md_evidence_rec_begin(md_evidence *ev, const char *recording_id,
     memcpy(header + MAGIC_LEN, w->prefix, PREFIX_LEN);
     if ((r = rec_write_out(w, header, sizeof(header))) < 0)
         goto out;
-    if (fsync(w->fd) < 0 || (r = fsync_dir(dir)) < 0) {
+    if (fsync(w->fd) < 0 || (r = md_durable_sync_dir(dir)) < 0) {
         r = r < 0 ? r : -errno;
         goto out;
     }
@@ -1178,7 +1143,7 @@ int md_evidence_rec_remove(md_evidence *ev, const char *recording_id)
         return -EINVAL;
     char *path = rec_path(ev, recording_id);
     char *dir = g_path_get_dirname(path);
-    int r = unlink(path) < 0 ? -errno : fsync_dir(dir);
+    int r = unlink(path) < 0 ? -errno : md_durable_sync_dir(dir);
     g_free(dir);
     g_free(path);
     return r;
@@ -1411,7 +1376,8 @@ md_evidence_rec_reader *md_evidence_rec_reader_free(md_evidence_rec_reader *rd)
 /* ---- start-up sweep ------------------------------------------------------------ */
 
 /* Removes the files in dir whose names are temporaries: ".<id>.tmp" (a file
- * being received) or "<name>.tmp" (write_atomic).  Counts into *removed. */
+ * being received) or "<name>.XXXXXX.tmp" (md_durable_write).  Counts into
+ * *removed. */
 static int sweep_dir(const char *dir, unsigned *removed)
 {
     DIR *d = opendir(dir);

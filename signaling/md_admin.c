@@ -172,14 +172,8 @@ static int find_account(md_store *st, const char *username, struct account *ret)
 static int64_t audit_account(md_audit *audit, const char *actor, const char *event,
                              const char *municipality, const char *username)
 {
-    json_t *detail = json_pack("{s:s}", "username", username);
-    md_audit_entry e = {.actor = actor ? actor : "operator",
-                        .event = event,
-                        .municipality = municipality,
-                        .detail = detail};
-    int64_t seq = md_audit_append(audit, &e);
-    json_decref(detail);
-    return seq;
+    return md_audit_append_new(audit, actor ? actor : "operator", event, municipality, NULL, NULL,
+                               json_pack("{s:s}", "username", username));
 }
 
 int md_admin_staff_reset_totp(md_store *st, md_audit *audit, const char *username,

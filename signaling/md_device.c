@@ -77,16 +77,8 @@ static int64_t audit_device(md_audit *audit, const char *actor, const char *even
 {
     if (!detail)
         return -ENOMEM;
-    md_audit_entry e = {
-        .actor = actor ? actor : "operator",
-        .event = event,
-        .municipality = municipality,
-        .post_office = post_office,
-        .detail = detail,
-    };
-    int64_t seq = md_audit_append(audit, &e);
-    json_decref(detail);
-    return seq;
+    return md_audit_append_new(audit, actor ? actor : "operator", event, municipality, post_office,
+                               NULL, detail);
 }
 
 int md_device_register(md_store *st, md_audit *audit, const char *device_id,

@@ -226,9 +226,6 @@ out:
 int md_registry_enable_procedure(md_store *st, md_audit *audit, const md_procedures *procs,
                                  const char *procedure, const char *actor, int64_t now_ms)
 {
-    json_t *detail = NULL;
-    int r;
-
     if (!st || !audit || !procs || !procedure)
         return -EINVAL;
     const md_procedure *proc = md_procedures_find(procs, procedure);
@@ -239,22 +236,16 @@ int md_registry_enable_procedure(md_store *st, md_audit *audit, const md_procedu
         return -EINVAL;
 
     actor = actor ? actor : "operator";
-    r = md_store_exec(st,
-                      "INSERT INTO procedure_enabled (procedure, enabled_at, enabled_by)"
-                      " VALUES (?, ?, ?) ON CONFLICT (procedure) DO NOTHING",
-                      MD_PARAMS(MD_P_TEXT(proc->id), MD_P_INT(now_ms), MD_P_TEXT(actor)));
+    int r = md_store_exec(st,
+                          "INSERT INTO procedure_enabled (procedure, enabled_at, enabled_by)"
+                          " VALUES (?, ?, ?) ON CONFLICT (procedure) DO NOTHING",
+                          MD_PARAMS(MD_P_TEXT(proc->id), MD_P_INT(now_ms), MD_P_TEXT(actor)));
     if (r <= 0)
-        goto out; /* 0: already enabled, nothing changed, nothing to audit */
+        return r; /* 0: already enabled, nothing changed, nothing to audit */
 
-    detail = json_pack("{s:s, s:s}", "procedure", proc->id, "action", "enabled");
-    if (!detail) {
-        r = -ENOMEM;
-        goto out;
-    }
-    md_audit_entry e = {.actor = actor, .event = "procedure_enabled", .detail = detail};
-    int64_t seq = md_audit_append(audit, &e);
-    r = seq < 0 ? (int)seq : 1;
-out:
-    json_decref(detail);
-    return r;
+    json_t *detail = json_pack("{s:s, s:s}", "procedure", proc->id, "action", "enabled");
+    if (!detail)
+        return -ENOMEM;
+    int64_t seq = md_audit_append_new(audit, actor, "procedure_enabled", NULL, NULL, NULL, detail);
+    return seq < 0 ? (int)seq : 1;
 }

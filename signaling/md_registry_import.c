@@ -641,15 +641,9 @@ static int audit_entry(struct import_ctx *c, enum entry_kind kind, const struct 
                                              e->id, "action", e->action);
     if (!detail)
         return -ENOMEM;
-    md_audit_entry ae = {
-        .actor = c->actor,
-        .event = e->code < 0 ? "registry_refused" : "registry_change",
-        .municipality = e->municipality,
-        .post_office = e->post_office,
-        .detail = detail,
-    };
-    int64_t seq = md_audit_append(c->audit, &ae);
-    json_decref(detail);
+    int64_t seq = md_audit_append_new(c->audit, c->actor,
+                                      e->code < 0 ? "registry_refused" : "registry_change",
+                                      e->municipality, e->post_office, NULL, detail);
     return seq < 0 ? (int)seq : 0;
 }
 

@@ -84,14 +84,7 @@ static int collect_cutoff(const md_row *row, void *userdata)
 static int64_t audit_purge(struct run *run, const char *event, const char *municipality,
                            const char *session, json_t *detail /* stolen */)
 {
-    md_audit_entry e = {.actor = run->actor,
-                        .event = event,
-                        .municipality = municipality,
-                        .session = session,
-                        .detail = detail};
-    int64_t seq = md_audit_append(run->audit, &e);
-    json_decref(detail);
-    return seq;
+    return md_audit_append_new(run->audit, run->actor, event, municipality, NULL, session, detail);
 }
 
 static void purge_failed(struct run *run, const char *kind, const char *id,

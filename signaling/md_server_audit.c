@@ -12,18 +12,10 @@ int64_t md_server_audit(md_server *srv, const char *actor, const char *event,
                         const char *municipality, const char *post_office, const char *session,
                         json_t *detail)
 {
-    md_audit_entry e = {
-        .actor = actor,
-        .event = event,
-        .municipality = municipality,
-        .post_office = post_office,
-        .session = session,
-        .detail = detail,
-    };
     int64_t t0 = g_get_monotonic_time();
-    int64_t seq = md_audit_append(srv->audit, &e);
+    int64_t seq =
+        md_audit_append_new(srv->audit, actor, event, municipality, post_office, session, detail);
     md_metrics_audit_append(srv->metrics, g_get_monotonic_time() - t0, seq >= 0);
-    json_decref(detail);
     if (seq < 0)
         md_error("audit", "append_failed", "{s:s, s:s}", "event", event, "error",
                  md_strerror((int)seq));

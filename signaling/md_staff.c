@@ -131,15 +131,7 @@ static int64_t audit_staff(md_audit *audit, const char *actor, const char *event
 {
     if (!detail)
         return -ENOMEM;
-    md_audit_entry e = {
-        .actor = actor,
-        .event = event,
-        .municipality = municipality,
-        .detail = detail,
-    };
-    int64_t seq = md_audit_append(audit, &e);
-    json_decref(detail);
-    return seq;
+    return md_audit_append_new(audit, actor, event, municipality, NULL, NULL, detail);
 }
 
 /* The remote address comes from the HTTP layer; a proxy header could make it

@@ -13,8 +13,7 @@
  * Everything runs on the control thread.
  */
 #include "md_ws.h"
-#include "md_certs.h"
-#include "md_crypto.h"
+#include "md_certs_tls.h"
 #include "md_err.h"
 #include "md_http_range.h"
 #include "md_log.h"
@@ -23,10 +22,7 @@
 #include <gio/gio.h>
 #include <jansson.h>
 #include <libwebsockets.h>
-#include <openssl/err.h>
-#include <openssl/ssl.h>
-#include <openssl/x509.h>
-#include <openssl/x509_vfy.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define PROTOCOL_NAME "madoguchi.v1"
@@ -47,7 +43,7 @@ struct md_ws {
     lws_retry_bo_t idle_policy;
     GHashTable *deferred; /* ticket (guint64 *) -> md_conn * answering later */
     guint64 next_ticket;
-    SSL_CTX *device_ssl_ctx; /* owned by lws; kept to reload the CRL */
+    void *device_ssl_ctx; /* SSL_CTX owned by lws; kept to reload the CRL */
 };
 
 /* Outgoing message with LWS_PRE bytes of headroom for the frame header.
@@ -155,19 +151,15 @@ static void fill_peer(struct lws *wsi, md_conn *c)
     c->info.origin = copy_header(wsi, WSI_TOKEN_ORIGIN);
     c->info.host = copy_header(wsi, WSI_TOKEN_HOST);
 
-    SSL *ssl = lws_get_ssl(wsi);
-    if (!ssl)
+    md_certs_tls_peer peer;
+    if (md_certs_tls_peer_read(lws_get_ssl(wsi), &peer) < 0)
         return;
-    g_strlcpy(c->info.tls_version, SSL_get_version(ssl), sizeof(c->info.tls_version));
-    X509 *peer = SSL_get1_peer_certificate(ssl);
-    if (peer) {
-        c->info.has_peer_cert = true;
-        /* The handshake already refused invalid certificates; be explicit anyway. */
-        if (SSL_get_verify_result(ssl) == X509_V_OK &&
-            md_certs_device_identity(peer, &c->info.cert_device_id, &c->info.cert_post_office) == 0)
-            md_certs_binding(peer, &c->info.cert_serial, c->info.cert_sha256);
-        X509_free(peer);
-    }
+    g_strlcpy(c->info.tls_version, peer.tls_version, sizeof(c->info.tls_version));
+    c->info.has_peer_cert = peer.has_cert;
+    c->info.cert_device_id = peer.device_id;
+    c->info.cert_post_office = peer.post_office;
+    c->info.cert_serial = peer.serial;
+    g_strlcpy(c->info.cert_sha256, peer.sha256, sizeof(c->info.cert_sha256));
 }
 
 static void forget_ticket(md_conn *c)
@@ -660,71 +652,53 @@ void md_ws_http_respond(md_ws *ws, guint64 ticket, md_http_response *resp)
 
 /* ---- TLS hooks ---- */
 
-/* Fails closed: the CRL check is on even when there is no CRL to load, so a
- * missing file refuses every device certificate (X509_V_ERR_UNABLE_TO_GET_CRL)
- * instead of letting revoked ones in.  Returns 1 when the file is unreadable
- * or malformed (the previous CRL, if any, stays in force), -ENOENT when it
- * is missing. */
-static int load_crl(md_ws *ws, SSL_CTX *ctx)
+/* Fails closed (md_certs_tls_load_crl): a missing file refuses every device
+ * certificate instead of letting revoked ones in.  Returns -ENOENT when the
+ * file is missing, -MD_E_CRYPTO when it is unreadable or malformed (the
+ * previous CRL, if any, stays in force). */
+static int load_crl(md_ws *ws, void *ssl_ctx)
 {
-    X509_STORE *store = SSL_CTX_get_cert_store(ctx);
-    X509_STORE_set_flags(store, X509_V_FLAG_CRL_CHECK);
-    if (!g_file_test(ws->cfg->tls.crl, G_FILE_TEST_EXISTS)) {
+    char text[512];
+    int r = md_certs_tls_load_crl(ssl_ctx, ws->cfg->tls.crl, text, sizeof(text));
+    if (r == -ENOENT)
         md_error("ws", "crl_missing", "{s:s, s:s}", "path", ws->cfg->tls.crl, "effect",
                  "without a CRL loaded, device certificates are refused (crl_unavailable)");
-        return -ENOENT;
-    }
-    int n = X509_STORE_load_file(store, ws->cfg->tls.crl);
-    if (n != 1) {
-        char text[512];
-        md_crypto_drain_errors(text, sizeof(text));
+    else if (r < 0)
         md_error("ws", "crl_load_failed", "{s:s, s:s}", "path", ws->cfg->tls.crl, "openssl", text);
-        return 1;
-    }
-    return 0;
+    return r;
 }
 
-static int load_verify_extras(md_ws *ws, struct lws_vhost *vh, SSL_CTX *ctx)
+static int load_verify_extras(md_ws *ws, struct lws_vhost *vh, void *ssl_ctx)
 {
     /* TLS 1.3 unless the operator lowered it (per-municipality policy is
      * checked again once the device is known). */
-    int min = strcmp(ws->cfg->tls.min_version, "1.2") == 0 ? TLS1_2_VERSION : TLS1_3_VERSION;
-    SSL_CTX_set_min_proto_version(ctx, min);
+    md_certs_tls_set_min_version(ssl_ctx, ws->cfg->tls.min_version);
     if (strcmp(lws_get_vhost_name(vh), "device") != 0)
         return 0;
-    ws->device_ssl_ctx = ctx;
-    return load_crl(ws, ctx) > 0; /* a missing CRL refuses devices but starts the gateway */
+    ws->device_ssl_ctx = ssl_ctx;
+    /* a missing CRL refuses devices but starts the gateway */
+    return load_crl(ws, ssl_ctx) == -MD_E_CRYPTO;
 }
 
 int md_ws_reload_crl(md_ws *ws)
 {
-    /* A newer CRL from the same CA supersedes the older one in the store
-     * (OpenSSL picks the most recent valid CRL, RFC 5280 6.3). */
     if (!ws->device_ssl_ctx)
         return -ENOENT;
-    int r = load_crl(ws, ws->device_ssl_ctx);
-    return r > 0 ? -MD_E_CRYPTO : r;
+    return load_crl(ws, ws->device_ssl_ctx);
 }
 
-static int verify_client_cert(md_ws *ws, X509_STORE_CTX *store_ctx, SSL *ssl, int preverify_ok)
+static int verify_client_cert(md_ws *ws, void *store_ctx, void *ssl, int preverify_ok)
 {
     if (preverify_ok)
         return 0;
-    int err = X509_STORE_CTX_get_error(store_ctx);
-    X509 *cert = X509_STORE_CTX_get_current_cert(store_ctx);
-    char *device_id = NULL, *po = NULL;
-    if (cert)
-        md_certs_device_identity(cert, &device_id, &po);
+    md_certs_tls_refusal refusal;
+    md_certs_tls_refusal_read(store_ctx, ssl, &refusal);
     char remote[64] = "";
-    int fd = SSL_get_fd(ssl);
-    if (fd >= 0)
-        lws_get_peer_simple_fd(fd, remote, sizeof(remote));
+    if (refusal.fd >= 0)
+        lws_get_peer_simple_fd(refusal.fd, remote, sizeof(remote));
     unmap_ipv4(remote);
-    int code =
-        err == X509_V_ERR_UNABLE_TO_GET_CRL ? -MD_E_CRL_UNAVAILABLE : -MD_E_DEVICE_CERT_INVALID;
-    ws->cb.on_cert_refused(remote, code, X509_verify_cert_error_string(err), device_id, ws->ud);
-    g_free(device_id);
-    g_free(po);
+    ws->cb.on_cert_refused(remote, refusal.code, refusal.reason, refusal.device_id, ws->ud);
+    free(refusal.device_id);
     return 1; /* non-zero: fail the handshake */
 }
 
