@@ -59,6 +59,11 @@ typedef struct mdb_stats {
     uint64_t lost, expected, late_ticks;
     uint64_t stalls; /* pacing ticks > 5 ms apart while measuring */
     int64_t max_stall_us;
+    /* the batched path (mdb_io.c), whole run */
+    uint64_t rx_calls, rx_datagrams; /* recvmmsg calls that returned datagrams, and those */
+    uint64_t tx_calls, tx_datagrams; /* sendmmsg calls that sent, and what they sent */
+    uint64_t stun_answered;          /* Binding requests answered (consent freshness) */
+    uint64_t links;                  /* peers that moved to the batched path */
 } mdb_stats;
 
 void mdb_stats_add_latency(mdb_stats *s, int64_t us);
@@ -87,6 +92,8 @@ extern const char *const mdb_gw_field_names[MDB_GW_FIELDS];
 
 typedef struct mdb_run mdb_run;
 typedef struct mdb_client mdb_client;
+typedef struct mdb_io mdb_io;
+typedef struct mdb_io_link mdb_io_link;
 typedef struct mdb_peer mdb_peer;
 typedef struct mdb_media mdb_media;
 
@@ -150,7 +157,9 @@ struct mdb_run {
     int n_sessions;
     int duration_s, setup_timeout_s;
     int gateway_pid;
-    bool record; /* --record: each session recorded once media flows (madoguchi) */
+    bool record;      /* --record: each session recorded once media flows (madoguchi) */
+    bool batch;       /* media through mdb_io.c once up (--no-batch: through libnice) */
+    int rcvbuf_bytes; /* SO_RCVBUF of a peer's socket on the batched path */
     mdb_media **media;
     int n_media;
     mdb_track video, audio;
@@ -171,6 +180,7 @@ int mdb_media_new(mdb_run *run, int index, mdb_media **ret);
 void mdb_media_free(mdb_media *m);
 mdb_stats *mdb_media_stats(mdb_media *m);
 GMainContext *mdb_media_context(mdb_media *m);
+mdb_io *mdb_media_io(mdb_media *m); /* NULL with --no-batch */
 /* Runs fn(client, arg) on the client's media thread; arg (g_free) may be NULL. */
 void mdb_media_post(mdb_client *c, void (*fn)(mdb_client *, char *), char *arg);
 /* Stops pacing, frees the peers and joins the thread. */
@@ -183,9 +193,29 @@ void mdb_media_offer(mdb_client *c, char *unused);
 void mdb_media_answer(mdb_client *c, char *sdp);
 void mdb_media_candidate(mdb_client *c, char *cand);
 
+/* mdb_io.c: a media thread's batched path (recvmmsg / sendmmsg on the
+ * peers' selected sockets, one epoll set), on that thread only. */
+struct _NiceAgent;
+typedef void (*mdb_io_packet_fn)(void *ud, uint8_t *buf, size_t len);
+int mdb_io_new(GMainContext *ctx, mdb_stats *stats, mdb_io **ret);
+void mdb_io_free(mdb_io *io);
+/* Moves a peer whose ICE pair is selected onto io: datagrams other than
+ * STUN requests go to on_packet(ud, ...), whose buffer may be changed in
+ * place.  The caller then stops libnice's reading (nice_agent_attach_recv). */
+int mdb_io_link_new(mdb_io *io, struct _NiceAgent *agent, guint stream_id, guint component,
+                    bool controlling, int rcvbuf_bytes, mdb_io_packet_fn on_packet, void *ud,
+                    mdb_io_link **ret);
+mdb_io_link *mdb_io_link_free(mdb_io_link *l);
+/* Sending: fill the buffer of the next slot (NULL when the batch is full:
+ * flush first), commit its length, and flush the batch to a link. */
+uint8_t *mdb_io_tx_slot(mdb_io *io, size_t *ret_cap);
+void mdb_io_tx_commit(mdb_io *io, size_t len);
+int mdb_io_tx_flush(mdb_io_link *l); /* datagrams sent */
+
 /* mdb_peer.c: one PeerConnection, on its media thread. */
 void mdb_peer_debug_init(void); /* main thread, before the media threads */
-int mdb_peer_new(mdb_client *c, GMainContext *ctx, mdb_stats *stats, mdb_peer **ret);
+/* On c's media thread, with its context, figures and batched path. */
+int mdb_peer_new(mdb_client *c, mdb_peer **ret);
 mdb_peer *mdb_peer_free(mdb_peer *p);
 /* Our offer (g_free). */
 char *mdb_peer_offer(mdb_peer *p);

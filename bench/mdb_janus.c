@@ -20,7 +20,7 @@
 static void media_answer_offer(mdb_client *c, char *sdp)
 {
     char *answer = NULL;
-    if (mdb_peer_new(c, mdb_media_context(c->media), mdb_media_stats(c->media), &c->peer) < 0 ||
+    if (mdb_peer_new(c, &c->peer) < 0 ||
         mdb_peer_remote_description(c->peer, sdp, true, &answer) < 0) {
         atomic_store(&c->media_failed, 1);
         return;

@@ -26,8 +26,8 @@
 
 typedef struct options {
     const char *plan, *video, *audio, *out, *mark;
-    int sessions, duration_s, setup_timeout_s, gateway_pid, media_threads;
-    bool record;
+    int sessions, duration_s, setup_timeout_s, gateway_pid, media_threads, rcvbuf_kb;
+    bool record, no_batch;
 } options;
 
 void mdb_run_error(mdb_run *run, mdb_client *c, const char *what, const char *detail)
@@ -252,14 +252,14 @@ static long proc_rss_kb(int pid)
 /* UDP counters of a network namespace (RFC 4113 names, /proc/<pid>/net/snmp
  * shows the namespace of pid): where datagrams were dropped in the kernel. */
 typedef struct udp_counters {
-    long long in_errors, rcvbuf_errors, sndbuf_errors;
+    long long in_errors, rcvbuf_errors, sndbuf_errors, out_datagrams;
 } udp_counters;
 
 static void proc_udp(int pid, udp_counters *ret)
 {
     char path[64], names[512], values[512];
     bool have_names = false;
-    *ret = (udp_counters){-1, -1, -1};
+    *ret = (udp_counters){-1, -1, -1, -1};
     if (pid > 0)
         snprintf(path, sizeof(path), "/proc/%d/net/snmp", pid);
     else
@@ -283,12 +283,72 @@ static void proc_udp(int pid, udp_counters *ret)
                 ret->rcvbuf_errors = x;
             else if (strcmp(n[i], "SndbufErrors") == 0)
                 ret->sndbuf_errors = x;
+            else if (strcmp(n[i], "OutDatagrams") == 0)
+                ret->out_datagrams = x;
         }
         g_strfreev(n);
         g_strfreev(v);
         break;
     }
     fclose(f);
+}
+
+/* Packets sent on the network interfaces of pid's namespace other than
+ * loopback (/proc/<pid>/net/dev: the tenth number after "name:" is transmit
+ * packets): for a gateway in its own namespace, all it sent on the veth. */
+static long long proc_tx_packets(int pid)
+{
+    char path[64], line[512];
+    snprintf(path, sizeof(path), "/proc/%d/net/dev", pid);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return -1;
+    long long total = 0;
+    while (fgets(line, sizeof(line), f)) {
+        char *colon = strchr(line, ':');
+        if (!colon)
+            continue; /* the two header lines */
+        *colon = '\0';
+        if (strcmp(g_strstrip(line), "lo") == 0)
+            continue;
+        unsigned long long v[10];
+        if (sscanf(colon + 1, "%llu %llu %llu %llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1],
+                   &v[2], &v[3], &v[4], &v[5], &v[6], &v[7], &v[8], &v[9]) == 10)
+            total += (long long)v[9];
+    }
+    fclose(f);
+    return total;
+}
+
+/* What else ran on the machine as the run started (it is shared): the load
+ * average, CPU pressure (PSI), the kernel's UDP memory, which every
+ * namespace shares, and TIME_WAIT sockets left in the generator's
+ * namespace. */
+static json_t *machine_state(void)
+{
+    json_t *j = json_object();
+    gchar *text = NULL;
+    double load = 0;
+    if (g_file_get_contents("/proc/loadavg", &text, NULL, NULL) && sscanf(text, "%lf", &load) == 1)
+        json_object_set_new(j, "loadavg_1m", json_real(load));
+    g_free(text);
+    text = NULL;
+    double some = 0;
+    if (g_file_get_contents("/proc/pressure/cpu", &text, NULL, NULL) &&
+        sscanf(text, "some avg10=%lf", &some) == 1)
+        json_object_set_new(j, "cpu_pressure_some_avg10", json_real(some));
+    g_free(text);
+    text = NULL;
+    if (g_file_get_contents("/proc/net/sockstat", &text, NULL, NULL)) {
+        const char *udp = strstr(text, "\nUDP: "), *tcp = strstr(text, "\nTCP: ");
+        long long inuse = 0, mem = 0, tw = 0;
+        if (udp && sscanf(udp, "\nUDP: inuse %lld mem %lld", &inuse, &mem) == 2)
+            json_object_set_new(j, "udp_mem_pages", json_integer(mem));
+        if (tcp && sscanf(tcp, "\nTCP: inuse %*d orphan %*d tw %lld", &tw) == 1)
+            json_object_set_new(j, "tcp_time_wait_generator_netns", json_integer(tw));
+    }
+    g_free(text);
+    return j;
 }
 
 static json_t *udp_json(const udp_counters *a, const udp_counters *b)
@@ -394,12 +454,16 @@ typedef struct window_edges {
     long rss_connected; /* VmRSS with every client connected, before any session */
     long rss_end;       /* VmRSS at the end of the window: retransmission rings full */
     udp_counters udp_gw[2], udp_gen[2];
+    long long gw_tx[2];   /* packets the gateway's namespace sent on its interfaces */
+    long long gen_cpu[2]; /* this process's CPU ticks */
 } window_edges;
 
 static void window_edge(const mdb_run *run, const options *o, window_edges *e, int at)
 {
     proc_udp(o->gateway_pid, &e->udp_gw[at]);
     proc_udp(0, &e->udp_gen[at]);
+    e->gw_tx[at] = o->gateway_pid > 0 ? proc_tx_packets(o->gateway_pid) : -1;
+    e->gen_cpu[at] = proc_cpu_ticks(getpid());
 }
 
 /* Where packets went missing: the kernel's UDP drops in each namespace and,
@@ -418,6 +482,7 @@ static void report_drops(const mdb_run *run, const options *o, const window_edge
     if (strcmp(run->target.kind, "madoguchi") != 0)
         return;
     uint64_t total[MDB_GW_FIELDS], dropped = 0;
+    /* (the gateway's own counters, madoguchi only) */
     int legs;
     gw_counters_total(run, total, &legs);
     json_t *g = json_pack("{s:i}", "legs_reporting", legs);
@@ -428,6 +493,48 @@ static void report_drops(const mdb_run *run, const options *o, const window_edge
     }
     json_object_set_new(g, "dropped", json_integer((json_int_t)dropped));
     json_object_set_new(j, "gateway_counters", g);
+}
+
+/* The gateway's own count of what it sent, independent of the receivers:
+ * packets its namespace transmitted (veth) and UDP datagrams it sent
+ * (RTP, RTCP, STUN) over the window, and its CPU per packet on that count.
+ * Then the generator's own cost and how well its sends and receives
+ * batched. */
+static void report_sent(const mdb_run *run, const window_edges *e, double cpu_us, double window,
+                        uint64_t packets, json_t *j)
+{
+    if (e->gw_tx[0] >= 0 && e->gw_tx[1] >= 0) {
+        long long veth = e->gw_tx[1] - e->gw_tx[0];
+        long long udp = e->udp_gw[1].out_datagrams - e->udp_gw[0].out_datagrams;
+        json_object_set_new(j, "gateway_sent",
+                            json_pack("{s:I, s:I, s:f}", "veth_tx_packets", (json_int_t)veth,
+                                      "udp_out_datagrams", (json_int_t)udp, "veth_tx_pps",
+                                      window > 0 ? (double)veth / window : 0.0));
+        if (cpu_us >= 0)
+            json_object_set_new(j, "cpu_us_per_packet_sent",
+                                json_real(veth > 0 ? cpu_us / (double)veth : -1));
+    }
+    double tick_us = 1e6 / (double)sysconf(_SC_CLK_TCK);
+    double gen_us = (double)(e->gen_cpu[1] - e->gen_cpu[0]) * tick_us;
+    uint64_t rx_calls = 0, rx_dg = 0, tx_calls = 0, tx_dg = 0, stun = 0, links = 0;
+    for (int i = 0; i < run->n_media; i++) {
+        const mdb_stats *s = mdb_media_stats(run->media[i]);
+        rx_calls += s->rx_calls;
+        rx_dg += s->rx_datagrams;
+        tx_calls += s->tx_calls;
+        tx_dg += s->tx_datagrams;
+        stun += s->stun_answered;
+        links += s->links;
+    }
+    json_object_set_new(
+        j, "generator",
+        json_pack("{s:f, s:f, s:i, s:b, s:I, s:f, s:f, s:I}", "cpu_pct",
+                  window > 0 ? gen_us / window / 1e4 : 0.0, "cpu_us_per_packet",
+                  packets ? gen_us / (double)packets : -1.0, "media_threads", run->n_media,
+                  "batched", run->batch, "batched_peers", (json_int_t)links,
+                  "datagrams_per_recvmmsg", rx_calls ? (double)rx_dg / (double)rx_calls : 0.0,
+                  "datagrams_per_sendmmsg", tx_calls ? (double)tx_dg / (double)tx_calls : 0.0,
+                  "stun_answered", (json_int_t)stun));
 }
 
 static json_t *report(mdb_run *run, const options *o, long long cpu0, long long cpu1, uint64_t rx0,
@@ -503,6 +610,10 @@ static json_t *report(mdb_run *run, const options *o, long long cpu0, long long 
         json_object_set_new(j, "rss_kb_per_session_connections",
                             json_real((double)(edges->rss_connected - rss0) / run->n_sessions));
     }
+    double gw_cpu_us = o->gateway_pid > 0 && cpu0 >= 0 && cpu1 >= 0
+                           ? (double)(cpu1 - cpu0) * 1e6 / (double)sysconf(_SC_CLK_TCK)
+                           : -1;
+    report_sent(run, edges, gw_cpu_us, window, (rx1 - rx0) + (tx1 - tx0), j);
     report_drops(run, o, edges, j);
     g_free(hist);
     g_free(setup);
@@ -613,11 +724,19 @@ static void run_clear(mdb_run *run)
 
 static int parse_options(int argc, char **argv, options *o)
 {
-    *o = (options){.sessions = 1, .duration_s = 5, .setup_timeout_s = 20, .media_threads = 1};
+    *o = (options){.sessions = 1,
+                   .duration_s = 5,
+                   .setup_timeout_s = 20,
+                   .media_threads = 1,
+                   .rcvbuf_kb = 1024};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (strcmp(a, "--record") == 0) {
             o->record = true;
+            continue;
+        }
+        if (strcmp(a, "--no-batch") == 0) {
+            o->no_batch = true;
             continue;
         }
         if (!v)
@@ -643,11 +762,13 @@ static int parse_options(int argc, char **argv, options *o)
             o->gateway_pid = atoi(v);
         else if (strcmp(a, "--media-threads") == 0)
             o->media_threads = atoi(v);
+        else if (strcmp(a, "--rcvbuf-kb") == 0)
+            o->rcvbuf_kb = atoi(v);
         else
             return -EINVAL;
     }
     if (!o->plan || !o->video || !o->audio || o->sessions < 1 || o->duration_s < 1 ||
-        o->media_threads < 1)
+        o->media_threads < 1 || o->rcvbuf_kb < 0)
         return -EINVAL;
     return 0;
 }
@@ -658,7 +779,8 @@ int main(int argc, char **argv)
     if (parse_options(argc, argv, &o) < 0) {
         fprintf(stderr, "usage: mdb-load --plan FILE --video FILE --audio FILE [--sessions N] "
                         "[--duration S] [--setup-timeout S] [--gateway-pid PID] "
-                        "[--media-threads K] [--out FILE] [--mark FILE] [--record]\n");
+                        "[--media-threads K] [--no-batch] [--rcvbuf-kb KB] [--out FILE] "
+                        "[--mark FILE] [--record]\n");
         return 2;
     }
     struct rlimit rl;
@@ -666,8 +788,12 @@ int main(int argc, char **argv)
         rl.rlim_cur = rl.rlim_max;
         setrlimit(RLIMIT_NOFILE, &rl);
     }
-    mdb_run run = {
-        .duration_s = o.duration_s, .setup_timeout_s = o.setup_timeout_s, .record = o.record};
+    json_t *machine = machine_state(); /* before this run adds its own load */
+    mdb_run run = {.duration_s = o.duration_s,
+                   .setup_timeout_s = o.setup_timeout_s,
+                   .record = o.record,
+                   .batch = !o.no_batch,
+                   .rcvbuf_bytes = o.rcvbuf_kb * 1024};
     g_mutex_init(&run.lock);
     run.inbox = g_queue_new();
     run.error_log = json_array();
@@ -697,6 +823,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "mdb: run failed: %s\n", g_strerror(-r));
         goto out;
     }
+    json_object_set(result, "machine_at_start", machine);
     char *text = json_dumps(result, JSON_INDENT(2));
     if (o.out)
         g_file_set_contents(o.out, text, -1, NULL);
@@ -704,6 +831,7 @@ int main(int argc, char **argv)
     free(text);
 out:
     json_decref(result);
+    json_decref(machine);
     run_clear(&run);
     md_srtp_deinit();
     return r < 0 ? 1 : 0;

@@ -25,6 +25,7 @@ struct mdb_media {
     GSource *pacer;
     GPtrArray *peers; /* mdb_client * whose peer lives here */
     mdb_stats *stats;
+    mdb_io *io; /* the batched path, NULL with --no-batch */
     int64_t last_tick;
 };
 
@@ -162,6 +163,8 @@ int mdb_media_new(mdb_run *run, int index, mdb_media **ret)
     m->loop = g_main_loop_new(m->ctx, FALSE);
     m->peers = g_ptr_array_new();
     m->stats = g_new0(mdb_stats, 1);
+    if (run->batch && mdb_io_new(m->ctx, m->stats, &m->io) < 0)
+        m->io = NULL;
     m->pacer = g_timeout_source_new(PACE_MS);
     g_source_set_callback(m->pacer, on_pace, m, NULL);
     g_source_attach(m->pacer, m->ctx);
@@ -180,6 +183,11 @@ mdb_stats *mdb_media_stats(mdb_media *m)
 GMainContext *mdb_media_context(mdb_media *m)
 {
     return m->ctx;
+}
+
+mdb_io *mdb_media_io(mdb_media *m)
+{
+    return m->io;
 }
 
 static gboolean run_post(gpointer data)
@@ -250,6 +258,7 @@ void mdb_media_free(mdb_media *m)
     mdb_media_stop(m);
     g_source_destroy(m->pacer);
     g_source_unref(m->pacer);
+    mdb_io_free(m->io);
     g_main_loop_unref(m->loop);
     g_main_context_unref(m->ctx);
     g_ptr_array_free(m->peers, TRUE);
@@ -262,7 +271,7 @@ void mdb_media_free(mdb_media *m)
 void mdb_media_offer(mdb_client *c, char *unused)
 {
     (void)unused;
-    if (mdb_peer_new(c, mdb_media_context(c->media), mdb_media_stats(c->media), &c->peer) < 0) {
+    if (mdb_peer_new(c, &c->peer) < 0) {
         atomic_store(&c->media_failed, 1);
         return;
     }

@@ -11,6 +11,11 @@
  * so the receiver finds it again at the end of the payload and measures loss
  * and one-way latency with the sender's clock (same process).  This file is
  * the bench's only user of libnice.
+ *
+ * Once the ICE pair is selected and SRTP is up, the peer moves to its media
+ * thread's batched path (mdb_io.c): it sends each pacing tick's packets in
+ * one sendmmsg and receives through the thread's epoll set; libnice keeps
+ * the ICE state, its timers and the socket.
  */
 #include "mdb.h"
 
@@ -50,9 +55,11 @@ struct mdb_peer {
     mdb_client *client;
     GMainContext *ctx;
     mdb_stats *stats;
+    mdb_io *io;        /* the thread's batched path, NULL with --no-batch */
+    mdb_io_link *link; /* set once this peer moved onto it */
     NiceAgent *agent;
     guint stream_id;
-    bool controlling, ice_up;
+    bool controlling, ice_up, ice_ready, link_tried;
     md_dtls *dtls;
     md_srtp *tx, *rx;
     md_sdp_fingerprint remote_fp[MD_SDP_MAX_FINGERPRINTS];
@@ -129,23 +136,33 @@ static void on_rtp(mdb_peer *p, uint8_t *buf, size_t len)
     }
 }
 
+/* A datagram that is not STUN; buf may be changed in place. */
+static void on_datagram(void *data, uint8_t *buf, size_t len)
+{
+    mdb_peer *p = data;
+    switch (md_packet_classify(buf, len)) {
+    case MD_PACKET_DTLS:
+        if (p->dtls)
+            md_dtls_feed(p->dtls, buf, len);
+        break;
+    case MD_PACKET_RTP:
+        on_rtp(p, buf, len);
+        break;
+    default:
+        break; /* RTCP (SR, NACK, PLI) is not acted on: loss is measured, not repaired */
+    }
+}
+
+/* libnice's receive callback, until the peer moves to the batched path. */
 static void on_recv(NiceAgent *agent, guint stream_id, guint component, guint len, gchar *buf,
                     gpointer data)
 {
     mdb_peer *p = data;
-    switch (md_packet_classify((const uint8_t *)buf, len)) {
-    case MD_PACKET_DTLS:
-        if (p->dtls)
-            md_dtls_feed(p->dtls, (const uint8_t *)buf, len);
-        break;
-    case MD_PACKET_RTP:
-        if (len <= sizeof(p->buf)) {
-            memcpy(p->buf, buf, len);
-            on_rtp(p, p->buf, len);
-        }
-        break;
-    default:
-        break; /* RTCP (SR, NACK, PLI) is not acted on: loss is measured, not repaired */
+    if (md_packet_classify((const uint8_t *)buf, len) != MD_PACKET_RTP) {
+        on_datagram(p, (uint8_t *)buf, len); /* DTLS reads it, nothing else keeps it */
+    } else if (len <= sizeof(p->buf)) {
+        memcpy(p->buf, buf, len); /* libnice's buffer: unprotected in ours */
+        on_rtp(p, p->buf, len);
     }
 }
 
@@ -154,6 +171,8 @@ static void on_state(NiceAgent *agent, guint stream_id, guint component, guint s
     mdb_peer *p = data;
     if (debug)
         fprintf(stderr, "%s ice state %u\n", p->client->name, state);
+    if (state == NICE_COMPONENT_STATE_READY)
+        p->ice_ready = true;
     if ((state == NICE_COMPONENT_STATE_CONNECTED || state == NICE_COMPONENT_STATE_READY) &&
         !p->ice_up) {
         p->ice_up = true;
@@ -170,12 +189,14 @@ void mdb_peer_debug_init(void)
     debug_latency = getenv("MDB_DEBUG_LAT") != NULL;
 }
 
-int mdb_peer_new(mdb_client *c, GMainContext *ctx, mdb_stats *stats, mdb_peer **ret)
+int mdb_peer_new(mdb_client *c, mdb_peer **ret)
 {
+    GMainContext *ctx = mdb_media_context(c->media);
     mdb_peer *p = g_new0(mdb_peer, 1);
     p->client = c;
     p->ctx = ctx;
-    p->stats = stats;
+    p->stats = mdb_media_stats(c->media);
+    p->io = mdb_media_io(c->media);
     p->audio.track = &c->run->audio;
     p->video.track = &c->run->video;
     p->audio.ssrc = g_random_int() | 1;
@@ -212,6 +233,7 @@ mdb_peer *mdb_peer_free(mdb_peer *p)
 {
     if (!p)
         return NULL;
+    p->link = mdb_io_link_free(p->link);
     md_dtls_free(p->dtls);
     md_srtp_free(p->tx);
     md_srtp_free(p->rx);
@@ -400,29 +422,68 @@ bool mdb_peer_sending(const mdb_peer *p)
     return p->tx != NULL;
 }
 
-static void send_one(mdb_peer *p, stream *s, const mdb_packet *pkt, int64_t now_ns)
+/* Writes pkt, restamped for stream s and protected, into buf; its length,
+ * or 0 when it does not fit or fails. */
+static size_t build_one(mdb_peer *p, stream *s, const mdb_packet *pkt, int64_t now_ns, uint8_t *buf,
+                        size_t cap)
 {
     size_t len = pkt->len;
-    if (len + MDB_TRAILER_LEN + MD_SRTP_MAX_OVERHEAD > sizeof(p->buf))
-        return;
-    memcpy(p->buf, pkt->rtp, len);
+    if (len + MDB_TRAILER_LEN + MD_SRTP_MAX_OVERHEAD > cap)
+        return 0;
+    memcpy(buf, pkt->rtp, len);
     md_rtp_header h;
-    if (md_rtp_parse(p->buf, len, &h) < 0 || h.padding)
-        return;
-    md_rtp_set_payload_type(p->buf, s->track->video ? MDB_PT_VP8 : MDB_PT_OPUS);
-    md_rtp_set_ssrc(p->buf, s->ssrc);
-    md_rtp_set_seq(p->buf, s->seq++);
-    md_rtp_set_timestamp(p->buf, s->ts_base + pkt->ts);
-    uint8_t *t = p->buf + len;
+    if (md_rtp_parse(buf, len, &h) < 0 || h.padding)
+        return 0;
+    md_rtp_set_payload_type(buf, s->track->video ? MDB_PT_VP8 : MDB_PT_OPUS);
+    md_rtp_set_ssrc(buf, s->ssrc);
+    md_rtp_set_seq(buf, s->seq++);
+    md_rtp_set_timestamp(buf, s->ts_base + pkt->ts);
+    uint8_t *t = buf + len;
     memcpy(t, s->track->video ? "MDBv" : "MDBa", 4);
     md_put_u32(t + 4, s->trailer_seq++);
     md_put_u64(t + 8, (uint64_t)now_ns);
     len += MDB_TRAILER_LEN;
-    if (md_srtp_protect_rtp(p->tx, p->buf, &len, sizeof(p->buf)) < 0)
+    if (md_srtp_protect_rtp(p->tx, buf, &len, cap) < 0)
+        return 0;
+    return len;
+}
+
+static void count_sent(mdb_peer *p, int n)
+{
+    if (n > 0)
+        atomic_fetch_add_explicit(&p->stats->tx_packets, (uint64_t)n, memory_order_relaxed);
+}
+
+static void send_one(mdb_peer *p, stream *s, const mdb_packet *pkt, int64_t now_ns)
+{
+    if (p->link) { /* into the batch, sent by mdb_peer_pace() */
+        size_t cap = 0;
+        uint8_t *slot = mdb_io_tx_slot(p->io, &cap);
+        if (!slot) {
+            count_sent(p, mdb_io_tx_flush(p->link));
+            slot = mdb_io_tx_slot(p->io, &cap);
+        }
+        size_t len = build_one(p, s, pkt, now_ns, slot, cap);
+        if (len)
+            mdb_io_tx_commit(p->io, len);
         return;
-    if (nice_agent_send(p->agent, p->stream_id, COMPONENT, (guint)len, (const gchar *)p->buf) ==
-        (gint)len)
-        atomic_fetch_add_explicit(&p->stats->tx_packets, 1, memory_order_relaxed);
+    }
+    size_t len = build_one(p, s, pkt, now_ns, p->buf, sizeof(p->buf));
+    if (len && nice_agent_send(p->agent, p->stream_id, COMPONENT, (guint)len,
+                               (const gchar *)p->buf) == (gint)len)
+        count_sent(p, 1);
+}
+
+/* Moves the peer to the batched path once its pair is final (READY: the
+ * nomination is answered, so no ICE response is still due to libnice). */
+static void link_up(mdb_peer *p)
+{
+    p->link_tried = true;
+    if (mdb_io_link_new(p->io, p->agent, p->stream_id, COMPONENT, p->controlling,
+                        p->client->run->rcvbuf_bytes, on_datagram, p, &p->link) < 0)
+        return;
+    nice_agent_attach_recv(p->agent, p->stream_id, COMPONENT, p->ctx, NULL, NULL);
+    p->stats->links++;
 }
 
 static void pace(mdb_peer *p, stream *s, int64_t now_us)
@@ -450,8 +511,12 @@ void mdb_peer_pace(mdb_peer *p, int64_t now_us)
 {
     if (!p->tx)
         return;
+    if (p->io && p->ice_ready && !p->link_tried)
+        link_up(p);
     pace(p, &p->audio, now_us);
     pace(p, &p->video, now_us);
+    if (p->link)
+        count_sent(p, mdb_io_tx_flush(p->link));
 }
 
 void mdb_peer_loss(const mdb_peer *p, uint64_t *ret_expected, uint64_t *ret_received)
