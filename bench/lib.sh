@@ -93,28 +93,49 @@ EOF
 
 # Two network namespaces joined by a veth pair: the gateway's (10.77.0.1)
 # and the generator's (10.77.0.2).  Janus ignores loopback for ICE, so both
-# gateways run this way.  Names carry the caller's pid so parallel runs do
-# not collide; mdb_netns_down is idempotent (call it from a trap).
+# gateways run this way.  bench/compare makes a fresh pair for every run
+# (mdb_netns_up TAG), so no socket, TIME_WAIT entry, neighbour or counter of
+# one run is there in the next.  Names carry the caller's pid and the tag so
+# parallel runs do not collide; mdb_netns_down is idempotent (call it from a
+# trap).
 MDB_GW_IP=10.77.0.1
 MDB_CL_IP=10.77.0.2
-mdb_netns_up() {
-    MDB_NS_GW=mdb-gw-$$
-    MDB_NS_CL=mdb-cl-$$
+mdb_netns_up() { # [TAG]
+    local tag=$$${1:+_$1}
+    MDB_NS_GW=mdb-gw-$tag
+    MDB_NS_CL=mdb-cl-$tag
+    MDB_VETH_GW=mg$tag
+    MDB_VETH_CL=mc$tag
     ip netns add "$MDB_NS_GW"
     ip netns add "$MDB_NS_CL"
-    ip link add "mdbg$$" type veth peer name "mdbc$$"
-    ip link set "mdbg$$" netns "$MDB_NS_GW"
-    ip link set "mdbc$$" netns "$MDB_NS_CL"
-    ip -n "$MDB_NS_GW" addr add "$MDB_GW_IP/24" dev "mdbg$$"
-    ip -n "$MDB_NS_CL" addr add "$MDB_CL_IP/24" dev "mdbc$$"
+    ip link add "$MDB_VETH_GW" type veth peer name "$MDB_VETH_CL"
+    ip link set "$MDB_VETH_GW" netns "$MDB_NS_GW"
+    ip link set "$MDB_VETH_CL" netns "$MDB_NS_CL"
+    ip -n "$MDB_NS_GW" addr add "$MDB_GW_IP/24" dev "$MDB_VETH_GW"
+    ip -n "$MDB_NS_CL" addr add "$MDB_CL_IP/24" dev "$MDB_VETH_CL"
     ip -n "$MDB_NS_GW" link set lo up
     ip -n "$MDB_NS_CL" link set lo up
-    ip -n "$MDB_NS_GW" link set "mdbg$$" up
-    ip -n "$MDB_NS_CL" link set "mdbc$$" up
+    ip -n "$MDB_NS_GW" link set "$MDB_VETH_GW" up
+    ip -n "$MDB_NS_CL" link set "$MDB_VETH_CL" up
 }
+# Ends what still runs in the two namespaces (only what this run started
+# there), deletes the veth pair (at once: the kernel's cleanup of a deleted
+# namespace runs later, in the background) and then the namespaces.
 mdb_netns_down() {
+    local ns pid i
+    for ns in ${MDB_NS_GW:-} ${MDB_NS_CL:-}; do
+        ip netns pids "$ns" >/dev/null 2>&1 || continue
+        for pid in $(ip netns pids "$ns"); do kill -TERM "$pid" 2>/dev/null; done
+        for ((i = 0; i < 50; i++)); do
+            [[ -z $(ip netns pids "$ns" 2>/dev/null) ]] && break
+            sleep 0.1
+        done
+        for pid in $(ip netns pids "$ns" 2>/dev/null); do kill -KILL "$pid" 2>/dev/null; done
+    done
+    [[ -n ${MDB_NS_GW:-} ]] && ip -n "$MDB_NS_GW" link del "$MDB_VETH_GW" 2>/dev/null
     [[ -n ${MDB_NS_GW:-} ]] && ip netns del "$MDB_NS_GW" 2>/dev/null
     [[ -n ${MDB_NS_CL:-} ]] && ip netns del "$MDB_NS_CL" 2>/dev/null
+    MDB_NS_GW= MDB_NS_CL=
     return 0
 }
 
