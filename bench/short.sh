@@ -3,7 +3,8 @@
 # seconds, 2 sessions, madoguchi only, on loopback (no root, no network
 # namespaces).  It proves the harness works end to end (logins, device
 # certificates, ICE, DTLS-SRTP, media both ways) and that every figure is
-# present; it never asserts a speed.  Both sessions run with --record (the
+# present, and that the generator's peers moved to its batched path; it
+# never asserts a speed.  Both sessions run with --record (the
 # verifier starts recording, the tablet consents), so the path of
 # `bench/compare --record` is covered too: every session records, the
 # recorder threads' CPU is reported and each recording is stored (audited).
@@ -55,8 +56,12 @@ if r["sessions_up"] != n: problems.append("sessions_up %s != %d" % (r["sessions_
 if not r["forwarded_pps"] > 0: problems.append("no packets forwarded")
 if not r["latency_us"]["samples"] > 0: problems.append("no latency samples")
 for k in ("setup_ms", "loss_pct", "cpu_us_per_packet", "rss_kb_per_session", "sent_pps",
-          "rss_kb_per_session_end", "udp_drops", "gateway_counters"):
+          "rss_kb_per_session_end", "udp_drops", "gateway_counters", "gateway_sent",
+          "cpu_us_per_packet_sent", "generator", "machine_at_start"):
     if k not in r: problems.append("figure %s missing" % k)
+# every peer left libnice's receive path for the batched one (mdb_io.c)
+if r.get("generator", {}).get("batched_peers") != 2 * n:
+    problems.append("%s of %d peers batched" % (r.get("generator", {}).get("batched_peers"), 2 * n))
 if r["setup_ms"]["p50"] < 0: problems.append("no setup time")
 if r.get("sessions_recording") != n: problems.append("sessions_recording %s != %d" % (r.get("sessions_recording"), n))
 for k in ("cpu_us_by_thread", "cpu_us_recorder_threads", "cpu_us_media_workers"):
@@ -65,8 +70,9 @@ if len(stored) != n: problems.append("%d recordings stored, want %d" % (len(stor
 if problems:
     print("FAIL:", "; ".join(problems)); sys.exit(1)
 print("ok: %d sessions recorded, %.0f packets/s forwarded, loss %.2f%%, latency p50 %.0f us, "
-      "recorder threads %.0f us, media workers %.0f us, %d stored"
+      "recorder threads %.0f us, media workers %.0f us, %d stored, %.1f datagrams per recvmmsg"
       % (n, r["forwarded_pps"], r["loss_pct"], r["latency_us"]["p50"],
-         r["cpu_us_recorder_threads"], r["cpu_us_media_workers"], len(stored)))
+         r["cpu_us_recorder_threads"], r["cpu_us_media_workers"], len(stored),
+         r["generator"]["datagrams_per_recvmmsg"]))
 print("threads:", json.dumps(r["cpu_us_by_thread"]))
 EOF
