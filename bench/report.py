@@ -15,8 +15,9 @@ bench/results/latest.json):
 
     bench/report.py --out bench/results/<stamp>-all --latest A.json B.json
 
-`--holds RESULT` only says (exit status 0 or 1) whether one mdb-load result
-holds the capacity criteria; bench/compare asks it after each probe."""
+`--holds RESULT` only says whether one mdb-load result holds the capacity
+criteria: exit status 0 if it does, 1 if not, 3 if not and the generator
+limited the run; bench/compare asks it after each probe."""
 import argparse
 import json
 import shutil
@@ -159,14 +160,17 @@ def capacity_from_probes(probes, stops):
     """Per gateway: the highest N that held, the lowest that did not, why the
     search stopped, whether the generator limited the first failing probe,
     and the probes in the order they ran."""
-    out = {}
+    out, last = {}, {}
     for p in probes:
         g = out.setdefault(p["gateway"], {"capacity": 0, "first_failing": None, "probes": []})
         g["probes"].append(p)
+        last[(p["gateway"], p["sessions"])] = p  # a probe run again: its second verdict counts
+    for (gw, n), p in last.items():
+        g = out[gw]
         if p["holds"]:
-            g["capacity"] = max(g["capacity"], p["sessions"])
-        elif g["first_failing"] is None or p["sessions"] < g["first_failing"]:
-            g["first_failing"] = p["sessions"]
+            g["capacity"] = max(g["capacity"], n)
+        elif g["first_failing"] is None or n < g["first_failing"]:
+            g["first_failing"] = n
     for gw, g in out.items():
         g.update({k: v for k, v in stops.get(gw, {}).items() if k != "gateway"})
         # it held at every N tried: the search's limit, not the gateway's
@@ -305,8 +309,10 @@ def main():
     if a.holds:
         r = json.load(open(a.holds))
         ok, why = holds(r)
-        print("%s N=%d: %s" % (r["gateway"], r["sessions"], "holds" if ok else "does not hold: " + why))
-        sys.exit(0 if ok else 1)
+        gen = not ok and generator_limited(r)
+        print("%s N=%d: %s%s" % (r["gateway"], r["sessions"], "holds" if ok else "does not hold: " + why,
+                                 " (the generator limited it)" if gen else ""))
+        sys.exit(0 if ok else 3 if gen else 1)
     if not a.out:
         ap.error("--out is needed")
 
