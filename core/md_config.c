@@ -99,6 +99,8 @@ static const struct field fields[] = {
     I("media.max_remote_candidates", media.max_remote_candidates, 32, 1, 256),
     I("media.max_packet_bytes", media.max_packet_bytes, 1500, 576, 1500),
     I("media.nack_buffer_packets", media.nack_buffer_packets, 256, 0, 2048),
+    I("media.nack_buffer_min_ms", media.nack_buffer_min_ms, 200, 10, 10000),
+    I("media.nack_buffer_max_ms", media.nack_buffer_max_ms, 1000, 10, 10000),
     I("media.dtls_timeout_ms", media.dtls_timeout_ms, 50, 10, 1000),
     I("media.keyframe_interval_ms", media.keyframe_interval_ms, 500, 0, 10000),
     I("media.max_message_size", media.max_message_size, 262144, 16384, 16 << 20),
@@ -318,6 +320,11 @@ int md_config_load(const char *path, md_config *ret, char **ret_error)
         r = check_addresses("media.bind_address", cfg.media.bind_address, true, &error);
     if (r == 0 && strpbrk(g_strstrip(cfg.media.bind_address), " ,")) {
         error = g_strdup("\"media.bind_address\" takes one IP address");
+        r = -MD_E_CONFIG;
+    }
+    if (r == 0 && cfg.media.nack_buffer_min_ms > cfg.media.nack_buffer_max_ms) {
+        error =
+            g_strdup("\"media.nack_buffer_min_ms\" must not exceed \"media.nack_buffer_max_ms\"");
         r = -MD_E_CONFIG;
     }
     if (r == 0 && cfg.limits.ws_idle_seconds <= cfg.limits.ws_ping_seconds) {

@@ -102,7 +102,9 @@ typedef struct md_config {
         int max_sdp_bytes;         /* one offer; default 65536 */
         int max_remote_candidates; /* per leg; default 32 */
         int max_packet_bytes;      /* larger RTP/RTCP packets are dropped; default 1500 */
-        int nack_buffer_packets;   /* per outgoing video stream, rounded up to 2^n; default 256 */
+        int nack_buffer_packets;   /* most packets kept per outgoing video stream; default 256 */
+        int nack_buffer_min_ms;    /* kept at least this long (3 RTTs otherwise); default 200 */
+        int nack_buffer_max_ms;    /* and at most this long; default 1000 */
         int dtls_timeout_ms;       /* initial DTLS retransmit timeout, doubling; default 50 */
         int keyframe_interval_ms;  /* minimum gap between forwarded PLI/FIR; default 500 */
         int max_message_size;      /* data channels: our a=max-message-size; default 262144 */

@@ -36,7 +36,8 @@ typedef struct md_bridge_config {
     md_ice_options ice; /* strings owned by the host */
     unsigned dtls_timeout_ms;
     size_t max_packet;
-    unsigned nack_slots; /* power of two, or 0 */
+    unsigned nack_packets;             /* most packets a NACK store keeps; 0: no store */
+    unsigned nack_min_ms, nack_max_ms; /* how long it keeps them (md_rtx.h) */
     unsigned keyframe_interval_ms;
     unsigned max_remote_candidates;
     size_t max_message_size;       /* our a=max-message-size, SCTP reassembly cap */

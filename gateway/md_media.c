@@ -198,14 +198,6 @@ static struct command *command_new(enum command_kind kind, const char *session_i
 
 /* ---- lifecycle ---- */
 
-static unsigned round_up_pow2(unsigned v)
-{
-    unsigned p = 1;
-    while (p < v)
-        p <<= 1;
-    return p;
-}
-
 static int check_config(const md_config *cfg)
 {
     if (cfg->media.port_min > cfg->media.port_max)
@@ -226,9 +218,9 @@ static int start_workers(md_media *m, const md_config *cfg)
                 .receive_buffer = (unsigned)cfg->media.socket_receive_buffer},
         .dtls_timeout_ms = (unsigned)cfg->media.dtls_timeout_ms,
         .max_packet = (size_t)cfg->media.max_packet_bytes,
-        .nack_slots = cfg->media.nack_buffer_packets
-                          ? round_up_pow2((unsigned)cfg->media.nack_buffer_packets)
-                          : 0,
+        .nack_packets = (unsigned)cfg->media.nack_buffer_packets,
+        .nack_min_ms = (unsigned)cfg->media.nack_buffer_min_ms,
+        .nack_max_ms = (unsigned)cfg->media.nack_buffer_max_ms,
         .keyframe_interval_ms = (unsigned)cfg->media.keyframe_interval_ms,
         .max_remote_candidates = (unsigned)cfg->media.max_remote_candidates,
         .max_message_size = (size_t)cfg->media.max_message_size,

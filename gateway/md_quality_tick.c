@@ -77,8 +77,10 @@ void md_quality_on_report_block(md_leg_ctx *from, const uint8_t *block)
         return;
     double rtt =
         md_rtt_ms(md_ntp_compact(ntp_now()), md_get_u32(block + 16), md_get_u32(block + 20));
-    if (rtt >= 0)
+    if (rtt >= 0) {
         from->rtt_ms = rtt;
+        md_rtx_set_rtt(from->out[MD_KIND_VIDEO].rtx, rtt); /* the store of what it receives */
+    }
 }
 
 void md_quality_on_sr(md_leg_ctx *from, const uint8_t *sr, size_t len)
@@ -217,6 +219,7 @@ static gboolean tick(gpointer data)
     gint64 now = g_get_monotonic_time();
     for (int i = 0; i < 2; i++) {
         md_leg_ctx *leg = &s->legs[i];
+        md_rtx_trim(leg->out[MD_KIND_VIDEO].rtx, now);
         if (leg->state != MD_LEG_CONNECTED)
             continue;
         send_sender_reports(leg, now);

@@ -69,8 +69,10 @@ int md_relay_leg_prepare(md_leg_ctx *leg, const md_bridge_config *cfg)
             out->ssrc = random_ssrc(leg->out[!k].ssrc);
     }
     md_stream_out *video = &leg->out[MD_KIND_VIDEO];
-    if (cfg->nack_slots && !video->rtx && (c->video_feedback & MD_SDP_FB_NACK))
-        video->rtx = md_rtx_new(cfg->nack_slots);
+    if (cfg->nack_packets && !video->rtx && (c->video_feedback & MD_SDP_FB_NACK)) {
+        video->rtx = md_rtx_new(cfg->nack_packets, cfg->nack_min_ms, cfg->nack_max_ms);
+        md_rtx_set_rtt(video->rtx, leg->rtt_ms);
+    }
     return 0;
 }
 
@@ -162,7 +164,7 @@ static void relay_rtp(md_leg_ctx *from, uint8_t *p, size_t len)
         to->counters.srtp_errors++;
         return;
     }
-    md_rtx_put(o->rtx, seq, p, len);
+    md_rtx_put(o->rtx, seq, p, len, now);
     o->packets++;
     o->bytes += len;
     o->octets += h.payload_len;
@@ -278,6 +280,7 @@ struct nack_ctx {
     md_leg_ctx *leg;
     md_stream_out *out;
     unsigned budget;
+    gint64 now;
 };
 
 static bool answer_one(uint16_t seq, void *ud)
@@ -287,7 +290,7 @@ static bool answer_one(uint16_t seq, void *ud)
     if (n->budget == 0)
         return false;
     n->budget--;
-    const uint8_t *packet = md_rtx_get(n->out->rtx, seq, &len);
+    const uint8_t *packet = md_rtx_get(n->out->rtx, seq, n->now, &len);
     if (packet) {
         md_ice_send(n->leg->ice, packet, len);
         n->leg->counters.nack_answered++;
@@ -305,7 +308,7 @@ static void answer_nack(md_leg_ctx *from, const md_rtcp_packet *pkt)
         from->counters.nack_missed++;
         return;
     }
-    struct nack_ctx n = {from, &from->out[k], MAX_NACK_ANSWERS};
+    struct nack_ctx n = {from, &from->out[k], MAX_NACK_ANSWERS, g_get_monotonic_time()};
     md_rtcp_nack_foreach(pkt, answer_one, &n);
 }
 

@@ -1,14 +1,13 @@
 /*
- * Retransmission store (see md_rtx.h).  Chunks form a FIFO: packets are
- * appended to the newest; when it is full, the oldest chunk is reused if no
- * index entry still points into it, or if all its packets are more than
- * `slots` sequence numbers behind the newest (gaps in the sequence, from
- * loss before the gateway, leave old entries whose slot nobody overwrote);
- * else a new chunk is allocated, up to the number that `slots` packets of
- * MD_RTX_MAX_PACKET bytes would fill (then the oldest is reused anyway).
- * Each chunk counts the index entries pointing into it; an entry records its
- * chunk's generation, which grows on reuse, so an entry into a reused chunk
- * is simply stale.  Per packet: one memcpy and a few stores.
+ * Retransmission store (see md_rtx.h).  Chunks form a FIFO of records
+ * (sequence number, length, time stored, then the packet), appended to the
+ * newest chunk.  A new chunk is started when the newest is full or holds
+ * max_packets records; it is the oldest chunk when every packet in it is too
+ * old, else the one spare chunk, else a new allocation.  Whenever more than
+ * max_packets records are held, the oldest chunk goes (to the spare slot, or
+ * freed).  Each chunk knows the range of sequence numbers it holds, so a
+ * lookup reads only the chunks whose range covers the number asked for.
+ * Per packet: one memcpy and a few stores.
  */
 #include "md_rtx.h"
 #include "md_rtp.h"
@@ -17,44 +16,65 @@
 #include <stdbool.h>
 #include <string.h>
 
-#define CHUNK_BYTES (16 * 1024)
+#define CHUNK_BYTES 8192 /* one allocation */
+
+typedef struct rtx_record {
+    uint16_t seq, len;
+    uint32_t time_ms; /* monotonic ms when stored, modulo 2^32 */
+} rtx_record;         /* followed by the packet, padded to 8 bytes */
 
 typedef struct rtx_chunk {
     struct rtx_chunk *next; /* towards the newest */
-    uint32_t generation;
-    uint32_t used;
-    unsigned live;       /* index entries pointing here */
-    uint16_t newest_seq; /* of the packets written here (RFC 1982 order) */
-    uint8_t data[CHUNK_BYTES];
+    uint32_t used;          /* bytes of data[] */
+    uint32_t newest_ms;     /* time_ms of its last record */
+    /* Every record's seq s has (uint16_t)(s - lo) <= (uint16_t)(hi - lo). */
+    uint16_t lo, hi;
+    uint16_t count;
+    uint16_t pad;
+    uint8_t data[];
 } rtx_chunk;
 
-typedef struct rtx_entry {
-    rtx_chunk *chunk; /* NULL: never written */
-    uint32_t generation;
-    uint32_t offset;
-    uint16_t seq, len;
-} rtx_entry;
+G_STATIC_ASSERT(offsetof(rtx_chunk, data) % 8 == 0);
+#define CHUNK_DATA (CHUNK_BYTES - offsetof(rtx_chunk, data))
+G_STATIC_ASSERT(CHUNK_DATA >= sizeof(rtx_record) + MD_RTX_MAX_PACKET);
 
 struct md_rtx {
     rtx_chunk *oldest, *newest;
-    unsigned n_chunks, max_chunks;
-    unsigned mask;
-    uint16_t newest_seq; /* of every packet put */
-    rtx_entry index[];
+    rtx_chunk *spare;
+    unsigned n_chunks; /* in the FIFO */
+    unsigned packets;  /* records in the FIFO */
+    unsigned max_packets;
+    unsigned min_ms, max_ms, keep_ms;
 };
 
-static bool entry_live(const rtx_entry *e)
+static uint32_t to_ms(int64_t us)
 {
-    return e->chunk && e->generation == e->chunk->generation;
+    return (uint32_t)(us / 1000);
 }
 
-md_rtx *md_rtx_new(unsigned slots)
+static size_t record_size(size_t len)
 {
-    g_return_val_if_fail(slots && (slots & (slots - 1)) == 0, NULL);
-    md_rtx *rtx = g_malloc0(sizeof(*rtx) + slots * sizeof(rtx_entry));
-    rtx->mask = slots - 1;
-    rtx->max_chunks =
-        (unsigned)(((size_t)slots * MD_RTX_MAX_PACKET + CHUNK_BYTES - 1) / CHUNK_BYTES);
+    return sizeof(rtx_record) + ((len + 7) & ~(size_t)7);
+}
+
+static bool too_old(const md_rtx *rtx, uint32_t time_ms, uint32_t now_ms)
+{
+    return (uint32_t)(now_ms - time_ms) > rtx->keep_ms;
+}
+
+static bool covers(const rtx_chunk *c, uint16_t seq)
+{
+    return (uint16_t)(seq - c->lo) <= (uint16_t)(c->hi - c->lo);
+}
+
+md_rtx *md_rtx_new(unsigned max_packets, unsigned min_ms, unsigned max_ms)
+{
+    g_return_val_if_fail(max_packets > 0 && min_ms > 0 && min_ms <= max_ms, NULL);
+    md_rtx *rtx = g_new0(md_rtx, 1);
+    rtx->max_packets = max_packets;
+    rtx->min_ms = min_ms;
+    rtx->max_ms = max_ms;
+    rtx->keep_ms = min_ms;
     return rtx;
 }
 
@@ -66,83 +86,128 @@ md_rtx *md_rtx_free(md_rtx *rtx)
         next = c->next;
         g_free(c);
     }
+    g_free(rtx->spare);
     g_free(rtx);
     return NULL;
 }
 
-/* True when nothing in c can still be asked for: no index entry points into
- * it, or its packets are all older than the last `slots` sequence numbers. */
-static bool expired(const md_rtx *rtx, const rtx_chunk *c)
+void md_rtx_set_rtt(md_rtx *rtx, double rtt_ms)
 {
-    return c->live == 0 || (uint16_t)(rtx->newest_seq - c->newest_seq) > rtx->mask;
+    if (!rtx)
+        return;
+    double keep = rtt_ms < 0 ? 0 : MD_RTX_RTTS * rtt_ms;
+    rtx->keep_ms = keep < rtx->min_ms   ? rtx->min_ms
+                   : keep > rtx->max_ms ? rtx->max_ms
+                                        : (unsigned)keep + 1;
 }
 
-/* A chunk with room for len more bytes at the newest end. */
-static rtx_chunk *room_for(md_rtx *rtx, size_t len)
+unsigned md_rtx_keep_ms(const md_rtx *rtx)
 {
-    rtx_chunk *c = rtx->newest;
-    if (c && c->used + len <= CHUNK_BYTES)
-        return c;
-    if (rtx->oldest && rtx->oldest != rtx->newest &&
-        (expired(rtx, rtx->oldest) || rtx->n_chunks >= rtx->max_chunks)) {
-        c = rtx->oldest; /* reuse: entries still into it go stale */
+    return rtx ? rtx->keep_ms : 0;
+}
+
+/* Unlinks the oldest chunk; keeps it as the spare if there is none. */
+static void drop_oldest(md_rtx *rtx, bool keep_spare)
+{
+    rtx_chunk *c = rtx->oldest;
+    rtx->oldest = c->next;
+    if (!rtx->oldest)
+        rtx->newest = NULL;
+    rtx->n_chunks--;
+    rtx->packets -= c->count;
+    if (keep_spare && !rtx->spare)
+        rtx->spare = c;
+    else
+        g_free(c);
+}
+
+/* An empty chunk appended at the newest end. */
+static rtx_chunk *next_chunk(md_rtx *rtx, uint32_t now_ms)
+{
+    rtx_chunk *c;
+    if (rtx->oldest && too_old(rtx, rtx->oldest->newest_ms, now_ms)) {
+        c = rtx->oldest;
         rtx->oldest = c->next;
-        c->generation++;
-    } else if (rtx->n_chunks < rtx->max_chunks || !c) {
-        c = g_malloc(sizeof(*c));
-        c->generation = 0;
-        rtx->n_chunks++;
         if (!rtx->oldest)
-            rtx->oldest = c;
-    } else { /* one chunk allowed and it is full */
-        c->generation++;
-        c->used = 0;
-        c->live = 0;
-        return c;
+            rtx->newest = NULL;
+        rtx->packets -= c->count;
+    } else if (rtx->spare) {
+        c = rtx->spare;
+        rtx->spare = NULL;
+        rtx->n_chunks++;
+    } else {
+        c = g_malloc(CHUNK_BYTES);
+        rtx->n_chunks++;
     }
     c->next = NULL;
     c->used = 0;
-    c->live = 0;
+    c->count = 0;
     if (rtx->newest)
         rtx->newest->next = c;
+    else
+        rtx->oldest = c;
     rtx->newest = c;
     return c;
 }
 
-void md_rtx_put(md_rtx *rtx, uint16_t seq, const uint8_t *packet, size_t len)
+void md_rtx_put(md_rtx *rtx, uint16_t seq, const uint8_t *packet, size_t len, int64_t now_us)
 {
     if (!rtx || len == 0 || len > MD_RTX_MAX_PACKET)
         return;
-    if (!rtx->newest || md_seq_newer(seq, rtx->newest_seq))
-        rtx->newest_seq = seq;
-    rtx_entry *e = &rtx->index[seq & rtx->mask];
-    if (entry_live(e))
-        e->chunk->live--;
-    e->chunk = NULL;
-    rtx_chunk *c = room_for(rtx, len);
-    memcpy(c->data + c->used, packet, len);
-    *e = (rtx_entry){.chunk = c,
-                     .generation = c->generation,
-                     .offset = c->used,
-                     .seq = seq,
-                     .len = (uint16_t)len};
-    if (c->live++ == 0 || md_seq_newer(seq, c->newest_seq))
-        c->newest_seq = seq;
-    c->used += (uint32_t)len;
+    uint32_t now_ms = to_ms(now_us);
+    size_t need = record_size(len);
+    rtx_chunk *c = rtx->newest;
+    if (!c || c->used + need > CHUNK_DATA || c->count >= rtx->max_packets)
+        c = next_chunk(rtx, now_ms);
+    rtx_record *r = (rtx_record *)(c->data + c->used);
+    *r = (rtx_record){.seq = seq, .len = (uint16_t)len, .time_ms = now_ms};
+    memcpy(r + 1, packet, len);
+    c->used += (uint32_t)need;
+    c->newest_ms = now_ms;
+    if (c->count++ == 0)
+        c->lo = c->hi = seq;
+    else if (!covers(c, seq) && md_seq_newer(seq, c->hi))
+        c->hi = seq;
+    else if (!covers(c, seq))
+        c->lo = seq;
+    rtx->packets++;
+    while (rtx->packets > rtx->max_packets) /* never the newest: it holds <= max_packets */
+        drop_oldest(rtx, true);
 }
 
-const uint8_t *md_rtx_get(const md_rtx *rtx, uint16_t seq, size_t *ret_len)
+const uint8_t *md_rtx_get(const md_rtx *rtx, uint16_t seq, int64_t now_us, size_t *ret_len)
 {
     if (!rtx)
         return NULL;
-    const rtx_entry *e = &rtx->index[seq & rtx->mask];
-    if (!entry_live(e) || e->seq != seq)
+    uint32_t now_ms = to_ms(now_us);
+    const rtx_record *found = NULL;
+    for (const rtx_chunk *c = rtx->oldest; c; c = c->next) {
+        if (!covers(c, seq) || too_old(rtx, c->newest_ms, now_ms))
+            continue;
+        for (size_t off = 0; off < c->used;) {
+            const rtx_record *r = (const rtx_record *)(c->data + off);
+            if (r->seq == seq)
+                found = r; /* the later copy wins */
+            off += record_size(r->len);
+        }
+    }
+    if (!found || too_old(rtx, found->time_ms, now_ms))
         return NULL;
-    *ret_len = e->len;
-    return e->chunk->data + e->offset;
+    *ret_len = found->len;
+    return (const uint8_t *)(found + 1);
+}
+
+void md_rtx_trim(md_rtx *rtx, int64_t now_us)
+{
+    if (!rtx)
+        return;
+    uint32_t now_ms = to_ms(now_us);
+    g_clear_pointer(&rtx->spare, g_free);
+    while (rtx->oldest && too_old(rtx, rtx->oldest->newest_ms, now_ms))
+        drop_oldest(rtx, false);
 }
 
 size_t md_rtx_bytes(const md_rtx *rtx)
 {
-    return rtx ? (size_t)rtx->n_chunks * sizeof(rtx_chunk) : 0;
+    return rtx ? (size_t)(rtx->n_chunks + (rtx->spare != NULL)) * CHUNK_BYTES : 0;
 }

@@ -82,6 +82,9 @@ static void test_errors(void)
     /* one port cannot be both listeners (different TLS policies) */
     expect_error("{\"staff_listen\": {\"port\": 9000}, \"device_listen\": {\"port\": 9000}}",
                  "must not share a port");
+    /* a NACK store kept longer at least than at most */
+    expect_error("{\"media\": {\"nack_buffer_min_ms\": 500, \"nack_buffer_max_ms\": 400}}",
+                 "nack_buffer_min_ms");
     /* a misspelt section is an error even when empty */
     expect_error("{\"limtis\": {}}", "limtis");
 }

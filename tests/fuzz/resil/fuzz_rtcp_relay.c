@@ -35,7 +35,9 @@ static void set_up(void)
         abort();
     host.ctx = g_main_context_new();
     host.cfg.max_packet = 1500;
-    host.cfg.nack_slots = 512;
+    host.cfg.nack_packets = 512;
+    host.cfg.nack_min_ms = 200;
+    host.cfg.nack_max_ms = 1000;
     host.cfg.keyframe_interval_ms = 1000;
     session.host = &host;
     session.id = "fuzz";
