@@ -54,6 +54,7 @@ struct md_dtls {
     const EVP_MD *verify_md; /* the strongest hash the offer used (RFC 8122 5) */
     const char *verify_hash;
     bool verified, mismatch, connected, failed;
+    unsigned busy; /* calls into OpenSSL in progress (callbacks nest) */
 };
 
 /* Drains the OpenSSL error queue into buf ("" when it was empty). */
@@ -71,6 +72,24 @@ static int crypto_fail(void)
 }
 
 static int verify_peer(int preverify_ok, X509_STORE_CTX *store);
+
+/* Once the handshake is done, OpenSSL's two record buffers (about 17 KB
+ * each, DTLS 1.2 frees neither with SSL_MODE_RELEASE_BUFFERS) exist only
+ * while a call works on the association: media does not pass through DTLS
+ * (SRTP has its own keys), and data channels use it a record at a time.
+ * enter()/leave() bracket every call into OpenSSL after the handshake; they
+ * nest, since the callbacks (on_connected, on_data) may send. */
+static void enter(md_dtls *d)
+{
+    if (d->busy++ == 0 && d->connected)
+        SSL_alloc_buffers(d->ssl);
+}
+
+static void leave(md_dtls *d)
+{
+    if (--d->busy == 0 && d->connected)
+        SSL_free_buffers(d->ssl); /* refuses (and keeps them) while data is pending */
+}
 
 static int make_certificate(EVP_PKEY *key, X509 **ret)
 {
@@ -304,11 +323,12 @@ static gboolean on_timer(gpointer data)
 {
     md_dtls *d = data;
     g_clear_pointer(&d->timer, g_source_unref);
-    if (DTLSv1_handle_timeout(d->ssl) < 0) {
+    enter(d);
+    if (DTLSv1_handle_timeout(d->ssl) < 0)
         fail_ssl(d);
-        return G_SOURCE_REMOVE;
-    }
-    arm_timer(d);
+    else
+        arm_timer(d);
+    leave(d);
     return G_SOURCE_REMOVE;
 }
 
@@ -463,8 +483,11 @@ out:
 
 int md_dtls_start(md_dtls *d)
 {
-    if (d->role == MD_DTLS_CLIENT && !d->connected && !d->failed)
+    if (d->role == MD_DTLS_CLIENT && !d->connected && !d->failed) {
+        enter(d);
         step(d);
+        leave(d);
+    }
     return d->failed ? -MD_E_DTLS_FAILED : 0;
 }
 
@@ -476,7 +499,9 @@ int md_dtls_feed(md_dtls *d, const uint8_t *buf, size_t len)
         return -EINVAL;
     if (BIO_write(d->rbio, buf, (int)len) != (int)len)
         return crypto_fail();
+    enter(d);
     step(d);
+    leave(d);
     return d->failed ? -MD_E_DTLS_FAILED : 0;
 }
 
@@ -493,7 +518,9 @@ int md_dtls_send_data(md_dtls *d, const uint8_t *buf, size_t len)
         return -ENOTCONN;
     if (len == 0 || len > 16384)
         return -EMSGSIZE;
+    enter(d);
     int r = SSL_write(d->ssl, buf, (int)len);
+    leave(d);
     if (r == (int)len)
         return 0;
     char detail[512];

@@ -17,9 +17,12 @@ struct endpoint {
     md_dtls *dtls;
     GQueue *to_peer; /* datagrams waiting for the other side */
     int drop_next;   /* datagrams to lose on the way out */
+    bool drop_final_flight;
     bool connected;
     int error;
     md_dtls_keys keys;
+    GByteArray *data; /* application data received */
+    bool echo;        /* sends each record back from on_data */
 };
 
 static void on_send(const uint8_t *buf, size_t len, void *ud)
@@ -37,6 +40,8 @@ static void on_connected(const md_dtls_keys *keys, void *ud)
     struct endpoint *e = ud;
     e->connected = true;
     e->keys = *keys;
+    if (e->drop_final_flight) /* queued just before: the peer must ask again */
+        g_queue_clear_full(e->to_peer, (GDestroyNotify)g_bytes_unref);
 }
 
 static void on_failed(int error, const char *detail, void *ud)
@@ -46,7 +51,16 @@ static void on_failed(int error, const char *detail, void *ud)
     ASSERT(detail && detail[0]);
 }
 
-static const md_dtls_callbacks callbacks = {on_send, on_connected, on_failed, NULL};
+static void on_data(const uint8_t *buf, size_t len, void *ud)
+{
+    struct endpoint *e = ud;
+    if (e->data)
+        g_byte_array_append(e->data, buf, (guint)len);
+    if (e->echo)
+        ASSERT_OK(md_dtls_send_data(e->dtls, buf, len));
+}
+
+static const md_dtls_callbacks callbacks = {on_send, on_connected, on_failed, on_data};
 
 static void fingerprint_of(md_dtls_identity *id, md_sdp_fingerprint *ret)
 {
@@ -90,8 +104,8 @@ static void endpoints_clear(struct endpoint *a, struct endpoint *b)
     g_queue_free_full(b->to_peer, (GDestroyNotify)g_bytes_unref);
 }
 
-static void handshake(bool gcm_only, int drop_client_flights, int drop_server_flights,
-                      struct endpoint *server, struct endpoint *client)
+static void handshake_with(bool gcm_only, int drop_client_flights, int drop_server_flights,
+                           bool drop_server_final, struct endpoint *server, struct endpoint *client)
 {
     GMainContext *ctx = g_main_context_default();
     md_dtls_identity *sid, *cid;
@@ -100,7 +114,9 @@ static void handshake(bool gcm_only, int drop_client_flights, int drop_server_fl
     ASSERT_OK(md_dtls_identity_new(&cid));
     fingerprint_of(sid, &sfp);
     fingerprint_of(cid, &cfp);
-    *server = (struct endpoint){.to_peer = g_queue_new(), .drop_next = drop_server_flights};
+    *server = (struct endpoint){.to_peer = g_queue_new(),
+                                .drop_next = drop_server_flights,
+                                .drop_final_flight = drop_server_final};
     *client = (struct endpoint){.to_peer = g_queue_new(), .drop_next = drop_client_flights};
     md_dtls_options so = {.role = MD_DTLS_SERVER, .initial_timeout_ms = 20};
     md_dtls_options co = {
@@ -112,6 +128,12 @@ static void handshake(bool gcm_only, int drop_client_flights, int drop_server_fl
     ASSERT_OK(md_dtls_start(server->dtls));
     ASSERT_OK(md_dtls_start(client->dtls));
     pump(client, server, ctx);
+}
+
+static void handshake(bool gcm_only, int drop_client_flights, int drop_server_flights,
+                      struct endpoint *server, struct endpoint *client)
+{
+    handshake_with(gcm_only, drop_client_flights, drop_server_flights, false, server, client);
 }
 
 static void test_identity(void)
@@ -194,6 +216,41 @@ static void test_handshake_loss(void)
     endpoints_clear(&s, &c);
 }
 
+/* After the handshake OpenSSL's record buffers exist only during a call
+ * (md_dtls.c enter/leave): the server's last flight is lost, so the client
+ * repeats its own and the connected server answers it again; then records
+ * of every size go both ways, the server echoing from inside on_data. */
+static void test_records_after_handshake(void)
+{
+    GMainContext *ctx = g_main_context_default();
+    struct endpoint s, c;
+    handshake_with(false, 0, 0, true, &s, &c);
+    assert_mirrored(&s, &c);
+    s.data = g_byte_array_new();
+    c.data = g_byte_array_new();
+    s.echo = true;
+    GByteArray *sent = g_byte_array_new();
+    static const size_t sizes[] = {1, 100, 1200, 4000, 16384, 17, 16384, 900};
+    for (size_t i = 0; i < G_N_ELEMENTS(sizes); i++) {
+        uint8_t buf[16384];
+        for (size_t j = 0; j < sizes[i]; j++)
+            buf[j] = (uint8_t)(i * 7 + j);
+        ASSERT_OK(md_dtls_send_data(c.dtls, buf, sizes[i]));
+        g_byte_array_append(sent, buf, (guint)sizes[i]);
+        pump(&c, &s, ctx);
+    }
+    ASSERT_EQ(s.data->len, sent->len);
+    ASSERT(memcmp(s.data->data, sent->data, sent->len) == 0);
+    ASSERT_EQ(c.data->len, sent->len);
+    ASSERT(memcmp(c.data->data, sent->data, sent->len) == 0);
+    ASSERT_EQ(s.error, 0);
+    ASSERT_EQ(c.error, 0);
+    g_byte_array_unref(sent);
+    g_byte_array_unref(s.data);
+    g_byte_array_unref(c.data);
+    endpoints_clear(&s, &c);
+}
+
 static void test_fingerprint_mismatch(void)
 {
     GMainContext *ctx = g_main_context_default();
@@ -252,6 +309,7 @@ int main(void)
     RUN(test_identity);
     RUN(test_handshake_gcm);
     RUN(test_handshake_loss);
+    RUN(test_records_after_handshake);
     RUN(test_fingerprint_mismatch);
     RUN(test_srtp_errors);
     md_srtp_deinit();
