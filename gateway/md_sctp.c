@@ -37,8 +37,8 @@ struct sctp_sockstat {
 };
 #endif
 
-#define RECV_SCRATCH (64 * 1024)
-#define MAX_OUT_PACKETS 2048 /* per association; beyond it SCTP retransmits */
+#define RECV_SCRATCH (16 * 1024) /* one read; drain_receive() keeps it on the stack */
+#define MAX_OUT_PACKETS 2048     /* per association; beyond it SCTP retransmits */
 #define MAX_NOTIFICATION 4096
 #define PUMP_ROUNDS 64
 
@@ -72,7 +72,6 @@ struct md_sctp {
     bool rx_active, rx_oversize;
     uint8_t notif[MAX_NOTIFICATION];
     size_t notif_len;
-    uint8_t *scratch;
     md_sctp_stream_params params[MD_SCTP_MAX_STREAMS];
     uint8_t state[MD_SCTP_MAX_STREAMS];
     uint8_t reset_queued[MD_SCTP_MAX_STREAMS / 8];
@@ -466,6 +465,9 @@ static void on_data(md_sctp *s, uint16_t stream, uint32_t ppid, const uint8_t *b
 
 static bool drain_receive(md_sctp *s)
 {
+    /* On the stack, not per association: a message longer than this is read
+     * in parts and reassembled in s->rx (on_data). */
+    uint8_t scratch[RECV_SCRATCH];
     bool any = false;
     while (!s->closed && !s->paused) {
         struct sctp_rcvinfo info;
@@ -474,7 +476,7 @@ static bool drain_receive(md_sctp *s)
         unsigned int infotype = SCTP_RECVV_NOINFO;
         int flags = 0;
         memset(&info, 0, sizeof(info));
-        ssize_t n = usrsctp_recvv(s->sock, s->scratch, RECV_SCRATCH, (struct sockaddr *)&from,
+        ssize_t n = usrsctp_recvv(s->sock, scratch, sizeof(scratch), (struct sockaddr *)&from,
                                   &fromlen, &info, &infolen, &infotype, &flags);
         if (n < 0) {
             if (errno != EWOULDBLOCK && errno != EAGAIN && errno != ENOTCONN)
@@ -488,7 +490,7 @@ static bool drain_receive(md_sctp *s)
         }
         if (flags & MSG_NOTIFICATION) {
             if ((size_t)n <= MAX_NOTIFICATION - s->notif_len) {
-                memcpy(s->notif + s->notif_len, s->scratch, (size_t)n);
+                memcpy(s->notif + s->notif_len, scratch, (size_t)n);
                 s->notif_len += (size_t)n;
             } else {
                 s->notif_len = MAX_NOTIFICATION + 1; /* poison until EOR */
@@ -502,8 +504,7 @@ static bool drain_receive(md_sctp *s)
         }
         if (infotype != SCTP_RECVV_RCVINFO)
             continue;
-        on_data(s, info.rcv_sid, ntohl(info.rcv_ppid), s->scratch, (size_t)n,
-                (flags & MSG_EOR) != 0);
+        on_data(s, info.rcv_sid, ntohl(info.rcv_ppid), scratch, (size_t)n, (flags & MSG_EOR) != 0);
     }
     return any;
 }
@@ -673,7 +674,6 @@ int md_sctp_new(const md_sctp_options *opt, GMainContext *ctx, const md_sctp_cal
     s->max_recv = MIN(s->max_recv, MD_SCTP_HARD_MAX_MESSAGE);
     s->send_buffer = o.send_buffer ? o.send_buffer : 256 * 1024;
     s->low_threshold = o.buffered_amount_low ? o.buffered_amount_low : s->send_buffer / 4;
-    s->scratch = g_malloc(RECV_SCRATCH);
     g_queue_init(&s->out);
     global_ref(s);
 
@@ -870,7 +870,6 @@ md_sctp *md_sctp_free(md_sctp *s)
     global_unref();
     g_free(s->pend);
     g_free(s->rx);
-    g_free(s->scratch);
     g_main_context_unref(s->ctx);
     g_free(s);
     return NULL;
