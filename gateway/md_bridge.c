@@ -13,6 +13,7 @@
 #include "md_err.h"
 #include "md_log.h"
 #include "md_rtp.h"
+#include "md_worker.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -25,6 +26,25 @@ static void emit(md_leg_ctx *leg, md_media_event ev)
     ev.session_id = leg->session->id;
     ev.leg = leg->which;
     md_event_sink_post(leg->session->host->sink, &ev, leg->session->serial);
+}
+
+static gboolean trim_heap(gpointer data)
+{
+    md_bridge_host *host = data;
+    g_clear_pointer(&host->trim_timer, g_source_unref);
+    md_worker_trim_heap();
+    return G_SOURCE_REMOVE;
+}
+
+/* A leg connected or a session closed: what its setup or its life allocated
+ * and freed goes back to the system shortly after, once for a burst. */
+static void trim_heap_later(md_bridge_host *host)
+{
+    if (host->trim_timer)
+        return;
+    host->trim_timer = g_timeout_source_new(MD_WORKER_TRIM_MS);
+    g_source_set_callback(host->trim_timer, trim_heap, host, NULL);
+    g_source_attach(host->trim_timer, host->ctx);
 }
 
 static void leg_release(md_leg_ctx *leg)
@@ -156,6 +176,7 @@ static void on_dtls_connected(const md_dtls_keys *keys, void *ud)
         md_relay_request_keyframe(leg, true);
     }
     md_bridge_dc_start(leg); /* RFC 8841 / RFC 8831 6.2: SCTP once DTLS is up */
+    trim_heap_later(leg->session->host);
 }
 
 static void on_dtls_data(const uint8_t *buf, size_t len, void *ud)
@@ -502,7 +523,8 @@ void md_bridge_open(md_bridge_host *host, const char *id, uint64_t serial, char 
 
 void md_bridge_close(md_bridge_host *host, const char *id)
 {
-    g_hash_table_remove(host->sessions, id);
+    if (g_hash_table_remove(host->sessions, id))
+        trim_heap_later(host);
 }
 
 md_bridge_host *md_bridge_host_new(GMainContext *worker_ctx, const md_bridge_config *cfg,
@@ -527,6 +549,10 @@ void md_bridge_host_free(md_bridge_host *host)
     if (host->sctp_timer) { /* gone with the last association already */
         g_source_destroy(host->sctp_timer);
         g_source_unref(host->sctp_timer);
+    }
+    if (host->trim_timer) {
+        g_source_destroy(host->trim_timer);
+        g_source_unref(host->trim_timer);
     }
     md_dtls_identity_unref(host->identity);
     md_event_sink_unref(host->sink);

@@ -189,6 +189,7 @@ struct md_bridge_host {
     uint8_t rtcp_out[MD_SCRATCH_LEN]; /* RTCP built for the other leg */
     unsigned n_dc;                    /* legs with an md_dc on this worker */
     GSource *sctp_timer;              /* md_sctp_tick() every 10 ms while n_dc > 0 */
+    GSource *trim_timer;              /* md_worker_trim_heap() once sessions settle (md_bridge.c) */
 };
 
 /* Control thread: makes a host for a worker (takes a ref on identity/sink). */

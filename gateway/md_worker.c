@@ -9,6 +9,9 @@
 
 #include <errno.h>
 #include <stdbool.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 
 struct md_worker {
     GThread *thread;
@@ -73,6 +76,22 @@ void md_worker_post(md_worker *w, GSourceFunc fn, gpointer data, GDestroyNotify 
 GMainContext *md_worker_context(md_worker *w)
 {
     return w->ctx;
+}
+
+void md_worker_trim_heap(void)
+{
+#ifdef __GLIBC__
+    static GMutex lock;
+    static gint64 last_us;
+    gint64 now = g_get_monotonic_time();
+    g_mutex_lock(&lock);
+    bool due = last_us == 0 || now - last_us >= (gint64)MD_WORKER_TRIM_MS * 1000;
+    if (due)
+        last_us = now;
+    g_mutex_unlock(&lock);
+    if (due)
+        malloc_trim(0); /* every arena, free pages in the middle too */
+#endif
 }
 
 static gboolean quit(gpointer data)

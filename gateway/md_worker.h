@@ -21,6 +21,13 @@ void md_worker_post(md_worker *w, GSourceFunc fn, gpointer data, GDestroyNotify 
 
 GMainContext *md_worker_context(md_worker *w);
 
+/* Hands freed heap memory back to the system (glibc's malloc_trim), at most
+ * once per MD_WORKER_TRIM_MS in the process.  A session's setup frees much
+ * more than it keeps (DTLS handshake, offers, ICE gathering), and the
+ * allocator keeps those pages otherwise.  Any thread. */
+#define MD_WORKER_TRIM_MS 2000
+void md_worker_trim_heap(void);
+
 /* Runs what was posted before, stops the loop and joins the thread.  Called
  * by the thread that created the worker. */
 md_worker *md_worker_free(md_worker *w);
