@@ -36,8 +36,9 @@ static gboolean trim_heap(gpointer data)
     return G_SOURCE_REMOVE;
 }
 
-/* A leg connected or a session closed: what its setup or its life allocated
- * and freed goes back to the system shortly after, once for a burst. */
+/* A leg connected, a session closed, or the NACK stores shrank after a
+ * burst: what was allocated and freed goes back to the system shortly
+ * after, once for a burst. */
 static void trim_heap_later(md_bridge_host *host)
 {
     if (host->trim_timer)
@@ -45,6 +46,15 @@ static void trim_heap_later(md_bridge_host *host)
     host->trim_timer = g_timeout_source_new(MD_WORKER_TRIM_MS);
     g_source_set_callback(host->trim_timer, trim_heap, host, NULL);
     g_source_attach(host->trim_timer, host->ctx);
+}
+
+void md_bridge_heap_freed(md_bridge_host *host, size_t bytes)
+{
+    host->heap_freed += bytes;
+    if (host->heap_freed >= MD_BRIDGE_TRIM_AFTER) {
+        host->heap_freed = 0;
+        trim_heap_later(host);
+    }
 }
 
 static void leg_release(md_leg_ctx *leg)

@@ -190,6 +190,7 @@ struct md_bridge_host {
     unsigned n_dc;                    /* legs with an md_dc on this worker */
     GSource *sctp_timer;              /* md_sctp_tick() every 10 ms while n_dc > 0 */
     GSource *trim_timer;              /* md_worker_trim_heap() once sessions settle (md_bridge.c) */
+    size_t heap_freed;                /* by the NACK stores since the last trim */
 };
 
 /* Control thread: makes a host for a worker (takes a ref on identity/sink). */
@@ -220,6 +221,11 @@ void md_bridge_record_stop(md_bridge_host *host, const char *id);
 void md_bridge_record_stall(md_bridge_host *host, const char *id, bool stalled);
 /* Hands the session's recorder (if any) to its thread to finish. */
 void md_bridge_record_end(md_bridge *s);
+
+/* Bytes the NACK stores of a session just freed (md_quality_tick.c): after
+ * MD_BRIDGE_TRIM_AFTER on the worker, the heap is trimmed. */
+#define MD_BRIDGE_TRIM_AFTER (1024 * 1024)
+void md_bridge_heap_freed(md_bridge_host *host, size_t bytes);
 
 /* md_bridge_dc.c: the leg's data channels, on the worker. */
 /* DTLS is up (or a renegotiation added a data m-line): starts SCTP. */

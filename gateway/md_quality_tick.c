@@ -217,9 +217,12 @@ static gboolean tick(gpointer data)
 {
     md_bridge *s = data;
     gint64 now = g_get_monotonic_time();
+    size_t freed = 0;
+    for (int i = 0; i < 2; i++)
+        freed += md_rtx_trim(s->legs[i].out[MD_KIND_VIDEO].rtx, now);
+    md_bridge_heap_freed(s->host, freed);
     for (int i = 0; i < 2; i++) {
         md_leg_ctx *leg = &s->legs[i];
-        md_rtx_trim(leg->out[MD_KIND_VIDEO].rtx, now);
         if (leg->state != MD_LEG_CONNECTED)
             continue;
         send_sender_reports(leg, now);

@@ -5,9 +5,13 @@
  * max_packets records; it is the oldest chunk when every packet in it is too
  * old, else the one spare chunk, else a new allocation.  Whenever more than
  * max_packets records are held, the oldest chunk goes (to the spare slot, or
- * freed).  Each chunk knows the range of sequence numbers it holds, so a
- * lookup reads only the chunks whose range covers the number asked for.
- * Per packet: one memcpy and a few stores.
+ * freed).  The trim frees the chunks that are too old but one, kept as the
+ * spare until a whole interval passes without it being used: a steady
+ * stream allocates nothing, and a burst (a late worker or sender catching
+ * up) or a stream that stops gives its chunks back.  Each chunk knows the
+ * range of sequence numbers it holds, so a lookup reads only the chunks
+ * whose range covers the number asked for.  Per packet: one memcpy and a
+ * few stores.
  */
 #include "md_rtx.h"
 #include "md_rtp.h"
@@ -41,6 +45,7 @@ G_STATIC_ASSERT(CHUNK_DATA >= sizeof(rtx_record) + MD_RTX_MAX_PACKET);
 struct md_rtx {
     rtx_chunk *oldest, *newest;
     rtx_chunk *spare;
+    bool spare_idle;   /* the spare was neither made nor taken since the last trim */
     unsigned n_chunks; /* in the FIFO */
     unsigned packets;  /* records in the FIFO */
     unsigned max_packets;
@@ -115,9 +120,10 @@ static void drop_oldest(md_rtx *rtx, bool keep_spare)
         rtx->newest = NULL;
     rtx->n_chunks--;
     rtx->packets -= c->count;
-    if (keep_spare && !rtx->spare)
+    if (keep_spare && !rtx->spare) {
         rtx->spare = c;
-    else
+        rtx->spare_idle = false;
+    } else
         g_free(c);
 }
 
@@ -197,14 +203,22 @@ const uint8_t *md_rtx_get(const md_rtx *rtx, uint16_t seq, int64_t now_us, size_
     return (const uint8_t *)(found + 1);
 }
 
-void md_rtx_trim(md_rtx *rtx, int64_t now_us)
+size_t md_rtx_trim(md_rtx *rtx, int64_t now_us)
 {
     if (!rtx)
-        return;
+        return 0;
     uint32_t now_ms = to_ms(now_us);
-    g_clear_pointer(&rtx->spare, g_free);
-    while (rtx->oldest && too_old(rtx, rtx->oldest->newest_ms, now_ms))
-        drop_oldest(rtx, false);
+    size_t freed = 0;
+    if (rtx->spare && rtx->spare_idle) { /* a whole interval unused */
+        g_clear_pointer(&rtx->spare, g_free);
+        freed += CHUNK_BYTES;
+    }
+    while (rtx->oldest && too_old(rtx, rtx->oldest->newest_ms, now_ms)) {
+        freed += rtx->spare ? CHUNK_BYTES : 0;
+        drop_oldest(rtx, true); /* the first one waits as the spare */
+    }
+    rtx->spare_idle = true;
+    return freed;
 }
 
 size_t md_rtx_bytes(const md_rtx *rtx)

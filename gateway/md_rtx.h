@@ -40,9 +40,10 @@ void md_rtx_put(md_rtx *rtx, uint16_t seq, const uint8_t *packet, size_t len, in
  * valid until the next md_rtx_put() or md_rtx_trim(). */
 const uint8_t *md_rtx_get(const md_rtx *rtx, uint16_t seq, int64_t now_us, size_t *ret_len);
 
-/* Frees the chunks whose packets are all too old at now_us (a stream that
- * slowed down or stopped); called once a second. */
-void md_rtx_trim(md_rtx *rtx, int64_t now_us);
+/* Frees the chunks whose packets are all too old at now_us (after a burst,
+ * or a stream that slowed down or stopped), but one that waits an interval
+ * for reuse; called once a second.  Returns the bytes freed. */
+size_t md_rtx_trim(md_rtx *rtx, int64_t now_us);
 
 /* Bytes held in chunks (for tests and diagnostics). */
 size_t md_rtx_bytes(const md_rtx *rtx);

@@ -157,21 +157,42 @@ static void test_real_length(void)
     md_rtx_free(large);
 }
 
-/* A stream that stops: once a second the quality tick trims it to nothing. */
+/* Once a second the quality tick trims: a steady stream frees nothing, a
+ * burst is given back within two trims, a stream that stops goes to
+ * nothing. */
 static void test_trim(void)
 {
     md_rtx *rtx = md_rtx_new(256, 200, 1000);
     int64_t now = G_USEC_PER_SEC;
-    for (unsigned i = 0; i < 200; i++, now += 5 * MS)
+    size_t freed = 0;
+    for (unsigned i = 0; i < 2000; i++, now += 5 * MS) { /* 200 packets/s, 10 s */
         put(rtx, (uint16_t)i, 1200, now);
-    md_rtx_trim(rtx, now);
-    ASSERT_INT(md_rtx_bytes(rtx), >, 0);
-    ASSERT(holds(rtx, 199, 1200, now));
-    md_rtx_trim(rtx, now + 300 * MS);
+        if (i % 200 == 199)
+            freed += md_rtx_trim(rtx, now);
+    }
+    ASSERT_INT(freed, ==, 0);
+    size_t steady = md_rtx_bytes(rtx);
+    ASSERT_INT(steady, <=, bound(41, 1200));
+
+    for (unsigned i = 2000; i < 2200; i++) /* a late second, all at once */
+        put(rtx, (uint16_t)i, 1200, now);
+    ASSERT_INT(md_rtx_bytes(rtx), >, steady + 100 * 1200);
+    for (unsigned i = 2200; i < 2600; i++, now += 5 * MS) {
+        put(rtx, (uint16_t)i, 1200, now);
+        if (i % 200 == 199)
+            freed += md_rtx_trim(rtx, now);
+    }
+    ASSERT_INT(freed, >=, 100 * 1200);
+    ASSERT_INT(md_rtx_bytes(rtx), <=, steady + 8192);
+    ASSERT(holds(rtx, 2599, 1200, now - 5 * MS));
+
+    ASSERT_INT(md_rtx_trim(rtx, now + 300 * MS), >, 0); /* stopped: one chunk waits */
+    ASSERT_INT(md_rtx_bytes(rtx), ==, 8192);
+    ASSERT(missing(rtx, 2599, now + 300 * MS));
+    ASSERT_INT(md_rtx_trim(rtx, now + 1300 * MS), ==, 8192);
     ASSERT_INT(md_rtx_bytes(rtx), ==, 0);
-    ASSERT(missing(rtx, 199, now + 300 * MS));
-    put(rtx, 200, 1200, now + 400 * MS); /* and it starts again */
-    ASSERT(holds(rtx, 200, 1200, now + 400 * MS));
+    put(rtx, 1, 1200, now + 1400 * MS); /* and it starts again */
+    ASSERT(holds(rtx, 1, 1200, now + 1400 * MS));
     md_rtx_free(rtx);
 }
 
@@ -229,7 +250,7 @@ static void test_edges(void)
     md_rtx_free(rtx);
     md_rtx_put(NULL, 1, big, 10, 0);
     md_rtx_set_rtt(NULL, 10);
-    md_rtx_trim(NULL, 0);
+    ASSERT_INT(md_rtx_trim(NULL, 0), ==, 0);
     ASSERT(missing(NULL, 1, 0));
     ASSERT(md_rtx_free(NULL) == NULL);
     ASSERT_INT(md_rtx_bytes(NULL), ==, 0);
