@@ -84,6 +84,20 @@ struct md_conn {
     guint64 ticket;            /* != 0: the handler answers later (md_ws_http_respond) */
 };
 
+void md_http_response_clear(md_http_response *resp)
+{
+    g_free(resp->body);
+    g_free(resp->set_cookie);
+    g_free(resp->disposition);
+    g_free(resp->file);
+    if (resp->source) {
+        if (resp->source->free)
+            resp->source->free(resp->source->ud);
+        g_free(resp->source);
+    }
+    memset(resp, 0, sizeof(*resp));
+}
+
 static md_ws *ws_of(struct lws *wsi)
 {
     return lws_context_user(lws_get_context(wsi));
@@ -180,19 +194,10 @@ static void http_reset(md_conn *c)
         g_string_free(c->http_body, TRUE);
     c->http_body = NULL;
     c->http_body_too_large = false;
-    g_clear_pointer(&c->resp.body, g_free);
-    g_clear_pointer(&c->resp.set_cookie, g_free);
-    g_clear_pointer(&c->resp.disposition, g_free);
-    g_clear_pointer(&c->resp.file, g_free);
     g_clear_pointer(&c->http_range, g_free);
-    if (c->resp.source) {
-        if (c->resp.source->free)
-            c->resp.source->free(c->resp.source->ud);
-        g_free(c->resp.source);
-    }
+    md_http_response_clear(&c->resp);
     c->src_off = c->src_end = 0;
     c->src_started = false;
-    memset(&c->resp, 0, sizeof(c->resp));
     c->resp_ready = false;
 }
 

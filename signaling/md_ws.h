@@ -85,6 +85,10 @@ typedef struct md_http_response {
     char *disposition;      /* g_malloc'd Content-Disposition value (downloads), nullable */
 } md_http_response;
 
+/* Frees what a response owns (body, cookie, file, source, disposition) and
+ * zeroes it.  The adapter calls it once a response is sent. */
+void md_http_response_clear(md_http_response *resp);
+
 typedef struct md_ws_callbacks {
     /* A WebSocket is up.  Return 0 to keep it, or a negative MD_E_* code to
      * refuse: the adapter then calls on_refuse and closes after sending. */

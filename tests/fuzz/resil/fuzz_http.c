@@ -123,9 +123,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     };
     md_http_response resp = {0};
     md_http_api_handle(&srv, &req, &resp);
-    g_free(resp.body);
-    g_free(resp.set_cookie);
-    g_free(resp.file);
+    md_http_response_clear(&resp);
     g_free(copy);
     return 0;
 }
