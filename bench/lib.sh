@@ -24,7 +24,7 @@ print("\n".join(str(s.getsockname()[1]) for s in socks))' "$1"
 mdb_md_config() {
     local dir=$1 host=$2 sp=$3 dp=$4 nack=${5:+, \"nack_buffer_packets\": $5}
     cat >"$dir/config.json" <<EOF
-{"data_dir": "$dir", "log_level": "warn",
+{"data_dir": "$dir", "log_level": "${MDB_MD_LOG_LEVEL:-warn}",
  "public_url": "https://$host:$sp",
  "staff_listen": {"address": "$host", "port": $sp},
  "device_listen": {"address": "$host", "port": $dp},

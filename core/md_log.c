@@ -12,6 +12,7 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 static _Atomic int log_level = MD_LOG_INFO;
@@ -65,4 +66,15 @@ void md_log(enum md_log_level level, const char *mod, const char *event, const c
         json_decref(line);
     }
     json_decref(obj);
+}
+
+void md_log_setup(const char *event, const char *session, const char *leg)
+{
+    if (MD_LOG_DEBUG < atomic_load(&log_level))
+        return;
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    json_int_t t_us = (json_int_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+    md_log(MD_LOG_DEBUG, "setup", event, "{s:s, s:s*, s:I}", "session", session, "leg", leg, "t_us",
+           t_us);
 }

@@ -17,6 +17,16 @@ int md_log_level_from_string(const char *s); /* -EINVAL when unknown */
 /* fields: json_pack() format for an object ("{s:s, s:i}") or NULL. */
 void md_log(enum md_log_level level, const char *mod, const char *event, const char *fields, ...);
 
+/*
+ * One step of a session's set-up, at debug level, with a CLOCK_MONOTONIC
+ * timestamp in microseconds ("t_us"; the same clock on every thread and in
+ * every network namespace of the host), so that a debug log shows where the
+ * time between `accept` and the first media goes (docs/internals/signaling.md,
+ * "Where set-up time goes").  leg may be NULL.  Costs one comparison when
+ * debug is off.
+ */
+void md_log_setup(const char *event, const char *session, const char *leg);
+
 #define md_debug(mod, ev, ...) md_log(MD_LOG_DEBUG, mod, ev, __VA_ARGS__)
 #define md_info(mod, ev, ...) md_log(MD_LOG_INFO, mod, ev, __VA_ARGS__)
 #define md_warn(mod, ev, ...) md_log(MD_LOG_WARN, mod, ev, __VA_ARGS__)

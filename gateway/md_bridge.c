@@ -116,6 +116,7 @@ static void on_ice_state(md_ice_state state, void *ud)
     if (leg->state == MD_LEG_FAILED)
         return;
     if (state == MD_ICE_CONNECTED) {
+        md_log_setup("ice_connected", leg->session->id, md_leg_name(leg->which));
         leg->ice_connected = true;
         if (leg->srtp_out) { /* back after an ICE restart: DTLS survived */
             leg->state = MD_LEG_CONNECTED;
@@ -163,7 +164,9 @@ static const md_ice_callbacks ice_callbacks = {on_ice_candidate, on_ice_state, o
 static void on_dtls_send(const uint8_t *buf, size_t len, void *ud)
 {
     md_leg_ctx *leg = ud;
-    md_ice_send(leg->ice, buf, len); /* a lost flight is retransmitted by the timer */
+    if (md_ice_send(leg->ice, buf, len) ==
+        -EAGAIN) /* a lost flight is retransmitted by the timer */
+        md_log_setup("dtls_send_no_pair", leg->session->id, md_leg_name(leg->which));
 }
 
 static void on_dtls_connected(const md_dtls_keys *keys, void *ud)
@@ -176,6 +179,7 @@ static void on_dtls_connected(const md_dtls_keys *keys, void *ud)
     }
     leg->ever_connected = true;
     leg->state = MD_LEG_CONNECTED;
+    md_log_setup("dtls_connected", leg->session->id, md_leg_name(leg->which));
     md_debug("media", "leg_connected", "{s:s, s:s, s:s}", "session", leg->session->id, "leg",
              md_leg_name(leg->which), "srtp", md_srtp_profile_name(keys->profile));
     emit(leg, (md_media_event){.type = MD_MEDIA_LEG_CONNECTED});
@@ -264,6 +268,7 @@ static int send_answer(md_leg_ctx *leg, const md_sdp *offer)
     g_strfreev(candidates);
     if (r < 0)
         return r;
+    md_log_setup("answered", s->id, md_leg_name(leg->which));
     emit(leg, (md_media_event){.type = MD_MEDIA_ANSWER, .sdp = text});
     g_free(text);
     return 0;
@@ -429,6 +434,7 @@ void md_bridge_offer(md_bridge_host *host, const char *id, md_leg which, md_sdp 
     md_leg_ctx *leg = s ? &s->legs[which] : NULL;
     if (!s)
         goto out;
+    md_log_setup("offer_on_worker", s->id, md_leg_name(which));
     if (s->refused) {
         emit(leg, (md_media_event){.type = MD_MEDIA_LEG_FAILED,
                                    .error = -MD_E_CODEC_MISMATCH,

@@ -14,6 +14,7 @@
  * allocation happens per packet; nothing is shared with other workers.
  */
 #include "md_err.h"
+#include "md_log.h"
 #include "md_recorder.h"
 #include "md_rtp.h"
 #include "md_bridge.h"
@@ -140,6 +141,8 @@ static void relay_rtp(md_leg_ctx *from, uint8_t *p, size_t len)
     md_stream_in *in = &from->in[k];
     gint64 now = g_get_monotonic_time();
     in->ssrc = h.ssrc;
+    if (from->in[MD_KIND_AUDIO].packets + from->in[MD_KIND_VIDEO].packets == 0)
+        md_log_setup("first_media_in", from->session->id, md_leg_name(from->which));
     in->packets++;
     in->bytes += len;
     md_quality_on_rtp(from, k, &h, p, len, now);
@@ -165,6 +168,8 @@ static void relay_rtp(md_leg_ctx *from, uint8_t *p, size_t len)
         return;
     }
     md_rtx_put(o->rtx, seq, p, len, now);
+    if (to->out[MD_KIND_AUDIO].packets + to->out[MD_KIND_VIDEO].packets == 0)
+        md_log_setup("first_media_out", to->session->id, md_leg_name(to->which));
     o->packets++;
     o->bytes += len;
     o->octets += h.payload_len;

@@ -299,6 +299,7 @@ static int assign(md_server *srv, md_session *s, md_party *verifier, const char 
         g_clear_pointer(&s->verifier, g_free);
         return r;
     }
+    md_log_setup("assigned", s->id, NULL);
     disarm_timer(s);
     s->leg[MD_LEG_VERIFIER] = verifier;
     verifier->session = s;
@@ -518,6 +519,7 @@ static void on_accept(md_server *srv, md_party *p, const md_proto_result *m)
         md_party_send_error(p, -MD_E_SESSION_UNKNOWN, NULL, m->id, id);
         return;
     }
+    md_log_setup("accept", s->id, NULL);
     if (g_strcmp0(s->municipality, p->municipality) != 0) {
         refuse_accept(srv, p, m, s, -MD_E_WRONG_MUNICIPALITY);
         return;
@@ -616,6 +618,7 @@ static void on_offer(md_server *srv, md_party *p, const md_proto_result *m)
     md_session *s = md_sessions_own(srv, p, m);
     if (!s || !media_state_ok(srv, p, m, s))
         return;
+    md_log_setup("offer", s->id, md_leg_name(leg_of(p)));
     if (s->state == MD_STATE_ASSIGNED &&
         transition(srv, s, MD_STATE_CONNECTING, NULL, p->actor, "session_connecting", NULL) < 0) {
         md_party_send_error(p, -MD_E_INTERNAL, "the session could not be recorded", m->id, s->id);
@@ -857,6 +860,7 @@ void md_sessions_on_media_event(const md_media_event *ev, void *userdata)
     md_party *p = s->leg[ev->leg];
     switch (ev->type) {
     case MD_MEDIA_ANSWER:
+        md_log_setup("answer_sent", s->id, md_leg_name(ev->leg));
         if (p)
             md_party_send(p, json_pack("{s:s, s:s, s:s}", "type", "answer", "session", s->id, "sdp",
                                        ev->sdp));
@@ -872,6 +876,7 @@ void md_sessions_on_media_event(const md_media_event *ev, void *userdata)
         bool was_lost = s->leg_was_up[ev->leg] && !s->leg_connected[ev->leg];
         if (s->leg_was_up[ev->leg] && !was_lost)
             break; /* an ICE restart that finished before any loss was noticed */
+        md_log_setup("leg_connected", s->id, md_leg_name(ev->leg));
         s->leg_connected[ev->leg] = true;
         s->leg_was_up[ev->leg] = true;
         md_server_audit(srv, p ? p->actor : "system",
@@ -890,6 +895,7 @@ void md_sessions_on_media_event(const md_media_event *ev, void *userdata)
                     end_session(srv, s, NULL, "internal", NULL, NULL);
                     break;
                 }
+                md_log_setup("live", s->id, NULL);
                 md_session_recording_live(srv, s);
             }
         }
