@@ -337,6 +337,22 @@ void md_store_rollback(md_store *st)
     st->in_tx = false;
 }
 
+int md_store_defer_sync(md_store *st, bool defer)
+{
+    if (!st)
+        return -EINVAL;
+    if (st->in_tx)
+        return -EBUSY;
+    return st->ops->defer_sync ? st->ops->defer_sync(st->conn, defer) : 0;
+}
+
+int md_store_sync(md_store *st)
+{
+    if (!st)
+        return -EINVAL;
+    return st->ops->sync ? st->ops->sync(st->conn) : 0;
+}
+
 int md_store_schema_version(md_store *st)
 {
     return st ? st->schema_version : -EINVAL;

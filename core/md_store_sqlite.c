@@ -287,6 +287,49 @@ static const void *row_blob(const void *cursor, int col, size_t *ret_len)
     return p ? p : "";
 }
 
+/* WAL's synchronous=NORMAL writes a commit's frames to the log without
+ * waiting for the disk; FULL waits for them (an fsync of the log) at every
+ * commit.  Both are consistent after a power cut; only FULL is durable at
+ * once (https://sqlite.org/pragma.html#pragma_synchronous). */
+static int sqlite_defer_sync(void *conn, bool defer)
+{
+    return sqlite_exec_script(conn,
+                              defer ? "PRAGMA synchronous = NORMAL" : "PRAGMA synchronous = FULL");
+}
+
+/*
+ * What FULL does at each commit, once for every commit so far: an fsync of
+ * the write-ahead log.  The log is one file per database, and fsync acts on
+ * the file, not on the descriptor, so this makes every frame written to it
+ * (through any connection) durable.  SQLITE_FCNTL_JOURNAL_POINTER is the
+ * connection's own handle on the log; it is open once the connection has
+ * read the database in WAL mode (a fresh connection reads the schema first).
+ * Frames already checkpointed are in the database file, which a checkpoint
+ * syncs itself.
+ */
+static int sqlite_sync(void *conn)
+{
+    sqlite3 *db = conn;
+    sqlite3_file *log = NULL;
+    if (sqlite3_file_control(db, "main", SQLITE_FCNTL_JOURNAL_POINTER, &log) != SQLITE_OK)
+        return fail(db, "journal_pointer", NULL);
+    if (!log || !log->pMethods) {
+        int r = pragma_text(db, "SELECT count(*) FROM sqlite_schema", NULL, 0);
+        if (r < 0)
+            return r;
+        if (sqlite3_file_control(db, "main", SQLITE_FCNTL_JOURNAL_POINTER, &log) != SQLITE_OK)
+            return fail(db, "journal_pointer", NULL);
+    }
+    if (!log || !log->pMethods)
+        return 0; /* no log on disk (":memory:"): nothing to make durable */
+    int rc = log->pMethods->xSync(log, SQLITE_SYNC_NORMAL);
+    if (rc != SQLITE_OK) {
+        md_debug("store", "sqlite_error", "{s:s, s:i}", "op", "sync", "code", rc);
+        return -MD_E_STORE;
+    }
+    return 0;
+}
+
 const md_store_ops md_store_sqlite_ops = {
     .scheme = "sqlite",
     .open = sqlite_open,
@@ -297,6 +340,8 @@ const md_store_ops md_store_sqlite_ops = {
     .begin = sqlite_begin,
     .commit = sqlite_commit,
     .rollback = sqlite_rollback,
+    .defer_sync = sqlite_defer_sync,
+    .sync = sqlite_sync,
     .row_columns = row_columns,
     .row_is_null = row_is_null,
     .row_int = row_int,

@@ -548,6 +548,9 @@ int md_server_new(const md_config *cfg, md_server **ret)
     r = md_ws_new(cfg, srv->loop, &callbacks, srv, &srv->ws);
     if (r < 0)
         goto fail;
+    r = md_durable_open(srv);
+    if (r < 0)
+        goto fail;
 
     srv->tick_timer = g_timeout_add_seconds(1, on_tick, srv);
     srv->crl_timer = g_timeout_add_seconds(24 * 3600, on_crl_timer, srv);
@@ -599,6 +602,7 @@ md_server *md_server_free(md_server *srv)
     if (srv->retention_timer)
         g_source_remove(srv->retention_timer);
     srv->metrics = md_metrics_free(srv->metrics);
+    md_durable_close(srv);
     /* Closing the listeners runs on_close for every party. */
     srv->ws = md_ws_free(srv->ws);
     srv->login_limiter = md_login_limiter_free(srv->login_limiter);

@@ -10,6 +10,9 @@
  * Per connection we keep a bounded receive buffer (one message, at most
  * limits.max_message_bytes) and a bounded send queue; lws may only write from
  * the WRITEABLE callbacks, so md_conn_send() queues and asks for one.
+ * Everything queued carries the hold in force when it was queued
+ * (md_ws_hold); a WRITEABLE callback whose next write is still held parks
+ * the connection, and md_ws_release() wakes the parked ones.
  * Everything runs on the control thread.
  */
 #include "md_ws.h"
@@ -44,6 +47,8 @@ struct md_ws {
     GHashTable *deferred; /* ticket (guint64 *) -> md_conn * answering later */
     guint64 next_ticket;
     void *device_ssl_ctx; /* SSL_CTX owned by lws; kept to reload the CRL */
+    uint64_t hold, released; /* md_ws_hold / md_ws_release */
+    GPtrArray *parked;       /* md_conn * whose next write waits for a release */
 };
 
 /* Outgoing message with LWS_PRE bytes of headroom for the frame header.
@@ -51,6 +56,7 @@ struct md_ws {
  * while it waits (see md_conn_send_latest). */
 struct out_msg {
     int key;
+    uint64_t hold; /* written once released >= hold */
     size_t len;
     unsigned char buf[];
 };
@@ -64,6 +70,8 @@ struct md_conn {
     bool is_ws;   /* upgraded (vs. plain HTTP) */
     bool opened;  /* on_open accepted it */
     bool closing; /* close once the queue is flushed */
+    bool parked;  /* in ws->parked */
+    uint64_t close_hold, resp_hold;
     int close_status;
     char close_reason[64];
     GString *rx; /* current incoming message */
@@ -201,8 +209,50 @@ static void http_reset(md_conn *c)
     c->resp_ready = false;
 }
 
+static void unpark(md_conn *c)
+{
+    if (c->parked)
+        g_ptr_array_remove_fast(c->ws->parked, c);
+    c->parked = false;
+}
+
+/* Whether what was queued under `hold` may be written now; otherwise the
+ * connection waits, parked, for md_ws_release(). */
+static bool released(md_conn *c, uint64_t hold)
+{
+    if (hold <= c->ws->released)
+        return true;
+    if (!c->parked) {
+        c->parked = true;
+        g_ptr_array_add(c->ws->parked, c);
+    }
+    return false;
+}
+
+void md_ws_hold(md_ws *ws, uint64_t seq)
+{
+    if (seq > ws->hold)
+        ws->hold = seq;
+}
+
+void md_ws_release(md_ws *ws, uint64_t upto)
+{
+    if (upto <= ws->released)
+        return;
+    ws->released = upto;
+    GPtrArray *parked = ws->parked;
+    ws->parked = g_ptr_array_new();
+    for (guint i = 0; i < parked->len; i++) {
+        md_conn *c = parked->pdata[i];
+        c->parked = false;
+        lws_callback_on_writable(c->wsi);
+    }
+    g_ptr_array_free(parked, TRUE);
+}
+
 static void conn_clear(md_conn *c)
 {
+    unpark(c);
     g_clear_pointer(&c->info.cert_device_id, g_free);
     g_clear_pointer(&c->info.cert_post_office, g_free);
     g_clear_pointer(&c->info.cert_serial, free);
@@ -221,10 +271,11 @@ static void conn_clear(md_conn *c)
 
 static int send_keyed(md_conn *c, int key, const char *text, size_t len);
 
-static struct out_msg *out_msg_new(int key, const char *text, size_t len)
+static struct out_msg *out_msg_new(md_conn *c, int key, const char *text, size_t len)
 {
     struct out_msg *m = g_malloc(sizeof(*m) + LWS_PRE + len);
     m->key = key;
+    m->hold = c->ws->hold;
     m->len = len;
     memcpy(m->buf + LWS_PRE, text, len);
     return m;
@@ -240,7 +291,7 @@ int md_conn_send_latest(md_conn *c, int key, const char *text, size_t len)
             continue;
         /* Not sent yet: the newer state replaces it in place. */
         c->tx_bytes = c->tx_bytes - old->len + len;
-        l->data = out_msg_new(key, text, len);
+        l->data = out_msg_new(c, key, text, len);
         g_free(old);
         return 0;
     }
@@ -263,7 +314,7 @@ static int send_keyed(md_conn *c, int key, const char *text, size_t len)
         md_conn_close(c, LWS_CLOSE_STATUS_POLICY_VIOLATION, "send queue full");
         return -ENOBUFS;
     }
-    g_queue_push_tail(&c->tx, out_msg_new(key, text, len));
+    g_queue_push_tail(&c->tx, out_msg_new(c, key, text, len));
     c->tx_bytes += len;
     lws_callback_on_writable(c->wsi);
     return 0;
@@ -274,6 +325,7 @@ void md_conn_close(md_conn *c, int ws_status, const char *reason)
     if (c->closing)
         return;
     c->closing = true;
+    c->close_hold = c->ws->hold;
     c->close_status = ws_status;
     g_strlcpy(c->close_reason, reason ? reason : "", sizeof(c->close_reason));
     lws_callback_on_writable(c->wsi);
@@ -353,7 +405,10 @@ static int on_ws_receive(struct lws *wsi, md_conn *c, const char *in, size_t len
 
 static int on_ws_writeable(struct lws *wsi, md_conn *c)
 {
-    struct out_msg *m = g_queue_pop_head(&c->tx);
+    struct out_msg *m = g_queue_peek_head(&c->tx);
+    if (m && !released(c, m->hold))
+        return 0;
+    m = g_queue_pop_head(&c->tx);
     if (m) {
         c->tx_bytes -= m->len;
         int n = lws_write(wsi, m->buf + LWS_PRE, m->len, LWS_WRITE_TEXT);
@@ -365,6 +420,8 @@ static int on_ws_writeable(struct lws *wsi, md_conn *c)
         return 0;
     }
     if (c->closing) {
+        if (!released(c, c->close_hold))
+            return 0;
         lws_close_reason(wsi, (enum lws_close_status)c->close_status,
                          (unsigned char *)c->close_reason, strlen(c->close_reason));
         return -1;
@@ -399,6 +456,9 @@ static int write_response(struct lws *wsi, md_conn *c)
     unsigned char buf[LWS_PRE + 2048];
     unsigned char *start = buf + LWS_PRE, *p = start, *end = buf + sizeof(buf) - 1;
 
+    /* Static files acknowledge nothing and are not held. */
+    if (!resp->file && !c->src_started && !released(c, c->resp_hold))
+        return 0;
     if (resp->source)
         return write_source(wsi, c);
     if (resp->file) {
@@ -569,6 +629,7 @@ static int dispatch_http(struct lws *wsi, md_conn *c)
     g_free(host);
     g_free(content_type);
     c->resp_ready = true;
+    c->resp_hold = c->ws->hold;
     if (c->resp.file)
         return write_response(wsi, c);
     lws_callback_on_writable(wsi);
@@ -652,6 +713,7 @@ void md_ws_http_respond(md_ws *ws, guint64 ticket, md_http_response *resp)
     if (!c->resp.content_type)
         c->resp.content_type = "application/octet-stream";
     c->resp_ready = true;
+    c->resp_hold = c->ws->hold;
     lws_callback_on_writable(c->wsi);
 }
 
@@ -807,8 +869,10 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
     case LWS_CALLBACK_HTTP_FILE_COMPLETION:
         return lws_http_transaction_completed(wsi) ? -1 : 0;
     case LWS_CALLBACK_CLOSED_HTTP:
-        if (c)
+        if (c) {
+            unpark(c);
             http_reset(c);
+        }
         return 0;
     default:
         return 0;
@@ -911,6 +975,7 @@ int md_ws_new(const md_config *cfg, GMainLoop *loop, const md_ws_callbacks *cb, 
     ws->conn_source = g_hash_table_new(g_direct_hash, g_direct_equal);
     ws->deferred = g_hash_table_new_full(g_int64_hash, g_int64_equal, g_free, NULL);
     ws->names = g_ptr_array_new_with_free_func(g_free);
+    ws->parked = g_ptr_array_new();
     /* WebSocket keep-alive: a PING after ws_ping_seconds without traffic both
      * ways, a hang-up after ws_idle_seconds (RFC 6455 5.5.2). */
     ws->idle_policy.secs_since_valid_ping = (uint16_t)cfg->limits.ws_ping_seconds;
@@ -930,6 +995,7 @@ int md_ws_new(const md_config *cfg, GMainLoop *loop, const md_ws_callbacks *cb, 
     ws->context = lws_create_context(&info);
     if (!ws->context) {
         md_error("ws", "context_failed", NULL);
+        g_ptr_array_free(ws->parked, TRUE);
         g_free(ws);
         return -MD_E_INTERNAL;
     }
@@ -950,6 +1016,7 @@ md_ws *md_ws_free(md_ws *ws)
         return NULL;
     if (ws->context)
         lws_context_destroy(ws->context);
+    g_ptr_array_free(ws->parked, TRUE); /* emptied by the closes above */
     for (int i = 0; i < 2; i++)
         if (ws->vhosts[i])
             g_ptr_array_free(ws->vhosts[i], TRUE);

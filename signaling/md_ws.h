@@ -134,6 +134,16 @@ int md_conn_send(md_conn *c, const char *text, size_t len);
  * (> 0) is still waiting to be sent, it is replaced by this one, so a slow
  * reader gets the latest state instead of every intermediate one. */
 int md_conn_send_latest(md_conn *c, int key, const char *text, size_t len);
+/*
+ * Replies wait for durability (docs/internals/signaling.md, "Acknowledged
+ * only when durable").  Every message, close and HTTP response (static files
+ * aside) queued after md_ws_hold(ws, seq) is written only once
+ * md_ws_release(ws, upto) with upto >= seq has been called; messages keep
+ * their order.  Values only grow; without a hold nothing waits.
+ */
+void md_ws_hold(md_ws *ws, uint64_t seq);
+void md_ws_release(md_ws *ws, uint64_t upto);
+
 /* Closes after the queued messages are flushed. */
 void md_conn_close(md_conn *c, int ws_status, const char *reason);
 

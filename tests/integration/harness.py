@@ -188,6 +188,7 @@ class Client:
         self.name = name
         self.inbox = []
         self.log = []
+        self.log_times = []  # time.monotonic() at which each message of log was read
         self.close_code = None
         self.close_reason = None
         self.closed = asyncio.Event()
@@ -204,6 +205,7 @@ class Client:
                 if not isinstance(msg, dict):
                     msg = {"type": "<not an object>", "raw": msg}
                 self.log.append(msg)
+                self.log_times.append(time.monotonic())
                 async with self._cond:
                     self.inbox.append(msg)
                     self._cond.notify_all()
@@ -217,6 +219,10 @@ class Client:
             self.closed.set()
             async with self._cond:
                 self._cond.notify_all()
+
+    def received_at(self, msg):
+        """time.monotonic() when msg (a message of this client) was read."""
+        return next(t for m, t in zip(self.log, self.log_times) if m is msg)
 
     def transcript(self, limit=30):
         lines = ["messages received by %s (last %d):" % (self.name, limit)]
@@ -384,8 +390,9 @@ class Template:
 class Gateway:
     """One `madoguchi serve` process and the CLI on its data directory."""
 
-    def __init__(self, data_dir, ports=None, config=None):
+    def __init__(self, data_dir, ports=None, config=None, env=None):
         self.dir = Path(data_dir)
+        self.env = env or {}  # added to the environment of `serve`
         self.binary = madoguchi_binary()
         if ports is None:
             ports = free_ports(2)
@@ -464,6 +471,7 @@ class Gateway:
             self.proc = subprocess.Popen(
                 [self.binary, "-c", str(self.config_path), "serve"],
                 stdin=subprocess.DEVNULL, stdout=self.log, stderr=self.log,
+                env={**os.environ, **self.env} if self.env else None,
             )
             deadline = time.monotonic() + 20 * SLOW
             while time.monotonic() < deadline:
@@ -726,12 +734,16 @@ class GatewayTestCase(unittest.IsolatedAsyncioTestCase):
         self.tmp = Path(tempfile.mkdtemp(prefix="md-it-"))
         data = self.tmp / "data"
         shutil.copytree(template.dir, data)
-        self.gw = Gateway(data, config=self.config)
+        self.gw = Gateway(data, config=self.config, env=self.gateway_env())
         self.gw.secrets = dict(template.secrets)
         self.gw.write_config()
         self.clients = []
         if self.start_gateway:
             await self.gw.start()
+
+    def gateway_env(self):
+        """Variables added to the environment of `serve` (self.tmp exists)."""
+        return {}
 
     async def asyncTearDown(self):
         for c in self.clients:

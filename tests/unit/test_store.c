@@ -1,14 +1,20 @@
 /*
  * The store front and its SQLite backend: URL forms, migrations, parameter
- * binding, NULLs, transactions, the single-value helpers, error mapping and
- * durability across a reopen.
+ * binding, NULLs, transactions, the single-value helpers, error mapping,
+ * durability across a reopen, and deferred durability with its syncer thread
+ * (observed through a VFS that counts the fsyncs of the write-ahead log).
  */
 #include "md_err.h"
 #include "md_schema.h"
 #include "md_store.h"
+#include "md_store_syncer.h"
 #include "md_test.h"
 
 #include <errno.h>
+#include <glib.h>
+#include <sqlite3.h>
+#include <stdatomic.h>
+#include <string.h>
 
 static char *tmpdir;
 
@@ -338,6 +344,265 @@ static void test_persisted(void)
     md_store_close(st);
 }
 
+/* ---- a VFS over the default one that counts syncs of "-wal" files ---- */
+
+static sqlite3_vfs *real_vfs;
+static sqlite3_vfs counting_vfs;
+static _Atomic int wal_syncs;
+
+struct counted_file {
+    sqlite3_file base;
+    bool wal;
+    sqlite3_file *real; /* follows this struct in the same allocation */
+};
+
+#define REAL(f) (((struct counted_file *)(f))->real)
+static int c_close(sqlite3_file *f)
+{
+    return REAL(f)->pMethods ? REAL(f)->pMethods->xClose(REAL(f)) : SQLITE_OK;
+}
+static int c_read(sqlite3_file *f, void *b, int n, sqlite3_int64 o)
+{
+    return REAL(f)->pMethods->xRead(REAL(f), b, n, o);
+}
+static int c_write(sqlite3_file *f, const void *b, int n, sqlite3_int64 o)
+{
+    return REAL(f)->pMethods->xWrite(REAL(f), b, n, o);
+}
+static int c_truncate(sqlite3_file *f, sqlite3_int64 size)
+{
+    return REAL(f)->pMethods->xTruncate(REAL(f), size);
+}
+static int c_sync(sqlite3_file *f, int flags)
+{
+    if (((struct counted_file *)f)->wal)
+        atomic_fetch_add(&wal_syncs, 1);
+    return REAL(f)->pMethods->xSync(REAL(f), flags);
+}
+static int c_file_size(sqlite3_file *f, sqlite3_int64 *size)
+{
+    return REAL(f)->pMethods->xFileSize(REAL(f), size);
+}
+static int c_lock(sqlite3_file *f, int l)
+{
+    return REAL(f)->pMethods->xLock(REAL(f), l);
+}
+static int c_unlock(sqlite3_file *f, int l)
+{
+    return REAL(f)->pMethods->xUnlock(REAL(f), l);
+}
+static int c_check_reserved(sqlite3_file *f, int *out)
+{
+    return REAL(f)->pMethods->xCheckReservedLock(REAL(f), out);
+}
+static int c_file_control(sqlite3_file *f, int op, void *arg)
+{
+    return REAL(f)->pMethods->xFileControl(REAL(f), op, arg);
+}
+static int c_sector_size(sqlite3_file *f)
+{
+    return REAL(f)->pMethods->xSectorSize(REAL(f));
+}
+static int c_device(sqlite3_file *f)
+{
+    return REAL(f)->pMethods->xDeviceCharacteristics(REAL(f));
+}
+static int c_shm_map(sqlite3_file *f, int pg, int sz, int extend, void volatile **pp)
+{
+    return REAL(f)->pMethods->xShmMap(REAL(f), pg, sz, extend, pp);
+}
+static int c_shm_lock(sqlite3_file *f, int off, int n, int flags)
+{
+    return REAL(f)->pMethods->xShmLock(REAL(f), off, n, flags);
+}
+static void c_shm_barrier(sqlite3_file *f)
+{
+    REAL(f)->pMethods->xShmBarrier(REAL(f));
+}
+static int c_shm_unmap(sqlite3_file *f, int del)
+{
+    return REAL(f)->pMethods->xShmUnmap(REAL(f), del);
+}
+static int c_fetch(sqlite3_file *f, sqlite3_int64 o, int n, void **pp)
+{
+    return REAL(f)->pMethods->xFetch(REAL(f), o, n, pp);
+}
+static int c_unfetch(sqlite3_file *f, sqlite3_int64 o, void *p)
+{
+    return REAL(f)->pMethods->xUnfetch(REAL(f), o, p);
+}
+
+static const sqlite3_io_methods counted_methods = {
+    .iVersion = 3,
+    .xClose = c_close,
+    .xRead = c_read,
+    .xWrite = c_write,
+    .xTruncate = c_truncate,
+    .xSync = c_sync,
+    .xFileSize = c_file_size,
+    .xLock = c_lock,
+    .xUnlock = c_unlock,
+    .xCheckReservedLock = c_check_reserved,
+    .xFileControl = c_file_control,
+    .xSectorSize = c_sector_size,
+    .xDeviceCharacteristics = c_device,
+    .xShmMap = c_shm_map,
+    .xShmLock = c_shm_lock,
+    .xShmBarrier = c_shm_barrier,
+    .xShmUnmap = c_shm_unmap,
+    .xFetch = c_fetch,
+    .xUnfetch = c_unfetch,
+};
+
+static int c_open(sqlite3_vfs *vfs, const char *name, sqlite3_file *f, int flags, int *out_flags)
+{
+    struct counted_file *cf = (struct counted_file *)f;
+    cf->real = (sqlite3_file *)(cf + 1);
+    cf->wal = (flags & SQLITE_OPEN_WAL) != 0;
+    int rc = real_vfs->xOpen(real_vfs, name, cf->real, flags, out_flags);
+    /* Our close forwards only to a real file that opened. */
+    cf->base.pMethods = rc == SQLITE_OK ? &counted_methods : NULL;
+    return rc;
+}
+
+/* Every later sqlite3_open in this (child) process goes through the counter. */
+static void count_wal_syncs(void)
+{
+    real_vfs = sqlite3_vfs_find(NULL);
+    counting_vfs = *real_vfs;
+    counting_vfs.zName = "md-test-counting";
+    counting_vfs.szOsFile = (int)sizeof(struct counted_file) + real_vfs->szOsFile;
+    counting_vfs.xOpen = c_open;
+    ASSERT_EQ(sqlite3_vfs_register(&counting_vfs, 1), SQLITE_OK);
+}
+
+static void insert_row(md_store *st, const char *code)
+{
+    ASSERT_OK(md_store_exec(st,
+                            "INSERT INTO municipality (code, name, prefecture, policy, updated_at)"
+                            " VALUES (?, 'x', 'y', '{}', 0)",
+                            MD_PARAMS(MD_P_TEXT(code))));
+}
+
+static void test_deferred_sync(void)
+{
+    count_wal_syncs();
+    md_store *st = open_store("deferred.db");
+    md_store *other = open_store("deferred.db");
+
+    /* By default every commit waits for the log to reach the disk. */
+    int before = atomic_load(&wal_syncs);
+    insert_row(st, "000001");
+    ASSERT(atomic_load(&wal_syncs) > before);
+
+    /* Deferred: committed and visible at once, no fsync yet. */
+    ASSERT_OK(md_store_defer_sync(st, true));
+    before = atomic_load(&wal_syncs);
+    insert_row(st, "000002");
+    ASSERT_OK(md_store_begin(st));
+    insert_row(st, "000003");
+    ASSERT_OK(md_store_commit(st));
+    ASSERT_EQ(atomic_load(&wal_syncs), before);
+    ASSERT_EQ(count_rows(other, "municipality"), 3);
+
+    /* One sync covers both, from any handle on the database. */
+    ASSERT_OK(md_store_sync(other));
+    ASSERT_EQ(atomic_load(&wal_syncs), before + 1);
+
+    /* Not inside a transaction. */
+    ASSERT_OK(md_store_begin(st));
+    ASSERT_EQ(md_store_defer_sync(st, false), -EBUSY);
+    md_store_rollback(st);
+
+    ASSERT_OK(md_store_defer_sync(st, false));
+    before = atomic_load(&wal_syncs);
+    insert_row(st, "000004");
+    ASSERT(atomic_load(&wal_syncs) > before);
+
+    ASSERT_EQ(md_store_defer_sync(NULL, true), -EINVAL);
+    ASSERT_EQ(md_store_sync(NULL), -EINVAL);
+    md_store_close(other);
+    md_store_close(st);
+
+    /* No log on disk: nothing to sync. */
+    ASSERT_OK(md_store_open(":memory:", &st));
+    ASSERT_OK(md_store_defer_sync(st, true));
+    ASSERT_OK(md_store_sync(st));
+    md_store_close(st);
+}
+
+struct synced {
+    uint64_t last;
+    int calls, error;
+    bool decreasing;
+};
+
+static void on_synced(uint64_t upto, int error, void *ud)
+{
+    struct synced *s = ud;
+    if (upto < s->last)
+        s->decreasing = true;
+    s->last = upto;
+    s->error = error;
+    s->calls++;
+}
+
+static void wait_synced(struct synced *s, uint64_t upto)
+{
+    gint64 deadline = g_get_monotonic_time() + 20 * G_USEC_PER_SEC;
+    while (s->last < upto && g_get_monotonic_time() < deadline)
+        g_main_context_iteration(NULL, TRUE);
+    ASSERT_EQ(s->last, upto);
+}
+
+static void test_syncer(void)
+{
+    count_wal_syncs();
+    char url[600];
+    snprintf(url, sizeof(url), "sqlite:%s", db_path("syncer.db"));
+    md_store *st = open_store("syncer.db");
+    struct synced got = {0};
+    md_store_syncer *syncer = NULL;
+    ASSERT_EQ(md_store_syncer_new(NULL, on_synced, &got, &syncer), -EINVAL);
+    ASSERT_OK(md_store_syncer_new(url, on_synced, &got, &syncer));
+
+    /* Deferred commits, then a request: the answer comes on this thread's
+     * context after a sync of the log by the syncer's own handle. */
+    ASSERT_OK(md_store_defer_sync(st, true));
+    int before = atomic_load(&wal_syncs);
+    insert_row(st, "000001");
+    ASSERT_EQ(atomic_load(&wal_syncs), before);
+    md_store_syncer_request(syncer, 1);
+    wait_synced(&got, 1);
+    ASSERT_EQ(got.error, 0);
+    ASSERT(atomic_load(&wal_syncs) > before);
+
+    /* A burst of requests: answered up to the last one, never backwards
+     * (requests that pile up during a sync share the next one). */
+    for (uint64_t i = 2; i <= 50; i++) {
+        char code[16];
+        snprintf(code, sizeof(code), "%06d", (int)i);
+        insert_row(st, code);
+        md_store_syncer_request(syncer, i);
+    }
+    md_store_syncer_request(syncer, 7); /* stale: ignored */
+    wait_synced(&got, 50);
+    ASSERT(!got.decreasing);
+    ASSERT(got.calls <= 50);
+
+    /* Freed with a request pending: no callback afterwards. */
+    insert_row(st, "000051");
+    md_store_syncer_request(syncer, 51);
+    int calls = got.calls;
+    syncer = md_store_syncer_free(syncer);
+    ASSERT(syncer == NULL);
+    while (g_main_context_iteration(NULL, FALSE))
+        ;
+    ASSERT_EQ(got.calls, calls);
+    ASSERT(md_store_syncer_free(NULL) == NULL);
+    md_store_close(st);
+}
+
 int main(void)
 {
     tmpdir = md_test_tmpdir();
@@ -349,6 +614,8 @@ int main(void)
     RUN(test_single_value_helpers);
     RUN(test_errors);
     RUN(test_persisted);
+    RUN(test_deferred_sync);
+    RUN(test_syncer);
     free(tmpdir);
     return 0;
 }
