@@ -104,9 +104,9 @@ def main(argv):
              for leg in ("tablet", "verifier") if (a, leg) in s and (b, leg) in s]
         if d:
             table["per_leg_ms"][name] = summary(d)
-    table["legs_dtls_sent_before_ice"] = sum(
+    table["legs_dtls_held"] = sum(
         1 for s in sessions.values() for leg in ("tablet", "verifier")
-        if ("dtls_send_no_pair", leg) in s)
+        if ("dtls_held", leg) in s)
     prev = None
     for name, _, _ in STEPS:
         vals = [t[name] for t in lines if name in t]
@@ -131,7 +131,7 @@ def main(argv):
     print(f"{'per leg (ms)':<36}{'p50':>9}{'p95':>9}{'p99':>9}")
     for name, v in table["per_leg_ms"].items():
         print(f"{name:<36}{v['p50']:9.1f}{v['p95']:9.1f}{v['p99']:9.1f}")
-    print(f"legs whose DTLS flight found no ICE pair yet: {table['legs_dtls_sent_before_ice']}")
+    print(f"legs whose DTLS flight waited for the ICE pair: {table['legs_dtls_held']}")
     return 0
 
 

@@ -164,9 +164,10 @@ static const md_ice_callbacks ice_callbacks = {on_ice_candidate, on_ice_state, o
 static void on_dtls_send(const uint8_t *buf, size_t len, void *ud)
 {
     md_leg_ctx *leg = ud;
-    if (md_ice_send(leg->ice, buf, len) ==
-        -EAGAIN) /* a lost flight is retransmitted by the timer */
-        md_log_setup("dtls_send_no_pair", leg->session->id, md_leg_name(leg->which));
+    /* Before the pair is selected the flight waits in md_ice; a flight lost
+     * on the way is retransmitted by the DTLS timer. */
+    if (md_ice_send_or_hold(leg->ice, buf, len) == 1)
+        md_log_setup("dtls_held", leg->session->id, md_leg_name(leg->which));
 }
 
 static void on_dtls_connected(const md_dtls_keys *keys, void *ud)

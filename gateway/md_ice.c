@@ -44,7 +44,29 @@ struct md_ice {
     char ufrag[MD_ICE_UFRAG_LEN + 1];
     char pwd[MD_ICE_PWD_LEN + 1];
     bool gathering, gathering_done, connected, failed;
+    GQueue held; /* GBytes *: md_ice_send_or_hold() before a pair was selected */
+    size_t held_bytes;
 };
+
+static void drop_held(md_ice *ice)
+{
+    GBytes *b;
+    while ((b = g_queue_pop_head(&ice->held)))
+        g_bytes_unref(b);
+    ice->held_bytes = 0;
+}
+
+static void send_held(md_ice *ice)
+{
+    GBytes *b;
+    while ((b = g_queue_pop_head(&ice->held))) {
+        gsize len;
+        const gchar *data = g_bytes_get_data(b, &len);
+        nice_agent_send(ice->agent, ice->stream, COMPONENT, (guint)len, data);
+        g_bytes_unref(b);
+    }
+    ice->held_bytes = 0;
+}
 
 static int random_ice_chars(char *out, size_t n)
 {
@@ -135,6 +157,7 @@ static void on_state_changed(NiceAgent *agent, guint stream, guint component, gu
         ice->failed = false;
         if (!ice->connected) {
             ice->connected = true;
+            send_held(ice);
             ice->cb.on_state(MD_ICE_CONNECTED, ice->ud);
         }
     } else if (state == NICE_COMPONENT_STATE_FAILED && !ice->failed) {
@@ -174,6 +197,7 @@ static void on_recv(NiceAgent *agent, guint stream, guint component, guint len, 
 
 static void drop_agent(md_ice *ice)
 {
+    drop_held(ice);
     if (!ice->agent)
         return;
     g_signal_handlers_disconnect_by_data(ice->agent, ice);
@@ -396,4 +420,19 @@ int md_ice_send(md_ice *ice, const uint8_t *buf, size_t len)
     if (n < 0)
         return ice->connected ? -EIO : -EAGAIN; /* no selected pair yet */
     return n == (gint)len ? 0 : -EIO;
+}
+
+/* RFC 8445 7.3.1.5 / 8.1.1: the controlled agent selects the pair only when
+ * the controlling peer nominates it, which may come after the peer's first
+ * DTLS flight (the peer's own check succeeded first).  Held, not lost. */
+int md_ice_send_or_hold(md_ice *ice, const uint8_t *buf, size_t len)
+{
+    int r = md_ice_send(ice, buf, len);
+    if (r != -EAGAIN || !ice->agent)
+        return r;
+    if (ice->held_bytes + len > MD_ICE_HELD_BYTES)
+        return -ENOBUFS;
+    g_queue_push_tail(&ice->held, g_bytes_new(buf, len));
+    ice->held_bytes += len;
+    return 1;
 }

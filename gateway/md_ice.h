@@ -80,4 +80,16 @@ int md_ice_restart(md_ice *ice, const char *remote_ufrag, const char *remote_pwd
 /* -EAGAIN when no pair is selected, -EIO on a send error. */
 int md_ice_send(md_ice *ice, const uint8_t *buf, size_t len);
 
+/*
+ * For handshake datagrams (DTLS): like md_ice_send(), but when no pair is
+ * selected yet a copy is kept and sent, in order, the moment one is (before
+ * on_state reports MD_ICE_CONNECTED); returns 1 then.  The peer, controlling,
+ * may start DTLS as soon as its own check succeeds, before it nominated the
+ * pair to us, and dropping our answer would cost a retransmission timeout.
+ * At most MD_ICE_HELD_BYTES are kept (-ENOBUFS beyond); an ICE restart or
+ * md_ice_free() drops them.  Media must not be held: use md_ice_send().
+ */
+#define MD_ICE_HELD_BYTES 16384
+int md_ice_send_or_hold(md_ice *ice, const uint8_t *buf, size_t len);
+
 #endif
