@@ -548,7 +548,7 @@ int md_server_new(const md_config *cfg, md_server **ret)
     r = md_ws_new(cfg, srv->loop, &callbacks, srv, &srv->ws);
     if (r < 0)
         goto fail;
-    r = md_durable_open(srv);
+    r = md_sync_gate_open(srv);
     if (r < 0)
         goto fail;
 
@@ -602,7 +602,7 @@ md_server *md_server_free(md_server *srv)
     if (srv->retention_timer)
         g_source_remove(srv->retention_timer);
     srv->metrics = md_metrics_free(srv->metrics);
-    md_durable_close(srv);
+    md_sync_gate_close(srv);
     /* Closing the listeners runs on_close for every party. */
     srv->ws = md_ws_free(srv->ws);
     srv->login_limiter = md_login_limiter_free(srv->login_limiter);

@@ -111,18 +111,18 @@ struct md_server {
     guint retention_timer;        /* daily md_retention_run */
     GHashTable *playback_tickets; /* md_http_recording.c; NULL until the first */
     guint signal_sources[3];
-    struct md_store_syncer *syncer; /* md_durable.c */
-    uint64_t durable_seq;           /* the last md_durable_begin() */
+    struct md_store_syncer *syncer; /* md_sync_gate.c */
+    uint64_t sync_gate_seq;         /* the last md_sync_gate_begin() */
 };
 
-/* md_durable.c: set-up writes whose only acknowledgment is a WebSocket
+/* md_sync_gate.c: set-up writes whose only acknowledgment is a WebSocket
  * message commit without waiting for the disk; replies queued from
- * md_durable_begin() on leave once a syncer thread made them durable
+ * md_sync_gate_begin() on leave once a syncer thread made them durable
  * (docs/internals/signaling.md, "Acknowledged only when durable"). */
-int md_durable_open(md_server *srv);
-void md_durable_begin(md_server *srv);
-void md_durable_end(md_server *srv);
-void md_durable_close(md_server *srv); /* before md_ws_free: syncs and releases what is held */
+int md_sync_gate_open(md_server *srv);
+void md_sync_gate_begin(md_server *srv);
+void md_sync_gate_end(md_server *srv);
+void md_sync_gate_close(md_server *srv); /* before md_ws_free: syncs and releases what is held */
 
 /* md_server_audit.c: an audit entry (the metrics count it; a failure is
  * logged); the sequence number, or a negative error. */

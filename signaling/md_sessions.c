@@ -96,7 +96,7 @@ static int persist_state(md_server *srv, md_session *s, const char *time_column)
  * keeps its previous state, nobody is told, and the error is returned.  The
  * parties learn of a transition by WebSocket messages only, so the writes
  * commit without waiting for the disk and the messages wait instead
- * (md_durable.c).
+ * (md_sync_gate.c).
  */
 static int record_transition(md_server *srv, md_session *s, md_session_state state,
                              const char *time_column, const char *actor, const char *event,
@@ -104,7 +104,7 @@ static int record_transition(md_server *srv, md_session *s, md_session_state sta
 {
     md_session_state was = s->state;
     s->state = state;
-    md_durable_begin(srv);
+    md_sync_gate_begin(srv);
     int r = persist_state(srv, s, time_column);
     if (r == 0) {
         int64_t seq =
@@ -116,7 +116,7 @@ static int record_transition(md_server *srv, md_session *s, md_session_state sta
             persist_state(srv, s, NULL); /* best effort: the row follows the audit */
         }
     }
-    md_durable_end(srv);
+    md_sync_gate_end(srv);
     if (detail)
         json_decref(detail);
     if (r < 0)
@@ -450,9 +450,9 @@ static void on_request(md_server *srv, md_party *p, const md_proto_result *m)
     }
     md_hex_encode(raw, sizeof(raw), hex);
     /* As for every transition: persisted, audited, then told (the reply
-     * waits for the disk, md_durable.c).  A request the audit refuses leaves
+     * waits for the disk, md_sync_gate.c).  A request the audit refuses leaves
      * no row behind. */
-    md_durable_begin(srv);
+    md_sync_gate_begin(srv);
     r = md_store_exec(srv->store,
                       "INSERT INTO verification_session (id, municipality, post_office, device,"
                       " procedure, state, requested_at) VALUES (?, ?, ?, ?, ?, 'requested', ?)",
@@ -465,7 +465,7 @@ static void on_request(md_server *srv, md_party *p, const md_proto_result *m)
                       MD_PARAMS(MD_P_TEXT(hex)));
         r = -MD_E_INTERNAL;
     }
-    md_durable_end(srv);
+    md_sync_gate_end(srv);
     if (r < 0)
         goto out;
 
@@ -887,11 +887,11 @@ void md_sessions_on_media_event(const md_media_event *ev, void *userdata)
         md_log_setup("leg_connected", s->id, md_leg_name(ev->leg));
         s->leg_connected[ev->leg] = true;
         s->leg_was_up[ev->leg] = true;
-        md_durable_begin(srv); /* told by the `state` messages below, if at all */
+        md_sync_gate_begin(srv); /* told by the `state` messages below, if at all */
         md_server_audit(srv, p ? p->actor : "system",
                         was_lost ? "leg_media_restored" : "leg_connected", s->municipality,
                         s->post_office, s->id, json_pack("{s:s}", "leg", md_leg_name(ev->leg)));
-        md_durable_end(srv);
+        md_sync_gate_end(srv);
         md_info("session", was_lost ? "leg_media_restored" : "leg_connected", "{s:s, s:s}",
                 "session", s->id, "leg", md_leg_name(ev->leg));
         if (s->leg_connected[0] && s->leg_connected[1]) {

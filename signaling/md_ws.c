@@ -46,7 +46,7 @@ struct md_ws {
     lws_retry_bo_t idle_policy;
     GHashTable *deferred; /* ticket (guint64 *) -> md_conn * answering later */
     guint64 next_ticket;
-    void *device_ssl_ctx; /* SSL_CTX owned by lws; kept to reload the CRL */
+    void *device_ssl_ctx;    /* SSL_CTX owned by lws; kept to reload the CRL */
     uint64_t hold, released; /* md_ws_hold / md_ws_release */
     GPtrArray *parked;       /* md_conn * whose next write waits for a release */
 };
