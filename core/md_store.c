@@ -303,17 +303,27 @@ int md_store_query_text(md_store *st, const char *sql, const md_param *params, s
     return 1;
 }
 
-int md_store_begin(md_store *st)
+static int begin(md_store *st, bool write)
 {
     if (!st)
         return -EINVAL;
     if (st->in_tx)
         return -EBUSY;
-    int r = st->ops->begin(st->conn);
+    int r = st->ops->begin(st->conn, write);
     if (r < 0)
         return r;
     st->in_tx = true;
     return 0;
+}
+
+int md_store_begin(md_store *st)
+{
+    return begin(st, true);
+}
+
+int md_store_begin_read(md_store *st)
+{
+    return begin(st, false);
 }
 
 int md_store_commit(md_store *st)

@@ -96,6 +96,11 @@ void md_store_set_field_key(md_store *st, const uint8_t key[MD_STORE_FIELD_KEY_L
 const uint8_t *md_store_field_key(const md_store *st);
 
 int md_store_begin(md_store *st);
+/* A transaction that only reads: every query until the rollback (or commit)
+ * sees one snapshot of the database, and it takes no write lock, so writers
+ * on other connections go on meanwhile (SQLite in WAL mode).  The only kind
+ * of transaction a connection made read-only (PRAGMA query_only) can open. */
+int md_store_begin_read(md_store *st);
 int md_store_commit(md_store *st);
 void md_store_rollback(md_store *st);
 
@@ -142,7 +147,7 @@ typedef struct md_store_ops {
     /* Calls cb with a row whose ops is this table; same contract as md_store_query. */
     int (*query)(void *conn, const char *sql, const md_param *params, size_t n_params, md_row_cb cb,
                  void *userdata);
-    int (*begin)(void *conn);
+    int (*begin)(void *conn, bool write);
     int (*commit)(void *conn);
     int (*rollback)(void *conn);
     /* Optional (NULL: every commit is durable): see md_store_defer_sync(), md_store_sync(). */

@@ -231,11 +231,13 @@ out:
 /*
  * IMMEDIATE takes the write lock now, where busy_timeout can wait for it; a
  * deferred transaction that later upgrades may get SQLITE_BUSY without waiting
- * when another connection wrote in between.
+ * when another connection wrote in between.  A reading transaction is
+ * deferred: its snapshot starts at its first read and holds to its end
+ * (https://sqlite.org/lang_transaction.html, https://sqlite.org/wal.html).
  */
-static int sqlite_begin(void *conn)
+static int sqlite_begin(void *conn, bool write)
 {
-    return sqlite_exec_script(conn, "BEGIN IMMEDIATE");
+    return sqlite_exec_script(conn, write ? "BEGIN IMMEDIATE" : "BEGIN DEFERRED");
 }
 
 static int sqlite_commit(void *conn)

@@ -9,6 +9,7 @@
 #include "md_sealed.h"
 #include "md_err.h"
 #include "md_limits.h"
+#include "md_audit_check.h"
 #include "md_login_pool.h"
 #include "md_recording.h"
 #include "md_recovery.h"
@@ -536,6 +537,14 @@ int md_server_new(const md_config *cfg, md_server **ret)
         md_error("server", "login_pool_failed", "{s:s}", "error", md_strerror(r));
         goto fail;
     }
+    /* The auditor's chain check reads the same file on a connection of its
+     * own; an in-memory store (tests) cannot be shared and is checked inline. */
+    r = md_audit_check_new(cfg->database, cfg->audit.public_key, cfg->audit.signing_key,
+                           &srv->audit_check);
+    if (r < 0 && r != -EINVAL) {
+        md_error("server", "audit_check_failed", "{s:s}", "error", md_strerror(r));
+        goto fail;
+    }
     refresh_crl(srv);
     static const md_ws_callbacks callbacks = {
         .on_open = on_open,
@@ -599,6 +608,7 @@ md_server *md_server_free(md_server *srv)
         g_source_remove(srv->crl_timer);
     /* Logins still hashing are answered (or dropped) while the listeners exist. */
     srv->login_pool = md_login_pool_free(srv->login_pool);
+    srv->audit_check = md_audit_check_free(srv->audit_check);
     if (srv->retention_timer)
         g_source_remove(srv->retention_timer);
     srv->metrics = md_metrics_free(srv->metrics);

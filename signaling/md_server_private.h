@@ -98,6 +98,7 @@ struct md_server {
     md_auth_limits auth_limits;
     struct md_login_limiter *login_limiter; /* md_limits.h */
     struct md_login_pool *login_pool;       /* md_login_pool.h */
+    struct md_audit_check *audit_check;     /* md_audit_check.h; NULL on an in-memory store */
     char **staff_origins;                   /* auth.allowed_origins */
     char **device_origins;                  /* the same hosts on the device port */
     md_metrics *metrics;                    /* GET /metrics on its own listener */
