@@ -22,6 +22,7 @@
  * a zero and a named dump, for instruction counts that do not depend on the
  * machine's load.
  */
+#include "md_bytes.h"
 #include "md_srtp.h"
 
 #include <errno.h>
@@ -71,28 +72,6 @@ typedef struct path {
     int (*make)(md_srtp_profile profile, bool outbound, const uint8_t *master, void **ret);
     void (*drop)(void *dir);
 } path;
-
-static void put16(uint8_t *p, uint16_t v)
-{
-    p[0] = (uint8_t)(v >> 8);
-    p[1] = (uint8_t)v;
-}
-
-static void put32(uint8_t *p, uint32_t v)
-{
-    put16(p, (uint16_t)(v >> 16));
-    put16(p + 2, (uint16_t)v);
-}
-
-static uint16_t get16(const uint8_t *p)
-{
-    return (uint16_t)(p[0] << 8 | p[1]);
-}
-
-static uint32_t get32(const uint8_t *p)
-{
-    return (uint32_t)get16(p) << 16 | get16(p + 2);
-}
 
 static void die(const char *what)
 {
@@ -216,9 +195,9 @@ static void advance(ossl_dir *d, uint16_t seq, uint32_t roc)
 static void gcm_iv(const ossl_dir *d, uint32_t ssrc, uint32_t roc, uint16_t seq, uint8_t iv[12])
 {
     iv[0] = iv[1] = 0;
-    put32(iv + 2, ssrc);
-    put32(iv + 6, roc);
-    put16(iv + 10, seq);
+    md_put_u32(iv + 2, ssrc);
+    md_put_u32(iv + 6, roc);
+    md_put_u16(iv + 10, seq);
     for (int i = 0; i < 12; i++)
         iv[i] ^= d->salt[i];
 }
@@ -227,9 +206,9 @@ static void gcm_iv(const ossl_dir *d, uint32_t ssrc, uint32_t roc, uint16_t seq,
 static void cm_iv(const ossl_dir *d, uint32_t ssrc, uint32_t roc, uint16_t seq, uint8_t iv[16])
 {
     memset(iv, 0, 16);
-    put32(iv + 4, ssrc);
-    put32(iv + 8, roc);
-    put16(iv + 12, seq);
+    md_put_u32(iv + 4, ssrc);
+    md_put_u32(iv + 8, roc);
+    md_put_u16(iv + 12, seq);
     for (int i = 0; i < 14; i++)
         iv[i] ^= d->salt[i];
 }
@@ -239,7 +218,7 @@ static int cm_tag(ossl_dir *d, const uint8_t *buf, size_t len, uint32_t roc, uin
 {
     uint8_t roc_be[4], full[20];
     size_t n;
-    put32(roc_be, roc);
+    md_put_u32(roc_be, roc);
     if (!EVP_MAC_init(d->mac, NULL, 0, NULL) || !EVP_MAC_update(d->mac, buf, len) ||
         !EVP_MAC_update(d->mac, roc_be, 4) || !EVP_MAC_final(d->mac, full, &n, sizeof(full)))
         return -EIO;
@@ -252,10 +231,10 @@ static int ossl_protect(void *dir, uint8_t *buf, size_t *len)
     ossl_dir *d = dir;
     uint8_t iv[16];
     int n, plen = (int)(*len - HDR_LEN);
-    uint16_t seq = get16(buf + 2);
+    uint16_t seq = md_get_u16(buf + 2);
     uint32_t roc = guess_roc(d, seq);
     if (d->gcm) {
-        gcm_iv(d, get32(buf + 8), roc, seq, iv);
+        gcm_iv(d, md_get_u32(buf + 8), roc, seq, iv);
         if (!EVP_EncryptInit_ex(d->cipher, NULL, NULL, NULL, iv) ||
             !EVP_EncryptUpdate(d->cipher, NULL, &n, buf, HDR_LEN) ||
             !EVP_EncryptUpdate(d->cipher, buf + HDR_LEN, &n, buf + HDR_LEN, plen) ||
@@ -264,7 +243,7 @@ static int ossl_protect(void *dir, uint8_t *buf, size_t *len)
             return -EIO;
         *len += GCM_TAG_LEN;
     } else {
-        cm_iv(d, get32(buf + 8), roc, seq, iv);
+        cm_iv(d, md_get_u32(buf + 8), roc, seq, iv);
         if (!EVP_EncryptInit_ex(d->cipher, NULL, NULL, NULL, iv) ||
             !EVP_EncryptUpdate(d->cipher, buf + HDR_LEN, &n, buf + HDR_LEN, plen) ||
             cm_tag(d, buf, *len, roc, buf + *len) < 0)
@@ -285,10 +264,10 @@ static int ossl_unprotect(void *dir, uint8_t *buf, size_t *len)
         return -EBADMSG;
     size_t body = *len - tag_len;
     int plen = (int)(body - HDR_LEN);
-    uint16_t seq = get16(buf + 2);
+    uint16_t seq = md_get_u16(buf + 2);
     uint32_t roc = guess_roc(d, seq);
     if (d->gcm) {
-        gcm_iv(d, get32(buf + 8), roc, seq, iv);
+        gcm_iv(d, md_get_u32(buf + 8), roc, seq, iv);
         if (!EVP_DecryptInit_ex(d->cipher, NULL, NULL, NULL, iv) ||
             !EVP_DecryptUpdate(d->cipher, NULL, &n, buf, HDR_LEN) ||
             !EVP_DecryptUpdate(d->cipher, buf + HDR_LEN, &n, buf + HDR_LEN, plen) ||
@@ -300,7 +279,7 @@ static int ossl_unprotect(void *dir, uint8_t *buf, size_t *len)
             return -EIO;
         if (CRYPTO_memcmp(tag, buf + body, CM_TAG_LEN) != 0)
             return -EBADMSG;
-        cm_iv(d, get32(buf + 8), roc, seq, iv);
+        cm_iv(d, md_get_u32(buf + 8), roc, seq, iv);
         if (!EVP_EncryptInit_ex(d->cipher, NULL, NULL, NULL, iv) ||
             !EVP_EncryptUpdate(d->cipher, buf + HDR_LEN, &n, buf + HDR_LEN, plen))
             return -EIO;
@@ -327,8 +306,8 @@ typedef struct pair {
 
 static size_t next_packet(pair *pr)
 {
-    put16(pr->buf + 2, (uint16_t)pr->index);
-    put32(pr->buf + 4, pr->index * 960u);
+    md_put_u16(pr->buf + 2, (uint16_t)pr->index);
+    md_put_u32(pr->buf + 4, pr->index * 960u);
     pr->index++;
     return HDR_LEN + pr->payload;
 }
@@ -366,7 +345,7 @@ static void pair_open(pair *pr, const path *p, md_srtp_profile profile, const ui
         die("session");
     pr->buf[0] = 0x80;
     pr->buf[1] = 96;
-    put32(pr->buf + 8, SSRC);
+    md_put_u32(pr->buf + 8, SSRC);
     for (size_t i = 0; i < payload; i++)
         pr->buf[HDR_LEN + i] = (uint8_t)(i * 7);
 }

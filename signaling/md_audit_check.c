@@ -6,8 +6,8 @@
  * control thread: `running` holds those the check in progress will answer,
  * `waiting` those that came after it began.  The worker hands its verdict
  * back under the lock and attaches an idle source to the control thread's
- * context; the source holds a reference to a small shell, so that it does
- * nothing if it runs after the checker is gone.
+ * context, which it keeps (`pending`) until the source has run: freeing the
+ * checker destroys a source that has not, so none runs after it is gone.
  */
 #include "md_audit_check.h"
 #include "md_audit.h"
@@ -25,18 +25,12 @@ struct waiter {
     void *ud;
 };
 
-struct shell {
-    gatomicrefcount refs;
-    md_audit_check *check; /* NULL once freed; control thread only */
-};
-
 struct md_audit_check {
     char *database;
     char *pinned_key;
     char *signing_key;
     GThread *thread;
     GMainContext *context;
-    struct shell *shell;
     GArray *running; /* struct waiter; control thread only */
     GArray *waiting; /* struct waiter; control thread only */
 
@@ -47,6 +41,7 @@ struct md_audit_check {
     bool finished;
     int result_err;
     json_t *result;
+    GSource *pending; /* the verdict's idle source until it runs */
 };
 
 int md_audit_check_run(md_store *st, const char *pinned_key, const char *signing_key, json_t **ret)
@@ -105,19 +100,6 @@ static int check_snapshot(md_audit_check *c, md_store *st, json_t **ret)
     return r;
 }
 
-static struct shell *shell_ref(struct shell *s)
-{
-    g_atomic_ref_count_inc(&s->refs);
-    return s;
-}
-
-static void shell_unref(gpointer data)
-{
-    struct shell *s = data;
-    if (g_atomic_ref_count_dec(&s->refs))
-        g_free(s);
-}
-
 static void answer(GArray *batch, int err, json_t *verdict)
 {
     for (guint i = 0; i < batch->len; i++) {
@@ -149,6 +131,11 @@ static void deliver(md_audit_check *c, bool restart)
     json_t *verdict = c->result;
     c->finished = false;
     c->result = NULL;
+    if (c->pending) {
+        g_source_destroy(c->pending);
+        g_source_unref(c->pending);
+        c->pending = NULL;
+    }
     g_mutex_unlock(&c->lock);
     if (!finished)
         return;
@@ -163,9 +150,7 @@ static void deliver(md_audit_check *c, bool restart)
 
 static gboolean on_finished(gpointer data)
 {
-    struct shell *s = data;
-    if (s->check)
-        deliver(s->check, true);
+    deliver(data, true);
     return G_SOURCE_REMOVE;
 }
 
@@ -193,11 +178,10 @@ static gpointer worker_main(gpointer data)
         c->finished = true;
         c->result_err = r;
         c->result = verdict;
-        GSource *src = g_idle_source_new();
-        g_source_set_priority(src, G_PRIORITY_DEFAULT);
-        g_source_set_callback(src, on_finished, shell_ref(c->shell), shell_unref);
-        g_source_attach(src, c->context);
-        g_source_unref(src);
+        c->pending = g_idle_source_new();
+        g_source_set_priority(c->pending, G_PRIORITY_DEFAULT);
+        g_source_set_callback(c->pending, on_finished, c, NULL);
+        g_source_attach(c->pending, c->context);
     }
     g_mutex_unlock(&c->lock);
     md_store_close(st);
@@ -220,9 +204,6 @@ int md_audit_check_new(const char *database, const char *pinned_key, const char 
     c->pinned_key = g_strdup(pinned_key);
     c->signing_key = g_strdup(signing_key);
     c->context = g_main_context_ref_thread_default();
-    c->shell = g_new0(struct shell, 1);
-    g_atomic_ref_count_init(&c->shell->refs);
-    c->shell->check = c;
     c->running = g_array_new(FALSE, FALSE, sizeof(struct waiter));
     c->waiting = g_array_new(FALSE, FALSE, sizeof(struct waiter));
     g_mutex_init(&c->lock);
@@ -249,8 +230,6 @@ md_audit_check *md_audit_check_free(md_audit_check *c)
     }
     deliver(c, false);
     answer(c->waiting, -ECANCELED, NULL);
-    c->shell->check = NULL;
-    shell_unref(c->shell);
     g_array_free(c->running, TRUE);
     g_array_free(c->waiting, TRUE);
     g_mutex_clear(&c->lock);

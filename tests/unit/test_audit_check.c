@@ -178,7 +178,7 @@ static void test_waiting_is_bounded_and_free_answers_all(void)
         free_answer(&a[i]);
     }
     ASSERT_EQ(refused.calls, 0);
-    /* The worker's idle source finds no checker and does nothing. */
+    /* The verdict's idle source went with the checker: nothing more is called. */
     while (g_main_context_iteration(NULL, FALSE))
         ;
     ASSERT_EQ(a[0].calls, 1);
