@@ -21,6 +21,7 @@ Only loopback addresses are used.
 
 import asyncio
 import base64
+import faulthandler
 import hashlib
 import hmac
 import http.client
@@ -53,6 +54,11 @@ COOKIE = "__Host-md_session"
 # Sanitized builds are slower; give them more time for start-up and replies.
 SLOW = 3 if any(k in os.environ for k in ("ASAN_OPTIONS", "UBSAN_OPTIONS")) else 1
 REPLY_TIMEOUT = 10 * SLOW
+
+# meson's timeout for this file (MD_TEST_TIMEOUT, stretched like SLOW): a test
+# still running shortly before it prints where it waits (see main()).
+STARTED = time.monotonic()
+TIME_LIMIT = float(os.environ.get("MD_TEST_TIMEOUT", 0)) * SLOW
 
 
 def madoguchi_binary():
@@ -738,14 +744,39 @@ class GatewayTestCase(unittest.IsolatedAsyncioTestCase):
         self.gw.secrets = dict(template.secrets)
         self.gw.write_config()
         self.clients = []
+        self._watchdog = None
+        if TIME_LIMIT:
+            self._watchdog = asyncio.get_running_loop().call_later(
+                STARTED + TIME_LIMIT - 60 - time.monotonic(), self._report_stuck)
         if self.start_gateway:
             await self.gw.start()
+
+    def _report_stuck(self):
+        """A minute before meson's timeout: the gateway's log and every task's
+        stack, this test's own last (where the log's tail shows it), so that
+        a hang says where it waits."""
+        sys.stderr.write("\n=== %s still running a minute before the time limit\n%s\n"
+                         % (self.id(), self.gw.log_tail(40)))
+        tasks = sorted(asyncio.all_tasks(),
+                       key=lambda t: getattr(t.get_coro(), "__name__", "") == self._testMethodName)
+        for task in tasks:
+            sys.stderr.write("task %s:\n" % task.get_name())
+            coro = task.get_coro()
+            while coro is not None:  # the whole await chain, not only the task's own frame
+                frame = getattr(coro, "cr_frame", None) or getattr(coro, "gi_frame", None)
+                if frame is not None:
+                    sys.stderr.write("  %s:%d in %s\n" % (frame.f_code.co_filename, frame.f_lineno,
+                                                         frame.f_code.co_name))
+                coro = getattr(coro, "cr_await", None) or getattr(coro, "gi_yieldfrom", None)
+        sys.stderr.flush()
 
     def gateway_env(self):
         """Variables added to the environment of `serve` (self.tmp exists)."""
         return {}
 
     async def asyncTearDown(self):
+        if self._watchdog:
+            self._watchdog.cancel()
         for c in self.clients:
             await c.close()
         # Python 3.11 records a failure in the result as it happens (and
@@ -799,6 +830,10 @@ class GatewayTestCase(unittest.IsolatedAsyncioTestCase):
 
 def main():
     """Runs the calling test module with unittest (verbose)."""
+    if TIME_LIMIT:
+        # If the event loop itself is blocked, the per-test report above
+        # cannot run: then every thread's stack, 30 s before meson's timeout.
+        faulthandler.dump_traceback_later(max(TIME_LIMIT - 30, 1), exit=True)
     try:
         unittest.main(module="__main__", verbosity=2)
     finally:

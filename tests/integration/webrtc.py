@@ -146,7 +146,13 @@ class Leg:
                 await self.candidate_task
             except (asyncio.CancelledError, AssertionError):
                 pass
-        await self.pc.close()
+        try:
+            # aiortc's close waits for its own tasks; never let a stuck one
+            # hold the test (the gateway's side is what the tests check).
+            await asyncio.wait_for(self.pc.close(), 10 * SLOW)
+        except asyncio.TimeoutError:
+            sys.stderr.write("%s: aiortc's close did not finish in %d s\n"
+                             % (self.client.name, 10 * SLOW))
 
 
 class LiveBase(GatewayTestCase):
