@@ -192,13 +192,14 @@ class Client:
     def __init__(self, ws, name):
         self.ws = ws
         self.name = name
+        self.cookie = None  # a staff connection's login (another connection may reuse it)
         self.inbox = []
         self.log = []
         self.log_times = []  # time.monotonic() at which each message of log was read
         self.close_code = None
         self.close_reason = None
         self.closed = asyncio.Event()
-        self._cond = asyncio.Condition()
+        self._waiters = []  # futures of expect() calls waiting for the next message
         self._task = asyncio.create_task(self._reader())
 
     async def _reader(self):
@@ -212,9 +213,8 @@ class Client:
                     msg = {"type": "<not an object>", "raw": msg}
                 self.log.append(msg)
                 self.log_times.append(time.monotonic())
-                async with self._cond:
-                    self.inbox.append(msg)
-                    self._cond.notify_all()
+                self.inbox.append(msg)
+                self._wake()
         except websockets.ConnectionClosed:
             pass
         except Exception as e:  # e.g. TLS failures surfacing on read
@@ -223,8 +223,14 @@ class Client:
             self.close_code = self.ws.close_code
             self.close_reason = self.ws.close_reason
             self.closed.set()
-            async with self._cond:
-                self._cond.notify_all()
+            self._wake()
+
+    def _wake(self):
+        """Wakes every expect() waiting (one event loop thread: no lock)."""
+        for f in self._waiters:
+            if not f.done():
+                f.set_result(None)
+        self._waiters.clear()
 
     def received_at(self, msg):
         """time.monotonic() when msg (a message of this client) was read."""
@@ -257,23 +263,22 @@ class Client:
         """Waits for a message of `type_` whose fields equal `fields` and for
         which pred(msg) is true; returns it."""
         timeout = REPLY_TIMEOUT if timeout is None else timeout
-        deadline = asyncio.get_running_loop().time() + timeout
-        async with self._cond:
-            while True:
-                m = self._match(type_, pred, fields)
-                if m is not None:
-                    return m
-                remaining = deadline - asyncio.get_running_loop().time()
-                if self.closed.is_set() or remaining <= 0:
-                    why = "connection closed" if self.closed.is_set() else "timeout"
-                    raise AssertionError(
-                        "%s: expected %s %s (%s)\n%s"
-                        % (self.name, type_, fields or "", why, self.transcript())
-                    )
-                try:
-                    await asyncio.wait_for(self._cond.wait(), remaining)
-                except asyncio.TimeoutError:
-                    pass
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            m = self._match(type_, pred, fields)
+            if m is not None:
+                return m
+            remaining = deadline - loop.time()
+            if self.closed.is_set() or remaining <= 0:
+                why = "connection closed" if self.closed.is_set() else "timeout"
+                raise AssertionError(
+                    "%s: expected %s %s (%s)\n%s"
+                    % (self.name, type_, fields or "", why, self.transcript())
+                )
+            arrived = loop.create_future()
+            self._waiters.append(arrived)
+            await asyncio.wait([arrived], timeout=remaining)
 
     async def expect_error(self, code, timeout=None, **fields):
         return await self.expect("error", timeout=timeout, code=code, **fields)
@@ -281,8 +286,7 @@ class Client:
     async def expect_none(self, type_, seconds, pred=None, **fields):
         """Asserts that no matching message arrives within `seconds`."""
         await asyncio.sleep(seconds)
-        async with self._cond:
-            m = self._match(type_, pred, fields)
+        m = self._match(type_, pred, fields)
         if m is not None:
             raise AssertionError(
                 "%s: unexpected %s\n%s" % (self.name, json.dumps(m, ensure_ascii=False),
@@ -587,13 +591,18 @@ class Gateway:
         """A valid code that was not used before (the gateway refuses replays,
         RFC 6238 5.2): the current step, or the next one (still in the +-1
         window), or after waiting for the clock."""
+        waited = 0
         while True:
             now_step = int(time.time() // TOTP_STEP)
             step = max(now_step, self.last_step.get(username, -1) + 1)
             if step <= now_step + 1:
                 self.last_step[username] = step
+                if waited:
+                    sys.stderr.write("%s: waited %d s for a TOTP step not used before\n"
+                                     % (username, waited))
                 return hotp(base32_secret(self.secrets[username]), step)
             await asyncio.sleep(1)
+            waited += 1
 
     @staticmethod
     def wrong_totp(secret):
@@ -648,6 +657,7 @@ class Gateway:
             ping_interval=None,
         )
         c = Client(ws, name or username or "staff")
+        c.cookie = cookie
         if expect_hello:
             c.hello = await c.expect("hello")
         return c

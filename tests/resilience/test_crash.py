@@ -204,7 +204,7 @@ class Crash(LiveBase):
         await verifier.expect("assigned", session=new)
         # Told once: a second connection of the verifier is not told again.
         await verifier.close()
-        verifier = await self.staff("v-yasuoka")
+        verifier = await self.staff(None, cookie=verifier.cookie, name="v-yasuoka")
         await verifier.expect_none("ended", 0.5, session=session)
         await tablet.send({"type": "hangup", "session": new})
         await tablet.expect("ended", session=new)
