@@ -24,6 +24,16 @@ import { after, before } from 'node:test';
 import { fileURLToPath } from 'node:url';
 
 export const HERE = path.dirname(fileURLToPath(import.meta.url));
+
+// The pages' screenshots in docs/screenshots/, which README.md and the docs
+// show; MD_SCREENSHOTS=0 leaves them alone (scripts/test's ASan run).
+export const SHOTS = path.join(HERE, '..', '..', 'docs', 'screenshots');
+
+export async function screenshot(target, name, { fullPage = false } = {}) {
+  if (process.env.MD_SCREENSHOTS === '0') return;
+  fs.mkdirSync(SHOTS, { recursive: true });
+  await target.screenshot({ path: path.join(SHOTS, name), fullPage });
+}
 export const CHROMIUM = '/usr/bin/chromium';
 export const FIREFOX = '/usr/bin/firefox-esr';
 export const PYTHON = '/usr/bin/python3';

@@ -9,8 +9,6 @@ import fs from 'node:fs';
 import path from 'node:path';
 import * as lib from './lib.mjs';
 
-export const SHOTS = path.join(lib.HERE, '..', '..', 'docs', 'screenshots');
-
 // A copy of the sample registry in which PO-NUKUTA is also designated for a
 // procedure awaiting the terminal upgrade (shown disabled on the kiosk).
 export function registryWithUpgrade(tmp) {
@@ -29,9 +27,8 @@ export function registryWithUpgrade(tmp) {
 // A screenshot into docs/screenshots/ (MD_SCREENSHOTS=0 leaves them alone).
 export async function shot(page, name, { fullPage = false } = {}) {
   if (process.env.MD_SCREENSHOTS === '0') return;
-  fs.mkdirSync(SHOTS, { recursive: true });
   await page.evaluate(() => window.scrollTo(0, 0));
-  await page.screenshot({ path: path.join(SHOTS, name), fullPage });
+  await lib.screenshot(page, name, { fullPage });
 }
 
 // ---- Playwright (Chromium) pages

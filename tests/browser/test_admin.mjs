@@ -24,7 +24,6 @@ lib.requireBinaries(lib.CHROMIUM);
 process.env.MD_BR_USERS = JSON.stringify({ adm: ['admin', null] });
 
 const env = lib.browserFixture('md-br-admin-');
-const SHOTS = path.join(lib.HERE, '..', '..', 'docs', 'screenshots');
 const SOURCE = path.join(lib.HERE, '..', '..');
 
 function cli(...args) {
@@ -88,7 +87,7 @@ test('admin: registry rules, a device from issue to revocation, a verifier with 
     await renewal.getByText('端末更改待ち').waitFor();
     await page.getByRole('table', { name: '指定' }).getByRole('row').filter({ hasText: '清滝郵便局' })
       .getByText('マイナンバーカードの更新').waitFor();
-    await page.screenshot({ path: path.join(SHOTS, 'admin-registry.png') });
+    await lib.screenshot(page, 'admin-registry.png');
     await renewal.getByRole('button', { name: /利用開始/ }).click();
     await renewal.getByText('利用中').waitFor();
 
@@ -103,7 +102,7 @@ test('admin: registry rules, a device from issue to revocation, a verifier with 
     await policy.getByLabel('ファイル上限 (MB)').fill('15');
     await policy.getByLabel('保存期間 (日)').fill('1826');
     await policy.getByLabel('往復遅延の上限 (ms)').fill('400');
-    await page.screenshot({ path: path.join(SHOTS, 'admin-policy.png') });
+    await lib.screenshot(page, 'admin-policy.png');
     await policy.getByRole('button', { name: 'ポリシーを保存' }).click();
     await results.getByText('imported 1 municipalities, 0 post offices, 0 designations; refused 0').waitFor();
     const yasuoka = page.getByRole('table', { name: '自治体' }).getByRole('row').filter({ hasText: '泰阜村' });
@@ -130,7 +129,7 @@ test('admin: registry rules, a device from issue to revocation, a verifier with 
     assert.ok(cliRefusal, r.out);
     assert.ok(pageLines.includes(cliRefusal), `page ${JSON.stringify(pageLines)} vs CLI ${cliRefusal}`);
     await report.scrollIntoViewIfNeeded();
-    await page.screenshot({ path: path.join(SHOTS, 'admin-designation-refused.png') });
+    await lib.screenshot(page, 'admin-designation-refused.png');
 
     // a device: issue, download once, connect, revoke, refused
     await page.getByRole('tab', { name: '端末' }).click();
@@ -148,7 +147,7 @@ test('admin: registry rules, a device from issue to revocation, a verifier with 
     await page.getByText('再ダウンロードはできません').waitFor();
     const devices = page.getByRole('table', { name: '端末' });
     await devices.getByRole('row').filter({ hasText: 'TAB-NEW-1' }).getByText('有効').waitFor();
-    await page.screenshot({ path: path.join(SHOTS, 'admin-devices.png') });
+    await lib.screenshot(page, 'admin-devices.png');
     const leftovers = fs.readdirSync(env.gw.data).filter((n) => n.startsWith('admin-issue-'));
     assert.deepEqual(leftovers, [], 'no copy of the bundle stays on the server');
     const p12 = fs.readFileSync(p12Path);
@@ -174,7 +173,7 @@ test('admin: registry rules, a device from issue to revocation, a verifier with 
     await add.getByRole('button', { name: '追加' }).click();
     const qr = page.getByRole('img', { name: 'ワンタイムコード登録用QRコード' });
     await qr.waitFor();
-    await page.screenshot({ path: path.join(SHOTS, 'admin-staff-totp.png') });
+    await lib.screenshot(page, 'admin-staff-totp.png');
     const qrPng = path.join(env.tmp, 'qr.png');
     await qr.screenshot({ path: qrPng });
     const z = spawnSync('zbarimg', ['--quiet', '--raw', qrPng], { encoding: 'utf8' });

@@ -31,7 +31,6 @@ process.env.MD_BR_USERS = JSON.stringify({
 process.env.MD_BR_DEVICES = JSON.stringify({ 'TAB-KIYOTAKI-1': 'PO-KIYOTAKI' });
 
 const env = lib.browserFixture('md-br-auditor-', { firefox: true });
-const SHOTS = path.join(lib.HERE, '..', '..', 'docs', 'screenshots');
 const todayJst = () => new Intl.DateTimeFormat('sv-SE', { timeZone: 'Asia/Tokyo' }).format(new Date());
 
 async function loginChromium(page, user) {
@@ -79,7 +78,7 @@ test('auditor: find, open, view a still with a reason, export that verifies', as
     await assert.doesNotReject(list.getByRole('row').filter({ hasText: '中断' }).waitFor());
     assert.equal(await list.getByRole('row').filter({ hasText: '確認できず' }).count(), 0,
                  'the other post office is filtered out');
-    await page.screenshot({ path: path.join(SHOTS, 'auditor-list.png') });
+    await lib.screenshot(page, 'auditor-list.png');
 
     // the case
     await list.getByRole('row').filter({ hasText: '本人確認済み' })
@@ -106,7 +105,7 @@ test('auditor: find, open, view a still with a reason, export that verifies', as
       minute: '2-digit', second: '2-digit', hour12: false }).format(new Date(recDb.started_at))), recText);
     assert.match(recText, /[2-4]秒/);
     await page.getByRole('heading', { name: 'セッションの詳細' }).scrollIntoViewIfNeeded();
-    await page.screenshot({ path: path.join(SHOTS, 'auditor-case.png'), fullPage: true });
+    await lib.screenshot(page, 'auditor-case.png', { fullPage: true });
 
     // the still, after a reason
     await stillRow.getByRole('button', { name: /を開く/ }).click();
@@ -114,14 +113,14 @@ test('auditor: find, open, view a still with a reason, export that verifies', as
     await dialog.getByRole('button', { name: '記録して開く' }).click();
     await dialog.getByText('閲覧理由を入力してください').waitFor();
     await dialog.getByLabel('閲覧理由').fill('住民からの照会 (第2024-17号) に回答するため');
-    await page.screenshot({ path: path.join(SHOTS, 'auditor-reason.png') });
+    await lib.screenshot(page, 'auditor-reason.png');
     await dialog.getByRole('button', { name: '記録して開く' }).click();
     const viewer = page.getByRole('dialog', { name: '証拠の閲覧' });
     const img = viewer.getByRole('img');
     await img.waitFor();
     await page.waitForFunction(() => document.querySelector('img.evidence')?.naturalWidth > 0);
     assert.equal(await img.evaluate((i) => i.naturalWidth), 320);
-    await page.screenshot({ path: path.join(SHOTS, 'auditor-evidence.png') });
+    await lib.screenshot(page, 'auditor-evidence.png');
     const views = (await env.gw.audit(seeded.verified)).filter((e) => e.event === 'evidence_viewed');
     assert.equal(views.length, 1, JSON.stringify(views));
     assert.equal(views[0].actor, 'staff:a-audit');
@@ -148,7 +147,7 @@ test('auditor: find, open, view a still with a reason, export that verifies', as
     }, null, { timeout: 20_000 });
     const played = await video.evaluate((v) => ({ w: v.videoWidth, t: v.currentTime, err: v.error }));
     assert.ok(played.w > 0 && played.t > 0.5 && !played.err, JSON.stringify(played));
-    await page.screenshot({ path: path.join(SHOTS, 'auditor-player.png') });
+    await lib.screenshot(page, 'auditor-player.png');
     const recViews = (await env.gw.audit(seeded.verified)).filter((e) => e.event === 'recording_viewed');
     assert.equal(recViews.length, 1, JSON.stringify(recViews));
     assert.equal(recViews[0].actor, 'staff:a-audit');
@@ -225,7 +224,7 @@ test('auditor: find, open, view a still with a reason, export that verifies', as
     await noSidewaysScroll(page, 'case at 1024x768');
     await page.getByRole('button', { name: '一覧に戻る' }).click();
     await noSidewaysScroll(page, 'list at 1024x768');
-    await page.screenshot({ path: path.join(SHOTS, 'auditor-1024.png') });
+    await lib.screenshot(page, 'auditor-1024.png');
     await context.close();
   } catch (e) {
     env.failed = true;
