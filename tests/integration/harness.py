@@ -4,9 +4,10 @@ Every test gets its own gateway: a temporary data directory, two free
 loopback ports, a config file, certificates made by `madoguchi certs init`, the
 registry imported with `madoguchi registry import`, staff accounts made with
 `madoguchi user add` and tablet certificates made with `madoguchi device
-issue`.  Those CLI steps run once per registry file and test process into a
-template directory that each test copies, so a test starts from a pristine
-database in well under a second.
+issue`.  Those CLI steps run once per binary, hour, registry file and set of
+accounts into a template directory (build-dir/test-templates/, shared by the
+suite's test processes) that each test copies, so a test starts from a
+pristine database in well under a second.
 
 The client side is written independently of the gateway's C code: Python's
 ssl, http.client and hmac (TOTP, RFC 6238) and the asyncio client of the
@@ -342,17 +343,23 @@ DEFAULT_DEVICES = {
 
 
 class Template:
-    """A data directory prepared once with the CLI, copied for each test."""
+    """A data directory prepared with the CLI, copied for each test.
+
+    Kept next to the binary under test (test-templates/), keyed by the
+    binary's size and mtime, the hour, and the registry, users and devices,
+    so that the suite's many test processes build each one once rather than
+    once each (the CLI's scrypt hashing of every account is most of the
+    cost).  The hour keeps a template's audit entries as recent as a test
+    process's own would have been."""
 
     cache = {}
 
-    def __init__(self, registry, users, devices):
-        self.registry = Path(registry)
-        self.users = dict(users)
-        self.devices = dict(devices)
-        self.secrets = {}
-        self.import_report = ""
-        self.dir = Path(tempfile.mkdtemp(prefix="md-it-template-"))
+    def __init__(self, home):
+        self.home = home  # holds data/ (what tests copy) and template.json
+        self.dir = home / "data"
+        meta = json.loads((home / "template.json").read_text())
+        self.secrets = meta["secrets"]
+        self.import_report = meta["import_report"]
 
     @classmethod
     def get(cls, registry=SAMPLE_REGISTRY, users=None, devices=None):
@@ -360,41 +367,72 @@ class Template:
         devices = DEFAULT_DEVICES if devices is None else devices
         key = (str(registry), tuple(sorted(users.items())), tuple(sorted(devices.items())))
         if key not in cls.cache:
-            t = cls(registry, users, devices)
-            t.build()
-            cls.cache[key] = t
+            cls.cache[key] = cls.load_or_build(Path(registry), users, devices)
         return cls.cache[key]
 
     @classmethod
-    def cleanup_all(cls):
-        if os.environ.get("MD_IT_KEEP"):
-            return
-        for t in cls.cache.values():
-            shutil.rmtree(t.dir, ignore_errors=True)
-        cls.cache.clear()
+    def load_or_build(cls, registry, users, devices):
+        binary = Path(madoguchi_binary())
+        st = binary.stat()
+        stamp = "%d-%d" % (st.st_size, st.st_mtime_ns)
+        hour = int(time.time() // 3600)
+        inputs = hashlib.sha256(registry.read_bytes())
+        inputs.update(json.dumps([sorted(users.items()), sorted(devices.items())]).encode())
+        root = binary.parent / "test-templates"
+        home = root / stamp / str(hour) / inputs.hexdigest()[:32]
+        if not (home / "template.json").is_file():
+            home.parent.mkdir(parents=True, exist_ok=True)
+            # Templates of an earlier binary, or older than the last hour
+            # (the last hour's may still be being copied by another test).
+            for old in root.iterdir():
+                if old.name != stamp:
+                    shutil.rmtree(old, ignore_errors=True)
+            for old in (root / stamp).iterdir():
+                if old.name.isdigit() and int(old.name) < hour - 1:
+                    shutil.rmtree(old, ignore_errors=True)
+            work = Path(tempfile.mkdtemp(prefix="building-", dir=home.parent))
+            try:
+                cls.build(work, registry, users, devices)
+                try:
+                    os.rename(work, home)  # atomic: another process may have won
+                except OSError:
+                    if not (home / "template.json").is_file():
+                        raise
+            finally:
+                shutil.rmtree(work, ignore_errors=True)
+        return cls(home)
 
-    def build(self):
-        gw = Gateway(self.dir, ports=(0, 0))
+    @classmethod
+    def cleanup_all(cls):
+        cls.cache.clear()  # the templates stay for the next test process
+
+    @staticmethod
+    def build(home, registry, users, devices):
+        data = home / "data"
+        data.mkdir()
+        gw = Gateway(data, ports=(0, 0))
         gw.write_config()
         gw.cli("certs", "init")
-        r = gw.cli("registry", "import", str(self.registry), check=False)
-        self.import_report = r.stdout
+        r = gw.cli("registry", "import", str(registry), check=False)
         if r.returncode != 0:
             raise ServerError("registry import of %s exited %d\n%s%s"
-                              % (self.registry, r.returncode, r.stdout, r.stderr))
-        for name, (role, municipality) in self.users.items():
+                              % (registry, r.returncode, r.stdout, r.stderr))
+        secrets = {}
+        for name, (role, municipality) in users.items():
             args = ["user", "add", name, "--role", role]
             if municipality:
                 args += ["--municipality", municipality]
             args.append("--password-stdin")
-            r = gw.cli(*args, input=PASSWORD + "\n")
-            m = re.search(r"otpauth://\S+", r.stdout)
+            u = gw.cli(*args, input=PASSWORD + "\n")
+            m = re.search(r"otpauth://\S+", u.stdout)
             if not m:
-                raise ServerError("user add %s printed no otpauth:// URI:\n%s" % (name, r.stdout))
-            self.secrets[name] = secret_from_otpauth(m.group(0))
-        for device, post_office in self.devices.items():
+                raise ServerError("user add %s printed no otpauth:// URI:\n%s" % (name, u.stdout))
+            secrets[name] = secret_from_otpauth(m.group(0))
+        for device, post_office in devices.items():
             gw.cli("device", "issue", device, "--post-office", post_office)
-        (self.dir / "config.json").unlink()
+        (data / "config.json").unlink()
+        (home / "template.json").write_text(
+            json.dumps({"secrets": secrets, "import_report": r.stdout}))
 
 
 class Gateway:
