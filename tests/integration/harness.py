@@ -355,11 +355,8 @@ class Template:
     cache = {}
 
     def __init__(self, home):
-        self.home = home  # holds data/ (what tests copy) and template.json
-        self.dir = home / "data"
-        meta = json.loads((home / "template.json").read_text())
-        self.secrets = meta["secrets"]
-        self.import_report = meta["import_report"]
+        self.dir = home / "data"  # what tests copy; home/template.json has the TOTP secrets
+        self.secrets = json.loads((home / "template.json").read_text())["secrets"]
 
     @classmethod
     def get(cls, registry=SAMPLE_REGISTRY, users=None, devices=None):
@@ -423,16 +420,15 @@ class Template:
             if municipality:
                 args += ["--municipality", municipality]
             args.append("--password-stdin")
-            u = gw.cli(*args, input=PASSWORD + "\n")
-            m = re.search(r"otpauth://\S+", u.stdout)
+            r = gw.cli(*args, input=PASSWORD + "\n")
+            m = re.search(r"otpauth://\S+", r.stdout)
             if not m:
-                raise ServerError("user add %s printed no otpauth:// URI:\n%s" % (name, u.stdout))
+                raise ServerError("user add %s printed no otpauth:// URI:\n%s" % (name, r.stdout))
             secrets[name] = secret_from_otpauth(m.group(0))
         for device, post_office in devices.items():
             gw.cli("device", "issue", device, "--post-office", post_office)
         (data / "config.json").unlink()
-        (home / "template.json").write_text(
-            json.dumps({"secrets": secrets, "import_report": r.stdout}))
+        (home / "template.json").write_text(json.dumps({"secrets": secrets}))
 
 
 class Gateway:
