@@ -8,7 +8,12 @@
 #include "md_worker.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <stdatomic.h>
 #include <stdbool.h>
+#include <stdio.h>
+#include <time.h>
+#include <unistd.h>
 #ifdef __GLIBC__
 #include <malloc.h>
 #endif
@@ -20,17 +25,68 @@ struct md_worker {
     GMutex lock;
     GCond cond;
     bool running;
+    /* load: written by the thread's sampling timer, read by any thread */
+    atomic_uint load_permille;
+    int schedstat_fd; /* this thread's /proc/thread-self/schedstat, or -1 */
+    gint64 sample_wall_us, sample_demand_us;
 };
+
+/* The thread's CPU demand so far, in µs: the time it ran plus the time it
+ * was ready to run and waited for a CPU (/proc/thread-self/schedstat, fields
+ * 1 and 2, in ns).  Where the kernel has no schedstat, the time it ran. */
+static gint64 thread_demand_us(int schedstat_fd)
+{
+    char buf[96];
+    ssize_t n = schedstat_fd >= 0 ? pread(schedstat_fd, buf, sizeof(buf) - 1, 0) : -1;
+    if (n > 0) {
+        buf[n] = '\0';
+        unsigned long long run_ns, wait_ns;
+        if (sscanf(buf, "%llu %llu", &run_ns, &wait_ns) == 2)
+            return (gint64)((run_ns + wait_ns) / 1000);
+    }
+    struct timespec ts;
+    if (clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts) != 0)
+        return 0;
+    return (gint64)ts.tv_sec * G_USEC_PER_SEC + ts.tv_nsec / 1000;
+}
+
+/* Once per MD_WORKER_LOAD_MS on the worker: its demand over the interval as
+ * it really was (a late timer widens it), in permille.  One small read a
+ * second: nothing is added to the per-packet path. */
+static gboolean sample_load(gpointer data)
+{
+    md_worker *w = data;
+    gint64 wall = g_get_monotonic_time(), demand = thread_demand_us(w->schedstat_fd);
+    gint64 dt = wall - w->sample_wall_us;
+    if (dt > 0) {
+        gint64 permille = (demand - w->sample_demand_us) * 1000 / dt;
+        atomic_store_explicit(&w->load_permille, (unsigned)CLAMP(permille, 0, 1000),
+                              memory_order_relaxed);
+    }
+    w->sample_wall_us = wall;
+    w->sample_demand_us = demand;
+    return G_SOURCE_CONTINUE;
+}
 
 static gpointer worker_main(gpointer data)
 {
     md_worker *w = data;
     g_main_context_push_thread_default(w->ctx);
+    w->schedstat_fd = open("/proc/thread-self/schedstat", O_RDONLY | O_CLOEXEC);
+    w->sample_wall_us = g_get_monotonic_time();
+    w->sample_demand_us = thread_demand_us(w->schedstat_fd);
+    GSource *timer = g_timeout_source_new(MD_WORKER_LOAD_MS);
+    g_source_set_callback(timer, sample_load, w, NULL);
+    g_source_attach(timer, w->ctx);
     g_mutex_lock(&w->lock);
     w->running = true;
     g_cond_signal(&w->cond);
     g_mutex_unlock(&w->lock);
     g_main_loop_run(w->loop);
+    g_source_destroy(timer);
+    g_source_unref(timer);
+    if (w->schedstat_fd >= 0)
+        close(w->schedstat_fd);
     g_main_context_pop_thread_default(w->ctx);
     return NULL;
 }
@@ -76,6 +132,11 @@ void md_worker_post(md_worker *w, GSourceFunc fn, gpointer data, GDestroyNotify 
 GMainContext *md_worker_context(md_worker *w)
 {
     return w->ctx;
+}
+
+unsigned md_worker_load_permille(const md_worker *w)
+{
+    return atomic_load_explicit(&w->load_permille, memory_order_relaxed);
 }
 
 void md_worker_trim_heap(void)

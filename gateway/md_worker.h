@@ -21,6 +21,15 @@ void md_worker_post(md_worker *w, GSourceFunc fn, gpointer data, GDestroyNotify 
 
 GMainContext *md_worker_context(md_worker *w);
 
+/* The worker thread's CPU demand over the last MD_WORKER_LOAD_MS of wall
+ * time, in permille (0 to 1000): the time it ran plus the time it was ready
+ * and waited for a CPU (the kernel's schedstat; the time it ran alone where
+ * the kernel keeps no schedstat).  Near 1000, work waits for the thread:
+ * because it has too much, or because other threads (other workers, other
+ * processes) hold the cores it may run on.  Any thread. */
+#define MD_WORKER_LOAD_MS 1000
+unsigned md_worker_load_permille(const md_worker *w);
+
 /* Hands freed heap memory back to the system (glibc's malloc_trim), at most
  * once per MD_WORKER_TRIM_MS in the process.  A session's setup frees much
  * more than it keeps (DTLS handshake, offers, ICE gathering), and the
