@@ -95,6 +95,8 @@ static const struct field fields[] = {
     B("media.ice_tcp", media.ice_tcp, true),
     I("media.socket_receive_buffer", media.socket_receive_buffer, 1 << 20, 0, 64 << 20),
     I("media.max_sessions", media.max_sessions, 256, 1, 100000),
+    I("media.admit_cpu_percent", media.admit_cpu_percent, 85, 10, 100),
+    I("media.admit_settling", media.admit_settling, 64, 1, 100000),
     I("media.max_sdp_bytes", media.max_sdp_bytes, 65536, 4096, 262144),
     I("media.max_remote_candidates", media.max_remote_candidates, 32, 1, 256),
     I("media.max_packet_bytes", media.max_packet_bytes, 1500, 576, 1500),

@@ -77,6 +77,8 @@
     X(NO_MEDIA_EVIDENCE, "media_not_seen",                                                         \
       "verified needs a live session whose video from the tablet reached the verifier")            \
     X(QUEUE_TIMEOUT, "queue_timeout", "no verifier accepted the request in time")                  \
+    X(MEDIA_CAPACITY, "media_capacity",                                                            \
+      "the gateway carries all the sessions it can; the request stays in the queue, try again")    \
     X(MEDIA, "media_failed", "media could not be set up")                                          \
     X(SDP_INVALID, "sdp_invalid", "the session description is malformed or too large")             \
     X(SDP_UNSUPPORTED, "sdp_unsupported",                                                          \

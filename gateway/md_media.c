@@ -10,6 +10,7 @@
  * the control thread, so malformed ones are refused synchronously.
  */
 #include "md_media.h"
+#include "md_admit.h"
 #include "md_crypto.h"
 #include "md_dc_proto.h"
 #include "md_err.h"
@@ -20,6 +21,7 @@
 #include "md_worker.h"
 
 #include <errno.h>
+#include <sched.h>
 #include <string.h>
 
 #define MAX_SESSION_ID 128
@@ -33,6 +35,7 @@ struct worker_slot {
 struct session_record {
     unsigned worker;
     uint64_t serial;
+    gint64 opened_us; /* for admission: settling until MD_ADMIT_SETTLE_MS later */
 };
 
 struct md_media {
@@ -46,6 +49,8 @@ struct md_media {
     GHashTable *sessions; /* id -> session_record */
     uint64_t next_serial;
     unsigned max_sessions;
+    md_admit_limits admit;
+    uint64_t admission_refusals;
     size_t max_sdp_bytes;
     bool srtp_initialized;
 };
@@ -207,6 +212,16 @@ static int check_config(const md_config *cfg)
     return 0;
 }
 
+/* The CPUs this process may run on (its affinity: taskset, cpusets), which
+ * g_get_num_processors() does not always follow; one worker each. */
+static unsigned usable_cpus(void)
+{
+    cpu_set_t set;
+    if (sched_getaffinity(0, sizeof(set), &set) == 0 && CPU_COUNT(&set) > 0)
+        return (unsigned)CPU_COUNT(&set);
+    return g_get_num_processors();
+}
+
 static int start_workers(md_media *m, const md_config *cfg)
 {
     md_bridge_config sc = {
@@ -228,7 +243,7 @@ static int start_workers(md_media *m, const md_config *cfg)
         .file_queue = (unsigned)cfg->media.file_queue_files,
         .record_queue_packets = (unsigned)cfg->media.record_queue_packets,
     };
-    m->n_workers = cfg->media.workers > 0 ? (unsigned)cfg->media.workers : g_get_num_processors();
+    m->n_workers = cfg->media.workers > 0 ? (unsigned)cfg->media.workers : usable_cpus();
     m->workers = g_new0(struct worker_slot, m->n_workers);
     for (unsigned i = 0; i < m->n_workers; i++) {
         int r = md_worker_new(i, &m->workers[i].worker);
@@ -254,6 +269,8 @@ int md_media_new(const md_config *cfg, GMainContext *control_ctx, md_media_event
     m->cb = cb;
     m->userdata = userdata;
     m->max_sessions = (unsigned)cfg->media.max_sessions;
+    m->admit = (md_admit_limits){.load_permille = (unsigned)cfg->media.admit_cpu_percent * 10,
+                                 .settling = (unsigned)cfg->media.admit_settling};
     m->max_sdp_bytes = (size_t)cfg->media.max_sdp_bytes;
     m->sessions = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
     m->sink = md_event_sink_new(control_ctx, deliver, m);
@@ -304,6 +321,21 @@ const char *md_media_fingerprint(const md_media *m)
     return md_dtls_identity_fingerprint(m->identity);
 }
 
+unsigned md_media_workers(const md_media *m)
+{
+    return m->n_workers;
+}
+
+unsigned md_media_worker_load_permille(const md_media *m, unsigned worker)
+{
+    return worker < m->n_workers ? md_worker_load_permille(m->workers[worker].worker) : 0;
+}
+
+uint64_t md_media_admission_refusals(const md_media *m)
+{
+    return m->admission_refusals;
+}
+
 /* ---- sessions ---- */
 
 static bool valid_text(const char *s, size_t max)
@@ -315,13 +347,39 @@ static bool valid_text(const char *s, size_t max)
     return n > 0;
 }
 
-static unsigned least_loaded(const md_media *m)
+/* The worker for a new session (md_admit.h), or -MD_E_MEDIA_CAPACITY.  Runs
+ * once per session opened, over the open sessions: no per-packet cost. */
+static int admit(md_media *m, gint64 now_us)
 {
-    unsigned best = 0;
-    for (unsigned i = 1; i < m->n_workers; i++)
-        if (m->workers[i].sessions < m->workers[best].sessions)
-            best = i;
-    return best;
+    if (g_hash_table_size(m->sessions) >= m->max_sessions) {
+        m->admission_refusals++;
+        return -MD_E_MEDIA_CAPACITY;
+    }
+    g_autofree md_admit_worker *w = g_new0(md_admit_worker, m->n_workers);
+    for (unsigned i = 0; i < m->n_workers; i++) {
+        w[i].sessions = m->workers[i].sessions;
+        w[i].load_permille = md_worker_load_permille(m->workers[i].worker);
+    }
+    GHashTableIter it;
+    gpointer v;
+    g_hash_table_iter_init(&it, m->sessions);
+    while (g_hash_table_iter_next(&it, NULL, &v)) {
+        const struct session_record *rec = v;
+        if (now_us - rec->opened_us < (gint64)MD_ADMIT_SETTLE_MS * 1000)
+            w[rec->worker].settling++;
+    }
+    int pick = md_admit_pick(w, m->n_workers, &m->admit);
+    if (pick < 0) {
+        json_t *workers = json_array();
+        for (unsigned i = 0; i < m->n_workers; i++)
+            json_array_append_new(
+                workers, json_pack("{s:i, s:i, s:i}", "sessions", (int)w[i].sessions, "settling",
+                                   (int)w[i].settling, "load_permille", (int)w[i].load_permille));
+        md_info("media", "admission_refused", "{s:o}", "workers", workers);
+        m->admission_refusals++;
+        return -MD_E_MEDIA_CAPACITY;
+    }
+    return pick;
 }
 
 int md_media_session_open(md_media *m, const char *session_id, const md_media_session_options *opt)
@@ -334,10 +392,13 @@ int md_media_session_open(md_media *m, const char *session_id, const md_media_se
             return -EINVAL;
     if (g_hash_table_contains(m->sessions, session_id))
         return -EEXIST;
-    if (g_hash_table_size(m->sessions) >= m->max_sessions)
-        return -EBUSY;
+    gint64 now_us = g_get_monotonic_time();
+    int worker = admit(m, now_us);
+    if (worker < 0)
+        return worker;
     struct session_record *rec = g_new0(struct session_record, 1);
-    rec->worker = least_loaded(m);
+    rec->worker = (unsigned)worker;
+    rec->opened_us = now_us;
     rec->serial = ++m->next_serial;
     m->workers[rec->worker].sessions++;
     g_hash_table_insert(m->sessions, g_strdup(session_id), rec);

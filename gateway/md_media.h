@@ -139,6 +139,13 @@ md_media *md_media_free(md_media *m);
 /* "sha-256 AB:..." of the gateway's DTLS certificate (for diagnostics). */
 const char *md_media_fingerprint(const md_media *m);
 
+/* Admission figures (docs/internals/media.md, "Admission"), control thread:
+ * the number of workers, each one's load over the last second in permille
+ * (md_worker_load_permille), and the sessions refused since the start. */
+unsigned md_media_workers(const md_media *m);
+unsigned md_media_worker_load_permille(const md_media *m, unsigned worker);
+uint64_t md_media_admission_refusals(const md_media *m);
+
 typedef struct md_media_session_options {
     /* NULL-terminated preference from "VP8", "H264" (constrained baseline,
      * packetization-mode 1), "VP9", "AV1", e.g. {"VP8", "H264", NULL}. */
@@ -155,8 +162,10 @@ typedef struct md_media_session_options {
     size_t max_chat_bytes;         /* chat text; 0 = 2000 bytes (md_dc_limits) */
 } md_media_session_options;
 
-/* Opens a session on the least loaded worker.
- * -EEXIST, -EINVAL (bad id or codec list), -EBUSY (media.max_sessions). */
+/* Opens a session on the worker with the fewest sessions among those that
+ * may take it (md_admit.h).
+ * -EEXIST, -EINVAL (bad id or codec list), -MD_E_MEDIA_CAPACITY (media.max_sessions
+ * reached, or no worker may take it: md_admit.h). */
 int md_media_session_open(md_media *m, const char *session_id, const md_media_session_options *opt);
 
 /* The leg's offer (sdp of len bytes, no NUL needed).  Parsed and checked here:

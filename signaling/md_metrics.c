@@ -228,6 +228,18 @@ static char *render(md_metrics *m)
     for (size_t i = 4; i < N_LEG_COUNTERS; i++)
         g_string_append_printf(out, "madoguchi_dropped_packets_total{reason=\"%s\"} %" PRIu64 "\n",
                                leg_counters[i] + strlen("dropped_"), m->totals[i]);
+    if (srv->media) {
+        family(
+            out, "madoguchi_media_worker_load", "gauge",
+            "CPU time of each media worker thread over the last second, as a share of one core.");
+        for (unsigned i = 0; i < md_media_workers(srv->media); i++)
+            g_string_append_printf(out, "madoguchi_media_worker_load{worker=\"%u\"} %.3f\n", i,
+                                   md_media_worker_load_permille(srv->media, i) / 1000.0);
+        family(out, "madoguchi_media_admission_refused_total", "counter",
+               "Sessions the media plane did not admit (media_capacity).");
+        g_string_append_printf(out, "madoguchi_media_admission_refused_total %" PRIu64 "\n",
+                               md_media_admission_refusals(srv->media));
+    }
     family(out, "madoguchi_media_failures_total", "counter",
            "Legs that failed (ice_failed, dtls_failed, ...).");
     static const char *const usual[] = {"ice_failed", "dtls_failed"};

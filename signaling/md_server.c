@@ -369,6 +369,7 @@ static gboolean on_tick(gpointer data)
      * another process, a disabled or reset account close them here. */
     for (guint i = 0; i < srv->parties->len; i++)
         recheck_staff(srv, g_ptr_array_index(srv->parties, i));
+    md_sessions_tick(srv);
     int r = md_audit_tick(srv->audit);
     if (r < 0)
         md_error("audit", "checkpoint_failed", "{s:s}", "error", md_strerror(r));

@@ -106,6 +106,7 @@ struct md_server {
     GPtrArray *parties;                     /* md_party*, every open connection */
     GHashTable *device_conns;               /* device id -> GINT count */
     unsigned recordings_running;            /* started, final MD_MEDIA_RECORDING not yet seen */
+    bool admission_refused;  /* a random assignment waits for media capacity: retried each tick */
     GHashTable *interrupted; /* party key -> ids of sessions a restart ended (md_recovery.c) */
     guint tick_timer;
     guint crl_timer;
@@ -148,6 +149,8 @@ md_session *md_sessions_own(md_server *srv, md_party *p, const md_proto_result *
 void md_sessions_party_left(md_server *srv, md_party *p);
 void md_sessions_on_media_event(const md_media_event *ev, void *userdata);
 void md_sessions_shutdown(md_server *srv);
+/* Once a second: random assignments refused for media capacity try again. */
+void md_sessions_tick(md_server *srv);
 void md_session_free(md_session *s);
 
 /* md_session_media.c: the seam to the media plane (gateway/md_media.h) */

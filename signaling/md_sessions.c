@@ -291,16 +291,20 @@ static json_t *assigned_message(md_server *srv, md_session *s, const char *role)
                      md_session_recording_policy_name(s));
 }
 
-/* Assigns; nothing changes and nobody hears of it unless the row and the
- * audit entry are written first (transition()). */
+/* Assigns; nothing changes and nobody hears of it unless the media plane
+ * admits the session (-MD_E_MEDIA_CAPACITY: docs/internals/media.md,
+ * "Admission") and the row and the audit entry are written (transition()). */
 static int assign(md_server *srv, md_session *s, md_party *verifier, const char *mode,
                   const char *re)
 {
+    int r = md_session_media_open(srv, s);
+    if (r < 0)
+        return r;
     s->verifier = g_strdup(verifier->username);
-    int r =
-        record_transition(srv, s, MD_STATE_ASSIGNED, "assigned_at", verifier->actor, "assigned",
+    r = record_transition(srv, s, MD_STATE_ASSIGNED, "assigned_at", verifier->actor, "assigned",
                           json_pack("{s:s, s:s}", "mode", mode, "verifier", verifier->username));
     if (r < 0) {
+        md_session_media_close(srv, s);
         g_clear_pointer(&s->verifier, g_free);
         return r;
     }
@@ -312,7 +316,6 @@ static int assign(md_server *srv, md_session *s, md_party *verifier, const char 
         md_party_send(s->leg[MD_LEG_TABLET], assigned_message(srv, s, "tablet"));
     md_party_send(verifier, reply_to(assigned_message(srv, s, "verifier"), re));
     tell_state(srv, s);
-    md_session_media_open(srv, s);
     arm_timer(srv, s, srv->cfg->session.connect_timeout_seconds, "connect_timeout");
     md_session_recording_assigned(srv, s);
     broadcast_queue(srv, s->municipality);
@@ -344,9 +347,34 @@ static void assign_random(md_server *srv, const char *municipality)
         if (idle->len == 0)
             return;
         md_party *v = idle->pdata[g_random_int_range(0, (gint32)idle->len)];
-        if (assign(srv, s, v, "random", NULL) < 0)
+        int r = assign(srv, s, v, "random", NULL);
+        if (r == -MD_E_MEDIA_CAPACITY) {
+            srv->admission_refused = true; /* waits for md_sessions_tick() */
+            return;
+        }
+        if (r < 0)
             return; /* the audit log is failing: leave the request waiting */
     }
+}
+
+void md_sessions_tick(md_server *srv)
+{
+    if (!srv->admission_refused)
+        return;
+    srv->admission_refused = false;
+    g_autoptr(GHashTable) municipalities =
+        g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+    GHashTableIter it;
+    gpointer v;
+    g_hash_table_iter_init(&it, srv->sessions);
+    while (g_hash_table_iter_next(&it, NULL, &v)) {
+        md_session *s = v;
+        if (s->state == MD_STATE_REQUESTED && s->assignment == MD_ASSIGN_RANDOM)
+            g_hash_table_add(municipalities, g_strdup(s->municipality));
+    }
+    g_hash_table_iter_init(&it, municipalities);
+    while (g_hash_table_iter_next(&it, &v, NULL))
+        assign_random(srv, v); /* sets the flag again while capacity lacks */
 }
 
 /* ---- ending ---- */
@@ -545,7 +573,10 @@ static void on_accept(md_server *srv, md_party *p, const md_proto_result *m)
                             m->id, s->id);
         return;
     }
-    if (assign(srv, s, p, "pick", m->id) < 0)
+    int r = assign(srv, s, p, "pick", m->id);
+    if (r == -MD_E_MEDIA_CAPACITY)
+        refuse_accept(srv, p, m, s, r); /* the request stays in the queue */
+    else if (r < 0)
         md_party_send_error(p, -MD_E_INTERNAL, NULL, m->id, s->id);
 }
 

@@ -69,6 +69,10 @@ class Metrics(LiveBase):
         self.assertGreater(sample(text, "madoguchi_audit_append_seconds_count"), 0, text)
         self.assertIsNotNone(sample(text, "madoguchi_media_failures_total", code="ice_failed"), text)
         self.assertIsNotNone(sample(text, "madoguchi_evidence_store_bytes"), text)
+        # each worker's load is a share of one core; nothing was refused
+        load = sample(text, "madoguchi_media_worker_load", worker="0")
+        self.assertTrue(load is not None and 0 <= load <= 1, text)
+        self.assertEqual(sample(text, "madoguchi_media_admission_refused_total"), 0, text)
         # every line is a comment or a sample (exposition format 0.0.4)
         for line in text.splitlines():
             self.assertRegex(line, r"^(# (HELP|TYPE) .+|[a-z_]+(\{[^}]*\})? [0-9.e+-]+)$")

@@ -111,7 +111,7 @@ static void test_arguments(void)
     ASSERT_EQ(open_session(m, "s1", vp8), -EEXIST);
     ASSERT_OK(open_session(m, "s2", vp8));
     ASSERT_OK(open_session(m, "s3", vp8));
-    ASSERT_EQ(open_session(m, "s4", vp8), -EBUSY); /* media.max_sessions */
+    ASSERT_EQ(open_session(m, "s4", vp8), -MD_E_MEDIA_CAPACITY); /* media.max_sessions */
 
     char *detail = NULL;
     ASSERT_EQ(md_media_leg_offer(m, "nope", MD_LEG_TABLET, "v=0", 3, &detail),
