@@ -126,8 +126,9 @@ struct mdb_client {
     GString *rx; /* fragments of the message being received */
     char session[80];
     bool hello, ended, failed;
-    bool record_sent;  /* verifier: `record` `start` sent (--record) */
-    bool recording_on; /* `recording` `on` received for this leg */
+    bool record_sent;          /* verifier: `record` `start` sent (--record) */
+    int64_t t_retry_accept_us; /* verifier: `accept` refused with media_capacity; again then */
+    bool recording_on;         /* `recording` `on` received for this leg */
     int64_t t_connect_us;
     int64_t t_offer_us;  /* our description sent */
     int64_t t_answer_us; /* the gateway's description received */
@@ -170,7 +171,8 @@ struct mdb_run {
     GQueue *inbox;         /* struct mdb_outgoing from media threads */
     _Atomic int measuring; /* latency histogram on */
     int errors;
-    json_t *error_log; /* first few errors, for the report */
+    json_t *error_log;      /* first few errors, for the report */
+    int admission_refusals; /* madoguchi: `accept` refused with media_capacity */
     /* phase timestamps (µs, g_get_monotonic_time) */
     int64_t t_start, t_all_connected, t_requests, t_window_start, t_window_end;
 };

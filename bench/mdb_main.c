@@ -593,6 +593,7 @@ static json_t *report(mdb_run *run, const options *o, long long cpu0, long long 
                                   mdb_percentile(sent, n_ok, 50), "remote_description",
                                   mdb_percentile(answered, n_ok, 50), "dtls_done",
                                   mdb_percentile(dtls, n_ok, 50)));
+    json_object_set_new(j, "admission_refusals", json_integer(run->admission_refusals));
     json_object_set_new(j, "generator_stalls", json_integer((json_int_t)stalls));
     json_object_set_new(j, "generator_max_stall_us", json_integer(max_stall));
     if (o->gateway_pid > 0 && cpu0 >= 0 && cpu1 >= 0) {

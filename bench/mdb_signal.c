@@ -118,15 +118,35 @@ static void on_message(mdb_client *c, json_t *msg)
     } else if (strcmp(type, "error") == 0) {
         const char *code = json_string_value(json_object_get(msg, "code"));
         const char *m = json_string_value(json_object_get(msg, "message"));
+        if (code && strcmp(code, "media_capacity") == 0 && !c->tablet && session &&
+            strcmp(session, c->session) == 0) {
+            /* not admitted (docs/internals/media.md, "Admission"): the
+             * request waits in the queue; accept again a second later, as a
+             * verifier would, until the measurement window begins */
+            c->run->admission_refusals++;
+            c->t_retry_accept_us = g_get_monotonic_time() + G_USEC_PER_SEC;
+            return;
+        }
         mdb_run_error(c->run, c, code ? code : "error", m);
     }
 }
 
 /* --record: the verifier starts recording once media flows both ways in its
  * session (the same moment a verifier would press the button). */
+static void accept_again(mdb_client *v, int64_t now_us)
+{
+    v->t_retry_accept_us = 0;
+    if (v->run->t_window_start || v->ended)
+        return;                       /* the window measures the sessions admitted before it */
+    v->partner->t_accept_us = now_us; /* setup is timed from the admitted accept */
+    mdb_ws_send(v, json_pack("{s:s, s:s}", "type", "accept", "session", v->session));
+}
+
 static void tick(mdb_client *c, int64_t now_us)
 {
     mdb_client *t = c->partner;
+    if (c->t_retry_accept_us && now_us >= c->t_retry_accept_us)
+        accept_again(c, now_us);
     if (!c->run->record || c->tablet || c->record_sent || !c->session[0] || c->ended ||
         !atomic_load(&c->t_first_rx_us) || !atomic_load(&t->t_first_rx_us))
         return;

@@ -60,6 +60,8 @@ def generator_limited(r):
 
 FIGURES = [
     # key, label, getter, ratio (False for counts where a ratio means nothing)
+    ("admission", "accepts refused with media_capacity (admission)",
+     lambda r: r.get("admission_refusals"), False),
     ("setup_p50", "setup p50 (ms)", lambda r: r["setup_ms"]["p50"], True),
     ("setup_p95", "setup p95 (ms)", lambda r: r["setup_ms"]["p95"], True),
     ("setup_p99", "setup p99 (ms)", lambda r: r["setup_ms"]["p99"], True),
