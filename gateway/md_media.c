@@ -21,7 +21,6 @@
 #include "md_worker.h"
 
 #include <errno.h>
-#include <sched.h>
 #include <string.h>
 
 #define MAX_SESSION_ID 128
@@ -212,16 +211,6 @@ static int check_config(const md_config *cfg)
     return 0;
 }
 
-/* The CPUs this process may run on (its affinity: taskset, cpusets), which
- * g_get_num_processors() does not always follow; one worker each. */
-static unsigned usable_cpus(void)
-{
-    cpu_set_t set;
-    if (sched_getaffinity(0, sizeof(set), &set) == 0 && CPU_COUNT(&set) > 0)
-        return (unsigned)CPU_COUNT(&set);
-    return g_get_num_processors();
-}
-
 static int start_workers(md_media *m, const md_config *cfg)
 {
     md_bridge_config sc = {
@@ -243,7 +232,7 @@ static int start_workers(md_media *m, const md_config *cfg)
         .file_queue = (unsigned)cfg->media.file_queue_files,
         .record_queue_packets = (unsigned)cfg->media.record_queue_packets,
     };
-    m->n_workers = cfg->media.workers > 0 ? (unsigned)cfg->media.workers : usable_cpus();
+    m->n_workers = cfg->media.workers > 0 ? (unsigned)cfg->media.workers : g_get_num_processors();
     m->workers = g_new0(struct worker_slot, m->n_workers);
     for (unsigned i = 0; i < m->n_workers; i++) {
         int r = md_worker_new(i, &m->workers[i].worker);
