@@ -99,7 +99,7 @@ typedef struct md_config {
         bool ice_tcp;              /* RFC 6544 passive TCP candidates too; default true */
         int socket_receive_buffer; /* SO_RCVBUF of a leg's selected socket; 0 = the kernel's */
         int max_sessions;          /* default 256 */
-        int admit_cpu_percent;     /* a worker busier than this takes no new session; 85 */
+        int admit_cpu_percent;     /* CPU demand a worker may reach with a new session; 85 */
         int admit_settling;        /* sessions set up at once, all workers; default 64 */
         int max_sdp_bytes;         /* one offer; default 65536 */
         int max_remote_candidates; /* per leg; default 32 */

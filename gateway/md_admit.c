@@ -3,6 +3,8 @@
  */
 #include "md_admit.h"
 
+#include <stdbool.h>
+
 /* The load the worker is expected to reach once its settling sessions and one
  * more carry media, in permille (may exceed 1000). */
 static unsigned projected_permille(const md_admit_worker *w)
@@ -15,19 +17,19 @@ static unsigned projected_permille(const md_admit_worker *w)
     return w->load_permille + (unsigned)(add > 100000 ? 100000 : add);
 }
 
-int md_admit_pick(const md_admit_worker *w, unsigned n, const md_admit_limits *lim)
+static bool room(const md_admit_worker *w, const md_admit_limits *lim)
 {
-    unsigned settling = 0;
-    for (unsigned i = 0; i < n; i++)
-        settling += w[i].settling;
-    if (settling >= lim->settling)
+    return lim->load_permille >= 1000 || projected_permille(w) < lim->load_permille;
+}
+
+int md_admit_pick(const md_admit_worker *w, unsigned n, const md_admit_worker *process,
+                  const md_admit_limits *lim)
+{
+    if (process->settling >= lim->settling || !room(process, lim))
         return -1;
     int best = -1;
-    for (unsigned i = 0; i < n; i++) {
-        if (lim->load_permille < 1000 && projected_permille(&w[i]) >= lim->load_permille)
-            continue;
-        if (best < 0 || w[i].sessions < w[(unsigned)best].sessions)
+    for (unsigned i = 0; i < n; i++)
+        if (room(&w[i], lim) && (best < 0 || w[i].sessions < w[(unsigned)best].sessions))
             best = (int)i;
-    }
     return best;
 }

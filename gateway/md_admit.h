@@ -7,8 +7,6 @@
 #ifndef MD_ADMIT_H
 #define MD_ADMIT_H
 
-#include <stdbool.h>
-
 /* A session opened less than this long ago is "settling": its media may not
  * flow yet, so the worker's measured load does not include it. */
 #define MD_ADMIT_SETTLE_MS 3000
@@ -20,7 +18,8 @@
 typedef struct md_admit_worker {
     unsigned sessions;      /* open on the worker, settling ones included */
     unsigned settling;      /* opened within MD_ADMIT_SETTLE_MS */
-    unsigned load_permille; /* md_worker_load_permille(): CPU demand */
+    unsigned load_permille; /* a worker: md_worker_load_permille(); the process: its
+                             * CPU time's share of the CPUs it may run on */
 } md_admit_worker;
 
 typedef struct md_admit_limits {
@@ -29,11 +28,14 @@ typedef struct md_admit_limits {
 } md_admit_limits;
 
 /* The worker to open the next session on, or -1 when none may take it.
- * Nothing is admitted while lim->settling sessions, all workers together,
- * are settling.  A worker may take it when its load, plus what its settling
- * sessions and the new one are expected to add at its measured cost per
- * settled session, stays under lim->load_permille.  Among those, the one with
- * the fewest sessions. */
-int md_admit_pick(const md_admit_worker *w, unsigned n, const md_admit_limits *lim);
+ * `process` sums the workers' sessions and settling sessions, with the
+ * process's share of the CPUs it may run on as its load.  Nothing is admitted
+ * while lim->settling sessions are settling, or while the process's load,
+ * with what its settling sessions and the new one are expected to add at its
+ * measured cost per settled session, would reach lim->load_permille.  Then a
+ * worker may take it when its own load, projected the same way, stays under
+ * lim->load_permille.  Among those, the one with the fewest sessions. */
+int md_admit_pick(const md_admit_worker *w, unsigned n, const md_admit_worker *process,
+                  const md_admit_limits *lim);
 
 #endif

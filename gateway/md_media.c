@@ -21,7 +21,9 @@
 #include "md_worker.h"
 
 #include <errno.h>
+#include <sched.h>
 #include <string.h>
+#include <sys/resource.h>
 
 #define MAX_SESSION_ID 128
 
@@ -50,6 +52,10 @@ struct md_media {
     unsigned max_sessions;
     md_admit_limits admit;
     uint64_t admission_refusals;
+    /* the process's share of its CPUs, sampled on the control context */
+    GSource *process_timer;
+    unsigned cpus, process_permille;
+    gint64 process_wall_us, process_cpu_us;
     size_t max_sdp_bytes;
     bool srtp_initialized;
 };
@@ -202,6 +208,42 @@ static struct command *command_new(enum command_kind kind, const char *session_i
 
 /* ---- lifecycle ---- */
 
+/* ---- the process's load (admission) ---- */
+
+/* user + system CPU time of every thread of the process, in µs */
+static gint64 process_cpu_us(void)
+{
+    struct rusage ru;
+    if (getrusage(RUSAGE_SELF, &ru) != 0)
+        return 0;
+    return ((gint64)ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * G_USEC_PER_SEC +
+           ru.ru_utime.tv_usec + ru.ru_stime.tv_usec;
+}
+
+/* The CPUs the process may run on (taskset, cpusets): what its load is a share of. */
+static unsigned usable_cpus(void)
+{
+    cpu_set_t set;
+    if (sched_getaffinity(0, sizeof(set), &set) == 0 && CPU_COUNT(&set) > 0)
+        return (unsigned)CPU_COUNT(&set);
+    return g_get_num_processors();
+}
+
+/* Once per MD_WORKER_LOAD_MS: the workers' demand does not show a core that
+ * the control thread, the recorder or the kernel's work for the process fill;
+ * the process's CPU time against the CPUs it may use does. */
+static gboolean sample_process(gpointer data)
+{
+    md_media *m = data;
+    gint64 wall = g_get_monotonic_time(), cpu = process_cpu_us();
+    gint64 dt = (wall - m->process_wall_us) * m->cpus;
+    if (dt > 0)
+        m->process_permille = (unsigned)CLAMP((cpu - m->process_cpu_us) * 1000 / dt, 0, 1000);
+    m->process_wall_us = wall;
+    m->process_cpu_us = cpu;
+    return G_SOURCE_CONTINUE;
+}
+
 static int check_config(const md_config *cfg)
 {
     if (cfg->media.port_min > cfg->media.port_max)
@@ -273,6 +315,12 @@ int md_media_new(const md_config *cfg, GMainContext *control_ctx, md_media_event
     r = start_workers(m, cfg);
     if (r < 0)
         goto out;
+    m->cpus = usable_cpus();
+    m->process_wall_us = g_get_monotonic_time();
+    m->process_cpu_us = process_cpu_us();
+    m->process_timer = g_timeout_source_new(MD_WORKER_LOAD_MS);
+    g_source_set_callback(m->process_timer, sample_process, m, NULL);
+    g_source_attach(m->process_timer, control_ctx);
     md_debug("media", "started", "{s:i, s:s}", "workers", (int)m->n_workers, "fingerprint",
              md_dtls_identity_fingerprint(m->identity));
     *ret = m;
@@ -286,6 +334,10 @@ md_media *md_media_free(md_media *m)
 {
     if (!m)
         return NULL;
+    if (m->process_timer) {
+        g_source_destroy(m->process_timer);
+        g_source_unref(m->process_timer);
+    }
     md_event_sink_close(m->sink); /* events still queued are dropped from here on */
     for (unsigned i = 0; i < m->n_workers; i++) {
         struct command *c = g_new0(struct command, 1);
@@ -320,6 +372,11 @@ unsigned md_media_worker_load_permille(const md_media *m, unsigned worker)
     return worker < m->n_workers ? md_worker_load_permille(m->workers[worker].worker) : 0;
 }
 
+unsigned md_media_process_load_permille(const md_media *m)
+{
+    return m->process_permille;
+}
+
 uint64_t md_media_admission_refusals(const md_media *m)
 {
     return m->admission_refusals;
@@ -349,22 +406,27 @@ static int admit(md_media *m, gint64 now_us)
         w[i].sessions = m->workers[i].sessions;
         w[i].load_permille = md_worker_load_permille(m->workers[i].worker);
     }
+    md_admit_worker process = {.sessions = g_hash_table_size(m->sessions),
+                               .load_permille = m->process_permille};
     GHashTableIter it;
     gpointer v;
     g_hash_table_iter_init(&it, m->sessions);
     while (g_hash_table_iter_next(&it, NULL, &v)) {
         const struct session_record *rec = v;
-        if (now_us - rec->opened_us < (gint64)MD_ADMIT_SETTLE_MS * 1000)
+        if (now_us - rec->opened_us < (gint64)MD_ADMIT_SETTLE_MS * 1000) {
             w[rec->worker].settling++;
+            process.settling++;
+        }
     }
-    int pick = md_admit_pick(w, m->n_workers, &m->admit);
+    int pick = md_admit_pick(w, m->n_workers, &process, &m->admit);
     if (pick < 0) {
         json_t *workers = json_array();
         for (unsigned i = 0; i < m->n_workers; i++)
             json_array_append_new(
                 workers, json_pack("{s:i, s:i, s:i}", "sessions", (int)w[i].sessions, "settling",
                                    (int)w[i].settling, "load_permille", (int)w[i].load_permille));
-        md_info("media", "admission_refused", "{s:o}", "workers", workers);
+        md_info("media", "admission_refused", "{s:i, s:i, s:o}", "sessions", (int)process.sessions,
+                "process_load_permille", (int)process.load_permille, "workers", workers);
         m->admission_refusals++;
         return -MD_E_MEDIA_CAPACITY;
     }

@@ -141,9 +141,11 @@ const char *md_media_fingerprint(const md_media *m);
 
 /* Admission figures (docs/internals/media.md, "Admission"), control thread:
  * the number of workers, each one's load over the last second in permille
- * (md_worker_load_permille), and the sessions refused since the start. */
+ * (md_worker_load_permille), the process's CPU time over the last second as
+ * a share of the CPUs it may run on, and the sessions refused since the start. */
 unsigned md_media_workers(const md_media *m);
 unsigned md_media_worker_load_permille(const md_media *m, unsigned worker);
+unsigned md_media_process_load_permille(const md_media *m);
 uint64_t md_media_admission_refusals(const md_media *m);
 
 typedef struct md_media_session_options {
