@@ -22,10 +22,20 @@ static bool room(const md_admit_worker *w, const md_admit_limits *lim)
     return lim->load_permille >= 1000 || projected_permille(w) < lim->load_permille;
 }
 
+/* The process's load counts only once media is most of it: with fewer than
+ * MD_ADMIT_MIN_SETTLED settled sessions, logins being hashed or an export
+ * being written would refuse media that the workers have room for. */
+static bool process_room(const md_admit_worker *process, const md_admit_limits *lim)
+{
+    if (process->sessions < process->settling + MD_ADMIT_MIN_SETTLED)
+        return true;
+    return room(process, lim);
+}
+
 int md_admit_pick(const md_admit_worker *w, unsigned n, const md_admit_worker *process,
                   const md_admit_limits *lim)
 {
-    if (process->settling >= lim->settling || !room(process, lim))
+    if (process->settling >= lim->settling || !process_room(process, lim))
         return -1;
     int best = -1;
     for (unsigned i = 0; i < n; i++)

@@ -32,7 +32,9 @@ typedef struct md_admit_limits {
  * process's share of the CPUs it may run on as its load.  Nothing is admitted
  * while lim->settling sessions are settling, or while the process's load,
  * with what its settling sessions and the new one are expected to add at its
- * measured cost per settled session, would reach lim->load_permille.  Then a
+ * measured cost per settled session, would reach lim->load_permille (from
+ * MD_ADMIT_MIN_SETTLED settled sessions on: below, its load is not the
+ * media's, e.g. logins being hashed).  Then a
  * worker may take it when its own load, projected the same way, stays under
  * lim->load_permille.  Among those, the one with the fewest sessions. */
 int md_admit_pick(const md_admit_worker *w, unsigned n, const md_admit_worker *process,

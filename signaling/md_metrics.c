@@ -235,6 +235,10 @@ static char *render(md_metrics *m)
         for (unsigned i = 0; i < md_media_workers(srv->media); i++)
             g_string_append_printf(out, "madoguchi_media_worker_load{worker=\"%u\"} %.3f\n", i,
                                    md_media_worker_load_permille(srv->media, i) / 1000.0);
+        family(out, "madoguchi_process_cpu_load", "gauge",
+               "The gateway's CPU time over the last second, as a share of the CPUs it may use.");
+        g_string_append_printf(out, "madoguchi_process_cpu_load %.3f\n",
+                               md_media_process_load_permille(srv->media) / 1000.0);
         family(out, "madoguchi_media_admission_refused_total", "counter",
                "Sessions the media plane did not admit (media_capacity).");
         g_string_append_printf(out, "madoguchi_media_admission_refused_total %" PRIu64 "\n",

@@ -72,6 +72,8 @@ class Metrics(LiveBase):
         # each worker's load is a share of one core; nothing was refused
         load = sample(text, "madoguchi_media_worker_load", worker="0")
         self.assertTrue(load is not None and 0 <= load <= 1, text)
+        load = sample(text, "madoguchi_process_cpu_load")
+        self.assertTrue(load is not None and 0 <= load <= 1, text)
         self.assertEqual(sample(text, "madoguchi_media_admission_refused_total"), 0, text)
         # every line is a comment or a sample (exposition format 0.0.4)
         for line in text.splitlines():

@@ -92,6 +92,13 @@ static void test_process_load(void)
     ASSERT_EQ(pick(w, 2, 700, &limits), 1);
     w[1].sessions = 24, w[1].settling = 4; /* 70 % + 9 × 70/40 % = 85.75 % */
     ASSERT_EQ(pick(w, 2, 700, &limits), -1);
+    /* a busy process with few sessions is busy with something else (logins
+     * being hashed): that does not refuse media the workers have room for */
+    md_admit_worker quiet[2] = {{.sessions = 3, .settling = 1, .load_permille = 20},
+                                {.sessions = 4, .load_permille = 30}};
+    ASSERT_EQ(pick(quiet, 2, 1000, &limits), 0);
+    quiet[1].sessions = 7; /* 9 settled */
+    ASSERT_EQ(pick(quiet, 2, 1000, &limits), -1);
 }
 
 static void test_limit_100_never_refuses_for_load(void)
