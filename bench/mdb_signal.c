@@ -131,8 +131,7 @@ static void on_message(mdb_client *c, json_t *msg)
     }
 }
 
-/* --record: the verifier starts recording once media flows both ways in its
- * session (the same moment a verifier would press the button). */
+/* A verifier's `accept` again, after media_capacity. */
 static void accept_again(mdb_client *v, int64_t now_us)
 {
     v->t_retry_accept_us = 0;
@@ -142,6 +141,9 @@ static void accept_again(mdb_client *v, int64_t now_us)
     mdb_ws_send(v, json_pack("{s:s, s:s}", "type", "accept", "session", v->session));
 }
 
+/* Retries a refused accept; with --record, the verifier starts recording
+ * once media flows both ways in its session (the same moment a verifier
+ * would press the button). */
 static void tick(mdb_client *c, int64_t now_us)
 {
     mdb_client *t = c->partner;
