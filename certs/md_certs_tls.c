@@ -20,6 +20,11 @@ void md_certs_tls_set_min_version(void *ssl_ctx, const char *min_version)
     SSL_CTX_set_min_proto_version(ssl_ctx, min);
 }
 
+void md_certs_tls_release_idle_buffers(void *ssl_ctx)
+{
+    SSL_CTX_set_mode(ssl_ctx, SSL_MODE_RELEASE_BUFFERS);
+}
+
 int md_certs_tls_load_crl(void *ssl_ctx, const char *crl_path, char *err, size_t err_cap)
 {
     X509_STORE *store = SSL_CTX_get_cert_store(ssl_ctx);

@@ -19,6 +19,11 @@
 /* TLS 1.2 as the lowest version for min_version "1.2", TLS 1.3 otherwise. */
 void md_certs_tls_set_min_version(void *ssl_ctx, const char *min_version);
 
+/* An idle connection gives its record buffers back (SSL_MODE_RELEASE_BUFFERS):
+ * staff consoles and tablets stay connected all day and mostly idle, and each
+ * connection otherwise keeps a read and a write buffer of about 17 KiB. */
+void md_certs_tls_release_idle_buffers(void *ssl_ctx);
+
 /* Turns revocation checking on in the context's store (X509_V_FLAG_CRL_CHECK)
  * and loads crl_path into it.  Fails closed: the check stays on when there is
  * nothing to load, so every client certificate is then refused with

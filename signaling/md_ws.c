@@ -740,6 +740,7 @@ static int load_verify_extras(md_ws *ws, struct lws_vhost *vh, void *ssl_ctx)
     /* TLS 1.3 unless the operator lowered it (per-municipality policy is
      * checked again once the device is known). */
     md_certs_tls_set_min_version(ssl_ctx, ws->cfg->tls.min_version);
+    md_certs_tls_release_idle_buffers(ssl_ctx);
     if (strcmp(lws_get_vhost_name(vh), "device") != 0)
         return 0;
     ws->device_ssl_ctx = ssl_ctx;
