@@ -54,8 +54,8 @@ struct md_media {
     uint64_t admission_refusals;
     /* the process's share of its CPUs, sampled on the control context */
     GSource *process_timer;
-    unsigned cpus, process_permille;
-    gint64 process_wall_us, process_cpu_us;
+    unsigned cpus;
+    md_load_meter process_load;
     size_t max_sdp_bytes;
     bool srtp_initialized;
 };
@@ -235,12 +235,7 @@ static unsigned usable_cpus(void)
 static gboolean sample_process(gpointer data)
 {
     md_media *m = data;
-    gint64 wall = g_get_monotonic_time(), cpu = process_cpu_us();
-    gint64 dt = (wall - m->process_wall_us) * m->cpus;
-    if (dt > 0)
-        m->process_permille = (unsigned)CLAMP((cpu - m->process_cpu_us) * 1000 / dt, 0, 1000);
-    m->process_wall_us = wall;
-    m->process_cpu_us = cpu;
+    md_load_meter_update(&m->process_load, process_cpu_us(), m->cpus);
     return G_SOURCE_CONTINUE;
 }
 
@@ -316,8 +311,7 @@ int md_media_new(const md_config *cfg, GMainContext *control_ctx, md_media_event
     if (r < 0)
         goto out;
     m->cpus = usable_cpus();
-    m->process_wall_us = g_get_monotonic_time();
-    m->process_cpu_us = process_cpu_us();
+    md_load_meter_start(&m->process_load, process_cpu_us());
     m->process_timer = g_timeout_source_new(MD_WORKER_LOAD_MS);
     g_source_set_callback(m->process_timer, sample_process, m, NULL);
     g_source_attach(m->process_timer, control_ctx);
@@ -374,7 +368,7 @@ unsigned md_media_worker_load_permille(const md_media *m, unsigned worker)
 
 unsigned md_media_process_load_permille(const md_media *m)
 {
-    return m->process_permille;
+    return m->process_load.permille;
 }
 
 uint64_t md_media_admission_refusals(const md_media *m)
@@ -397,17 +391,15 @@ static bool valid_text(const char *s, size_t max)
  * once per session opened, over the open sessions: no per-packet cost. */
 static int admit(md_media *m, gint64 now_us)
 {
-    if (g_hash_table_size(m->sessions) >= m->max_sessions) {
-        m->admission_refusals++;
+    if (g_hash_table_size(m->sessions) >= m->max_sessions)
         return -MD_E_MEDIA_CAPACITY;
-    }
     g_autofree md_admit_worker *w = g_new0(md_admit_worker, m->n_workers);
     for (unsigned i = 0; i < m->n_workers; i++) {
         w[i].sessions = m->workers[i].sessions;
         w[i].load_permille = md_worker_load_permille(m->workers[i].worker);
     }
     md_admit_worker process = {.sessions = g_hash_table_size(m->sessions),
-                               .load_permille = m->process_permille};
+                               .load_permille = m->process_load.permille};
     GHashTableIter it;
     gpointer v;
     g_hash_table_iter_init(&it, m->sessions);
@@ -427,7 +419,6 @@ static int admit(md_media *m, gint64 now_us)
                                    (int)w[i].settling, "load_permille", (int)w[i].load_permille));
         md_info("media", "admission_refused", "{s:i, s:i, s:o}", "sessions", (int)process.sessions,
                 "process_load_permille", (int)process.load_permille, "workers", workers);
-        m->admission_refusals++;
         return -MD_E_MEDIA_CAPACITY;
     }
     return pick;
@@ -445,8 +436,10 @@ int md_media_session_open(md_media *m, const char *session_id, const md_media_se
         return -EEXIST;
     gint64 now_us = g_get_monotonic_time();
     int worker = admit(m, now_us);
-    if (worker < 0)
+    if (worker < 0) {
+        m->admission_refusals++;
         return worker;
+    }
     struct session_record *rec = g_new0(struct session_record, 1);
     rec->worker = (unsigned)worker;
     rec->opened_us = now_us;

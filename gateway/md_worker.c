@@ -28,7 +28,7 @@ struct md_worker {
     /* load: written by the thread's sampling timer, read by any thread */
     atomic_uint load_permille;
     int schedstat_fd; /* this thread's /proc/thread-self/schedstat, or -1 */
-    gint64 sample_wall_us, sample_demand_us;
+    md_load_meter meter;
 };
 
 /* The thread's CPU demand so far, in µs: the time it ran plus the time it
@@ -50,21 +50,27 @@ static gint64 thread_demand_us(int schedstat_fd)
     return (gint64)ts.tv_sec * G_USEC_PER_SEC + ts.tv_nsec / 1000;
 }
 
-/* Once per MD_WORKER_LOAD_MS on the worker: its demand over the interval as
- * it really was (a late timer widens it), in permille.  One small read a
- * second: nothing is added to the per-packet path. */
+void md_load_meter_start(md_load_meter *lm, gint64 busy_us)
+{
+    *lm = (md_load_meter){.wall_us = g_get_monotonic_time(), .busy_us = busy_us};
+}
+
+void md_load_meter_update(md_load_meter *lm, gint64 busy_us, unsigned cpus)
+{
+    gint64 wall = g_get_monotonic_time(), dt = (wall - lm->wall_us) * cpus;
+    if (dt > 0)
+        lm->permille = (unsigned)CLAMP((busy_us - lm->busy_us) * 1000 / dt, 0, 1000);
+    lm->wall_us = wall;
+    lm->busy_us = busy_us;
+}
+
+/* Once per MD_WORKER_LOAD_MS on the worker: its demand over the interval.
+ * One small read a second: nothing is added to the per-packet path. */
 static gboolean sample_load(gpointer data)
 {
     md_worker *w = data;
-    gint64 wall = g_get_monotonic_time(), demand = thread_demand_us(w->schedstat_fd);
-    gint64 dt = wall - w->sample_wall_us;
-    if (dt > 0) {
-        gint64 permille = (demand - w->sample_demand_us) * 1000 / dt;
-        atomic_store_explicit(&w->load_permille, (unsigned)CLAMP(permille, 0, 1000),
-                              memory_order_relaxed);
-    }
-    w->sample_wall_us = wall;
-    w->sample_demand_us = demand;
+    md_load_meter_update(&w->meter, thread_demand_us(w->schedstat_fd), 1);
+    atomic_store_explicit(&w->load_permille, w->meter.permille, memory_order_relaxed);
     return G_SOURCE_CONTINUE;
 }
 
@@ -73,8 +79,7 @@ static gpointer worker_main(gpointer data)
     md_worker *w = data;
     g_main_context_push_thread_default(w->ctx);
     w->schedstat_fd = open("/proc/thread-self/schedstat", O_RDONLY | O_CLOEXEC);
-    w->sample_wall_us = g_get_monotonic_time();
-    w->sample_demand_us = thread_demand_us(w->schedstat_fd);
+    md_load_meter_start(&w->meter, thread_demand_us(w->schedstat_fd));
     GSource *timer = g_timeout_source_new(MD_WORKER_LOAD_MS);
     g_source_set_callback(timer, sample_load, w, NULL);
     g_source_attach(timer, w->ctx);

@@ -30,6 +30,17 @@ GMainContext *md_worker_context(md_worker *w);
 #define MD_WORKER_LOAD_MS 1000
 unsigned md_worker_load_permille(const md_worker *w);
 
+/* A busy-time meter, sampled every MD_WORKER_LOAD_MS (the workers' demand,
+ * md_media.c's process load): md_load_meter_update() takes the busy time so
+ * far and sets `permille` to the share of `cpus` CPUs it used since the last
+ * update, over the real interval (a late timer widens it). */
+typedef struct md_load_meter {
+    gint64 wall_us, busy_us;
+    unsigned permille;
+} md_load_meter;
+void md_load_meter_start(md_load_meter *lm, gint64 busy_us);
+void md_load_meter_update(md_load_meter *lm, gint64 busy_us, unsigned cpus);
+
 /* Hands freed heap memory back to the system (glibc's malloc_trim), at most
  * once per MD_WORKER_TRIM_MS in the process.  A session's setup frees much
  * more than it keeps (DTLS handshake, offers, ICE gathering), and the
