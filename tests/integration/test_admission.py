@@ -30,10 +30,10 @@ def has_entry(session):
     return lambda m: any(e.get("session") == session for e in m.get("entries", []))
 
 
-class SetupWindow(GatewayTestCase):
-    config = {"media": {"admit_settling": 1}}
-
-    async def test_refused_accept_leaves_everything_as_it_was(self):
+class Admission(GatewayTestCase):
+    async def one_assigned(self):
+        """Two verifiers and two tablets; the first session accepted and
+        assigned. Returns (v1, v2, t1, t2, s1)."""
         v1 = await self.staff("v-yasuoka")
         v2 = await self.staff("v-yasuoka2")
         t1 = await self.device("TAB-NUKUTA-1")
@@ -41,6 +41,14 @@ class SetupWindow(GatewayTestCase):
         s1 = (await self.request(t1))["session"]
         await v1.send({"type": "accept", "session": s1})
         await v1.expect("assigned", session=s1)
+        return v1, v2, t1, t2, s1
+
+
+class SetupWindow(Admission):
+    config = {"media": {"admit_settling": 1}}
+
+    async def test_refused_accept_leaves_everything_as_it_was(self):
+        v1, v2, t1, t2, s1 = await self.one_assigned()
         opened = time.monotonic()
         s2 = (await self.request(t2, id_="req-2"))["session"]
         for v in (v1, v2):
@@ -79,17 +87,11 @@ class SetupWindow(GatewayTestCase):
             await v.expect("ended", session=s)
 
 
-class MaxSessions(GatewayTestCase):
+class MaxSessions(Admission):
     config = {"media": {"max_sessions": 1}}
 
     async def test_room_comes_back_when_a_session_ends(self):
-        v1 = await self.staff("v-yasuoka")
-        v2 = await self.staff("v-yasuoka2")
-        t1 = await self.device("TAB-NUKUTA-1")
-        t2 = await self.device("TAB-NUKUTA-2")
-        s1 = (await self.request(t1))["session"]
-        await v1.send({"type": "accept", "session": s1})
-        await v1.expect("assigned", session=s1)
+        v1, v2, _, t2, s1 = await self.one_assigned()
         s2 = (await self.request(t2, id_="req-2"))["session"]
         await v2.send({"type": "accept", "session": s2, "id": "b"})
         await v2.expect_error("media_capacity", re="b")
