@@ -475,7 +475,13 @@ class Gateway:
             "public_url": self.origin,
             "staff_listen": {"address": HOST, "port": self.staff_port},
             "device_listen": {"address": HOST, "port": self.device_port},
-            "media": {"bind_address": HOST},  # ICE on loopback only
+            # ICE on loopback only.  Admission by CPU load is off: the test's
+            # own peers share the gateway's CPUs, and a worker waiting behind
+            # them would read as the gateway's load and refuse sessions (under
+            # ASan, on two cores).  The decision is tested in
+            # tests/media/test_admit.c; the set-up window and max_sessions,
+            # which stay on, in test_admission.py.
+            "media": {"bind_address": HOST, "admit_cpu_percent": 100},
         }
         for k, v in self.extra_config.items():
             if isinstance(v, dict):
