@@ -39,11 +39,11 @@ export async function openKiosk(page, gw, query = { loopback: '1' }) {
   await page.getByText('温田郵便局').first().waitFor();
 }
 
-export async function loginChromium(page, gw, query = { loopback: '1' }) {
+export async function loginChromium(page, gw, query = { loopback: '1' }, user = 'v-yasuoka') {
   await page.goto(`${gw.origin}/`);
-  await page.getByLabel('ユーザー名').fill('v-yasuoka');
+  await page.getByLabel('ユーザー名').fill(user);
   await page.getByLabel('パスワード').fill(gw.password);
-  await page.getByLabel('ワンタイムコード').fill(await gw.totp('v-yasuoka'));
+  await page.getByLabel('ワンタイムコード').fill(await gw.totp(user));
   await page.getByRole('button', { name: 'ログイン' }).click();
   await page.waitForURL(/\/verifier$/);
   await page.goto(`${gw.origin}/verifier?${new URLSearchParams(query)}`);

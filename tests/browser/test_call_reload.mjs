@@ -5,15 +5,37 @@
 // both ways (the gateway's rejoin; a new PeerConnection on the same leg).
 // The console is worked by keyboard alone (accept, outcome, confirmation);
 // the verifier records with the clerk's consent on the kiosk.
+// Then the gateway is full (media.max_sessions 1: one call at a time): a
+// second verifier's accept is refused with the console's banner, the request
+// keeps its place, and once the first call ends the same button works.
 import assert from 'node:assert/strict';
+import path from 'node:path';
 import { test } from 'node:test';
 import * as lib from './lib.mjs';
 import * as p from './product.mjs';
+import { errorText } from '../../web/js/lib/errors.js';
 
 lib.requireBinaries(lib.CHROMIUM, lib.FIREFOX);
 
-const env = lib.browserFixture('md-br-reload-', { firefox: true, firefoxProfile: lib.firefoxClientCert,
-                                                          gateway: p.registryWithUpgrade });
+// A second verifier and a second tablet (the aiortc one) at the same office.
+process.env.MD_BR_USERS = JSON.stringify({ 'v-kanda': ['verifier', '204111'] });
+process.env.MD_BR_DEVICES = JSON.stringify({ 'TAB-NUKUTA-2': 'PO-NUKUTA' });
+
+let tablet;
+const env = lib.browserFixture('md-br-reload-', {
+  firefox: true, firefoxProfile: lib.firefoxClientCert,
+  gateway: (tmp) => ({ ...p.registryWithUpgrade(tmp), config: { media: { max_sessions: 1 } } }),
+});
+env.onFailure = () => {
+  if (tablet) console.log(`aiortc tablet said: ${JSON.stringify(tablet.history.slice(-20))}`);
+};
+env.cleanup = async () => {
+  if (!tablet) return;
+  tablet.proc.stdin.end();
+  const timer = setTimeout(() => tablet.proc.kill(), 20_000 * lib.SLOW);
+  await tablet.exited;
+  clearTimeout(timer);
+};
 const t0 = Date.now();
 const log = (text) => console.log(`# [${((Date.now() - t0) / 1000).toFixed(1)} s] ${text}`);
 const NEW_CARD = 'マイナンバーカードの新規発行に係る事務（申請時来庁方式）';
@@ -117,5 +139,82 @@ test('Firefox kiosk and Chromium console; the console reloads mid-call',
   } finally {
     await kiosk.close().catch(() => {});
     await ctx.close().catch(() => {});
+  }
+});
+
+// The console's outcome form, by mouse: 確認完了, submit, confirm.
+async function recordVerified(page) {
+  await page.getByRole('radio', { name: '確認完了' }).check();
+  await page.getByRole('button', { name: '結果を記録する' }).click();
+  await page.getByRole('button', { name: '記録して終了する' }).click();
+  await page.getByRole('heading', { name: 'セッションは終了しました' }).waitFor();
+}
+
+test('the gateway full: the console says so, the request waits, accepting again works',
+     { timeout: 180_000 * lib.SLOW }, async () => {
+  const ctxA = await env.chromium.newContext({ viewport: { width: 1440, height: 900 } });
+  const ctxB = await env.chromium.newContext({ viewport: { width: 1440, height: 900 } });
+  const first = await ctxA.newPage();
+  const second = await ctxB.newPage();
+  const kiosk = await env.firefox.newPage();
+  lib.recordConsole(first, 'console v-yasuoka', env.consoleLog);
+  lib.recordConsole(second, 'console v-kanda', env.consoleLog);
+  lib.recordConsole(kiosk, 'kiosk', env.consoleLog);
+  try {
+    await p.loginChromium(first, env.gw);
+    await p.loginChromium(second, env.gw, undefined, 'v-kanda');
+
+    // The one call the gateway carries: the aiortc tablet and the first verifier
+    tablet = new lib.JsonLines(lib.PYTHON, [path.join(lib.HERE, 'aiortc_tablet.py'),
+                                            JSON.stringify({ ...env.gw.setup(), device: { id: 'TAB-NUKUTA-2' } })]);
+    await tablet.until((m) => m.session, 'aiortc tablet: queued');
+    await first.getByRole('button', { name: '温田郵便局の申請を受け付ける' }).click();
+    await p.until(first, () => window.mdTest.state === 'live', null, 'first console live', 40_000);
+    log('the first call is live');
+
+    // The kiosk asks; the second verifier's accept is refused, and says why
+    await kiosk.setViewport({ width: 1024, height: 768 });
+    await kiosk.goto(`${env.gw.deviceOrigin}/?loopback=1`);
+    await p.until(kiosk, () => window.mdTest && window.mdTest.hello, null, 'kiosk: hello');
+    await kiosk.locator(p.aria(NEW_CARD, 'button')).click();
+    await kiosk.locator('::-p-text(映像と音声を確認できました)').wait();
+    await kiosk.locator(p.aria('確認担当者を呼ぶ', 'button')).click();
+    await kiosk.locator(p.aria('確認担当者をお待ちください', 'heading')).wait();
+    const accept = second.getByRole('button', { name: '温田郵便局の申請を受け付ける' });
+    await accept.click();
+    const alert = second.getByRole('alert');
+    await alert.filter({ hasText: errorText('media_capacity') }).waitFor();
+    await p.shot(second, 'verifier-capacity.png');
+    // nothing changed: the request is still queued, its button usable again,
+    // the kiosk still waiting, the first call still live
+    assert.equal(await accept.isEnabled(), true, 'the accept button is usable again');
+    assert.equal(await second.evaluate(() => window.mdTest.session || null), null);
+    assert.equal(await kiosk.evaluate(() => window.mdTest.state || null), 'requested');
+    assert.equal(await first.evaluate(() => window.mdTest.state), 'live');
+    const refused = (await env.gw.audit()).filter((e) => e.event === 'accept_refused');
+    assert.equal(refused.length, 1, JSON.stringify(refused));
+    assert.equal(refused[0].actor, 'staff:v-kanda');
+    assert.deepEqual(refused[0].detail, { code: 'media_capacity' });
+    log('refused with media_capacity; the request waits');
+
+    // The first call ends; the same button now connects the kiosk
+    await recordVerified(first);
+    await tablet.until((m) => m.ended !== undefined, 'aiortc tablet: ended');
+    await accept.click();
+    await p.until(second, () => window.mdTest.state === 'live', null, 'second console live', 40_000);
+    await p.until(kiosk, () => window.mdTest.state === 'live', null, 'kiosk live', 40_000);
+    await p.framesGrow(second, 'second console (from Firefox kiosk)');
+    await p.until(second, () => document.getElementById('banner').classList.contains('hidden'),
+                  null, 'the refusal banner cleared');
+    await recordVerified(second);
+    await kiosk.locator(p.aria('お手続きが終わりました', 'heading')).wait();
+    log('after the first call ended, the same accept connected the kiosk');
+  } catch (e) {
+    env.failed = true;
+    throw e;
+  } finally {
+    await kiosk.close().catch(() => {});
+    await ctxA.close().catch(() => {});
+    await ctxB.close().catch(() => {});
   }
 });

@@ -147,6 +147,7 @@ function startCall(m) {
     return;
   }
   resetSession(m);
+  banner(''); // e.g. an earlier accept's refusal
   $('gallery').replaceChildren();
   $('transfers').replaceChildren();
   $('chat-log').replaceChildren();
