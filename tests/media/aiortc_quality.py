@@ -202,12 +202,17 @@ async def connect_pair(gw, tablet, verifier, verbose=True):
     await connected(gw, tablet.session, ("tablet", "verifier"), verbose)
 
 
-async def decoded_at_least(pc, n):
+async def decoded_at_least(pc, n, gw=None):
     for _ in range(TIMEOUT * 10):
         if pc.decoded >= n:
             return
         await asyncio.sleep(0.1)
-    raise AssertionError("%s decoded %d frames, wanted %d" % (pc.name, pc.decoded, n))
+    # what the gateway saw of the session, and what the peers dropped on purpose
+    seen = {leg: (gw.last_quality(pc.session, leg) or {}).get("counters")
+            for leg in ("tablet", "verifier")} if gw else {}
+    dropped = sorted(getattr(pc, "dropped", ()))
+    raise AssertionError("%s decoded %d frames, wanted %d; gateway counters %s; dropped %s"
+                         % (pc.name, pc.decoded, n, json.dumps(seen), dropped))
 
 
 def video_pt(sdp):
@@ -314,9 +319,12 @@ async def loss(gw, sender_side):
     else:
         drop_incoming_video(verifier, video_pt(v_sdp))
     await connected(gw, "s1", ("tablet", "verifier"))
-    await decoded_at_least(verifier, 30)
-    at = verifier.decoded
-    await decoded_at_least(verifier, at + 90)  # about 3 s more while losing 5 %
+    try:
+        await decoded_at_least(verifier, 30, gw)
+        at = verifier.decoded
+        await decoded_at_least(verifier, at + 90, gw)  # about 3 s more while losing 5 %
+    except AssertionError as e:
+        raise AssertionError("%s; the lossy peer dropped %s" % (e, sorted(lossy.dropped)))
     n = len(gw.quality.get(("s1", "verifier"), []))
     await gw.quality_after("s1", "verifier", n + 1)
     await gw.quality_after("s1", "tablet", len(gw.quality.get(("s1", "tablet"), [])) + 1)
