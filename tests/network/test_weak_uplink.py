@@ -16,7 +16,9 @@ checks that
   decoded in the last seconds);
 - the verifier receives `quality` for the tablet leg with a warning
   (`loss_high` or `jitter_high` against the municipality's thresholds of
-  data/registry-weak.json), audited once as `quality_warning`;
+  data/registry-weak.json, whose jitter threshold the bursts cross every
+  second; loss after recovery crosses its threshold only when a
+  retransmission is lost too), audited once as `quality_warning`;
 - the verifier can still record the outcome: `ended` {outcome: verified}.
 
 Loopback only."""
