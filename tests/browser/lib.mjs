@@ -509,6 +509,25 @@ export function browserFixture(prefix, { firefox = false, gateway, firefoxProfil
 }
 
 /*
+ * Starts an aiortc tablet (aiortc_tablet.py) as `device` (the gateway's first
+ * tablet unless named) and ties it to env: if a test fails, its last lines are
+ * shown (env.onFailure), and it is stopped before the browsers close
+ * (env.cleanup: stdin closed, killed after 20 s).
+ */
+export function startAiortcTablet(env, device = env.gw.device) {
+  const tablet = new JsonLines(PYTHON, [path.join(HERE, 'aiortc_tablet.py'),
+                                        JSON.stringify({ ...env.gw.setup(), device })]);
+  env.onFailure = () => console.log(`aiortc tablet said: ${JSON.stringify(tablet.history.slice(-20))}`);
+  env.cleanup = async () => {
+    tablet.proc.stdin.end();
+    const timer = setTimeout(() => tablet.proc.kill(), 20_000 * SLOW);
+    await tablet.exited;
+    clearTimeout(timer);
+  };
+  return tablet;
+}
+
+/*
  * Runs fn({verifier, tablet}) with a fresh verifier page (trusting the dev CA)
  * and tablet page (with its client certificate) of env's Chromium, their
  * consoles recorded under `label`; marks env.failed when fn throws, and always

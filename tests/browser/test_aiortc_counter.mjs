@@ -5,7 +5,6 @@
 // (web/test/counter.js). The numbers read must be many, distinct and strictly
 // increasing: the gateway forwards the real pictures, in order.
 import assert from 'node:assert/strict';
-import path from 'node:path';
 import { test } from 'node:test';
 import * as lib from './lib.mjs';
 
@@ -13,18 +12,7 @@ lib.requireBinaries(lib.CHROMIUM);
 
 const WANTED_READS = 40; // distinct counter values read back (30 frames/s are sent)
 
-let tablet;
 const env = lib.browserFixture('md-br-aiortc-');
-env.onFailure = () => {
-  if (tablet) console.log(`aiortc tablet said: ${JSON.stringify(tablet.history.slice(-20))}`);
-};
-env.cleanup = async () => {
-  if (!tablet) return;
-  tablet.proc.stdin.end();
-  const timer = setTimeout(() => tablet.proc.kill(), 20_000 * lib.SLOW);
-  await tablet.exited;
-  clearTimeout(timer);
-};
 
 test('aiortc tablet frame counter read back in a Chromium verifier', { timeout: 120_000 * lib.SLOW },
      async () => {
@@ -34,8 +22,7 @@ test('aiortc tablet frame counter read back in a Chromium verifier', { timeout: 
     lib.recordConsole(verifier, 'verifier', env.consoleLog);
     await lib.openVerifier(verifier, env.gw, { counter: '1' });
 
-    tablet = new lib.JsonLines(lib.PYTHON, [path.join(lib.HERE, 'aiortc_tablet.py'),
-                                            JSON.stringify(env.gw.setup())]);
+    const tablet = lib.startAiortcTablet(env);
     const { session } = await tablet.until((m) => m.session, 'aiortc tablet: queued');
     await lib.accept(verifier, session);
     await tablet.until((m) => m.answer, 'aiortc tablet: answer', 60_000 * lib.SLOW);

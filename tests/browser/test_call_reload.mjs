@@ -9,7 +9,6 @@
 // second verifier's accept is refused with the console's banner, the request
 // keeps its place, and once the first call ends the same button works.
 import assert from 'node:assert/strict';
-import path from 'node:path';
 import { test } from 'node:test';
 import * as lib from './lib.mjs';
 import * as p from './product.mjs';
@@ -21,24 +20,23 @@ lib.requireBinaries(lib.CHROMIUM, lib.FIREFOX);
 process.env.MD_BR_USERS = JSON.stringify({ 'v-kanda': ['verifier', '204111'] });
 process.env.MD_BR_DEVICES = JSON.stringify({ 'TAB-NUKUTA-2': 'PO-NUKUTA' });
 
-let tablet;
 const env = lib.browserFixture('md-br-reload-', {
   firefox: true, firefoxProfile: lib.firefoxClientCert,
   gateway: (tmp) => ({ ...p.registryWithUpgrade(tmp), config: { media: { max_sessions: 1 } } }),
 });
-env.onFailure = () => {
-  if (tablet) console.log(`aiortc tablet said: ${JSON.stringify(tablet.history.slice(-20))}`);
-};
-env.cleanup = async () => {
-  if (!tablet) return;
-  tablet.proc.stdin.end();
-  const timer = setTimeout(() => tablet.proc.kill(), 20_000 * lib.SLOW);
-  await tablet.exited;
-  clearTimeout(timer);
-};
 const t0 = Date.now();
 const log = (text) => console.log(`# [${((Date.now() - t0) / 1000).toFixed(1)} s] ${text}`);
-const NEW_CARD = 'マイナンバーカードの新規発行に係る事務（申請時来庁方式）';
+
+// The Firefox kiosk opens and asks for a new card (camera check, 確認担当者を呼ぶ)
+// until it waits for a verifier.
+async function kioskRequests(kiosk) {
+  await kiosk.goto(`${env.gw.deviceOrigin}/?loopback=1`);
+  await p.until(kiosk, () => window.mdTest && window.mdTest.hello, null, 'kiosk: hello');
+  await kiosk.locator(p.aria(p.NEW_CARD, 'button')).click();
+  await kiosk.locator('::-p-text(映像と音声を確認できました)').wait();
+  await kiosk.locator(p.aria('確認担当者を呼ぶ', 'button')).click();
+  await kiosk.locator(p.aria('確認担当者をお待ちください', 'heading')).wait();
+}
 
 test('Firefox kiosk and Chromium console; the console reloads mid-call',
      { timeout: 240_000 * lib.SLOW }, async () => {
@@ -51,13 +49,8 @@ test('Firefox kiosk and Chromium console; the console reloads mid-call',
   try {
     await kiosk.setViewport({ width: 1024, height: 768 });
     await p.loginChromium(verifier, env.gw);
-    await kiosk.goto(`${env.gw.deviceOrigin}/?loopback=1`);
-    await p.until(kiosk, () => window.mdTest && window.mdTest.hello, null, 'kiosk: hello');
+    await kioskRequests(kiosk);
     log(`kiosk in ${await kiosk.browser().version()}`);
-    await kiosk.locator(p.aria(NEW_CARD, 'button')).click();
-    await kiosk.locator('::-p-text(映像と音声を確認できました)').wait();
-    await kiosk.locator(p.aria('確認担当者を呼ぶ', 'button')).click();
-    await kiosk.locator(p.aria('確認担当者をお待ちください', 'heading')).wait();
 
     // The console by keyboard alone: accept, later the outcome and its confirmation
     await verifier.getByRole('button', { name: '温田郵便局の申請を受け付ける' }).focus();
@@ -165,8 +158,7 @@ test('the gateway full: the console says so, the request waits, accepting again 
     await p.loginChromium(second, env.gw, undefined, 'v-kanda');
 
     // The one call the gateway carries: the aiortc tablet and the first verifier
-    tablet = new lib.JsonLines(lib.PYTHON, [path.join(lib.HERE, 'aiortc_tablet.py'),
-                                            JSON.stringify({ ...env.gw.setup(), device: { id: 'TAB-NUKUTA-2' } })]);
+    const tablet = lib.startAiortcTablet(env, { id: 'TAB-NUKUTA-2' });
     await tablet.until((m) => m.session, 'aiortc tablet: queued');
     await first.getByRole('button', { name: '温田郵便局の申請を受け付ける' }).click();
     await p.until(first, () => window.mdTest.state === 'live', null, 'first console live', 40_000);
@@ -174,12 +166,7 @@ test('the gateway full: the console says so, the request waits, accepting again 
 
     // The kiosk asks; the second verifier's accept is refused, and says why
     await kiosk.setViewport({ width: 1024, height: 768 });
-    await kiosk.goto(`${env.gw.deviceOrigin}/?loopback=1`);
-    await p.until(kiosk, () => window.mdTest && window.mdTest.hello, null, 'kiosk: hello');
-    await kiosk.locator(p.aria(NEW_CARD, 'button')).click();
-    await kiosk.locator('::-p-text(映像と音声を確認できました)').wait();
-    await kiosk.locator(p.aria('確認担当者を呼ぶ', 'button')).click();
-    await kiosk.locator(p.aria('確認担当者をお待ちください', 'heading')).wait();
+    await kioskRequests(kiosk);
     const accept = second.getByRole('button', { name: '温田郵便局の申請を受け付ける' });
     await accept.click();
     const alert = second.getByRole('alert');
