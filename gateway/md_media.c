@@ -206,8 +206,6 @@ static struct command *command_new(enum command_kind kind, const char *session_i
     return c;
 }
 
-/* ---- lifecycle ---- */
-
 /* ---- the process's load (admission) ---- */
 
 /* user + system CPU time of every thread of the process, in µs */
@@ -238,6 +236,8 @@ static gboolean sample_process(gpointer data)
     md_load_meter_update(&m->process_load, process_cpu_us(), m->cpus);
     return G_SOURCE_CONTINUE;
 }
+
+/* ---- lifecycle ---- */
 
 static int check_config(const md_config *cfg)
 {
